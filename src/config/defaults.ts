@@ -1,0 +1,79 @@
+// Every default of rarecon, in one place. The config file overrides these;
+// `schema.ts` validates a file against the shape given here.
+import type { TierThresholds } from '../model/baseline.js';
+
+export const DEFAULT_THRESHOLDS: TierThresholds = Object.freeze({
+  uncommonBelowObservers: 10,
+  rareMaxObservers: 3,
+  veryRareMaxObservers: 1,
+  commonProcessMinObservers: 10,
+});
+
+/** Matched case-insensitively against the signer's vendor or subject (DETECTION.md section 5). */
+export const DEFAULT_KNOWN_VENDORS: readonly string[] = [
+  'Microsoft', 'Apple', 'Google', 'Mozilla', 'Adobe', 'Oracle', 'Intel', 'NVIDIA', 'Cisco', 'VMware',
+  'Zoom', 'Slack', 'Dropbox', 'Amazon', 'IBM', 'Dell', 'HP', 'Lenovo', 'Citrix', 'Atlassian', 'JetBrains',
+  'Docker', 'GitHub', 'Valve', 'Spotify', 'Logitech', 'AMD', 'Qualcomm', 'Broadcom', 'Canonical',
+  // Linux distributions whose package signatures verify the file
+  'Debian', 'Ubuntu', 'Red Hat', 'Fedora', 'SUSE', 'openSUSE', 'CentOS', 'Rocky Linux', 'AlmaLinux', 'Arch Linux', 'Alpine',
+];
+
+export interface Exclusions {
+  domainSuffixes: string[];
+  sha256: string[];
+  signers: string[];
+  ports: number[];
+  processPaths: string[];
+}
+
+export interface DetectConfig {
+  activationDays: number;
+  trainingDays: number;
+  /** Minimum days of data the baseline must cover before the detector is active. */
+  minBaselineDays: number;
+  dedupWindowMs: number;
+  /** Alerts a host may raise in 24 h before the detector pauses for it. */
+  maxAlertsPerHostPerDay: number;
+  /** Operator overrides of the baseline's thresholds (unset = the baseline's). */
+  thresholds: Partial<TierThresholds>;
+  knownVendors: string[];
+  /** CIDRs treated as internal besides the built-in private ranges. */
+  internalNetworks: string[];
+  /** Domain suffixes treated as internal besides .local, .internal, .lan, .home.arpa, .corp. */
+  internalDomains: string[];
+  exclusions: Exclusions;
+  /** Grace added to a DNS answer's TTL when mapping an ip back to its name. */
+  dnsGraceMs: number;
+  dnsCacheMaxEntries: number;
+}
+
+export const DEFAULT_DETECT: DetectConfig = {
+  activationDays: 14,
+  trainingDays: 30,
+  minBaselineDays: 14,
+  dedupWindowMs: 86_400_000,
+  maxAlertsPerHostPerDay: 5_000,
+  thresholds: {},
+  knownVendors: [...DEFAULT_KNOWN_VENDORS],
+  internalNetworks: [],
+  internalDomains: [],
+  exclusions: { domainSuffixes: [], sha256: [], signers: [], ports: [], processPaths: [] },
+  dnsGraceMs: 5 * 60_000,
+  dnsCacheMaxEntries: 100_000,
+};
+
+export interface BaselineStoreConfig {
+  /** SQLite page cache per open baseline, KiB. Bounded so resident memory does not grow with the baseline. */
+  cacheSizeKiB: number;
+  /** Entries in the in-memory lookup caches in front of SQLite. */
+  lookupCacheEntries: number;
+}
+
+export const DEFAULT_BASELINE_STORE: BaselineStoreConfig = {
+  cacheSizeKiB: 16 * 1024,
+  lookupCacheEntries: 200_000,
+};
+
+/** The default state folder of the daemon. */
+export const DEFAULT_STATE_DIR = '/var/lib/rarecon';
+export const DEFAULT_CONFIG_PATH = '/etc/rarecon/config.yaml';

@@ -1,0 +1,119 @@
+// The records every source yields (eBPF helper, /proc polling, log replay).
+// They are plain data: no methods, no I/O, so they cross process and file
+// boundaries unchanged. Times are epoch milliseconds.
+
+export interface HostRef {
+  id: string;
+  /** From enrolment; `default` when a log does not say. */
+  org: string;
+  name?: string | undefined;
+}
+
+export type SignerStatus = 'valid' | 'invalid' | 'unsigned' | 'unknown';
+
+export interface Signer {
+  status: SignerStatus;
+  subject: string | null;
+  vendor: string | null;
+}
+
+export const UNKNOWN_SIGNER: Signer = Object.freeze({ status: 'unknown', subject: null, vendor: null });
+
+export interface Injection {
+  injected: boolean;
+  /** Short codes with detail, e.g. `anon-exec-frame:0x7f12...`, `sysmon-create-remote-thread:wuauclt.exe`. */
+  indicators: string[];
+}
+
+export const NO_INJECTION: Injection = Object.freeze({ injected: false, indicators: [] as string[] }) as Injection;
+
+export interface ParentInfo {
+  pid: number | null;
+  path: string | null;
+  cmdline: string | null;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  tid: number | null;
+  /** pid + start time identify a process across pid reuse. */
+  startTimeMs: number | null;
+  path: string | null;
+  /** Lower-case hex sha256 of the mapped image, null when it could not be read. */
+  sha256: string | null;
+  signer: Signer;
+  injection: Injection;
+  cmdline: string | null;
+  user: string | null;
+  parent: ParentInfo | null;
+  /** Libraries the process loaded from unusual places (investigation field). */
+  unusualLibraries: string[];
+}
+
+export type Protocol = 'tcp' | 'udp';
+
+/** Where a record came from, for error messages and evidence. */
+export interface Origin {
+  file: string;
+  line: number;
+}
+
+export interface ConnectionEvent {
+  type: 'connection';
+  timeMs: number;
+  host: HostRef;
+  process: ProcessInfo;
+  protocol: Protocol;
+  /** Outbound unless a source knows better (Sysmon `Initiated: false`). */
+  direction: 'outbound' | 'inbound';
+  remote: { ip: string; port: number; hostname: string | null };
+  local: { ip: string; port: number } | null;
+  origin?: Origin | undefined;
+}
+
+export interface DnsAnswer {
+  type: 'dns';
+  timeMs: number;
+  host: HostRef;
+  /** The name that was asked for (CNAME chains already followed back to it). */
+  query: string;
+  answers: Array<{ ip: string; ttl: number }>;
+  origin?: Origin | undefined;
+}
+
+/** A process run seen without (or before) a connection; feeds process prevalence. */
+export interface ProcessRun {
+  type: 'process';
+  timeMs: number;
+  host: HostRef;
+  sha256: string;
+  path: string | null;
+  origin?: Origin | undefined;
+}
+
+export type SourceRecord = ConnectionEvent | DnsAnswer | ProcessRun;
+
+/** A line or frame that could not be turned into a record. Counted by code, never fatal. */
+export interface RecordError {
+  type: 'error';
+  code: RecordErrorCode;
+  message: string;
+  origin: Origin;
+}
+
+export type RecordErrorCode =
+  | 'invalid-json'
+  | 'not-an-object'
+  | 'missing-field'
+  | 'wrong-type'
+  | 'bad-value'
+  | 'line-too-long'
+  | 'binary-data'
+  | 'unknown-format'
+  | 'read-failed';
+
+export type ReaderItem = SourceRecord | RecordError;
+
+export function processKey(p: Pick<ProcessInfo, 'pid' | 'startTimeMs'>, host: HostRef): string {
+  return `${host.org}/${host.id}/${p.pid}/${p.startTimeMs ?? ''}`;
+}
