@@ -1,0 +1,68 @@
+// Reads a config file (YAML or JSON; JSON is YAML), reports every problem at
+// once with its line, and returns the merged config or the problems.
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import { CONFIG_SPEC, DEFAULT_CONFIG, mergeDefaults, validate, type Problem, type RareconConfig } from './schema.js';
+
+export interface LocatedProblem extends Problem {
+  line: number | null;
+}
+
+export type ConfigResult = { ok: true; config: RareconConfig } | { ok: false; file: string; problems: LocatedProblem[] };
+
+/** The line of the node at a dotted path like `detect.exclusions.ports[2]`, or null. */
+function lineOf(root: Node | null, path: string, lc: LineCounter): number | null {
+  let node: unknown = root;
+  let found: unknown = root;
+  for (const part of path.split(/\.|(?=\[)/)) {
+    if (part === '' || part === '(top level)') continue;
+    const idx = /^\[(\d+)\]$/.exec(part);
+    if (idx !== null && isSeq(node)) {
+      node = node.items[Number(idx[1])];
+    } else if (isMap(node)) {
+      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === part);
+      node = pair === undefined ? undefined : (pair.value ?? pair.key);
+      if (pair !== undefined && pair.value === null) node = pair.key;
+    } else {
+      node = undefined;
+    }
+    if (node === undefined || node === null) break;
+    found = node;
+  }
+  const range = (found as { range?: [number, number, number] } | null)?.range;
+  return range === undefined ? null : lc.linePos(range[0]).line;
+}
+
+export function parseConfigText(text: string, file: string): ConfigResult {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      file,
+      problems: doc.errors.map((e) => ({ path: '(syntax)', message: e.message.split('\n')[0] ?? e.message, line: e.linePos?.[0]?.line ?? null })),
+    };
+  }
+  const value: unknown = doc.toJS() ?? {};
+  const problems: Problem[] = [];
+  validate(value, CONFIG_SPEC, '', problems);
+  if (problems.length > 0) {
+    return { ok: false, file, problems: problems.map((p) => ({ ...p, line: lineOf(doc.contents as Node | null, p.path, lc) })) };
+  }
+  return { ok: true, config: mergeDefaults(DEFAULT_CONFIG, value) };
+}
+
+export function loadConfig(file: string | null): ConfigResult {
+  if (file === null) return { ok: true, config: mergeDefaults(DEFAULT_CONFIG, undefined) };
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { ok: false, file, problems: [{ path: '(file)', message: `cannot read: ${(err as Error).message}`, line: null }] };
+  }
+  return parseConfigText(text, file);
+}
+
+export function formatProblems(r: Extract<ConfigResult, { ok: false }>): string {
+  return r.problems.map((p) => `${r.file}${p.line === null ? '' : `:${p.line}`}: ${p.path}: ${p.message}`).join('\n');
+}

@@ -1,0 +1,73 @@
+import { BlockList, isIP } from 'node:net';
+
+// DETECTION.md section 2.1: what is not "external". Documentation ranges
+// (203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32) stay external on purpose.
+const INTERNAL_V4: ReadonlyArray<[string, number]> = [
+  ['0.0.0.0', 8], // unspecified / this network
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10], // CGNAT
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['224.0.0.0', 4], // multicast
+  ['240.0.0.0', 4], // reserved, includes 255.255.255.255 broadcast
+];
+const INTERNAL_V6: ReadonlyArray<[string, number]> = [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['ff00::', 8],
+];
+
+export type AddressClass = 'external' | 'internal' | 'configured-internal' | 'invalid';
+
+export interface AddressClassifier {
+  classify(ip: string): AddressClass;
+}
+
+/** Parses `a.b.c.d/n` or `x::/n` (a bare address is a /32 or /128). */
+export function parseCidr(cidr: string): { ok: true; address: string; prefix: number; family: 'ipv4' | 'ipv6' } | { ok: false; error: string } {
+  const [address = '', prefixText] = cidr.trim().split('/');
+  const v = isIP(address);
+  if (v === 0) return { ok: false, error: `"${cidr}" is not an IP network` };
+  const max = v === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) return { ok: false, error: `"${cidr}" has a bad prefix length` };
+  return { ok: true, address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/** Strips an IPv4-mapped IPv6 prefix and brackets so `::ffff:10.0.0.1` is judged as 10.0.0.1. */
+export function normaliseIp(ip: string): string {
+  let s = ip.trim();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  const pct = s.indexOf('%'); // zone id
+  if (pct > 0) s = s.slice(0, pct);
+  const lower = s.toLowerCase();
+  if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
+  return lower;
+}
+
+export function makeAddressClassifier(internalNetworks: readonly string[]): AddressClassifier {
+  const builtin = new BlockList();
+  for (const [a, p] of INTERNAL_V4) builtin.addSubnet(a, p, 'ipv4');
+  for (const [a, p] of INTERNAL_V6) builtin.addSubnet(a, p, 'ipv6');
+  const configured = new BlockList();
+  for (const cidr of internalNetworks) {
+    const c = parseCidr(cidr);
+    // The config validator has already rejected bad networks; skip defensively.
+    if (c.ok) configured.addSubnet(c.address, c.prefix, c.family);
+  }
+  return {
+    classify(ip: string): AddressClass {
+      const n = normaliseIp(ip);
+      const v = isIP(n);
+      if (v === 0) return 'invalid';
+      const family = v === 4 ? 'ipv4' : 'ipv6';
+      if (builtin.check(n, family)) return 'internal';
+      if (configured.check(n, family)) return 'configured-internal';
+      return 'external';
+    },
+  };
+}

@@ -1,0 +1,173 @@
+// Deduplication and the safety valve (DETECTION.md section 6).
+// Key: (host, sha256, root domain, port, alert name); one alert per key per window.
+// Repeats update count and last-seen. A higher-severity variation for the same
+// combo is a new key and raises; a lower one inside the window of a higher one
+// counts as a repeat of the higher alert (an analyst gains nothing from it).
+import { createHash } from 'node:crypto';
+import type { DetectionAlert, HealthAlert } from '../model/alert.js';
+import { HEALTH_ALERT_NAME } from '../model/alert.js';
+import type { HostRef } from '../model/records.js';
+import type { OpenAlertRow, StateStore, ValveRow } from './state-store.js';
+
+export type Admission =
+  | { kind: 'new'; alert: DetectionAlert }
+  | { kind: 'repeat'; alert: DetectionAlert }
+  | { kind: 'paused'; pausedUntilMs: number }
+  | { kind: 'valve-tripped'; health: HealthAlert };
+
+export function hostKeyOf(h: HostRef): string {
+  return `${h.org}/${h.id}`;
+}
+
+export function comboKeyOf(hostKey: string, sha256: string, rootDomain: string, port: number): string {
+  return `${hostKey}|${sha256}|${rootDomain}|${port}`;
+}
+
+export function alertUid(dedupKey: string, firstSeenMs: number): string {
+  return createHash('sha256').update(`${dedupKey}|${firstSeenMs}`).digest('hex').slice(0, 32);
+}
+
+export interface DedupOptions {
+  windowMs: number;
+  maxAlertsPerHostPerDay: number;
+}
+
+export class AlertDeduper {
+  private readonly open = new Map<string, OpenAlertRow>();
+  private readonly byCombo = new Map<string, Set<string>>();
+  private readonly valves = new Map<string, ValveRow>();
+  private readonly closed: DetectionAlert[] = [];
+  private nextExpiryMs = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly opts: DedupOptions,
+    nowMs: number,
+  ) {
+    for (const row of store.openAlerts(nowMs - opts.windowMs)) this.index(row);
+    for (const v of store.valves()) this.valves.set(v.hostKey, v);
+  }
+
+  private index(row: OpenAlertRow): void {
+    this.open.set(row.dedupKey, row);
+    let set = this.byCombo.get(row.comboKey);
+    if (set === undefined) this.byCombo.set(row.comboKey, (set = new Set()));
+    set.add(row.dedupKey);
+    this.nextExpiryMs = Math.min(this.nextExpiryMs, row.alert.firstSeenMs + this.opts.windowMs);
+  }
+
+  private unindex(row: OpenAlertRow): void {
+    this.open.delete(row.dedupKey);
+    const set = this.byCombo.get(row.comboKey);
+    set?.delete(row.dedupKey);
+    if (set?.size === 0) this.byCombo.delete(row.comboKey);
+  }
+
+  /** Moves alerts whose window closed before `nowMs` to the closed list. */
+  expire(nowMs: number): void {
+    if (nowMs < this.nextExpiryMs) return;
+    this.nextExpiryMs = Number.POSITIVE_INFINITY;
+    const done: OpenAlertRow[] = [];
+    for (const row of this.open.values()) {
+      const end = row.alert.firstSeenMs + this.opts.windowMs;
+      if (end <= nowMs) done.push(row);
+      else this.nextExpiryMs = Math.min(this.nextExpiryMs, end);
+    }
+    done.sort((a, b) => a.alert.firstSeenMs - b.alert.firstSeenMs);
+    for (const row of done) {
+      this.unindex(row);
+      this.closed.push(row.alert as DetectionAlert);
+    }
+    this.flush(nowMs - this.opts.windowMs);
+  }
+
+  isPaused(hostKey: string, nowMs: number): number | null {
+    const v = this.valves.get(hostKey);
+    return v !== undefined && nowMs < v.pausedUntilMs ? v.pausedUntilMs : null;
+  }
+
+  /** `candidate` carries count 1 and first = last seen = the event time; its uid is filled here. */
+  admit(candidate: DetectionAlert, nowMs: number): Admission {
+    this.expire(nowMs);
+    const hostKey = hostKeyOf(candidate.host);
+    const pausedUntil = this.isPaused(hostKey, nowMs);
+    if (pausedUntil !== null) return { kind: 'paused', pausedUntilMs: pausedUntil };
+
+    const comboKey = comboKeyOf(hostKey, candidate.process.sha256 ?? '', candidate.connection.rootDomain, candidate.connection.port);
+    const dedupKey = `${comboKey}|${candidate.name}`;
+    const same = this.open.get(dedupKey);
+    if (same !== undefined) return { kind: 'repeat', alert: this.bump(same, nowMs) };
+    for (const key of this.byCombo.get(comboKey) ?? []) {
+      const other = this.open.get(key);
+      if (other !== undefined && other.severityId > candidate.severityId) return { kind: 'repeat', alert: this.bump(other, nowMs) };
+    }
+
+    let v = this.valves.get(hostKey);
+    if (v === undefined || nowMs - v.windowStartMs >= this.opts.windowMs) {
+      v = { hostKey, windowStartMs: nowMs, count: 0, pausedUntilMs: 0 };
+      this.valves.set(hostKey, v);
+    }
+    v.count++;
+    if (v.count > this.opts.maxAlertsPerHostPerDay) {
+      v.pausedUntilMs = v.windowStartMs + this.opts.windowMs;
+      this.store.saveValve(v);
+      return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, v, nowMs) };
+    }
+    this.store.saveValve(v);
+
+    const alert: DetectionAlert = { ...candidate, uid: alertUid(dedupKey, candidate.firstSeenMs) };
+    const row: OpenAlertRow = { dedupKey, comboKey, hostKey, severityId: alert.severityId, alert, dirty: false };
+    this.index(row);
+    // A new alert is written at once: dedup must hold across a crash right after it.
+    this.store.saveAlerts([row], null);
+    return { kind: 'new', alert };
+  }
+
+  private bump(row: OpenAlertRow, nowMs: number): DetectionAlert {
+    const a = row.alert as DetectionAlert;
+    a.count++;
+    a.lastSeenMs = Math.max(a.lastSeenMs, nowMs);
+    row.dirty = true;
+    return a;
+  }
+
+  private healthAlert(host: HostRef, v: ValveRow, nowMs: number): HealthAlert {
+    const hostKey = hostKeyOf(host);
+    return {
+      kind: 'health',
+      uid: alertUid(`${hostKey}|valve`, v.windowStartMs),
+      name: HEALTH_ALERT_NAME,
+      severity: 'Low',
+      severityId: 2,
+      host,
+      reason: `host ${hostKey} raised more than ${this.opts.maxAlertsPerHostPerDay} alerts within 24 h; the detector is paused for it until ${new Date(v.pausedUntilMs).toISOString()}`,
+      alertsInWindow: v.count - 1,
+      pausedUntilMs: v.pausedUntilMs,
+      firstSeenMs: nowMs,
+      lastSeenMs: nowMs,
+      count: 1,
+    };
+  }
+
+  /** Alerts whose window has closed since the last call, oldest first. */
+  takeClosed(): DetectionAlert[] {
+    return this.closed.splice(0, this.closed.length);
+  }
+
+  /** Every alert still open, oldest first (end of an offline run). */
+  openAlerts(): DetectionAlert[] {
+    return [...this.open.values()].map((r) => r.alert as DetectionAlert).sort((a, b) => a.firstSeenMs - b.firstSeenMs);
+  }
+
+  /** Writes changed counts in one transaction; drops rows whose window closed. */
+  flush(pruneBeforeMs: number | null = null): void {
+    const dirty: OpenAlertRow[] = [];
+    for (const row of this.open.values()) {
+      if (row.dirty) {
+        dirty.push(row);
+        row.dirty = false;
+      }
+    }
+    if (dirty.length > 0 || pruneBeforeMs !== null) this.store.saveAlerts(dirty, pruneBeforeMs);
+  }
+}

@@ -1,0 +1,158 @@
+// The detector: pure, no I/O (DETECTION.md sections 2, 4, 5). Given one
+// connection, what the host knows of the name behind it, the baseline and the
+// host's enrolment time, it says whether and how the event alerts.
+import type { BaselineMeta, BaselineReader, TierThresholds } from '../model/baseline.js';
+import { DAY_MS } from '../model/baseline.js';
+import type { ConnectionEvent } from '../model/records.js';
+import type { Tier, Variation, VariationId } from '../model/alert.js';
+import { VARIATIONS } from '../model/alert.js';
+import type { DetectConfig } from '../config/defaults.js';
+import { rootDomainOf } from '../enrich/root-domain.js';
+import { makeAddressClassifier, type AddressClassifier } from './address.js';
+import { compileExclusions, type CompiledExclusions, type ExclusionKind } from './exclusions.js';
+
+export type IneligibleReason =
+  | 'inbound'
+  | 'internal-address'
+  | 'configured-internal-address'
+  | 'invalid-address'
+  | 'no-hostname'
+  | 'ip-literal-hostname'
+  | 'single-label-hostname'
+  | 'internal-hostname'
+  | 'invalid-hostname'
+  | 'no-root-domain'
+  | 'no-sha256'
+  | 'process-not-common';
+
+export type Verdict =
+  | { kind: 'ineligible'; reason: IneligibleReason }
+  | { kind: 'learning'; reason: 'host-learning' | 'baseline-too-short'; daysLeft: number }
+  | { kind: 'excluded'; by: ExclusionKind }
+  | { kind: 'common'; hostname: string; rootDomain: string; comboObservers: number }
+  | { kind: 'alert'; finding: Finding };
+
+export interface Finding {
+  hostname: string;
+  rootDomain: string;
+  tier: Exclude<Tier, 'common'>;
+  processObservers: number;
+  comboObservers: number;
+  /** Highest first. */
+  variations: Variation[];
+  thresholds: TierThresholds;
+}
+
+export interface Detector {
+  evaluate(e: ConnectionEvent, hostname: string | null, b: BaselineReader, enrolledAtMs: number, nowMs: number): Verdict;
+}
+
+export function effectiveThresholds(meta: BaselineMeta, overrides: Partial<TierThresholds>): TierThresholds {
+  return { ...meta.thresholds, ...overrides };
+}
+
+export function tierOf(comboObservers: number, t: TierThresholds): Tier {
+  if (comboObservers >= t.uncommonBelowObservers) return 'common';
+  if (comboObservers <= t.veryRareMaxObservers) return 'very-rare';
+  if (comboObservers <= t.rareMaxObservers) return 'rare';
+  return 'uncommon';
+}
+
+export function isKnownVendorSigner(signer: ConnectionEvent['process']['signer'], knownVendorsLower: readonly string[]): boolean {
+  if (signer.status !== 'valid') return false;
+  const vendor = signer.vendor?.toLowerCase() ?? '';
+  const subject = signer.subject?.toLowerCase() ?? '';
+  // Whole-word containment: "Microsoft Windows" is Microsoft, "HPE-ish" is not HP.
+  return knownVendorsLower.some((v) => containsWord(vendor, v) || containsWord(subject, v));
+}
+
+function containsWord(text: string, word: string): boolean {
+  if (word === '' || text === '') return false;
+  let i = text.indexOf(word);
+  while (i >= 0) {
+    const before = i === 0 ? ' ' : text[i - 1]!;
+    const after = i + word.length >= text.length ? ' ' : text[i + word.length]!;
+    if (!/[a-z0-9]/.test(before) && !/[a-z0-9]/.test(after)) return true;
+    i = text.indexOf(word, i + 1);
+  }
+  return false;
+}
+
+function variationsFor(e: ConnectionEvent, tier: Tier, knownVendor: boolean): Variation[] {
+  const held = new Set<VariationId>(['uncommon']);
+  if (e.process.injection.injected) held.add('injected-thread');
+  if (tier === 'very-rare') held.add('very-rare');
+  if (tier === 'very-rare' || tier === 'rare') held.add('rare');
+  if (knownVendor) held.add('known-vendor');
+  return VARIATIONS.filter((v) => held.has(v.id));
+}
+
+export function makeDetector(config: DetectConfig): Detector {
+  const classifier: AddressClassifier = makeAddressClassifier(config.internalNetworks);
+  const exclusions: CompiledExclusions = compileExclusions(config.exclusions);
+  const knownVendorsLower = config.knownVendors.map((v) => v.toLowerCase().trim()).filter((v) => v !== '');
+  const activationMs = config.activationDays * DAY_MS;
+  const minBaselineMs = config.minBaselineDays * DAY_MS;
+
+  return {
+    evaluate(e, hostname, b, enrolledAtMs, nowMs): Verdict {
+      if (e.direction !== 'outbound') return { kind: 'ineligible', reason: 'inbound' };
+      const cls = classifier.classify(e.remote.ip);
+      if (cls === 'internal') return { kind: 'ineligible', reason: 'internal-address' };
+      if (cls === 'configured-internal') return { kind: 'ineligible', reason: 'configured-internal-address' };
+      if (cls === 'invalid') return { kind: 'ineligible', reason: 'invalid-address' };
+      if (hostname === null || hostname === '' || hostname === '-') return { kind: 'ineligible', reason: 'no-hostname' };
+
+      const meta = b.meta();
+      const rd = rootDomainOf(hostname, meta.policy, config.internalDomains);
+      if (!rd.ok) {
+        switch (rd.reason) {
+          case 'ip-literal':
+            return { kind: 'ineligible', reason: 'ip-literal-hostname' };
+          case 'single-label':
+            return { kind: 'ineligible', reason: 'single-label-hostname' };
+          case 'internal-name':
+            return { kind: 'ineligible', reason: 'internal-hostname' };
+          case 'no-registrable-domain':
+            return { kind: 'ineligible', reason: 'no-root-domain' };
+          default:
+            return { kind: 'ineligible', reason: 'invalid-hostname' };
+        }
+      }
+
+      const sha = e.process.sha256;
+      if (sha === null) return { kind: 'ineligible', reason: 'no-sha256' };
+      const thresholds = effectiveThresholds(meta, config.thresholds);
+      const processObservers = b.process(sha) ?? 0;
+      if (processObservers < thresholds.commonProcessMinObservers) return { kind: 'ineligible', reason: 'process-not-common' };
+
+      const learnedMs = nowMs - enrolledAtMs;
+      if (learnedMs < activationMs) {
+        return { kind: 'learning', reason: 'host-learning', daysLeft: Math.ceil((activationMs - learnedMs) / DAY_MS) };
+      }
+      const coveredMs = meta.windowEndMs - meta.windowStartMs;
+      if (coveredMs < minBaselineMs) {
+        return { kind: 'learning', reason: 'baseline-too-short', daysLeft: Math.ceil((minBaselineMs - coveredMs) / DAY_MS) };
+      }
+
+      const excludedBy = exclusions.match(e, rd.hostname, rd.rootDomain);
+      if (excludedBy !== null) return { kind: 'excluded', by: excludedBy };
+
+      const comboObservers = b.combo(sha, rd.rootDomain, e.remote.port);
+      const tier = tierOf(comboObservers, thresholds);
+      if (tier === 'common') return { kind: 'common', hostname: rd.hostname, rootDomain: rd.rootDomain, comboObservers };
+      return {
+        kind: 'alert',
+        finding: {
+          hostname: rd.hostname,
+          rootDomain: rd.rootDomain,
+          tier,
+          processObservers,
+          comboObservers,
+          variations: variationsFor(e, tier, isKnownVendorSigner(e.process.signer, knownVendorsLower)),
+          thresholds,
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,236 @@
+// One scoring pipeline for offline logs and the live daemon: DNS answers feed
+// the name cache, connections are resolved to a name, judged by the detector,
+// then deduplicated. Synchronous per record; I/O only for new alerts.
+import type { BaselineReader } from '../model/baseline.js';
+import { DAY_MS } from '../model/baseline.js';
+import type { DetectionAlert, HealthAlert } from '../model/alert.js';
+import type { ConnectionEvent, SourceRecord } from '../model/records.js';
+import type { DetectConfig } from '../config/defaults.js';
+import { DnsCache } from '../enrich/dns-cache.js';
+import { makeDetector, type Detector, type Finding } from './detector.js';
+import { AlertDeduper, hostKeyOf } from './dedup.js';
+import type { StateStore } from './state-store.js';
+
+export type ScoreOutcome =
+  | { kind: 'none' }
+  | { kind: 'new'; alert: DetectionAlert }
+  | { kind: 'repeat'; alert: DetectionAlert }
+  | { kind: 'health'; alert: HealthAlert };
+
+const NONE: ScoreOutcome = Object.freeze({ kind: 'none' });
+
+export interface ScoreCounters {
+  recordsTotal: number;
+  connectionsTotal: number;
+  dnsAnswersTotal: number;
+  processRunsTotal: number;
+  eligibleTotal: number;
+  ineligibleByReason: Record<string, number>;
+  learningByReason: Record<string, number>;
+  excludedByKind: Record<string, number>;
+  commonCombosTotal: number;
+  alertsByName: Record<string, number>;
+  repeatsTotal: number;
+  pausedTotal: number;
+  healthAlertsTotal: number;
+}
+
+function bump(map: Record<string, number>, key: string): void {
+  map[key] = (map[key] ?? 0) + 1;
+}
+
+export interface ScorerOptions {
+  baseline: BaselineReader;
+  config: DetectConfig;
+  state: StateStore;
+  /** Start of the run, for loading dedup state. Offline: the first record's time is not known yet, so 0 loads all. */
+  nowMs: number;
+}
+
+export interface HostLearning {
+  hostKey: string;
+  enrolledAtMs: number;
+  daysLeft: number;
+}
+
+export class Scorer {
+  private readonly detector: Detector;
+  readonly dns: DnsCache;
+  private readonly dedup: AlertDeduper;
+  private readonly enrolled: Map<string, number>;
+  private baseline: BaselineReader;
+  private lastTimeMs = 0;
+  readonly counters: ScoreCounters = {
+    recordsTotal: 0,
+    connectionsTotal: 0,
+    dnsAnswersTotal: 0,
+    processRunsTotal: 0,
+    eligibleTotal: 0,
+    ineligibleByReason: {},
+    learningByReason: {},
+    excludedByKind: {},
+    commonCombosTotal: 0,
+    alertsByName: {},
+    repeatsTotal: 0,
+    pausedTotal: 0,
+    healthAlertsTotal: 0,
+  };
+
+  constructor(private readonly opts: ScorerOptions) {
+    this.detector = makeDetector(opts.config);
+    this.dns = new DnsCache(opts.config.dnsGraceMs, opts.config.dnsCacheMaxEntries);
+    this.dedup = new AlertDeduper(
+      opts.state,
+      { windowMs: opts.config.dedupWindowMs, maxAlertsPerHostPerDay: opts.config.maxAlertsPerHostPerDay },
+      opts.nowMs,
+    );
+    this.enrolled = opts.state.enrolments();
+    this.baseline = opts.baseline;
+  }
+
+  /** Swap in a newer baseline (sync); open alerts and enrolment stay. */
+  setBaseline(b: BaselineReader): void {
+    this.baseline = b;
+  }
+
+  /** Marks a host as enrolled at `timeMs` unless it was enrolled earlier. */
+  enrol(hostKey: string, timeMs: number): number {
+    const known = this.enrolled.get(hostKey);
+    if (known !== undefined && known <= timeMs) return known;
+    this.enrolled.set(hostKey, timeMs);
+    this.opts.state.recordEnrolment(hostKey, timeMs);
+    return timeMs;
+  }
+
+  handle(rec: SourceRecord): ScoreOutcome {
+    this.counters.recordsTotal++;
+    if (rec.timeMs > this.lastTimeMs) this.lastTimeMs = rec.timeMs;
+    const enrolledAt = this.enrol(hostKeyOf(rec.host), rec.timeMs);
+    switch (rec.type) {
+      case 'dns':
+        this.counters.dnsAnswersTotal++;
+        this.dns.add(rec);
+        return NONE;
+      case 'process':
+        this.counters.processRunsTotal++;
+        return NONE;
+      case 'connection':
+        this.counters.connectionsTotal++;
+        return this.scoreConnection(rec, enrolledAt);
+    }
+  }
+
+  /** The name behind the remote address: the record's own, else the latest DNS answer still valid. */
+  hostnameOf(e: ConnectionEvent): string | null {
+    const own = e.remote.hostname;
+    if (own !== null && own !== '' && own !== '-') return own;
+    return this.dns.lookup(e.host, e.remote.ip, e.timeMs);
+  }
+
+  private scoreConnection(e: ConnectionEvent, enrolledAtMs: number): ScoreOutcome {
+    const c = this.counters;
+    const v = this.detector.evaluate(e, this.hostnameOf(e), this.baseline, enrolledAtMs, e.timeMs);
+    switch (v.kind) {
+      case 'ineligible':
+        bump(c.ineligibleByReason, v.reason);
+        return NONE;
+      case 'learning':
+        bump(c.learningByReason, v.reason);
+        return NONE;
+      case 'excluded':
+        c.eligibleTotal++;
+        bump(c.excludedByKind, v.by);
+        return NONE;
+      case 'common':
+        c.eligibleTotal++;
+        c.commonCombosTotal++;
+        return NONE;
+      case 'alert': {
+        c.eligibleTotal++;
+        const adm = this.dedup.admit(this.candidate(e, v.finding), e.timeMs);
+        switch (adm.kind) {
+          case 'new':
+            bump(c.alertsByName, adm.alert.name);
+            return { kind: 'new', alert: adm.alert };
+          case 'repeat':
+            c.repeatsTotal++;
+            return { kind: 'repeat', alert: adm.alert };
+          case 'paused':
+            c.pausedTotal++;
+            return NONE;
+          case 'valve-tripped':
+            c.healthAlertsTotal++;
+            return { kind: 'health', alert: adm.health };
+        }
+      }
+    }
+  }
+
+  private candidate(e: ConnectionEvent, f: Finding): DetectionAlert {
+    const top = f.variations[0]!;
+    const meta = this.baseline.meta();
+    return {
+      kind: 'detection',
+      uid: '',
+      variation: top.id,
+      name: top.name,
+      severity: top.severity,
+      severityId: top.severityId,
+      variationsHeld: f.variations.map((x) => x.id),
+      host: e.host,
+      process: e.process,
+      connection: {
+        protocol: e.protocol,
+        ip: e.remote.ip,
+        port: e.remote.port,
+        hostname: f.hostname,
+        rootDomain: f.rootDomain,
+        localIp: e.local?.ip ?? null,
+        localPort: e.local?.port ?? null,
+      },
+      prevalence: {
+        processObservers: f.processObservers,
+        comboObservers: f.comboObservers,
+        tier: f.tier,
+        thresholds: f.thresholds,
+        observerUnit: meta.observerUnit,
+        populationSize: meta.populationSize,
+        baselineVersion: meta.version,
+        windowStartMs: meta.windowStartMs,
+        windowEndMs: meta.windowEndMs,
+      },
+      injection: e.process.injection,
+      firstSeenMs: e.timeMs,
+      lastSeenMs: e.timeMs,
+      count: 1,
+    };
+  }
+
+  /** Alerts whose dedup window has closed (for emitting final counts). */
+  takeClosed(): DetectionAlert[] {
+    this.dedup.expire(this.lastTimeMs);
+    return this.dedup.takeClosed();
+  }
+
+  /** End of an offline run: everything closed plus everything still open, oldest first. */
+  finish(): DetectionAlert[] {
+    const all = [...this.takeClosed(), ...this.dedup.openAlerts()];
+    this.dedup.flush();
+    return all;
+  }
+
+  flush(): void {
+    this.dedup.flush();
+  }
+
+  /** Hosts still learning at `nowMs` (latest record time when omitted). */
+  learningHosts(nowMs: number = this.lastTimeMs): HostLearning[] {
+    const activationMs = this.opts.config.activationDays * DAY_MS;
+    const out: HostLearning[] = [];
+    for (const [hostKey, enrolledAtMs] of this.enrolled) {
+      const left = activationMs - (nowMs - enrolledAtMs);
+      if (left > 0) out.push({ hostKey, enrolledAtMs, daysLeft: Math.ceil(left / DAY_MS) });
+    }
+    return out.sort((a, b) => a.hostKey.localeCompare(b.hostKey));
+  }
+}

@@ -1,0 +1,145 @@
+// The detector's local state in SQLite, so it survives a restart: host
+// enrolment, open alerts (dedup), and the per-host safety valve.
+// `:memory:` gives the same behaviour for one-shot offline scoring.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Alert } from '../model/alert.js';
+
+const SCHEMA_VERSION = 1;
+
+export interface OpenAlertRow {
+  dedupKey: string;
+  comboKey: string;
+  hostKey: string;
+  severityId: number;
+  alert: Alert;
+  dirty: boolean;
+}
+
+export interface ValveRow {
+  hostKey: string;
+  windowStartMs: number;
+  count: number;
+  pausedUntilMs: number;
+}
+
+export class StateStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+  private closed = false;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.migrate();
+    this.stmts = {
+      hostGet: db.prepare<[string], { enrolled_at_ms: number }>('SELECT enrolled_at_ms FROM hosts WHERE host_key = ?'),
+      hostAll: db.prepare<[], { host_key: string; enrolled_at_ms: number }>('SELECT host_key, enrolled_at_ms FROM hosts'),
+      hostPut: db.prepare(
+        'INSERT INTO hosts (host_key, enrolled_at_ms) VALUES (?, ?) ON CONFLICT(host_key) DO UPDATE SET enrolled_at_ms = min(enrolled_at_ms, excluded.enrolled_at_ms)',
+      ),
+      alertPut: db.prepare(
+        'INSERT OR REPLACE INTO alerts (dedup_key, combo_key, host_key, severity_id, first_seen_ms, last_seen_ms, count, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      alertsOpen: db.prepare<[number], { dedup_key: string; combo_key: string; host_key: string; severity_id: number; record: string }>(
+        'SELECT dedup_key, combo_key, host_key, severity_id, record FROM alerts WHERE first_seen_ms > ?',
+      ),
+      alertsPrune: db.prepare('DELETE FROM alerts WHERE first_seen_ms <= ?'),
+      alertsToday: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM alerts WHERE first_seen_ms > ?'),
+      valvePut: db.prepare('INSERT OR REPLACE INTO valve (host_key, window_start_ms, count, paused_until_ms) VALUES (?, ?, ?, ?)'),
+      valveAll: db.prepare<[], { host_key: string; window_start_ms: number; count: number; paused_until_ms: number }>(
+        'SELECT host_key, window_start_ms, count, paused_until_ms FROM valve',
+      ),
+    };
+  }
+
+  /** Opens (creating) `<dir>/state.db`, or an in-memory store when dir is null. */
+  static open(dir: string | null): StateStore {
+    if (dir === null) return new StateStore(new Database(':memory:'));
+    const file = `${dir}/state.db`;
+    mkdirSync(dirname(file), { recursive: true });
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    return new StateStore(db);
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`the state database was written by a newer rarecon (schema ${version}, this one knows ${SCHEMA_VERSION})`);
+    }
+    if (version < 1) {
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS hosts (host_key TEXT PRIMARY KEY, enrolled_at_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS alerts (
+          dedup_key TEXT PRIMARY KEY, combo_key TEXT NOT NULL, host_key TEXT NOT NULL, severity_id INTEGER NOT NULL,
+          first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, count INTEGER NOT NULL, record TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS alerts_first_seen ON alerts (first_seen_ms);
+        CREATE TABLE IF NOT EXISTS valve (host_key TEXT PRIMARY KEY, window_start_ms INTEGER NOT NULL,
+          count INTEGER NOT NULL, paused_until_ms INTEGER NOT NULL);
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    }
+  }
+
+  enrolments(): Map<string, number> {
+    return new Map(this.stmts.hostAll.all().map((r) => [r.host_key, r.enrolled_at_ms]));
+  }
+
+  enrolledAt(hostKey: string): number | undefined {
+    return this.stmts.hostGet.get(hostKey)?.enrolled_at_ms;
+  }
+
+  /** Keeps the earliest time ever given for the host. */
+  recordEnrolment(hostKey: string, timeMs: number): void {
+    this.stmts.hostPut.run(hostKey, timeMs);
+  }
+
+  /** Alerts whose dedup window is still open at `sinceMs`. */
+  openAlerts(sinceMs: number): OpenAlertRow[] {
+    return this.stmts.alertsOpen.all(sinceMs).map((r) => ({
+      dedupKey: r.dedup_key,
+      comboKey: r.combo_key,
+      hostKey: r.host_key,
+      severityId: r.severity_id,
+      alert: JSON.parse(r.record) as Alert,
+      dirty: false,
+    }));
+  }
+
+  /** Writes the given alerts in one transaction and forgets those whose window closed. */
+  saveAlerts(rows: readonly OpenAlertRow[], pruneBeforeMs: number | null): void {
+    const tx = this.db.transaction(() => {
+      for (const r of rows) {
+        this.stmts.alertPut.run(r.dedupKey, r.comboKey, r.hostKey, r.severityId, r.alert.firstSeenMs, r.alert.lastSeenMs, r.alert.count, JSON.stringify(r.alert));
+      }
+      if (pruneBeforeMs !== null) this.stmts.alertsPrune.run(pruneBeforeMs);
+    });
+    tx();
+  }
+
+  alertsSince(sinceMs: number): number {
+    return this.stmts.alertsToday.get(sinceMs)?.n ?? 0;
+  }
+
+  valves(): ValveRow[] {
+    return this.stmts.valveAll.all().map((r) => ({
+      hostKey: r.host_key,
+      windowStartMs: r.window_start_ms,
+      count: r.count,
+      pausedUntilMs: r.paused_until_ms,
+    }));
+  }
+
+  saveValve(v: ValveRow): void {
+    this.stmts.valvePut.run(v.hostKey, v.windowStartMs, v.count, v.pausedUntilMs);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
