@@ -40,7 +40,7 @@ export function parseConfigText(text: string, file: string): ConfigResult {
     return {
       ok: false,
       file,
-      problems: doc.errors.map((e) => ({ path: '(syntax)', message: e.message.split('\n')[0] ?? e.message, line: e.linePos?.[0]?.line ?? null })),
+      problems: doc.errors.map((e) => ({ path: '(syntax)', message: e.message.split('\n')[0] ?? e.message, line: lc.linePos(e.pos[0]).line })),
     };
   }
   const value: unknown = doc.toJS() ?? {};

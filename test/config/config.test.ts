@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfigText, loadConfig } from '../../src/config/load.js';
+import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+
+describe('config', () => {
+  it('gives every default when there is no file', () => {
+    const r = loadConfig(null);
+    expect(r.ok && r.config).toEqual(DEFAULT_CONFIG);
+  });
+
+  it('merges a partial file over the defaults', () => {
+    const r = parseConfigText('detect:\n  activationDays: 7\n  exclusions:\n    ports: [8080]\n', 'c.yaml');
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.detect.activationDays).toBe(7);
+    expect(r.config.detect.exclusions.ports).toEqual([8080]);
+    expect(r.config.detect.trainingDays).toBe(30);
+    expect(r.config.detect.knownVendors).toContain('Microsoft');
+  });
+
+  it('reports every problem at once with its line', () => {
+    const text = [
+      'detect:',
+      '  activationDays: -1',
+      '  internalNetworks: [10.0.0.0/8, 10.0.0.0/99, nonsense]',
+      '  exclusions:',
+      '    sha256: [abc]',
+      '    ports: [70000]',
+      '  colour: blue',
+      'alertFormat: xml',
+    ].join('\n');
+    const r = parseConfigText(text, '/etc/rarecon/config.yaml');
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const got = r.problems.map((p) => `${p.line}: ${p.path}`);
+    expect(got).toEqual([
+      '2: detect.activationDays',
+      '3: detect.internalNetworks[1]',
+      '3: detect.internalNetworks[2]',
+      '5: detect.exclusions.sha256[0]',
+      '6: detect.exclusions.ports[0]',
+      '7: detect.colour',
+      '8: alertFormat',
+    ]);
+    expect(r.problems[0]!.message).toBe('must be at least 0, got -1');
+    expect(r.problems[5]!.message).toMatch(/^unknown setting/);
+  });
+
+  it('reports a syntax error with its line', () => {
+    const r = parseConfigText('detect:\n  activationDays: [1,\n', 'bad.yaml');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems[0]!.line).not.toBeNull();
+  });
+
+  it('names a file it cannot read', () => {
+    const r = loadConfig('/nonexistent/rarecon.yaml');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems[0]!.message).toMatch(/cannot read/);
+  });
+});
