@@ -214,7 +214,7 @@ export class Scorer {
 
   /** End of an offline run: everything closed plus everything still open, oldest first. */
   finish(): DetectionAlert[] {
-    const all = [...this.takeClosed(), ...this.dedup.openAlerts()];
+    const all = [...this.takeClosed(), ...this.dedup.openAlerts()].sort((a, b) => a.firstSeenMs - b.firstSeenMs);
     this.dedup.flush();
     return all;
   }

@@ -1,0 +1,109 @@
+// `rarecon baseline build --unit org|host|day [--window-days 30] --out FILE INPUT...`
+// Learns a prevalence baseline from event logs with the same readers and the
+// same sighting rules the endpoint uses.
+import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
+import { BaselineBuilder } from '../baseline/builder.js';
+import { loadConfig, formatProblems } from '../config/load.js';
+import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
+import { SightingExtractor } from '../detect/sightings.js';
+import type { ObserverUnit, TierThresholds } from '../model/baseline.js';
+import { DEFAULT_POLICY } from '../enrich/root-domain.js';
+import { readLogFile } from '../sources/replay/log-reader.js';
+import { checkInputs, formatCounts, Progress, UsageError } from './io.js';
+
+export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
+                              [--version N] [--no-private-domains] [--omit-single-observer]
+                              [--uncommon-below N] [--rare-max N] [--very-rare-max N]
+                              [--common-process-min N] [--config FILE] INPUT...
+Learns a global prevalence baseline from rarecon NDJSON or Sysmon JSON logs (.gz allowed).`;
+
+function intOption(name: string, raw: string | undefined, fallback: number, min: number): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min) throw new UsageError(`--${name} takes a whole number >= ${min}, not "${raw}"`);
+  return v;
+}
+
+export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStream | Writable): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      unit: { type: 'string' },
+      'window-days': { type: 'string' },
+      out: { type: 'string' },
+      version: { type: 'string' },
+      'no-private-domains': { type: 'boolean', default: false },
+      'omit-single-observer': { type: 'boolean', default: false },
+      'uncommon-below': { type: 'string' },
+      'rare-max': { type: 'string' },
+      'very-rare-max': { type: 'string' },
+      'common-process-min': { type: 'string' },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    err.write(BUILD_USAGE + '\n');
+    return 0;
+  }
+  const unit = values.unit;
+  if (unit !== 'org' && unit !== 'host' && unit !== 'day') throw new UsageError('--unit must be org, host or day');
+  if (values.out === undefined) throw new UsageError('--out FILE is required');
+  const cfgResult = loadConfig(values.config ?? null);
+  if (!cfgResult.ok) throw new UsageError(`bad config:\n${formatProblems(cfgResult)}`);
+  const detect = cfgResult.config.detect;
+  const windowDays = intOption('window-days', values['window-days'], detect.trainingDays, 1);
+  const thresholds: TierThresholds = {
+    uncommonBelowObservers: intOption('uncommon-below', values['uncommon-below'], DEFAULT_THRESHOLDS.uncommonBelowObservers, 1),
+    rareMaxObservers: intOption('rare-max', values['rare-max'], DEFAULT_THRESHOLDS.rareMaxObservers, 0),
+    veryRareMaxObservers: intOption('very-rare-max', values['very-rare-max'], DEFAULT_THRESHOLDS.veryRareMaxObservers, 0),
+    commonProcessMinObservers: intOption('common-process-min', values['common-process-min'], DEFAULT_THRESHOLDS.commonProcessMinObservers, 1),
+  };
+  if (values['omit-single-observer'] && thresholds.veryRareMaxObservers < 1) {
+    throw new UsageError('--omit-single-observer needs --very-rare-max 1 or more (otherwise 0 and 1 observers are different tiers)');
+  }
+  const builtAtMs = Date.now();
+  const version = intOption('version', values.version, builtAtMs, 1);
+  const totalBytes = checkInputs(positionals);
+  const policy = { ...DEFAULT_POLICY, allowPrivateDomains: !values['no-private-domains'] };
+
+  const builder = new BaselineBuilder({
+    unit: unit as ObserverUnit,
+    windowDays,
+    thresholds,
+    policy,
+    omitSingleObserverCombos: values['omit-single-observer'],
+  });
+  const extractor = new SightingExtractor(unit as ObserverUnit, policy, detect);
+  const errorsByCode: Record<string, number> = {};
+  let records = 0;
+  let sightings = 0;
+  const progress = new Progress(err, positionals.length, totalBytes);
+  for (const [i, file] of positionals.entries()) {
+    for await (const item of readLogFile(file)) {
+      if (item.type === 'error') {
+        errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
+        err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
+        continue;
+      }
+      records++;
+      for (const s of extractor.extract(item)) {
+        builder.add(s);
+        sightings++;
+      }
+      if ((records & 0xfff) === 0) progress.update(i, file, records);
+    }
+  }
+  progress.done();
+  if (sightings === 0) throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
+  const meta = builder.write(values.out, { version, builtAtMs });
+  err.write(
+    `rarecon baseline build: ${records.toLocaleString('en-US')} records, ${sightings.toLocaleString('en-US')} sightings -> ${values.out}\n` +
+      `  version ${meta.version}, unit ${meta.observerUnit}, ${meta.populationSize} observers, window ${new Date(meta.windowStartMs).toISOString().slice(0, 10)} .. ${new Date(meta.windowEndMs).toISOString().slice(0, 10)}\n` +
+      `  ${meta.processCount.toLocaleString('en-US')} processes, ${meta.comboCount.toLocaleString('en-US')} combinations${meta.omitsSingleObserverCombos ? ' (single-observer combinations left out)' : ''}\n` +
+      `  errors: ${formatCounts(errorsByCode)}\n`,
+  );
+  return 0;
+}

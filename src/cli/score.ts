@@ -1,0 +1,154 @@
+// `rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N] INPUT...`
+// Scores event logs offline. Alerts go to stdout one a line, each once, with its
+// final count: when its 24 h dedup window closes in event time, or at the end.
+import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { openBaseline } from '../baseline/store.js';
+import { loadConfig, formatProblems } from '../config/load.js';
+import type { RareconConfig } from '../config/schema.js';
+import { Scorer, type ScoreCounters, type HostLearning } from '../detect/scorer.js';
+import { StateStore } from '../detect/state-store.js';
+import type { Alert } from '../model/alert.js';
+import { toEcs } from '../model/ecs.js';
+import { toOcsf } from '../model/ocsf.js';
+import type { RecordErrorCode } from '../model/records.js';
+import { readLogFile } from '../sources/replay/log-reader.js';
+import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
+
+export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]
+                     [--config FILE] [--state DIR] [--strict] [--summary-json FILE]
+                     [--max-error-lines N] INPUT...
+Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a line.`;
+
+export interface ScoreSummary {
+  files: number;
+  records: number;
+  counters: ScoreCounters;
+  errorsByCode: Partial<Record<RecordErrorCode, number>>;
+  errorsTotal: number;
+  alertsTotal: number;
+  hostsLearning: HostLearning[];
+  elapsedMs: number;
+}
+
+export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.WriteStream | Writable): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      baseline: { type: 'string' },
+      format: { type: 'string', default: 'ocsf' },
+      'activation-days': { type: 'string' },
+      config: { type: 'string' },
+      state: { type: 'string' },
+      strict: { type: 'boolean', default: false },
+      'summary-json': { type: 'string' },
+      'max-error-lines': { type: 'string', default: '50' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    err.write(SCORE_USAGE + '\n');
+    return 0;
+  }
+  if (values.baseline === undefined) throw new UsageError('--baseline FILE is required');
+  const format = values.format;
+  if (format !== 'ocsf' && format !== 'ecs') throw new UsageError(`--format must be ocsf or ecs, not "${format}"`);
+  const maxErrorLines = Number(values['max-error-lines']);
+  if (!Number.isInteger(maxErrorLines) || maxErrorLines < 0) throw new UsageError('--max-error-lines takes a whole number');
+
+  const cfgResult = loadConfig(values.config ?? null);
+  if (!cfgResult.ok) throw new UsageError(`bad config:\n${formatProblems(cfgResult)}`);
+  const config: RareconConfig = cfgResult.config;
+  if (values['activation-days'] !== undefined) {
+    const days = Number(values['activation-days']);
+    if (!Number.isFinite(days) || days < 0) throw new UsageError(`--activation-days takes a number of days >= 0, not "${values['activation-days']}"`);
+    config.detect.activationDays = days;
+  }
+  const totalBytes = checkInputs(positionals);
+
+  const opened = openBaseline(values.baseline, config.baselineStore);
+  if (!opened.ok) throw new UsageError(opened.error);
+  const baseline = opened.baseline;
+  const state = StateStore.open(values.state ?? null);
+  const startMs = Date.now();
+  const render = format === 'ecs' ? toEcs : toOcsf;
+  const emit = (a: Alert): Promise<void> => writeLine(out, JSON.stringify(render(a)));
+
+  const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0 });
+  const errorsByCode: Partial<Record<RecordErrorCode, number>> = {};
+  let errorsTotal = 0;
+  let alertsTotal = 0;
+  let records = 0;
+  const progress = new Progress(err, positionals.length, totalBytes);
+
+  try {
+    for (const [i, file] of positionals.entries()) {
+      for await (const item of readLogFile(file)) {
+        if (item.type === 'error') {
+          errorsTotal++;
+          errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
+          if (errorsTotal <= maxErrorLines) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
+          continue;
+        }
+        records++;
+        const outcome = scorer.handle(item);
+        if (outcome.kind === 'health') {
+          alertsTotal++;
+          await emit(outcome.alert);
+        }
+        if ((records & 0x3ff) === 0) {
+          for (const a of scorer.takeClosed()) {
+            alertsTotal++;
+            await emit(a);
+          }
+          progress.update(i, file, records);
+        }
+      }
+    }
+    for (const a of scorer.finish()) {
+      alertsTotal++;
+      await emit(a);
+    }
+  } finally {
+    progress.done();
+    state.close();
+    baseline.close();
+  }
+
+  if (errorsTotal > maxErrorLines) err.write(`... ${errorsTotal - maxErrorLines} more errors not shown\n`);
+  const summary: ScoreSummary = {
+    files: positionals.length,
+    records,
+    counters: scorer.counters,
+    errorsByCode,
+    errorsTotal,
+    alertsTotal,
+    hostsLearning: scorer.learningHosts(),
+    elapsedMs: Date.now() - startMs,
+  };
+  err.write(formatSummary(summary));
+  if (values['summary-json'] !== undefined) writeFileSync(values['summary-json'], JSON.stringify(summary, null, 2) + '\n');
+  return values.strict && errorsTotal > 0 ? 2 : 0;
+}
+
+export function formatSummary(s: ScoreSummary): string {
+  const c = s.counters;
+  const n = (x: number): string => x.toLocaleString('en-US');
+  const lines = [
+    `rarecon score: ${n(s.records)} records read from ${s.files} file${s.files === 1 ? '' : 's'} in ${(s.elapsedMs / 1000).toFixed(1)} s ` +
+      `(${n(c.connectionsTotal)} connections, ${n(c.dnsAnswersTotal)} DNS answers, ${n(c.processRunsTotal)} process runs)`,
+    `  eligible: ${n(c.eligibleTotal)} (common combination ${n(c.commonCombosTotal)}, excluded: ${formatCounts(c.excludedByKind)})`,
+    `  not eligible: ${formatCounts(c.ineligibleByReason)}`,
+    `  learning: ${formatCounts(c.learningByReason)}`,
+    `  alerts: ${n(s.alertsTotal)} (${formatCounts(c.alertsByName)}); repeats folded into them: ${n(c.repeatsTotal)}` +
+      (c.healthAlertsTotal > 0 ? `; detector paused ${c.healthAlertsTotal} times, ${n(c.pausedTotal)} events not scored` : ''),
+    `  errors: ${n(s.errorsTotal)} (${formatCounts(s.errorsByCode as Record<string, number>)})`,
+  ];
+  if (s.hostsLearning.length > 0) {
+    const shown = s.hostsLearning.slice(0, 10).map((h) => `${h.hostKey} ${h.daysLeft} day${h.daysLeft === 1 ? '' : 's'} left`);
+    lines.push(`  hosts still learning: ${shown.join(', ')}${s.hostsLearning.length > 10 ? `, and ${s.hostsLearning.length - 10} more` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
