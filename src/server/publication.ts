@@ -1,0 +1,182 @@
+// What the server publishes (`<stateDir>/publish.db`): every combo and process
+// of the current baseline keyed by sha256, each with the version in which its
+// count last changed. That one table answers the three ways an endpoint asks:
+//   a bucket   = rows whose sha256 starts with a prefix (a primary-key range),
+//   a delta    = rows changed after version V (a removed row stays, with 0
+//                observers, for `deltaHistoryVersions` versions),
+//   both       = rows of some buckets changed after V.
+// The snapshot itself is the baseline file the builder wrote, kept beside it.
+// The aggregation writes one version in one transaction, so a reader sees the
+// old version or the new one, never half of one.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { BaselineMeta } from '../model/baseline.js';
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE version (version INTEGER PRIMARY KEY, meta TEXT NOT NULL, published_ms INTEGER NOT NULL,
+                         snapshot_file TEXT NOT NULL, snapshot_sha256 TEXT NOT NULL, snapshot_bytes INTEGER NOT NULL,
+                         snapshot_envelope TEXT NOT NULL, changed_processes INTEGER NOT NULL, changed_combos INTEGER NOT NULL);
+   CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE pub_process (sha BLOB PRIMARY KEY, observers INTEGER NOT NULL, changed INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE pub_combo (sha BLOB NOT NULL, root TEXT NOT NULL, port INTEGER NOT NULL, observers INTEGER NOT NULL,
+                           changed INTEGER NOT NULL, PRIMARY KEY (sha, root, port)) WITHOUT ROWID;
+   CREATE INDEX pub_process_changed ON pub_process (changed);
+   CREATE INDEX pub_combo_changed ON pub_combo (changed);`,
+];
+
+export interface PublishedVersion {
+  version: number;
+  meta: BaselineMeta;
+  publishedMs: number;
+  snapshotFile: string;
+  snapshotSha256: string;
+  snapshotBytes: number;
+  /** The signed envelope line of the snapshot (with its newline). */
+  snapshotEnvelope: string;
+  changedProcesses: number;
+  changedCombos: number;
+}
+
+/** Rows as shipped: [sha256 hex, observers] and [sha256 hex, root, port, observers]; 0 observers = removed. */
+export type ProcessRow = [string, number];
+export type ComboRow = [string, string, number, number];
+
+export interface RowsContent {
+  processes: ProcessRow[];
+  combos: ComboRow[];
+}
+
+export function openPublishDb(path: string, readonly: boolean): Database.Database {
+  if (!readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 10000');
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) throw new Error(`${path}: schema version ${current} is newer than this rarecon (${MIGRATIONS.length})`);
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  if (readonly) db.pragma('query_only = 1');
+  return db;
+}
+
+/** The sha256 range of a hex prefix: [lo, hi), hi null when the prefix is all f. */
+export function prefixRange(prefix: string): { lo: Buffer; hi: Buffer | null } {
+  const lo = Buffer.from(prefix.padEnd(64, '0'), 'hex');
+  const n = BigInt(`0x${prefix}`) + 1n;
+  if (n >= 16n ** BigInt(prefix.length)) return { lo, hi: null };
+  const hiHex = n.toString(16).padStart(prefix.length, '0');
+  return { lo, hi: Buffer.from(hiHex.padEnd(64, '0'), 'hex') };
+}
+
+function versionFrom(r: Record<string, unknown>): PublishedVersion {
+  return {
+    version: r.version as number,
+    meta: JSON.parse(r.meta as string) as BaselineMeta,
+    publishedMs: r.published_ms as number,
+    snapshotFile: r.snapshot_file as string,
+    snapshotSha256: r.snapshot_sha256 as string,
+    snapshotBytes: r.snapshot_bytes as number,
+    snapshotEnvelope: r.snapshot_envelope as string,
+    changedProcesses: r.changed_processes as number,
+    changedCombos: r.changed_combos as number,
+  };
+}
+
+/** Read side, used by the HTTP handlers (main thread). */
+export class PublicationReader {
+  private readonly db: Database.Database;
+  private readonly stmts;
+  private closed = false;
+
+  constructor(path: string) {
+    this.db = openPublishDb(path, false);
+    this.db.pragma('query_only = 1');
+    const db = this.db;
+    this.stmts = {
+      current: db.prepare('SELECT * FROM version ORDER BY version DESC LIMIT 1'),
+      byVersion: db.prepare('SELECT * FROM version WHERE version = ?'),
+      horizon: db.prepare("SELECT value FROM kv WHERE key = 'deltaHorizon'").pluck(),
+      procRange: db.prepare('SELECT sha, observers FROM pub_process WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)'),
+      procFrom: db.prepare('SELECT sha, observers FROM pub_process WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
+      comboRange: db.prepare(
+        'SELECT sha, root, port, observers FROM pub_combo WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)',
+      ),
+      comboFrom: db.prepare('SELECT sha, root, port, observers FROM pub_combo WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
+      procChanged: db.prepare('SELECT sha, observers FROM pub_process WHERE changed > ?'),
+      comboChanged: db.prepare('SELECT sha, root, port, observers FROM pub_combo WHERE changed > ?'),
+      changedCount: db.prepare(
+        'SELECT (SELECT count(*) FROM pub_process WHERE changed > ?) + (SELECT count(*) FROM pub_combo WHERE changed > ?)',
+      ).pluck(),
+    };
+    for (const s of [this.stmts.procRange, this.stmts.procFrom, this.stmts.comboRange, this.stmts.comboFrom, this.stmts.procChanged, this.stmts.comboChanged]) s.raw(true);
+  }
+
+  current(): PublishedVersion | null {
+    const r = this.stmts.current.get() as Record<string, unknown> | undefined;
+    return r === undefined ? null : versionFrom(r);
+  }
+
+  version(v: number): PublishedVersion | null {
+    const r = this.stmts.byVersion.get(v) as Record<string, unknown> | undefined;
+    return r === undefined ? null : versionFrom(r);
+  }
+
+  /** Deltas can start from this version or later. */
+  deltaHorizon(): number {
+    const v = this.stmts.horizon.get() as string | undefined;
+    return v === undefined ? Number.MAX_SAFE_INTEGER : Number(v);
+  }
+
+  /**
+   * Rows of the given buckets: all present rows (since null), or those changed
+   * after `since`, removals included. One read transaction, so every bucket is
+   * of the same version.
+   */
+  buckets(prefixes: readonly string[], since: number | null): RowsContent {
+    return this.db.transaction((): RowsContent => {
+      const out: RowsContent = { processes: [], combos: [] };
+      const after = since ?? -1;
+      const withRemoved = since === null ? 0 : 1;
+      for (const p of prefixes) {
+        const { lo, hi } = prefixRange(p);
+        const procs = (hi === null ? this.stmts.procFrom.all(lo, after, withRemoved) : this.stmts.procRange.all(lo, hi, after, withRemoved)) as Array<[Buffer, number]>;
+        for (const [sha, n] of procs) out.processes.push([sha.toString('hex'), n]);
+        const combos = (hi === null ? this.stmts.comboFrom.all(lo, after, withRemoved) : this.stmts.comboRange.all(lo, hi, after, withRemoved)) as Array<[Buffer, string, number, number]>;
+        for (const [sha, root, port, n] of combos) out.combos.push([sha.toString('hex'), root, port, n]);
+      }
+      return out;
+    })();
+  }
+
+  changedSinceCount(since: number): number {
+    return this.stmts.changedCount.get(since, since) as number;
+  }
+
+  /** Every row changed after `since`, removals included. */
+  delta(since: number): RowsContent {
+    return this.db.transaction((): RowsContent => {
+      const out: RowsContent = { processes: [], combos: [] };
+      for (const [sha, n] of this.stmts.procChanged.all(since) as Array<[Buffer, number]>) out.processes.push([sha.toString('hex'), n]);
+      for (const [sha, root, port, n] of this.stmts.comboChanged.all(since) as Array<[Buffer, string, number, number]>) out.combos.push([sha.toString('hex'), root, port, n]);
+      return out;
+    })();
+  }
+
+  /** Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+/** Serialises rows compactly; `JSON.parse` reads them back. */
+export function encodeRows(c: RowsContent): Buffer {
+  return Buffer.from(JSON.stringify(c), 'utf8');
+}
