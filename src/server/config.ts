@@ -1,6 +1,8 @@
 // The `server:` section: every default of the baseline server in one place, and
 // its shape as a Spec (src/config/schema.ts) for the one config validator.
-import type { Spec } from '../config/schema.js';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { mergeDefaults, validate, type Problem, type Spec } from '../config/schema.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import type { TierThresholds } from '../model/baseline.js';
 
@@ -132,4 +134,23 @@ export function serverConfigProblems(c: ServerConfig): string[] {
     out.push('server.omitSingleObserverCombos needs thresholds.veryRareMaxObservers >= 1 (otherwise 0 and 1 observers are different tiers)');
   }
   return out;
+}
+
+/**
+ * Reads one top-level section (`server:` or `sync:`) of a rarecon config file,
+ * checked against its spec and merged over its defaults. Every problem at once.
+ */
+export function loadConfigSection<T>(file: string | null, section: string, spec: Spec, defaults: T): { ok: true; value: T } | { ok: false; problems: string[] } {
+  if (file === null) return { ok: true, value: mergeDefaults(defaults, undefined) };
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8')) as unknown;
+  } catch (e) {
+    return { ok: false, problems: [`${file}: ${(e as Error).message.split('\n')[0] ?? 'unreadable'}`] };
+  }
+  const raw = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[section] : undefined;
+  const problems: Problem[] = [];
+  if (raw !== undefined) validate(raw, spec, section, problems);
+  if (problems.length > 0) return { ok: false, problems: problems.map((p) => `${file}: ${p.path}: ${p.message}`) };
+  return { ok: true, value: mergeDefaults(defaults, raw) };
 }

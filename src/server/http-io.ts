@@ -1,0 +1,97 @@
+// Request bodies with a size limit (gzip allowed), JSON answers and errors in
+// one shape: {"error": {"code": "...", "message": "..."}}.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createGunzip, gzipSync } from 'node:zlib';
+import type { Readable } from 'node:stream';
+
+export type BodyResult = { ok: true; body: Buffer } | { ok: false; status: 400 | 413 | 415; code: string; error: string };
+
+/** Reads the whole body, gunzipping `Content-Encoding: gzip`; more than maxBytes (after gunzip) is refused. */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyResult> {
+  const enc = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (enc !== 'identity' && enc !== 'gzip') return Promise.resolve({ ok: false, status: 415, code: 'unsupported-encoding', error: `Content-Encoding ${enc} is not supported (use gzip or none)` });
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (enc === 'identity' && Number.isFinite(declared) && declared > maxBytes) {
+    req.resume();
+    return Promise.resolve({ ok: false, status: 413, code: 'too-large', error: `the body is ${declared} bytes, the limit is ${maxBytes}` });
+  }
+  const source: Readable = enc === 'gzip' ? req.pipe(createGunzip()) : req;
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (r: BodyResult): void => {
+      if (done) return;
+      done = true;
+      resolve(r);
+    };
+    source.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) {
+        finish({ ok: false, status: 413, code: 'too-large', error: `the body is larger than the limit of ${maxBytes} bytes` });
+        source.destroy();
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    source.on('end', () => finish({ ok: true, body: Buffer.concat(chunks) }));
+    source.on('error', (e) => finish({ ok: false, status: 400, code: 'bad-body', error: `the body could not be read: ${e.message}` }));
+    req.on('aborted', () => finish({ ok: false, status: 400, code: 'aborted', error: 'the client went away mid-body' }));
+  });
+}
+
+export type JsonResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413 | 415; code: string; error: string };
+
+export async function readJson(req: IncomingMessage, maxBytes: number): Promise<JsonResult> {
+  const b = await readBody(req, maxBytes);
+  if (!b.ok) return b;
+  try {
+    return { ok: true, value: JSON.parse(b.body.toString('utf8')) as unknown };
+  } catch (e) {
+    return { ok: false, status: 400, code: 'bad-json', error: `the body is not JSON: ${(e as Error).message}` };
+  }
+}
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  return /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+}
+
+/** Sends bytes, gzipped when the client accepts it and it is worth it. */
+export function sendBytes(req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: Buffer, headers: Record<string, string> = {}): void {
+  const h: Record<string, string | number> = { 'content-type': contentType, ...headers };
+  let out = body;
+  if (body.length > 1024 && acceptsGzip(req)) {
+    out = gzipSync(body, { level: 1 });
+    h['content-encoding'] = 'gzip';
+    h.vary = 'Accept-Encoding';
+  }
+  h['content-length'] = out.length;
+  res.writeHead(status, h);
+  res.end(out);
+}
+
+export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  sendBytes(req, res, status, 'application/json', Buffer.from(JSON.stringify(value), 'utf8'), headers);
+}
+
+export function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  sendJson(req, res, status, { error: { code, message } }, headers);
+}
+
+export function bearer(req: IncomingMessage): string | null {
+  const h = req.headers.authorization;
+  if (h === undefined) return null;
+  const m = /^Bearer\s+(\S+)$/i.exec(h.trim());
+  return m === null ? null : (m[1] as string);
+}
+
+/** True when If-None-Match names this ETag. */
+export function notModified(req: IncomingMessage, etag: string): boolean {
+  const inm = req.headers['if-none-match'];
+  if (inm === undefined) return false;
+  return inm
+    .split(',')
+    .map((s) => s.trim().replace(/^W\//, ''))
+    .some((t) => t === etag || t === '*');
+}

@@ -1,0 +1,187 @@
+// The baseline server: HTTP(S) API, sightings intake, the scheduled
+// aggregation (node-cron) and baseline publishing, over one state folder:
+//   server.db        orgs, tokens, hosts, sightings, alerts (intake-store.ts)
+//   publish.db       the published rows and versions (publication.ts)
+//   baselines/       the signed snapshot files, the last few versions
+//   signing-key.pem  Ed25519, 0600; signing-key.pub the key endpoints pin
+//   admin-token      0600; bearer token of the admin routes
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import cron from 'node-cron';
+import type { SigningKey } from '../baseline/signature.js';
+import { DEFAULT_POLICY } from '../enrich/root-domain.js';
+import { DAY_MS } from '../model/baseline.js';
+import type { LogFn } from '../report/log.js';
+import { type ServerConfig, serverConfigProblems } from './config.js';
+import { IntakeStore } from './intake-store.js';
+import { PublicationReader } from './publication.js';
+import { loadOrCreateAdminToken, loadOrCreateSigningKey } from './keys.js';
+import { route } from './routes.js';
+import { sendError } from './http-io.js';
+import type { AggregateResult } from './aggregate.js';
+import { runAggregation } from './build-runner.js';
+
+export interface StartOptions {
+  /** Injectable clock (tests, the fleet simulator). */
+  now?: () => number;
+  /** Skip the build at start when nothing is published yet. */
+  noInitialBuild?: boolean;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  publicKeyText: string;
+  keyId: string;
+  adminToken: string;
+  stateDir: string;
+  buildNow(): Promise<AggregateResult>;
+  /** Stops the schedule, lets a running build finish, closes the sockets and databases. Safe twice. */
+  close(): Promise<void>;
+}
+
+export function serverPaths(stateDir: string): { intake: string; publish: string; baselines: string } {
+  return { intake: join(stateDir, 'server.db'), publish: join(stateDir, 'publish.db'), baselines: join(stateDir, 'baselines') };
+}
+
+/** Throws for start-up failures (bad config, unreadable TLS files, port in use) with a message saying what to fix. */
+export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: StartOptions = {}): Promise<RunningServer> {
+  const problems = serverConfigProblems(cfg);
+  if (problems.length > 0) throw new Error(`the server config is not usable:\n  ${problems.join('\n  ')}`);
+  if (!cron.validate(cfg.buildCron)) throw new Error(`server.buildCron "${cfg.buildCron}" is not a cron expression`);
+  const now = opts.now ?? Date.now;
+  mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+  const paths = serverPaths(cfg.stateDir);
+  mkdirSync(paths.baselines, { recursive: true, mode: 0o700 });
+
+  const { key, created } = loadOrCreateSigningKey(cfg.stateDir);
+  if (created) log('info', 'A new Ed25519 signing key was made; endpoints must pin its public key.', { keyId: key.keyId, publicKey: key.publicKeyText });
+  const admin = loadOrCreateAdminToken(cfg.stateDir);
+  const intake = new IntakeStore(paths.intake);
+  const publication = new PublicationReader(paths.publish);
+
+  let tls: { cert: Buffer; key: Buffer } | null = null;
+  if (cfg.tlsCertFile !== null && cfg.tlsKeyFile !== null) {
+    try {
+      tls = { cert: readFileSync(cfg.tlsCertFile), key: readFileSync(cfg.tlsKeyFile) };
+    } catch (e) {
+      intake.close();
+      publication.close();
+      throw new Error(`cannot read the TLS certificate or key: ${(e as Error).message}`);
+    }
+  }
+
+  const policy = { ...DEFAULT_POLICY, allowPrivateDomains: cfg.allowPrivateDomains };
+  const signedCache = new Map<string, Buffer>();
+  let running: Promise<AggregateResult> | null = null;
+
+  const buildNow = (): Promise<AggregateResult> => {
+    if (running !== null) return running;
+    const startedMs = now();
+    log('info', 'The aggregation started.', { windowDays: cfg.windowDays, unit: cfg.observerUnit });
+    running = runAggregation(
+      {
+        intakePath: paths.intake,
+        publishPath: paths.publish,
+        baselinesDir: paths.baselines,
+        unit: cfg.observerUnit,
+        windowDays: cfg.windowDays,
+        thresholds: cfg.thresholds,
+        policy,
+        omitSingleObserverCombos: cfg.omitSingleObserverCombos,
+        bucketHexChars: cfg.bucketHexChars,
+        deltaHistoryVersions: cfg.deltaHistoryVersions,
+        keepSnapshots: cfg.keepSnapshots,
+        nowMs: startedMs,
+        signingKeyPem: key.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+      },
+      cfg.buildInWorker,
+    ).then((r) => {
+      running = null;
+      signedCache.clear();
+      if (r.ok) {
+        const pruned = intake.pruneBefore(Math.floor(startedMs / DAY_MS) + 1 - cfg.windowDays - cfg.retainExtraDays);
+        log('info', 'A baseline was published.', { version: r.version, processes: r.meta.processCount, combos: r.meta.comboCount, population: r.meta.populationSize, prunedHostDays: pruned, ...r.figures });
+      } else {
+        log('error', 'The aggregation failed; the previous baseline stays published.', { error: r.error });
+      }
+      return r;
+    });
+    return running;
+  };
+
+  const ctx = {
+    cfg,
+    intake,
+    publication,
+    key: key as SigningKey,
+    adminToken: admin.token,
+    log,
+    now,
+    startedMs: now(),
+    building: () => running !== null,
+    buildNow,
+    signedCache,
+  };
+
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    route(ctx, req, res).catch((e: unknown) => {
+      log('error', 'A request failed inside the server.', { method: req.method, url: req.url, error: (e as Error).stack ?? String(e) });
+      if (!res.headersSent) sendError(req, res, 500, 'internal', 'the server failed on this request; see its log');
+      else res.destroy();
+    });
+  };
+  const server: Server = tls === null ? createHttpServer(handler) : createHttpsServer({ cert: tls.cert, key: tls.key }, handler);
+  server.requestTimeout = cfg.requestTimeoutMs;
+  server.headersTimeout = Math.min(cfg.requestTimeoutMs, 60_000);
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error): void => {
+      intake.close();
+      publication.close();
+      reject(new Error(`cannot listen on ${cfg.listenHost}:${cfg.port}: ${e.message}`));
+    };
+    server.once('error', onError);
+    server.listen(cfg.port, cfg.listenHost, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const hostForUrl = cfg.listenHost === '0.0.0.0' || cfg.listenHost === '::' ? '127.0.0.1' : cfg.listenHost;
+  const url = `${tls === null ? 'http' : 'https'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
+
+  const task = cron.schedule(cfg.buildCron, () => void buildNow(), { timezone: 'UTC', noOverlap: true });
+  log('info', 'The baseline server is listening.', { url, keyId: key.keyId, publicKey: key.publicKeyText, unit: cfg.observerUnit, buildCron: cfg.buildCron });
+  if (opts.noInitialBuild !== true && publication.current() === null) void buildNow();
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    publicKeyText: key.publicKeyText,
+    keyId: key.keyId,
+    adminToken: admin.token,
+    stateDir: cfg.stateDir,
+    buildNow,
+    close: () => {
+      if (closed !== null) return closed;
+      closed = (async () => {
+        await task.stop();
+        await task.destroy();
+        const closing = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        if (running !== null) await running;
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+        await closing;
+        publication.close();
+        intake.close();
+      })();
+      return closed;
+    },
+  };
+}
