@@ -9,7 +9,7 @@ import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import { SightingExtractor } from '../detect/sightings.js';
 import type { ObserverUnit, TierThresholds } from '../model/baseline.js';
 import { DEFAULT_POLICY } from '../enrich/root-domain.js';
-import { readLogFile } from '../sources/replay/log-reader.js';
+import { readLogFiles } from '../sources/replay/log-reader.js';
 import { checkInputs, formatCounts, Progress, UsageError } from './io.js';
 
 export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
@@ -81,8 +81,8 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
   let records = 0;
   let sightings = 0;
   const progress = new Progress(err, positionals.length, totalBytes);
-  for (const [i, file] of positionals.entries()) {
-    for await (const item of readLogFile(file)) {
+  {
+    for await (const item of readLogFiles(positionals)) {
       if (item.type === 'error') {
         errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
         err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
@@ -93,17 +93,19 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
         builder.add(s);
         sightings++;
       }
-      if ((records & 0xfff) === 0) progress.update(i, file, records);
+      if ((records & 0xfff) === 0) progress.update(item.origin?.file ?? '', records);
     }
   }
   progress.done();
   if (sightings === 0) throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
-  const meta = builder.write(values.out, { version, builtAtMs });
+  const written = builder.write(values.out, { version, builtAtMs });
+  if (!written.ok) throw new UsageError(`cannot write ${values.out}: ${written.error}`);
+  const meta = written.meta;
   err.write(
     `rarecon baseline build: ${records.toLocaleString('en-US')} records, ${sightings.toLocaleString('en-US')} sightings -> ${values.out}\n` +
       `  version ${meta.version}, unit ${meta.observerUnit}, ${meta.populationSize} observers, window ${new Date(meta.windowStartMs).toISOString().slice(0, 10)} .. ${new Date(meta.windowEndMs).toISOString().slice(0, 10)}\n` +
       `  ${meta.processCount.toLocaleString('en-US')} processes, ${meta.comboCount.toLocaleString('en-US')} combinations${meta.omitsSingleObserverCombos ? ' (single-observer combinations left out)' : ''}\n` +
-      `  errors: ${formatCounts(errorsByCode)}\n`,
+      `  ${written.droppedOutsideWindowTotal.toLocaleString('en-US')} sightings outside the ${windowDays}-day window left out; errors: ${formatCounts(errorsByCode)}\n`,
   );
   return 0;
 }

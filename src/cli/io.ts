@@ -45,11 +45,15 @@ export class Progress {
     this.enabled = (err as NodeJS.WriteStream).isTTY === true && totalBytes > 8 * 1024 * 1024;
   }
 
-  update(fileIndex: number, file: string, records: number): void {
+  private readonly files = new Map<string, number>();
+
+  update(file: string, records: number): void {
     if (!this.enabled) return;
     const now = Date.now();
     if (now - this.lastDrawMs < 200) return;
     this.lastDrawMs = now;
+    if (!this.files.has(file)) this.files.set(file, this.files.size);
+    const fileIndex = this.files.get(file) ?? 0;
     const rate = Math.round(records / Math.max(0.001, (now - this.startMs) / 1000));
     const name = file.length > 40 ? '…' + file.slice(-39) : file;
     this.err.write(`\r\x1b[K[${fileIndex + 1}/${this.totalFiles}] ${name}  ${records.toLocaleString('en-US')} records  ${rate.toLocaleString('en-US')}/s`);

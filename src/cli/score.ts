@@ -13,7 +13,7 @@ import type { Alert } from '../model/alert.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode } from '../model/records.js';
-import { readLogFile } from '../sources/replay/log-reader.js';
+import { readLogFiles } from '../sources/replay/log-reader.js';
 import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
 export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]
@@ -84,8 +84,8 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const progress = new Progress(err, positionals.length, totalBytes);
 
   try {
-    for (const [i, file] of positionals.entries()) {
-      for await (const item of readLogFile(file)) {
+    {
+      for await (const item of readLogFiles(positionals)) {
         if (item.type === 'error') {
           errorsTotal++;
           errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
@@ -103,7 +103,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
             alertsTotal++;
             await emit(a);
           }
-          progress.update(i, file, records);
+          progress.update(item.origin?.file ?? '', records);
         }
       }
     }

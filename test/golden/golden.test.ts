@@ -51,23 +51,23 @@ describe('golden: basic fleet', () => {
       f.count,
     ]);
     expect(seen).toEqual([
-      ['h01', 'uncommon9.example.net', 443, 'Informational', 'uncommon', 1],
-      ['h04', 'uncommon4.example.net', 443, 'Informational', 'uncommon', 1],
-      ['h01', 'rare3.example.net', 443, 'Low', 'rare+uncommon', 1],
-      ['h01', 'veryrare1.example.net', 443, 'Medium', 'very-rare+rare+uncommon', 3],
+      ['h01', 'uncommon9.net', 443, 'Informational', 'uncommon', 1],
+      ['h04', 'uncommon4.net', 443, 'Informational', 'uncommon', 1],
+      ['h01', 'rare3.net', 443, 'Low', 'rare+uncommon', 1],
+      ['h01', 'veryrare1.net', 443, 'Medium', 'very-rare+rare+uncommon', 3],
       ['h01', 'unseen-new.example', 443, 'Medium', 'very-rare+rare+uncommon', 1],
-      ['h01', 'popular.example.com', 8443, 'Medium', 'very-rare+rare+uncommon', 1],
-      ['h02', 'uncommon4.example.net', 443, 'High', 'injected-thread+uncommon', 1],
-      ['h03', 'uncommon4.example.net', 443, 'Medium', 'known-vendor+uncommon', 1],
+      ['h01', 'popular.com', 8443, 'Medium', 'very-rare+rare+uncommon', 1],
+      ['h02', 'uncommon4.net', 443, 'High', 'injected-thread+uncommon', 1],
+      ['h03', 'uncommon4.net', 443, 'Medium', 'known-vendor+uncommon', 1],
       ['h03', 'unseen-new.example', 443, 'Medium', 'very-rare+known-vendor+rare+uncommon', 1],
-      ['h04', 'rare3.example.net', 443, 'Low', 'rare+uncommon', 1],
+      ['h04', 'rare3.net', 443, 'Low', 'rare+uncommon', 1],
       ['h01', 'unseen-new.example', 443, 'Medium', 'very-rare+rare+uncommon', 1],
       ['h01', 'dns-only.example', 443, 'Medium', 'very-rare+rare+uncommon', 1],
       ['h01', 'evil.github.io', 443, 'Medium', 'very-rare+rare+uncommon', 1],
       ['h01', 'xn--bcher-kva.example', 443, 'Medium', 'very-rare+rare+uncommon', 1],
-      ['h03', 'rare2.example.net', 8443, 'Low', 'rare+uncommon', 2],
-      ['h03', 'rare2.example.net', 8443, 'High', 'injected-thread+rare+uncommon', 1],
-      ['h01', 'veryrare1.example.net', 443, 'Medium', 'very-rare+rare+uncommon', 1],
+      ['h03', 'rare2.net', 8443, 'Low', 'rare+uncommon', 2],
+      ['h03', 'rare2.net', 8443, 'High', 'injected-thread+rare+uncommon', 1],
+      ['h01', 'veryrare1.net', 443, 'Medium', 'very-rare+rare+uncommon', 1],
     ]);
   });
 
@@ -100,7 +100,7 @@ describe('golden: basic fleet', () => {
       event: { kind: 'alert', id: ocsf[0]!.finding_info.uid, count: 1 },
       rule: { name: 'Globally uncommon root-domain port combination by a common process (sha256)' },
       threat: [{ tactic: { id: 'TA0011' }, technique: [{ id: 'T1071' }] }],
-      destination: { port: 443, registered_domain: 'uncommon9.example.net' },
+      destination: { port: 443, registered_domain: 'uncommon9.net' },
       process: { executable: '/usr/bin/curl' },
     });
   });
