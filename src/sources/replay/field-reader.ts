@@ -1,0 +1,181 @@
+// Typed access to the fields of one parsed JSON record. The first problem is
+// kept (with the field's dotted path) instead of thrown, so a bad line becomes
+// a value the caller reports and reading goes on.
+import { isIP } from 'node:net';
+import type { RecordErrorCode } from '../../model/records.js';
+
+export type JsonObject = Record<string, unknown>;
+
+export interface FieldProblem {
+  code: Extract<RecordErrorCode, 'missing-field' | 'wrong-type' | 'bad-value'>;
+  message: string;
+}
+
+export function isJsonObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `"${v.length > 40 ? v.slice(0, 40) + '...' : v}"`;
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v} ${String(v)}`;
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const DIGITS = /^\d{1,16}$/;
+
+/** Empty or whitespace only, without allocating for the common non-blank case. */
+function isBlank(v: string): boolean {
+  if (v.length === 0) return true;
+  const c = v.charCodeAt(0);
+  return (c === 32 || c === 9 || c === 10 || c === 13 || c === 0xa0 || c === 0xfeff || c === 0x3000) && v.trim() === '';
+}
+
+/** `s` as lower-case hex when it is 64 hex digits (surrounding blanks allowed), else null. */
+export function lowerHex64(s: string): string | null {
+  const t = s.length === 64 ? s : s.trim();
+  if (t.length !== 64) return null;
+  let upper = false;
+  for (let i = 0; i < 64; i++) {
+    const c = t.charCodeAt(i);
+    if ((c >= 48 && c <= 57) || (c >= 97 && c <= 102)) continue;
+    if (c >= 65 && c <= 70) upper = true;
+    else return null;
+  }
+  return upper ? t.toLowerCase() : t;
+}
+
+export class FieldReader {
+  problem: FieldProblem | null = null;
+
+  private fail(code: FieldProblem['code'], message: string): undefined {
+    if (this.problem === null) this.problem = { code, message };
+    return undefined;
+  }
+
+  private missing(path: string): undefined {
+    return this.fail('missing-field', `missing field "${path}"`);
+  }
+
+  private wrongType(path: string, expected: string, v: unknown): undefined {
+    return this.fail('wrong-type', `field "${path}" must be ${expected}, got ${describe(v)}`);
+  }
+
+  badValue(path: string, expected: string, v: unknown): undefined {
+    return this.fail('bad-value', `field "${path}" must be ${expected}, got ${describe(v)}`);
+  }
+
+  /** `undefined` when absent or null (and not required) or bad; check `problem`. */
+  object(o: JsonObject, key: string, path: string, required: boolean): JsonObject | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return required ? this.missing(path) : undefined;
+    return isJsonObject(v) ? v : this.wrongType(path, 'an object', v);
+  }
+
+  array(o: JsonObject, key: string, path: string, required: boolean): unknown[] | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return required ? this.missing(path) : undefined;
+    return Array.isArray(v) ? v : this.wrongType(path, 'an array', v);
+  }
+
+  string(o: JsonObject, key: string, path: string, required: boolean): string | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return required ? this.missing(path) : undefined;
+    if (typeof v !== 'string') return this.wrongType(path, 'a string', v);
+    if (required && isBlank(v)) return this.badValue(path, 'a non-empty string', v);
+    return v;
+  }
+
+  /** A string or null: absent and null both read as null. */
+  nullableString(o: JsonObject, key: string, path: string): string | null {
+    return this.string(o, key, path, false) ?? null;
+  }
+
+  boolean(o: JsonObject, key: string, path: string): boolean | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'boolean') return v;
+    if (v === 'true' || v === 'false') return v === 'true';
+    return this.wrongType(path, 'a boolean', v);
+  }
+
+  /** An integer in [min, max]; a string of digits is accepted (some exporters quote numbers). */
+  integer(o: JsonObject, key: string, path: string, required: boolean, min: number, max: number): number | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return required ? this.missing(path) : undefined;
+    let n: number;
+    if (typeof v === 'number') n = v;
+    else if (typeof v === 'string' && DIGITS.test(v.trim())) n = Number(v.trim());
+    else if (typeof v === 'string') return this.badValue(path, `an integer ${min}..${max}`, v);
+    else return this.wrongType(path, 'an integer', v);
+    if (!Number.isInteger(n) || n < min || n > max) return this.badValue(path, `an integer ${min}..${max}`, v);
+    return n;
+  }
+
+  /** A non-negative finite number (e.g. a TTL in seconds). */
+  nonNegative(o: JsonObject, key: string, path: string, required: boolean): number | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return required ? this.missing(path) : undefined;
+    const n = typeof v === 'string' && /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v;
+    if (typeof n !== 'number') return this.wrongType(path, 'a number', v);
+    if (!Number.isFinite(n) || n < 0) return this.badValue(path, 'a non-negative number', v);
+    return n;
+  }
+
+  /** RFC 3339 string or epoch milliseconds, as epoch milliseconds. */
+  time(o: JsonObject, key: string, path: string, required: boolean): number | undefined {
+    const v = o[key];
+    if (v === undefined || v === null) return required ? this.missing(path) : undefined;
+    if (typeof v === 'number') {
+      return Number.isFinite(v) && v >= 0 ? Math.round(v) : this.badValue(path, 'epoch milliseconds', v);
+    }
+    if (typeof v !== 'string') return this.wrongType(path, 'an RFC 3339 string or epoch milliseconds', v);
+    const s = v.trim();
+    if (DIGITS.test(s)) return Number(s);
+    const ms = RFC3339.test(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
+    return Number.isFinite(ms) ? ms : this.badValue(path, 'an RFC 3339 time or epoch milliseconds', v);
+  }
+
+  /** An IPv4 or IPv6 address, lower-cased; an IPv4-mapped IPv6 address reads as IPv4. */
+  ip(o: JsonObject, key: string, path: string, required: boolean): string | undefined {
+    const s = this.string(o, key, path, required);
+    if (s === undefined) return undefined;
+    const ip = normaliseIp(s);
+    return ip !== null ? ip : this.badValue(path, 'an IP address', s);
+  }
+
+  sha256(o: JsonObject, key: string, path: string, required: boolean): string | undefined {
+    const s = this.string(o, key, path, required);
+    if (s === undefined) return undefined;
+    const hex = lowerHex64(s);
+    return hex !== null ? hex : this.badValue(path, '64 hex digits', s);
+  }
+
+  /** One of `allowed`, case-insensitive, as written in `allowed`. */
+  oneOf<T extends string>(o: JsonObject, key: string, path: string, required: boolean, allowed: readonly T[]): T | undefined {
+    const s = this.string(o, key, path, required);
+    if (s === undefined) return undefined;
+    const lower = s.trim().toLowerCase();
+    const hit = allowed.find((a) => a === lower);
+    return hit !== undefined ? hit : this.badValue(path, `one of ${allowed.join(', ')}`, s);
+  }
+
+  stringArray(o: JsonObject, key: string, path: string): string[] | undefined {
+    const a = this.array(o, key, path, false);
+    if (a === undefined) return undefined;
+    for (let i = 0; i < a.length; i++) {
+      if (typeof a[i] !== 'string') return this.wrongType(`${path}[${i}]`, 'a string', a[i]);
+    }
+    return a as string[];
+  }
+}
+
+/** Trimmed, unbracketed, lower-cased; `::ffff:1.2.3.4` becomes `1.2.3.4`. Null when not an address. */
+export function normaliseIp(raw: string): string | null {
+  let s = raw.trim().toLowerCase();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  if (s.startsWith('::ffff:') && isIP(s.slice(7)) === 4) s = s.slice(7);
+  return isIP(s) !== 0 ? s : null;
+}
