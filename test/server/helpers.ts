@@ -5,13 +5,15 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
+// (startProxy below reuses request)
 import { gunzipSync } from 'node:zlib';
 import { DEFAULT_SERVER, type ServerConfig } from '../../src/server/config.js';
 import { startBaselineServer, type RunningServer } from '../../src/server/server.js';
 import type { LogFn } from '../../src/report/log.js';
 import { REPO } from '../helpers/cli.js';
 
-export const DIST_SERVER_CLI = join(REPO, 'dist', 'test', 'server', 'run-cli.js');
+export const RUN_CLI = join(REPO, 'test', 'server', 'run-cli.mjs');
+export const DIST_SERVER_CLI = join(REPO, 'dist', 'src', 'cli', 'server.js');
 
 export function tempDir(name: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `rarecon-${name}-`));
@@ -97,4 +99,124 @@ export function http(
 
 export function distBuilt(): boolean {
   return existsSync(DIST_SERVER_CLI);
+}
+
+export type ProxyMode =
+  | { kind: 'pass' }
+  | { kind: 'status'; status: number }
+  | { kind: 'hang' }
+  | { kind: 'tamper' }
+  | { kind: 'strip-signature' }
+  | { kind: 'truncate' }
+  | { kind: 'replay'; body: Buffer }
+  | { kind: 'trickle'; bytesPerTick: number; tickMs: number };
+
+/**
+ * A misbehaving middle-man in front of a real server, on loopback: passes,
+ * fails, hangs, tampers with, truncates or replays signed answers.
+ */
+export async function startProxy(target: string): Promise<{ url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> }> {
+  const { createServer } = await import('node:http');
+  const state: { url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> } = { url: '', mode: { kind: 'pass' }, last: null, close: async () => {} };
+  const hanging: Array<import('node:http').ServerResponse> = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const mode = state.mode;
+      if (mode.kind === 'status') {
+        res.writeHead(mode.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'test', message: `proxy says ${mode.status}` } }));
+        return;
+      }
+      if (mode.kind === 'hang') {
+        hanging.push(res);
+        return;
+      }
+      const u = new URL(target);
+      const headers = { ...req.headers };
+      delete headers['accept-encoding'];
+      const up = request({ host: u.hostname, port: u.port, path: req.url, method: req.method, headers }, (r) => {
+        const body: Buffer[] = [];
+        r.on('data', (c: Buffer) => body.push(c));
+        r.on('end', () => {
+          let b = Buffer.concat(body);
+          const signed = String(r.headers['content-type'] ?? '').startsWith('application/x-rarecon-signed') && r.statusCode === 200;
+          if (signed) state.last = b;
+          const h = { ...r.headers };
+          delete h['content-length'];
+          if (signed && mode.kind === 'tamper') {
+            b = Buffer.from(b);
+            b[b.length - 5] = (b[b.length - 5] as number) ^ 0x01;
+          } else if (signed && mode.kind === 'strip-signature') {
+            const nl = b.indexOf(0x0a);
+            const env = JSON.parse(b.subarray(0, nl).toString('utf8'));
+            env.signature = '';
+            b = Buffer.concat([Buffer.from(JSON.stringify(env)), b.subarray(nl)]);
+          } else if (signed && mode.kind === 'replay') {
+            b = mode.body;
+          } else if (signed && mode.kind === 'truncate') {
+            res.writeHead(r.statusCode ?? 500, { ...h, 'content-length': String(b.length) });
+            res.write(b.subarray(0, Math.floor(b.length * 0.6)));
+            setTimeout(() => res.destroy(), 20);
+            return;
+          } else if (signed && mode.kind === 'trickle') {
+            res.writeHead(r.statusCode ?? 500, { ...h, 'content-length': String(b.length) });
+            let off = 0;
+            const t = setInterval(() => {
+              if (res.destroyed) return clearInterval(t);
+              res.write(b.subarray(off, off + mode.bytesPerTick));
+              off += mode.bytesPerTick;
+              if (off >= b.length) {
+                clearInterval(t);
+                res.end();
+              }
+            }, mode.tickMs);
+            return;
+          }
+          res.writeHead(r.statusCode ?? 500, { ...h, 'content-length': String(b.length) });
+          res.end(b);
+        });
+      });
+      up.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  state.url = `http://127.0.0.1:${port}`;
+  state.close = () =>
+    new Promise<void>((resolve) => {
+      for (const r of hanging) r.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return state;
+}
+
+/** A fleet's worth of uploads for one day: popular binary and domains everywhere, a planted rare combo on a few hosts. */
+export const POPULAR = sha('popular-binary');
+export const OTHER = sha('other-binary');
+
+export async function enrolHosts(url: string, token: string, n: number, prefix = 'host'): Promise<string[]> {
+  const creds: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await http(`${url}/v1/enroll`, { body: { token, hostId: `${prefix}-${i}`, hostName: `${prefix}-${i}` } });
+    if (r.status !== 200) throw new Error(`enrol failed: ${r.status} ${r.body.toString()}`);
+    creds.push(r.json.credential as string);
+  }
+  return creds;
+}
+
+/** Every host: POPULAR -> popular.com:443; hosts 0 and 1 also POPULAR -> rare-c2.net:8443; `extra` more. */
+export async function uploadFleetDay(url: string, creds: string[], dayMs: number, extra: Array<{ sha256: string; rootDomain: string; port: number }> = []): Promise<void> {
+  for (let i = 0; i < creds.length; i++) {
+    const combos = [{ sha256: POPULAR, rootDomain: 'popular.com', port: 443 }, ...extra];
+    if (i < 2) combos.push({ sha256: POPULAR, rootDomain: 'rare-c2.net', port: 8443 });
+    const r = await http(`${url}/v1/sightings`, { token: creds[i] as string, body: { days: [{ day: isoDay(dayMs), processes: [POPULAR, OTHER], combos }] } });
+    if (r.status !== 200) throw new Error(`upload failed: ${r.status} ${r.body.toString()}`);
+  }
 }

@@ -1,0 +1,101 @@
+// `rarecon sync`: the endpoint's baseline sync, by hand.
+//   rarecon sync --now [--config FILE] [--state DIR] [--host-id ID] [--json]
+//       uploads this host's sightings and brings the baseline up to date now
+//   rarecon sync [--status] [--json]
+//       prints the last sync status (version, age, last error)
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { DEFAULT_STATE_DIR } from '../config/defaults.js';
+import { loadConfigSection } from '../server/config.js';
+import { DEFAULT_SYNC, SYNC_SPEC, syncConfigProblems } from '../baseline/sync-config.js';
+import { SyncClient, readSyncStatus, type SyncStatus } from '../baseline/sync-client.js';
+import { SightingsStore } from '../baseline/sightings-store.js';
+import { hostIdentity } from '../daemon/host-identity.js';
+import type { LogFn } from '../report/log.js';
+import { UsageError } from './io.js';
+
+export const SYNC_USAGE = `usage: rarecon sync --now [--config FILE] [--state DIR] [--host-id ID] [--json]
+       rarecon sync [--status] [--config FILE] [--state DIR] [--json]
+Uploads this host's sightings and syncs the baseline now (--now), or shows the last sync status.`;
+
+function ago(ms: number | null, nowMs: number): string {
+  if (ms === null) return 'never';
+  const s = Math.round((nowMs - ms) / 1000);
+  if (s < 120) return `${s} s ago`;
+  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  return `${(s / 3600).toFixed(1)} h ago`;
+}
+
+export function formatSyncStatus(st: SyncStatus, nowMs: number): string {
+  const lines = [
+    `mode: ${st.mode}${st.serverUrl === null ? '' : ` (${st.serverUrl}${st.org === null ? ', not enrolled' : `, org ${st.org}`})`}`,
+    `baseline: ${st.version === null ? 'none yet' : `version ${st.version}, built ${ago(st.builtAtMs, nowMs)}`}`,
+    `last sync: ${ago(st.lastSuccessMs, nowMs)}; last attempt ${ago(st.lastAttemptMs, nowMs)}`,
+    `last error: ${st.lastError === null ? 'none' : `${st.lastErrorCode ?? 'error'}: ${st.lastError}`}${st.consecutiveFailures > 0 ? ` (${st.consecutiveFailures} failures in a row)` : ''}`,
+    `totals: ${st.syncedTotal} synced, ${st.failedTotal} failed, ${st.refusedTotal} refused, ${st.uploadedDaysTotal} days uploaded, ${st.uploadRejectedDaysTotal} days refused by the server`,
+  ];
+  if (st.buckets !== null) {
+    const b = st.buckets;
+    lines.push(`buckets: ${b.cached} cached (${(b.sizeBytes / 1024 / 1024).toFixed(1)} MiB), ${b.pending} events held; ${b.releasedTotal} released, ${b.expiredTotal} expired, ${b.droppedTotal} dropped`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function syncCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      now: { type: 'boolean', default: false },
+      status: { type: 'boolean', default: false },
+      config: { type: 'string' },
+      state: { type: 'string' },
+      'host-id': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', short: 'v', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    out.write(SYNC_USAGE + '\n');
+    return 0;
+  }
+  const file = values.config ?? null;
+  const syncCfg = loadConfigSection(file, 'sync', SYNC_SPEC, DEFAULT_SYNC);
+  const stateCfg = loadConfigSection<string>(file, 'stateDir', { kind: 'string' }, DEFAULT_STATE_DIR);
+  if (!syncCfg.ok || !stateCfg.ok) throw new UsageError(`bad config:\n  ${[...(syncCfg.ok ? [] : syncCfg.problems), ...(stateCfg.ok ? [] : stateCfg.problems)].join('\n  ')}`);
+  const stateDir = values.state ?? stateCfg.value;
+  const nowMs = Date.now();
+
+  if (!values.now) {
+    const st = readSyncStatus(stateDir);
+    if (st === null) {
+      out.write(`no sync has run yet (state folder ${stateDir})\n`);
+      return 1;
+    }
+    out.write(values.json ? JSON.stringify(st) + '\n' : formatSyncStatus(st, nowMs));
+    return 0;
+  }
+
+  const problems = syncConfigProblems(syncCfg.value);
+  if (problems.length > 0) throw new UsageError(`bad config:\n  ${problems.join('\n  ')}`);
+  const host = hostIdentity('default', values['host-id'] ?? null);
+  const log: LogFn = (level, msg, fields) => {
+    if (level === 'debug' && !values.verbose) return;
+    err.write(`${level}: ${msg}${fields === undefined || Object.keys(fields).length === 0 ? '' : ` ${JSON.stringify(fields)}`}\n`);
+  };
+  const sightings = new SightingsStore(join(stateDir, 'sightings.db'));
+  let client: SyncClient;
+  try {
+    client = new SyncClient({ cfg: syncCfg.value, stateDir, hostId: host.id, hostName: host.name ?? null, log, sightings });
+  } catch (e) {
+    sightings.close();
+    throw new UsageError((e as Error).message);
+  }
+  const r = await client.syncNow();
+  await client.stop();
+  const st = client.status();
+  client.close();
+  sightings.close();
+  out.write(values.json ? JSON.stringify({ outcome: r, status: st }) + '\n' : formatSyncStatus(st, Date.now()));
+  return r.ok ? 0 : 1;
+}
