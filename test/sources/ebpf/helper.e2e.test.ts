@@ -403,6 +403,36 @@ describe.skipIf(!isRoot)('rarecon-events helper (root, real kernel)', () => {
       // The query itself was a UDP flow of this very process.
       await seen.waitFor(isConnect(process.pid, 53), 2000, from);
 
+      if (dnsmasq && hello.capabilities.dnsTcp) {
+        // DNS over TCP: one length-prefixed response in one segment.
+        const tcpAnswer = await new Promise<{ msg: Buffer; port: number }>((resolve, reject) => {
+          const sock = net.connect(53, '203.0.113.53');
+          let got = Buffer.alloc(0);
+          const t = setTimeout(() => reject(new Error('no DNS answer over TCP')), 3000);
+          sock.on('connect', () => {
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(query.length);
+            sock.write(Buffer.concat([len, query]));
+          });
+          sock.on('data', (d: Buffer) => {
+            got = Buffer.concat([got, d]);
+            if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
+              clearTimeout(t);
+              const port = sock.localPort ?? 0;
+              sock.destroy();
+              resolve({ msg: got.subarray(2, 2 + got.readUInt16BE(0)), port });
+            }
+          });
+          sock.on('error', reject);
+        });
+        const tcpDns = await seen.waitFor(
+          (r): r is RawDns => r.type === 'dns' && r.transport === 'tcp' && r.client.port === tcpAnswer.port,
+          2000,
+          from,
+        );
+        expect(Buffer.from(tcpDns.payload).equals(tcpAnswer.msg)).toBe(true);
+      }
+
       const run = await runTrigger(['anon_connect', 'normal', '203.0.113.53', '8443']);
       const rec = await seen.waitFor(isConnect(run.pid, 8443), 2000, from);
       expect(rec).toMatchObject({ remote: { ip: '203.0.113.53', port: 8443 }, local: { ip: '203.0.113.1' } });
