@@ -21,6 +21,7 @@
  * Exit status 0 whatever connect() returned (a refused connect still sent a
  * SYN), 2 for bad usage, 77 when MODE is unsupported on this architecture.
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -11,6 +11,7 @@
  *
  * Prints once done: "connect_load pid=PID port=PORT attempted=N failed=F elapsed_ms=MS"
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

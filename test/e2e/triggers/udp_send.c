@@ -12,6 +12,7 @@
  *
  * Prints "udp_send pid=PID sent=N" and exits 0 (2 for bad usage).
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
