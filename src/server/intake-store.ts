@@ -180,7 +180,7 @@ export class IntakeStore {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v] as string);
         this.db.pragma(`user_version = ${v + 1}`);
-      })();
+      }).immediate();
     }
   }
 
@@ -196,7 +196,7 @@ export class IntakeStore {
       const token = newSecret(ENROL_TOKEN_PREFIX);
       this.stmts.insertToken.run(secretHash(token), id, nowMs);
       return { token, org, orgCreated };
-    })();
+    }).immediate();
   }
 
   /** Revokes every enrolment token of an org (enrolled hosts keep their credentials). */
@@ -225,7 +225,7 @@ export class IntakeStore {
       }
       this.stmts.insertHost.run(orgId, hostId, hostName, secretHash(credential), nowMs);
       return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: false };
-    })();
+    }).immediate();
   }
 
   authenticate(credential: string): AuthResult {
@@ -319,7 +319,7 @@ export class IntakeStore {
         result.combos += d.combos.length;
       }
       return result;
-    })();
+    }).immediate();
   }
 
   /** Deletes host-days before `beforeDay` (epoch days); returns how many. */
@@ -341,7 +341,7 @@ export class IntakeStore {
         this.stmts.upsertAlert.run(a.uid, host.ref, host.orgId, a.timeMs, a.severityId, nowMs, a.body);
       }
       return { stored, updated };
-    })();
+    }).immediate();
   }
 
   queryAlerts(q: { org: string | null; hostId: string | null; afterSeq: number; sinceMs: number | null; limit: number }): StoredAlert[] {
