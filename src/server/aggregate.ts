@@ -88,6 +88,40 @@ function fileSha256(path: string): { sha256: string; bytes: number } {
   return { sha256: h.digest('hex'), bytes: total };
 }
 
+/** Rows published before and absent now: they become removals (0 observers). */
+function findRemoved(
+  pub: Database.Database,
+  shaInWindow: Uint8Array,
+  shaHex: string[],
+  roots: string[],
+  combos: ComboTable,
+  known: number,
+  procObservers: Int32Array,
+  comboObservers: Int32Array,
+  goneProcs: Buffer[],
+  goneCombos: Array<[Buffer, string, number]>,
+): void {
+  const shaIdOf = new Map<string, number>();
+  for (let id = 0; id < shaInWindow.length; id++) if (shaInWindow[id] === 1) shaIdOf.set(shaHex[id] as string, id);
+  const rootIdOf = new Map<string, number>();
+  for (let id = 0; id < roots.length; id++) if (roots[id] !== undefined) rootIdOf.set(roots[id] as string, id);
+  for (const [sha] of pub.prepare('SELECT sha FROM pub_process WHERE observers > 0').raw().iterate() as Iterable<[Buffer]>) {
+    const id = shaIdOf.get(sha.toString('hex'));
+    if (id === undefined || (procObservers[id] as number) === 0) goneProcs.push(sha);
+  }
+  for (const [sha, root, port] of pub.prepare('SELECT sha, root, port FROM pub_combo WHERE observers > 0').raw().iterate() as Iterable<[Buffer, string, number]>) {
+    const sid = shaIdOf.get(sha.toString('hex'));
+    const rid = rootIdOf.get(root);
+    let present = false;
+    if (sid !== undefined && rid !== undefined) {
+      // intern() of an absent combo adds it past `known`, which reads as absent.
+      const cid = combos.intern(sid, rid, port);
+      present = cid < known && (comboObservers[cid] as number) > 0;
+    }
+    if (!present) goneCombos.push([sha, root, port]);
+  }
+}
+
 export function aggregate(opts: AggregateOptions): AggregateResult {
   const started = performance.now();
   const key = signingKeyFromPem(opts.signingKeyPem);
@@ -97,6 +131,7 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
   const intake = new Database(opts.intakePath, { readonly: true, fileMustExist: true });
   intake.pragma('busy_timeout = 10000');
   const pub = openPublishDb(opts.publishPath, false);
+  pub.pragma('cache_size = -262144');
   try {
     // Dictionaries: id -> text, read once.
     const shaHex: string[] = [];
@@ -119,58 +154,57 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
     const shaInWindow = new Uint8Array(shaHex.length + 1);
     const s: Sighting = { observer: '', dayMs: 0, sha256: '', rootDomain: null, port: null };
 
-    const order = opts.unit === 'org' ? 'host.org_id, host_day.host, host_day.day' : 'host_day.host, host_day.day';
-    const rows = intake
-      .prepare(
-        `SELECT host.org_id, host.host_id, host_day.host, host_day.day, host_day.processes, host_day.combos
-         FROM host_day JOIN host ON host.id = host_day.host
-         WHERE host_day.day >= ? AND host_day.day < ? AND host.revoked_ms IS NULL ORDER BY ${order}`,
-      )
-      .raw();
-    let observerKey = '';
+    // Host by host (grouped by org for the org unit), each host's days by primary key: no sort of blobs.
+    const hosts = intake
+      .prepare(`SELECT id, org_id, host_id FROM host WHERE revoked_ms IS NULL ORDER BY ${opts.unit === 'org' ? 'org_id, id' : 'id'}`)
+      .raw()
+      .all() as Array<[number, number, string]>;
+    const daysOf = intake.prepare('SELECT day, processes, combos FROM host_day WHERE host = ? AND day >= ? AND day < ?').raw();
+    let observerKey = -1;
     let stamp = 0;
     let hostDays = 0;
     let read = 0;
     let fed = 0;
-    for (const [orgId, hostId, hostRef, day, procBlob, comboBlob] of rows.iterate(startDay, endDay) as Iterable<[number, string, number, number, Buffer, Buffer]>) {
-      const org = orgNames.get(orgId) ?? String(orgId);
-      const key2 = opts.unit === 'org' ? `o${orgId}` : `h${hostRef}`;
+    for (const [hostRef, orgId, hostId] of hosts) {
+      const key2 = opts.unit === 'org' ? orgId : hostRef;
       if (key2 !== observerKey) {
         observerKey = key2;
         stamp++;
-        s.observer = observerId(opts.unit, org, hostId, day * DAY_MS);
+        s.observer = observerId(opts.unit, orgNames.get(orgId) ?? String(orgId), hostId, 0);
       }
-      hostDays++;
-      s.dayMs = day * DAY_MS;
-      const procs = int32View(procBlob);
-      read += procs.length;
-      s.rootDomain = null;
-      s.port = null;
-      for (let i = 0; i < procs.length; i++) {
-        const id = procs[i] as number;
-        if (procStamp[id] === stamp) continue;
-        procStamp[id] = stamp;
-        shaInWindow[id] = 1;
-        s.sha256 = shaHex[id] as string;
-        builder.add(s);
-        fed++;
-      }
-      const triples = int32View(comboBlob);
-      read += triples.length / 3;
-      for (let i = 0; i < triples.length; i += 3) {
-        const shaId = triples[i] as number;
-        const rootId = triples[i + 1] as number;
-        const port = triples[i + 2] as number;
-        const cid = combos.intern(shaId, rootId, port);
-        if (cid >= comboStamp.length) comboStamp = grow(comboStamp, cid + 1);
-        if (comboStamp[cid] === stamp) continue;
-        comboStamp[cid] = stamp;
-        shaInWindow[shaId] = 1;
-        s.sha256 = shaHex[shaId] as string;
-        s.rootDomain = roots[rootId] as string;
-        s.port = port;
-        builder.add(s);
-        fed++;
+      for (const [day, procBlob, comboBlob] of daysOf.iterate(hostRef, startDay, endDay) as Iterable<[number, Buffer, Buffer]>) {
+        hostDays++;
+        s.dayMs = day * DAY_MS;
+        const procs = int32View(procBlob);
+        read += procs.length;
+        s.rootDomain = null;
+        s.port = null;
+        for (let i = 0; i < procs.length; i++) {
+          const id = procs[i] as number;
+          if (procStamp[id] === stamp) continue;
+          procStamp[id] = stamp;
+          shaInWindow[id] = 1;
+          s.sha256 = shaHex[id] as string;
+          builder.add(s);
+          fed++;
+        }
+        const triples = int32View(comboBlob);
+        read += triples.length / 3;
+        for (let i = 0; i < triples.length; i += 3) {
+          const shaId = triples[i] as number;
+          const rootId = triples[i + 1] as number;
+          const port = triples[i + 2] as number;
+          const cid = combos.intern(shaId, rootId, port);
+          if (cid >= comboStamp.length) comboStamp = grow(comboStamp, cid + 1);
+          if (comboStamp[cid] === stamp) continue;
+          comboStamp[cid] = stamp;
+          shaInWindow[shaId] = 1;
+          s.sha256 = shaHex[shaId] as string;
+          s.rootDomain = roots[rootId] as string;
+          s.port = port;
+          builder.add(s);
+          fed++;
+        }
       }
     }
     intake.close();
@@ -209,55 +243,64 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
       key,
     );
 
-    const shaIdOf = new Map<string, number>();
-    for (let id = 0; id < shaInWindow.length; id++) if (shaInWindow[id] === 1) shaIdOf.set(shaHex[id] as string, id);
-    const rootIdOf = new Map<string, number>();
-    for (let id = 0; id < roots.length; id++) if (roots[id] !== undefined) rootIdOf.set(roots[id] as string, id);
-
     let changedProcesses = 0;
     let changedCombos = 0;
     pub.transaction(() => {
       // Rows published before and absent now become removals (0 observers).
       const goneProcs: Buffer[] = [];
-      for (const [sha] of pub.prepare('SELECT sha FROM pub_process WHERE observers > 0').raw().iterate() as Iterable<[Buffer]>) {
-        const id = shaIdOf.get(sha.toString('hex'));
-        if (id === undefined || (procObservers[id] as number) === 0) goneProcs.push(sha);
-      }
       const goneCombos: Array<[Buffer, string, number]> = [];
       const known = combos.count;
-      for (const [sha, root, port] of pub.prepare('SELECT sha, root, port FROM pub_combo WHERE observers > 0').raw().iterate() as Iterable<[Buffer, string, number]>) {
-        const sid = shaIdOf.get(sha.toString('hex'));
-        const rid = rootIdOf.get(root);
-        let present = false;
-        if (sid !== undefined && rid !== undefined) {
-          const cid = combos.intern(sid, rid, port);
-          present = cid < known && (comboObservers[cid] as number) > 0;
-        }
-        if (!present) goneCombos.push([sha, root, port]);
-      }
+      if (prev !== null) findRemoved(pub, shaInWindow, shaHex, roots, combos, known, procObservers, comboObservers, goneProcs, goneCombos);
+      // Rows in primary-key order (sha bytes, root, port): B-tree appends instead of random inserts.
+      const shaOrder: number[] = [];
+      for (let id = 0; id < shaInWindow.length; id++) if (shaInWindow[id] === 1) shaOrder.push(id);
+      shaOrder.sort((a, b) => ((shaHex[a] as string) < (shaHex[b] as string) ? -1 : 1));
+      const rank = new Int32Array(shaInWindow.length).fill(-1);
+      shaOrder.forEach((id, r) => (rank[id] = r));
       const upProc = pub.prepare(
         `INSERT INTO pub_process (sha, observers, changed) VALUES (?, ?, ?)
          ON CONFLICT (sha) DO UPDATE SET observers = excluded.observers, changed = excluded.changed WHERE observers != excluded.observers`,
       );
-      for (let id = 0; id < shaInWindow.length; id++) {
+      const shaBuf: Buffer[] = [];
+      for (const id of shaOrder) {
+        const b = Buffer.from(shaHex[id] as string, 'hex');
+        shaBuf[id] = b;
         const n = procObservers[id] as number;
-        if (n > 0) changedProcesses += upProc.run(Buffer.from(shaHex[id] as string, 'hex'), n, version).changes;
+        if (n > 0) changedProcesses += upProc.run(b, n, version).changes;
+      }
+      // Combos grouped by sha rank (counting sort), each group by root then port.
+      const groupStart = new Int32Array(shaOrder.length + 1);
+      for (let c = 0; c < known; c++) {
+        if ((comboObservers[c] as number) <= 0) continue;
+        const g = (rank[combos.sha[c] as number] as number) + 1;
+        groupStart[g] = (groupStart[g] as number) + 1;
+      }
+      for (let r = 0; r < shaOrder.length; r++) groupStart[r + 1] = (groupStart[r + 1] as number) + (groupStart[r] as number);
+      const ordered = new Int32Array(groupStart[shaOrder.length] as number);
+      const fill = groupStart.slice(0, shaOrder.length);
+      for (let c = 0; c < known; c++) {
+        if ((comboObservers[c] as number) <= 0) continue;
+        const r = rank[combos.sha[c] as number] as number;
+        ordered[fill[r] as number] = c;
+        fill[r] = (fill[r] as number) + 1;
+      }
+      const byRootPort = (a: number, b: number): number => {
+        const ra = roots[combos.root[a] as number] as string;
+        const rb = roots[combos.root[b] as number] as string;
+        return ra < rb ? -1 : ra > rb ? 1 : (combos.port[a] as number) - (combos.port[b] as number);
+      };
+      for (let r = 0; r < shaOrder.length; r++) {
+        const from = groupStart[r] as number;
+        const to = groupStart[r + 1] as number;
+        if (to - from > 1) ordered.subarray(from, to).sort(byRootPort);
       }
       const upCombo = pub.prepare(
         `INSERT INTO pub_combo (sha, root, port, observers, changed) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (sha, root, port) DO UPDATE SET observers = excluded.observers, changed = excluded.changed WHERE observers != excluded.observers`,
       );
-      const shaBuf = new Map<number, Buffer>();
-      for (let c = 0; c < known; c++) {
-        const n = comboObservers[c] as number;
-        if (n <= 0) continue;
-        const sid = combos.sha[c] as number;
-        let b = shaBuf.get(sid);
-        if (b === undefined) {
-          b = Buffer.from(shaHex[sid] as string, 'hex');
-          shaBuf.set(sid, b);
-        }
-        changedCombos += upCombo.run(b, roots[combos.root[c] as number] as string, combos.port[c] as number, n, version).changes;
+      for (let i = 0; i < ordered.length; i++) {
+        const c = ordered[i] as number;
+        changedCombos += upCombo.run(shaBuf[combos.sha[c] as number] as Buffer, roots[combos.root[c] as number] as string, combos.port[c] as number, comboObservers[c] as number, version).changes;
       }
       const rmProc = pub.prepare('UPDATE pub_process SET observers = 0, changed = ? WHERE sha = ?');
       for (const sha of goneProcs) changedProcesses += rmProc.run(version, sha).changes;

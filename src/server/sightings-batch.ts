@@ -18,6 +18,19 @@ export type BatchResult =
   | { ok: false; status: 400 | 413; error: string };
 
 const SHA_RE = /^[0-9a-fA-F]{64}$/;
+
+// Root-domain checks repeat across batches (the same few thousand domains): remembered per policy, bounded.
+const ROOT_CACHE_MAX = 500_000;
+const rootCaches = new Map<boolean, Map<string, string | null>>();
+
+function rootCache(allowPrivateDomains: boolean): Map<string, string | null> {
+  let c = rootCaches.get(allowPrivateDomains);
+  if (c === undefined || c.size >= ROOT_CACHE_MAX) {
+    c = new Map();
+    rootCaches.set(allowPrivateDomains, c);
+  }
+  return c;
+}
 const DAY_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const ROOT_RE = /^[a-z0-9-]+(\.[a-z0-9-]+)+$/;
 
@@ -56,7 +69,7 @@ export function checkSightingsBatch(body: unknown, rules: BatchRules): BatchResu
   const out: DayBatch[] = [];
   const skippedDays: string[] = [];
   const seenDays = new Set<number>();
-  const rootOk = new Map<string, string | null>();
+  const rootOk = rootCache(rules.allowPrivateDomains);
   let duplicates = 0;
   const latestDayMs = Math.floor(rules.nowMs / DAY_MS) * DAY_MS + DAY_MS;
   for (let i = 0; i < days.length; i++) {
