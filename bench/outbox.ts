@@ -165,8 +165,15 @@ export async function benchOutbox(): Promise<void> {
       o.close();
     }
 
+    const held = openOutbox(dir, 'drain', 'normal');
+    enqueueBatched(held, alerts, 500);
+    held.close();
+    let t0 = performance.now();
     const o = openOutbox(dir, 'drain', 'normal');
-    enqueueBatched(o, alerts, 500);
+    console.log(`  open with ${n.toLocaleString('en-US')} alerts held: ${(performance.now() - t0).toFixed(0)} ms`);
+    t0 = performance.now();
+    o.stats();
+    console.log(`  stats() with ${n.toLocaleString('en-US')} alerts held: ${(performance.now() - t0).toFixed(0)} ms`);
     const d = await drain(o, n, 1000);
     console.log(
       `  drain to HTTP on loopback (OCSF JSON array, 1000 a request): ${rate(n, d.ms)} (${d.requests} requests, ${d.ms.toFixed(0)} ms)`,

@@ -78,8 +78,16 @@ export class DeliveryLoop {
     this.now = opts.now ?? Date.now;
   }
 
-  start(): void {
+  /** Starts the loop; aborting `signal` (the daemon's) stops it like `shutdown()`. */
+  start(signal?: AbortSignal): void {
     if (this.running !== null || this.abort.signal.aborted) return;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.abort.abort();
+        return;
+      }
+      signal.addEventListener('abort', () => void this.shutdown(), { once: true });
+    }
     this.unsubscribe = this.outbox.onEnqueue(() => this.wake?.());
     this.running = this.run().finally(() => {
       this.state = 'stopped';
@@ -128,6 +136,7 @@ export class DeliveryLoop {
           this.pause();
           continue;
         }
+        if (this.unsaved.length === 0) this.storeOk();
         if (got.items.length === 0) {
           this.state = 'idle';
           lingered = false;
@@ -236,7 +245,10 @@ export class DeliveryLoop {
       seqs.filter((s) => s > this.cursor),
       message,
     );
-    if (!marked.ok && marked.reason !== 'closed') this.storeProblem('count an attempt', marked);
+    // The attempt count only feeds maxAttempts and the dead-letter record: not worth an alarm of its own.
+    if (!marked.ok && marked.reason !== 'closed') {
+      this.log('debug', 'The outbox could not count a failed attempt.', { sink: this.sink.name, reason: marked.reason });
+    }
     if (this.failures === 0) {
       this.failingSinceMs = this.now();
       this.log('warn', 'The sink is not accepting alerts; they stay in the outbox and will be retried.', {
@@ -267,6 +279,7 @@ export class DeliveryLoop {
 
   /** Writes finished work to the outbox in order; on a full disk it stays here and delivery goes on past it. */
   private saveUnsaved(): void {
+    if (this.unsaved.length === 0) return;
     while (this.unsaved.length > 0) {
       const op = this.unsaved[0]!;
       const r = op.kind === 'ack' ? this.outbox.ack(this.sink.name, op.seqs) : this.outbox.deadLetter(this.sink.name, op.seqs, op.reason);
@@ -276,10 +289,13 @@ export class DeliveryLoop {
       }
       this.unsaved.shift();
     }
-    if (this.storeFailing) {
-      this.storeFailing = false;
-      this.log('info', 'The outbox can be written again.', { sink: this.sink.name });
-    }
+    this.storeOk();
+  }
+
+  private storeOk(): void {
+    if (!this.storeFailing) return;
+    this.storeFailing = false;
+    this.log('info', 'The outbox can be read and written again.', { sink: this.sink.name });
   }
 
   private storeProblem(what: string, f: StoreFailure): void {

@@ -59,8 +59,13 @@ export class MemorySink implements AlertSink {
     this.calls++;
     if (this.delayMs > 0) {
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.delayMs);
-        signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+        const done = (): void => {
+          clearTimeout(t);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, this.delayMs);
+        signal.addEventListener('abort', done, { once: true });
       });
     }
     if (signal.aborted) return { status: 'retryable', error: new Error('aborted') };

@@ -129,7 +129,8 @@ function migrate(db: Database.Database): void {
         enqueued_ms INTEGER NOT NULL,
         size_bytes INTEGER NOT NULL,
         record TEXT NOT NULL);
-      CREATE INDEX IF NOT EXISTS alerts_eviction ON alerts (severity_id, seq);
+      -- Covers eviction (lowest severity, oldest) and the byte count at open without reading records.
+      CREATE INDEX IF NOT EXISTS alerts_eviction ON alerts (severity_id, seq, size_bytes);
       CREATE TABLE IF NOT EXISTS deliveries (
         sink TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -174,6 +175,8 @@ export class Outbox {
     diskFull: 0,
     evictedBySeverity: { High: 0, Medium: 0, Low: 0, Informational: 0 } as Record<SeverityName, number>,
   };
+  /** Failed enqueues not yet logged, and when the last log line about them went out. */
+  private storeFailures = { unlogged: 0, lastLogMs: 0, failing: false };
   private readonly perSink = new Map<string, { delivered: number; retried: number; deadLettered: number }>();
 
   private constructor(
@@ -227,8 +230,9 @@ export class Outbox {
           record: string;
         }
       >('SELECT id, sink, uid, severity_id, reason, attempts, failed_at_ms, record FROM dead_letters ORDER BY id DESC LIMIT ?'),
-      depth: db.prepare<[], { sink: string; n: number; oldest: number | null }>(
-        'SELECT d.sink AS sink, count(*) AS n, min(a.enqueued_ms) AS oldest FROM deliveries d JOIN alerts a ON a.seq = d.seq GROUP BY d.sink',
+      depth: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM deliveries WHERE sink = ?'),
+      sinkOldest: db.prepare<[string], { enqueued_ms: number }>(
+        'SELECT a.enqueued_ms FROM deliveries d JOIN alerts a ON a.seq = d.seq WHERE d.sink = ? ORDER BY d.seq LIMIT 1',
       ),
       oldest: db.prepare<[], { enqueued_ms: number }>('SELECT enqueued_ms FROM alerts ORDER BY seq LIMIT 1'),
     };
@@ -340,12 +344,12 @@ export class Outbox {
     } catch (err) {
       const f = classifyStoreError(err);
       if (f.reason === 'disk-full') this.totals.diskFull++;
-      this.log('error', 'Could not store alerts in the outbox; they were not queued.', {
-        reason: f.reason,
-        error: f.error,
-        alerts: alerts.length,
-      });
+      this.storeFailed(f, alerts.length, nowMs);
       return f;
+    }
+    if (this.storeFailures.failing) {
+      this.log('info', 'The outbox stores alerts again.', { alertsNotStoredSinceLastLog: this.storeFailures.unlogged });
+      this.storeFailures = { unlogged: 0, lastLogMs: 0, failing: false };
     }
     this.rows = rows;
     this.bytes = bytes;
@@ -365,6 +369,19 @@ export class Outbox {
     }
     if (stored > 0) for (const l of this.listeners) l();
     return { ok: true, stored, duplicates, rejected, evicted };
+  }
+
+  /** One log line when enqueues start failing, then at most one a minute with the count: no flood on a full disk. */
+  private storeFailed(f: StoreFailure, alerts: number, nowMs: number): void {
+    const sf = this.storeFailures;
+    sf.unlogged += alerts;
+    if (sf.failing && nowMs - sf.lastLogMs < 60_000) return;
+    this.log('error', 'Could not store alerts in the outbox; they were not queued.', {
+      reason: f.reason,
+      error: f.error,
+      alertsNotStored: sf.unlogged,
+    });
+    this.storeFailures = { unlogged: 0, lastLogMs: nowMs, failing: true };
   }
 
   /** The next alerts for a sink in queue order, after `afterSeq`. Unreadable records are dead-lettered. */
@@ -512,11 +529,10 @@ export class Outbox {
     let oldestAgeMs: number | null = null;
     let deadLetterRows = 0;
     if (!this.closed) {
-      for (const d of this.stmts.depth.all()) {
-        const q = sinks[d.sink];
-        if (q === undefined) continue;
-        q.depth = d.n;
-        q.oldestAgeMs = d.oldest === null ? null : nowMs - d.oldest;
+      for (const [name, q] of Object.entries(sinks)) {
+        q.depth = this.stmts.depth.get(name)?.n ?? 0;
+        const oldest = this.stmts.sinkOldest.get(name);
+        q.oldestAgeMs = oldest === undefined ? null : nowMs - oldest.enqueued_ms;
       }
       const o = this.stmts.oldest.get();
       oldestAgeMs = o === undefined ? null : nowMs - o.enqueued_ms;

@@ -37,21 +37,22 @@ export class Reporter {
   static start(cfg: ReportConfig, opts: ReporterOptions): Reporter {
     const log = opts.log ?? silentLog;
     const sinks: AlertSink[] = [];
+    let outbox: Outbox;
     try {
       for (const s of cfg.sinks) sinks.push(opts.sinks?.get(s.name) ?? createSink(s, opts));
+      outbox = Outbox.open({
+        path: cfg.outbox.path ?? join(opts.stateDir, 'outbox.db'),
+        sinks: cfg.sinks.map((s) => s.name),
+        maxRows: cfg.outbox.maxRows,
+        maxBytes: cfg.outbox.maxBytes,
+        synchronous: cfg.outbox.synchronous,
+        deadLetterMaxRows: cfg.outbox.deadLetterMaxRows,
+        log,
+      });
     } catch (err) {
       for (const s of sinks) void s.close();
       throw err;
     }
-    const outbox = Outbox.open({
-      path: cfg.outbox.path ?? join(opts.stateDir, 'outbox.db'),
-      sinks: cfg.sinks.map((s) => s.name),
-      maxRows: cfg.outbox.maxRows,
-      maxBytes: cfg.outbox.maxBytes,
-      synchronous: cfg.outbox.synchronous,
-      deadLetterMaxRows: cfg.outbox.deadLetterMaxRows,
-      log,
-    });
     const loops = cfg.sinks.map(
       (s, i) =>
         new DeliveryLoop(

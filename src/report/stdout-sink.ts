@@ -8,12 +8,15 @@ import { errorText, retryable, type AlertSink, type SendResult } from './sink.js
 
 export class StdoutSink implements AlertSink {
   readonly name: string;
+  // A closed pipe (EPIPE) is also emitted as an 'error' event, which would end the process unheard.
+  private readonly onError = (): void => undefined;
 
   constructor(
     private readonly cfg: StdoutSinkConfig,
     private readonly out: Writable = process.stdout,
   ) {
     this.name = cfg.name;
+    out.on('error', this.onError);
   }
 
   send(batch: readonly Alert[], signal: AbortSignal): Promise<SendResult> {
@@ -32,5 +35,7 @@ export class StdoutSink implements AlertSink {
     });
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.out.off('error', this.onError);
+  }
 }

@@ -141,3 +141,73 @@ describe('delivery loop', () => {
     o.close();
   });
 });
+
+describe('reporter', () => {
+  it('wires outbox and loops, keeps what was not delivered across a restart, and shuts down twice safely', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { Reporter } = await import('../../src/report/reporter.js');
+    const { DEFAULT_REPORT, SINK_DEFAULTS } = await import('../../src/report/config.js');
+    const dir = mkdtempSync(join(tmpdir(), 'rarecon-reporter-'));
+    const cfg = {
+      ...DEFAULT_REPORT,
+      backoff: { initialMs: 10, maxMs: 50, maxRetryAfterMs: 1_000, maxAttempts: 0 },
+      pollMs: 50,
+      sinks: [
+        { ...SINK_DEFAULTS.stdout, name: 'up' },
+        { ...SINK_DEFAULTS.stdout, name: 'down' },
+      ],
+    };
+    const up = new MemorySink('up');
+    const down = new MemorySink('down').failForever();
+    const first = Reporter.start(cfg, {
+      stateDir: dir,
+      sinks: new Map([
+        ['up', up],
+        ['down', down],
+      ]),
+    });
+    expect(first.enqueueMany([detection(1), detection(2)])).toMatchObject({ ok: true, stored: 2 });
+    expect(await eventually(() => up.alerts.length === 2)).toBe(true);
+    const s = first.stats();
+    expect(s.outbox.sinks['down']?.depth).toBe(2);
+    expect(s.delivery.map((d) => d.sink)).toEqual(['up', 'down']);
+    await first.shutdown();
+    await first.shutdown();
+    expect(up.closed && down.closed).toBe(true);
+    expect(first.enqueue(detection(3))).toMatchObject({ ok: false, reason: 'closed' });
+
+    const healed = new MemorySink('down');
+    const second = Reporter.start(cfg, {
+      stateDir: dir,
+      sinks: new Map([
+        ['up', new MemorySink('up')],
+        ['down', healed],
+      ]),
+    });
+    expect(await eventually(() => healed.alerts.length === 2)).toBe(true);
+    expect(await eventually(() => second.stats().outbox.rows === 0)).toBe(true);
+    await second.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('delivery loop and the daemon signal', () => {
+  it('stops when the signal it was started with aborts', async () => {
+    const o = outbox(['m']);
+    const sink = new MemorySink('m');
+    const loop = new DeliveryLoop(o, sink, FAST);
+    const ac = new AbortController();
+    loop.start(ac.signal);
+    o.enqueue(detection(1));
+    expect(await eventually(() => sink.alerts.length === 1)).toBe(true);
+    ac.abort();
+    expect(await eventually(() => loop.stats().state === 'stopped')).toBe(true);
+    o.enqueue(detection(2));
+    await new Promise((r) => setTimeout(r, 150));
+    expect(sink.alerts.length).toBe(1);
+    await loop.shutdown();
+    o.close();
+  });
+});
