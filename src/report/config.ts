@@ -9,6 +9,7 @@ import type { AlertFormat } from './render.js';
 
 export type SinkType = 'http' | 'syslog' | 'file' | 'stdout';
 
+// In code order: a facility's index is its number (RFC 5424 section 6.2.1).
 export const SYSLOG_FACILITIES = [
   'kern',
   'user',

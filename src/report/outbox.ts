@@ -253,8 +253,8 @@ export class Outbox {
       db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.pragma('busy_timeout = 5000');
       db.pragma('cache_size = -16384');
-      // After a checkpoint the WAL is rewritten from its start, reusing the space it
-      // already holds; trimming it only past 64 MiB keeps acks possible on a full disk.
+      // After a checkpoint the WAL is rewritten from its start in the space it already
+      // holds; trimming it only past 64 MiB spares asking a nearly full disk for it again.
       db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
       return new Outbox(db, opts);
     } catch (err) {
