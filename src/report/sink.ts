@@ -13,8 +13,6 @@ export interface AlertSink {
   close(): Promise<void>;
 }
 
-export const SUCCESS: SendResult = Object.freeze({ status: 'success' });
-
 export function retryable(message: string, retryAfterMs?: number): SendResult {
   return retryAfterMs === undefined
     ? { status: 'retryable', error: new Error(message) }
