@@ -107,7 +107,8 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
   }
   const orgBinaries = 60;
   const planted: FleetResult['planted'] = [];
-  for (let i = 0; i < 5; i++) planted.push({ sha256: (popular[browserCount + i] as Binary).sha, rootDomain: `planted-c2-${i}.net`, port: 8443 + i, orgs: 2 });
+  for (let i = 0; i < 5; i++)
+    planted.push({ sha256: (popular[browserCount + i] as Binary).sha, rootDomain: `planted-c2-${i}.net`, port: 8443 + i, orgs: 2 });
   const plantedOrgs = new Map<number, number[]>(); // org -> planted indexes
   for (let i = 0; i < planted.length; i++) {
     for (const o of [(i * 7) % opts.orgs, (i * 7 + 3) % opts.orgs]) {
@@ -148,7 +149,8 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
     const cred = (JSON.parse(e.body) as { credential: string }).credential;
     // This host's binaries: most of the popular ones, a share of its org's own.
     const mine: Binary[] = [];
-    for (let i = 0; i < popularCount; i++) if (i < browserCount || hostRand() < 0.35 * (1 - i / popularCount) + 0.05) mine.push(popular[i] as Binary);
+    for (let i = 0; i < popularCount; i++)
+      if (i < browserCount || hostRand() < 0.35 * (1 - i / popularCount) + 0.05) mine.push(popular[i] as Binary);
     for (let i = 0; i < orgBinaries; i++) {
       if (hostRand() < 0.5) {
         const domains = [`org${org}-svc${i % 7}.com`, `org${org}-api.net`];
@@ -169,12 +171,17 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
         let guard = 0;
         while (combos.size < combosPerDay - tailPerDay && guard++ < combosPerDay * 20) {
           const b = mine[zipf(hostRand, mine.length, 0.6)] as Binary;
-          const root = b.domains.length === 0 ? `w${zipf(hostRand, globalDomains)}.com` : (b.domains[Math.floor(hostRand() * b.domains.length)] as string);
+          const root =
+            b.domains.length === 0
+              ? `w${zipf(hostRand, globalDomains)}.com`
+              : (b.domains[Math.floor(hostRand() * b.domains.length)] as string);
           const port = b.domains.length === 0 ? (hostRand() < 0.9 ? 443 : 80) : (PORTS[Math.floor(hostRand() * PORTS.length)] as number);
           combos.add(`{"sha256":"${b.sha}","rootDomain":"${root}","port":${port}}`);
         }
         for (let t = 0; t < tailPerDay; t++) {
-          combos.add(`{"sha256":"${randomSha(hostRand)}","rootDomain":"tail${Math.floor(hostRand() * 5_000_000)}.org","port":${1024 + Math.floor(hostRand() * 60_000)}}`);
+          combos.add(
+            `{"sha256":"${randomSha(hostRand)}","rootDomain":"tail${Math.floor(hostRand() * 5_000_000)}.org","port":${1024 + Math.floor(hostRand() * 60_000)}}`,
+          );
         }
         if (host === 0 && d === opts.days - 1) {
           for (const i of myPlanted) {
@@ -202,7 +209,9 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
       const now = performance.now();
       if (opts.progress !== undefined && now - lastProgress > 5_000) {
         lastProgress = now;
-        opts.progress(`  fleet: ${org + 1}/${opts.orgs} orgs, ${sightings.toLocaleString('en-US')} sightings, ${Math.round(sightings / ((now - started) / 1000)).toLocaleString('en-US')}/s`);
+        opts.progress(
+          `  fleet: ${org + 1}/${opts.orgs} orgs, ${sightings.toLocaleString('en-US')} sightings, ${Math.round(sightings / ((now - started) / 1000)).toLocaleString('en-US')}/s`,
+        );
       }
     });
   }
@@ -221,7 +230,11 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
     elapsedMs: Math.round(elapsedMs),
     sightingsPerSecond: Math.round(sightings / (elapsedMs / 1000)),
     planted,
-    popular: { sha256: (popular[browserCount] as Binary).sha, rootDomain: (popular[browserCount] as Binary).domains[0] as string, port: 443 },
+    popular: {
+      sha256: (popular[browserCount] as Binary).sha,
+      rootDomain: (popular[browserCount] as Binary).domains[0] as string,
+      port: 443,
+    },
   };
 }
 
@@ -254,7 +267,9 @@ async function main(): Promise<void> {
     },
   });
   if (values.url === undefined || values.state === undefined) {
-    process.stderr.write('usage: node dist/bench/fleet-sim.js --url URL --state SERVER_STATE_DIR [--orgs N] [--hosts M] [--days D] [--sightings PER_HOST_DAY]\n');
+    process.stderr.write(
+      'usage: node dist/bench/fleet-sim.js --url URL --state SERVER_STATE_DIR [--orgs N] [--hosts M] [--days D] [--sightings PER_HOST_DAY]\n',
+    );
     process.exitCode = 1;
     return;
   }

@@ -61,8 +61,17 @@ function httpJson(url: string, method: string, token: string | null): Promise<{ 
 
 function startServerChild(stateDir: string): Promise<{ child: ChildProcess; url: string; adminToken: string; publicKey: string }> {
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'server-child.js');
-  const cfg = { stateDir, observerUnit: 'org', omitSingleObserverCombos: false, buildInWorker: true, bucketHexChars: 4, requestTimeoutMs: 600_000 };
-  const child = spawn(process.execPath, ['--max-old-space-size=8192', script, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const cfg = {
+    stateDir,
+    observerUnit: 'org',
+    omitSingleObserverCombos: false,
+    buildInWorker: true,
+    bucketHexChars: 4,
+    requestTimeoutMs: 600_000,
+  };
+  const child = spawn(process.execPath, ['--max-old-space-size=8192', script, JSON.stringify(cfg)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (b: Buffer) => {
@@ -102,11 +111,19 @@ async function benchDeltaApply(dir: string, n: number, out: (l: string) => void)
     combos: shas.flatMap((s) => Array.from({ length: 10 }, (_, k) => [s, `dom${k}.com`, 443, obs + k] as [string, string, number, number])),
   });
   const covered = [...new Set(shas.map((s) => s.slice(0, 4)))].sort();
-  const full = signContent({ kind: 'buckets', meta: meta(1), fromVersion: null, prefixes: covered, bucketHexChars: 4 }, Buffer.from(JSON.stringify(rows(5))), key);
+  const full = signContent(
+    { kind: 'buckets', meta: meta(1), fromVersion: null, prefixes: covered, bucketHexChars: 4 },
+    Buffer.from(JSON.stringify(rows(5))),
+    key,
+  );
   const v1 = verifySigned(full, key.publicKey);
   if (!v1.ok) throw new Error(v1.error);
   cache.apply(v1.header, JSON.parse(v1.content.toString('utf8')), 'new-buckets');
-  const delta = signContent({ kind: 'buckets', meta: meta(2), fromVersion: 1, prefixes: covered, bucketHexChars: 4 }, Buffer.from(JSON.stringify(rows(7))), key);
+  const delta = signContent(
+    { kind: 'buckets', meta: meta(2), fromVersion: 1, prefixes: covered, bucketHexChars: 4 },
+    Buffer.from(JSON.stringify(rows(7))),
+    key,
+  );
   const started = performance.now();
   const v2 = verifySigned(delta, key.publicKey);
   if (!v2.ok) throw new Error(v2.error);
@@ -114,7 +131,9 @@ async function benchDeltaApply(dir: string, n: number, out: (l: string) => void)
   const a = cache.apply(v2.header, parsed, 'refresh');
   const ms = performance.now() - started;
   if (!a.ok) throw new Error(a.error);
-  out(`delta apply: ${fmt(a.comboRows)} changed combos + ${fmt(a.processRows)} processes (${mib(delta.length)} signed) verified, parsed and applied in ${fmt(ms)} ms (target < 2,000 ms), a synthetic signed delta over ${prefixes.length > 0 ? covered.length : 0} cached buckets`);
+  out(
+    `delta apply: ${fmt(a.comboRows)} changed combos + ${fmt(a.processRows)} processes (${mib(delta.length)} signed) verified, parsed and applied in ${fmt(ms)} ms (target < 2,000 ms), a synthetic signed delta over ${prefixes.length > 0 ? covered.length : 0} cached buckets`,
+  );
   cache.close();
 }
 
@@ -122,15 +141,24 @@ export async function benchServer(opts: BenchServerOptions = {}): Promise<void> 
   const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'rarecon-bench-server-'));
   const stateDir = join(dir, 'server');
-  const fleet = { ...DEFAULT_FLEET, orgs: opts.orgs ?? DEFAULT_FLEET.orgs, hostsPerOrg: opts.hostsPerOrg ?? DEFAULT_FLEET.hostsPerOrg, days: opts.days ?? DEFAULT_FLEET.days };
+  const fleet = {
+    ...DEFAULT_FLEET,
+    orgs: opts.orgs ?? DEFAULT_FLEET.orgs,
+    hostsPerOrg: opts.hostsPerOrg ?? DEFAULT_FLEET.hostsPerOrg,
+    days: opts.days ?? DEFAULT_FLEET.days,
+  };
   if (opts.sightingsPerHostDay !== undefined) fleet.sightingsPerHostDay = opts.sightingsPerHostDay;
-  out(`rarecon server bench: ${fmt(fleet.orgs)} orgs x ${fleet.hostsPerOrg} hosts x ${fleet.days} days x ~${fleet.sightingsPerHostDay} sightings (${fmt(fleet.orgs * fleet.hostsPerOrg * fleet.days * fleet.sightingsPerHostDay)} sightings)`);
+  out(
+    `rarecon server bench: ${fmt(fleet.orgs)} orgs x ${fleet.hostsPerOrg} hosts x ${fleet.days} days x ~${fleet.sightingsPerHostDay} sightings (${fmt(fleet.orgs * fleet.hostsPerOrg * fleet.days * fleet.sightingsPerHostDay)} sightings)`,
+  );
   const server = await startServerChild(stateDir);
   const tokens = tokensFromStateDir(stateDir);
   try {
     const endDayMs = Math.floor(Date.now() / DAY_MS) * DAY_MS;
     const f = await simulateFleet({ ...fleet, url: server.url, tokenFor: tokens.tokenFor, endDayMs, progress: out });
-    out(`intake: ${fmt(f.sightings)} sightings in ${fmt(f.requests)} requests (${mib(f.bytesSent)} JSON) in ${(f.elapsedMs / 1000).toFixed(1)} s: ${fmt(f.sightingsPerSecond)} sightings/s`);
+    out(
+      `intake: ${fmt(f.sightings)} sightings in ${fmt(f.requests)} requests (${mib(f.bytesSent)} JSON) in ${(f.elapsedMs / 1000).toFixed(1)} s: ${fmt(f.sightingsPerSecond)} sightings/s`,
+    );
     const dbBytes = statSync(join(stateDir, 'server.db')).size;
     out(`intake store: ${mib(dbBytes)} (${(dbBytes / f.sightings).toFixed(1)} bytes a sighting)`);
 
@@ -143,7 +171,9 @@ export async function benchServer(opts: BenchServerOptions = {}): Promise<void> 
         `${fmt(fig.sightingsFed as number)} fed to the builder after per-observer dedup; read+feed ${fmt(fig.readAndFeedMs as number)} ms, ` +
         `write ${fmt(fig.writeMs as number)} ms, lookups ${fmt(fig.lookupMs as number)} ms, publish ${fmt(fig.publishMs as number)} ms`,
     );
-    out(`baseline: version ${built.version}, ${fmt(built.meta.processCount)} processes, ${fmt(built.meta.comboCount)} combos, ${built.meta.populationSize} observers, snapshot ${mib(fig.snapshotBytes as number)}`);
+    out(
+      `baseline: version ${built.version}, ${fmt(built.meta.processCount)} processes, ${fmt(built.meta.comboCount)} combos, ${built.meta.populationSize} observers, snapshot ${mib(fig.snapshotBytes as number)}`,
+    );
     out(`publication store: ${mib(statSync(join(stateDir, 'publish.db')).size)}`);
 
     // The endpoint: a bucket cache for the processes one host runs.
@@ -151,7 +181,15 @@ export async function benchServer(opts: BenchServerOptions = {}): Promise<void> 
     mkdirSync(epDir, { recursive: true });
     const enrolToken = tokens.tokenFor('org-0');
     const client = new SyncClient({
-      cfg: { ...DEFAULT_SYNC, serverUrl: server.url, serverPublicKey: server.publicKey, enrolTokenEnv: 'BENCH_TOKEN', mode: 'buckets', bucketFetchLingerMs: 0, requestTimeoutMs: 120_000 },
+      cfg: {
+        ...DEFAULT_SYNC,
+        serverUrl: server.url,
+        serverPublicKey: server.publicKey,
+        enrolTokenEnv: 'BENCH_TOKEN',
+        mode: 'buckets',
+        bucketFetchLingerMs: 0,
+        requestTimeoutMs: 120_000,
+      },
       stateDir: epDir,
       hostId: 'bench-endpoint',
       log: () => {},
@@ -161,7 +199,10 @@ export async function benchServer(opts: BenchServerOptions = {}): Promise<void> 
     if (!first.ok) throw new Error(first.error);
     const reader = client.current();
     if (reader === null) throw new Error('no baseline on the endpoint');
-    const hostShas = [...Array.from({ length: 400 }, (_, i) => shaOf(`popular-${i}`)), ...Array.from({ length: 60 }, (_, i) => shaOf(`org-0-bin-${i}`))];
+    const hostShas = [
+      ...Array.from({ length: 400 }, (_, i) => shaOf(`popular-${i}`)),
+      ...Array.from({ length: 60 }, (_, i) => shaOf(`org-0-bin-${i}`)),
+    ];
     for (const s of hostShas) reader.process(s);
     let t = performance.now();
     const fetched = await client.fetchWantedNow();
@@ -175,7 +216,9 @@ export async function benchServer(opts: BenchServerOptions = {}): Promise<void> 
     if (planted !== undefined) {
       reader.process(planted.sha256);
       await client.fetchWantedNow();
-      out(`scoring: planted rare combo ${planted.rootDomain}:${planted.port} -> ${reader.combo(planted.sha256, planted.rootDomain, planted.port)} observers; popular ${f.popular.rootDomain}:443 -> ${reader.combo(f.popular.sha256, f.popular.rootDomain, 443)} observers; process -> ${reader.process(planted.sha256)}`);
+      out(
+        `scoring: planted rare combo ${planted.rootDomain}:${planted.port} -> ${reader.combo(planted.sha256, planted.rootDomain, planted.port)} observers; popular ${f.popular.rootDomain}:443 -> ${reader.combo(f.popular.sha256, f.popular.rootDomain, 443)} observers; process -> ${reader.process(planted.sha256)}`,
+      );
     }
     // A new sha256: one bucket, fetched, verified and applied.
     const lat: number[] = [];
@@ -212,7 +255,15 @@ export async function benchServer(opts: BenchServerOptions = {}): Promise<void> 
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { orgs: { type: 'string' }, hosts: { type: 'string' }, days: { type: 'string' }, sightings: { type: 'string' }, keep: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      orgs: { type: 'string' },
+      hosts: { type: 'string' },
+      days: { type: 'string' },
+      sightings: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+    },
+  });
   const num = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
   const o: BenchServerOptions = { keep: values.keep };
   if (values.orgs !== undefined) o.orgs = num(values.orgs) as number;

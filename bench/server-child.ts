@@ -8,7 +8,8 @@ const cfg: ServerConfig = { ...structuredClone(DEFAULT_SERVER), listenHost: '127
 const server = await startBaselineServer(
   cfg,
   (level, msg, fields) => {
-    if (level === 'error' || level === 'warn' || msg.startsWith('The aggregation') || msg.startsWith('A baseline')) process.stderr.write(`${level}: ${msg} ${JSON.stringify(fields ?? {})}\n`);
+    if (level === 'error' || level === 'warn' || msg.startsWith('The aggregation') || msg.startsWith('A baseline'))
+      process.stderr.write(`${level}: ${msg} ${JSON.stringify(fields ?? {})}\n`);
   },
   { noInitialBuild: true },
 );

@@ -84,10 +84,18 @@ function contentProblem(c: unknown): string | null {
   const x = c as Record<string, unknown>;
   if (!Array.isArray(x.processes) || !Array.isArray(x.combos)) return 'content has no processes and combos lists';
   for (const p of x.processes as unknown[]) {
-    if (!Array.isArray(p) || typeof p[0] !== 'string' || !SHA_RE.test(p[0]) || !Number.isSafeInteger(p[1])) return 'a process row is malformed';
+    if (!Array.isArray(p) || typeof p[0] !== 'string' || !SHA_RE.test(p[0]) || !Number.isSafeInteger(p[1]))
+      return 'a process row is malformed';
   }
   for (const r of x.combos as unknown[]) {
-    if (!Array.isArray(r) || typeof r[0] !== 'string' || !SHA_RE.test(r[0]) || typeof r[1] !== 'string' || !Number.isInteger(r[2]) || !Number.isSafeInteger(r[3])) {
+    if (
+      !Array.isArray(r) ||
+      typeof r[0] !== 'string' ||
+      !SHA_RE.test(r[0]) ||
+      typeof r[1] !== 'string' ||
+      !Number.isInteger(r[2]) ||
+      !Number.isSafeInteger(r[3])
+    ) {
       return 'a combo row is malformed';
     }
   }
@@ -133,7 +141,11 @@ export class BucketCache {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
       setMeta: db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       process: db.prepare('SELECT observers FROM sha WHERE sha = ?').pluck(),
-      combo: db.prepare('SELECT combo.observers FROM combo JOIN sha ON sha.id = combo.sha_id WHERE sha.sha = ? AND combo.root = ? AND combo.port = ?').pluck(),
+      combo: db
+        .prepare(
+          'SELECT combo.observers FROM combo JOIN sha ON sha.id = combo.sha_id WHERE sha.sha = ? AND combo.root = ? AND combo.port = ?',
+        )
+        .pluck(),
       shaId: db.prepare('SELECT id FROM sha WHERE sha = ?').pluck(),
       insertSha: db.prepare('INSERT INTO sha (sha, observers) VALUES (?, ?)'),
       setShaObservers: db.prepare('UPDATE sha SET observers = ? WHERE id = ?'),
@@ -161,9 +173,11 @@ export class BucketCache {
     const h = this.stmts.getMeta.get('bucketHexChars') as string | undefined;
     this.hexChars = h === undefined ? null : Number(h);
     this.cached.clear();
-    for (const [prefix, version] of this.db.prepare('SELECT prefix, version FROM bucket').raw().all() as Array<[string, number]>) this.cached.set(prefix, version);
+    for (const [prefix, version] of this.db.prepare('SELECT prefix, version FROM bucket').raw().all() as Array<[string, number]>)
+      this.cached.set(prefix, version);
     this.pendingCount = this.db.prepare('SELECT count(*) FROM pending').pluck().get() as number;
-    for (const p of this.db.prepare('SELECT DISTINCT prefix FROM pending').pluck().all() as string[]) if (!this.cached.has(p)) this.wanted.add(p);
+    for (const p of this.db.prepare('SELECT DISTINCT prefix FROM pending').pluck().all() as string[])
+      if (!this.cached.has(p)) this.wanted.add(p);
   }
 
   meta(): BaselineMeta | null {
@@ -270,7 +284,10 @@ export class BucketCache {
     const cutoff = this.now() - this.opts.pendingTimeoutMs;
     this.db.transaction(() => {
       const del = this.db.prepare('DELETE FROM pending WHERE id = ?');
-      for (const [id, prefix, heldMs, payload] of this.db.prepare('SELECT id, prefix, held_ms, payload FROM pending ORDER BY id').raw().all() as Array<[number, string, number, string]>) {
+      for (const [id, prefix, heldMs, payload] of this.db
+        .prepare('SELECT id, prefix, held_ms, payload FROM pending ORDER BY id')
+        .raw()
+        .all() as Array<[number, string, number, string]>) {
         const ev: HeldEvent<T> = { id, prefix, heldMs, payload: JSON.parse(payload) as T };
         if (this.cached.has(prefix)) ready.push(ev);
         else if (heldMs <= cutoff) expired.push(ev);
@@ -293,7 +310,8 @@ export class BucketCache {
    */
   apply(header: SignedHeader, content: unknown, purpose: ApplyPurpose): ApplyResult {
     const started = performance.now();
-    if (header.kind !== 'buckets' && header.kind !== 'delta') return { ok: false, code: 'wrong-kind', error: `a ${header.kind} cannot be applied to the bucket cache` };
+    if (header.kind !== 'buckets' && header.kind !== 'delta')
+      return { ok: false, code: 'wrong-kind', error: `a ${header.kind} cannot be applied to the bucket cache` };
     const policy = policyProblem(header.meta.policy);
     if (policy !== null) return { ok: false, code: 'policy', error: `refused: ${policy}` };
     const v = header.meta.version;
@@ -313,8 +331,14 @@ export class BucketCache {
     if (from !== null && !resetAll) {
       for (const p of prefixes) {
         const bv = this.cached.get(p);
-        if (bv !== undefined && bv < from) return { ok: false, code: 'not-applicable', error: `refused: changes since ${from} cannot update bucket ${p} held at version ${bv}` };
-        if (bv === undefined && header.kind === 'buckets') return { ok: false, code: 'not-applicable', error: `refused: changes for bucket ${p}, which is not cached` };
+        if (bv !== undefined && bv < from)
+          return {
+            ok: false,
+            code: 'not-applicable',
+            error: `refused: changes since ${from} cannot update bucket ${p} held at version ${bv}`,
+          };
+        if (bv === undefined && header.kind === 'buckets')
+          return { ok: false, code: 'not-applicable', error: `refused: changes for bucket ${p}, which is not cached` };
       }
     }
     const nowMs = this.now();
@@ -378,7 +402,15 @@ export class BucketCache {
     })();
     this.load();
     for (const p of prefixes) this.wanted.delete(p);
-    return { ok: true, version: v, buckets: prefixes.length, processRows, comboRows, skippedRows, elapsedMs: Math.round(performance.now() - started) };
+    return {
+      ok: true,
+      version: v,
+      buckets: prefixes.length,
+      processRows,
+      comboRows,
+      skippedRows,
+      elapsedMs: Math.round(performance.now() - started),
+    };
   }
 
   /** Writes last-use times and drops buckets unused since `idleBeforeMs`. */

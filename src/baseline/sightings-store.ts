@@ -59,7 +59,10 @@ export class SightingsStore {
   private rejected = 0;
   private closed = false;
 
-  constructor(readonly path: string, opts: SightingsStoreOptions = {}) {
+  constructor(
+    readonly path: string,
+    opts: SightingsStoreOptions = {},
+  ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -145,7 +148,11 @@ export class SightingsStore {
     return this.db.transaction((): DayUpload => {
       const changes = (this.stmts.state.get(day) as number | undefined) ?? 0;
       const processes = (this.stmts.procsOf.all(day) as Buffer[]).map((b) => b.toString('hex'));
-      const combos = (this.stmts.combosOf.all(day) as Array<[Buffer, string, number]>).map(([sha, rootDomain, port]) => ({ sha256: sha.toString('hex'), rootDomain, port }));
+      const combos = (this.stmts.combosOf.all(day) as Array<[Buffer, string, number]>).map(([sha, rootDomain, port]) => ({
+        sha256: sha.toString('hex'),
+        rootDomain,
+        port,
+      }));
       return { day: new Date(day * DAY_MS).toISOString().slice(0, 10), dayMs: day * DAY_MS, processes, combos, changes };
     })();
   }
@@ -171,7 +178,10 @@ export class SightingsStore {
     let fed = 0;
     const s: Sighting = { observer: '', dayMs: 0, sha256: '', rootDomain: null, port: null };
     this.db.transaction(() => {
-      for (const [day, sha] of this.db.prepare('SELECT day, sha FROM day_process WHERE day >= ? AND day < ?').raw().iterate(from, to) as Iterable<[number, Buffer]>) {
+      for (const [day, sha] of this.db
+        .prepare('SELECT day, sha FROM day_process WHERE day >= ? AND day < ?')
+        .raw()
+        .iterate(from, to) as Iterable<[number, Buffer]>) {
         s.dayMs = day * DAY_MS;
         s.observer = observerId('day', '', '', s.dayMs);
         s.sha256 = sha.toString('hex');
@@ -179,9 +189,10 @@ export class SightingsStore {
         s.port = null;
         if (builder.add(s)) fed++;
       }
-      for (const [day, sha, root, port] of this.db.prepare('SELECT day, sha, root, port FROM day_combo WHERE day >= ? AND day < ?').raw().iterate(from, to) as Iterable<
-        [number, Buffer, string, number]
-      >) {
+      for (const [day, sha, root, port] of this.db
+        .prepare('SELECT day, sha, root, port FROM day_combo WHERE day >= ? AND day < ?')
+        .raw()
+        .iterate(from, to) as Iterable<[number, Buffer, string, number]>) {
         s.dayMs = day * DAY_MS;
         s.observer = observerId('day', '', '', s.dayMs);
         s.sha256 = sha.toString('hex');

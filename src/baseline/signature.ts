@@ -86,7 +86,8 @@ export function publicKeyText(publicKey: KeyObject): string {
 }
 
 export function signingKeyFrom(privateKey: KeyObject): SigningKey {
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`the signing key is ${privateKey.asymmetricKeyType ?? 'not asymmetric'}, not Ed25519`);
+  if (privateKey.asymmetricKeyType !== 'ed25519')
+    throw new Error(`the signing key is ${privateKey.asymmetricKeyType ?? 'not asymmetric'}, not Ed25519`);
   const publicKey = createPublicKey(privateKey);
   return { privateKey, publicKey, keyId: keyIdOf(publicKey), publicKeyText: publicKeyText(publicKey) };
 }
@@ -119,7 +120,8 @@ export function parsePublicKey(text: string): PublicKeyResult {
     } else {
       return { ok: false, error: 'expected "ed25519:<base64url key>" (as printed by "rarecon server") or a PEM public key' };
     }
-    if (key.asymmetricKeyType !== 'ed25519') return { ok: false, error: `the public key is ${key.asymmetricKeyType ?? 'unknown'}, not Ed25519` };
+    if (key.asymmetricKeyType !== 'ed25519')
+      return { ok: false, error: `the public key is ${key.asymmetricKeyType ?? 'unknown'}, not Ed25519` };
     return { ok: true, key, keyId: keyIdOf(key) };
   } catch (e) {
     return { ok: false, error: `not a usable public key: ${(e as Error).message}` };
@@ -143,7 +145,11 @@ export function signHeader(header: Omit<SignedHeader, 'format' | 'keyId'>, key: 
 }
 
 /** Envelope line + content, for content held in memory. */
-export function signContent(header: Omit<SignedHeader, 'format' | 'keyId' | 'contentSha256' | 'contentBytes'>, content: Buffer, key: SigningKey): Buffer {
+export function signContent(
+  header: Omit<SignedHeader, 'format' | 'keyId' | 'contentSha256' | 'contentBytes'>,
+  content: Buffer,
+  key: SigningKey,
+): Buffer {
   const { line } = signHeader({ ...header, contentSha256: sha256Hex(content), contentBytes: content.length }, key);
   return Buffer.concat([line, content]);
 }
@@ -166,7 +172,8 @@ function metaProblem(m: unknown): string | null {
   if (!UNITS.includes(x.observerUnit as ObserverUnit)) return 'meta.observerUnit is not org, host or day';
   if (typeof x.omitsSingleObserverCombos !== 'boolean') return 'meta.omitsSingleObserverCombos is not a boolean';
   const p = x.policy as Record<string, unknown> | null;
-  if (p === null || typeof p !== 'object' || typeof p.allowPrivateDomains !== 'boolean' || typeof p.pslVersion !== 'string') return 'meta.policy is incomplete';
+  if (p === null || typeof p !== 'object' || typeof p.allowPrivateDomains !== 'boolean' || typeof p.pslVersion !== 'string')
+    return 'meta.policy is incomplete';
   const t = x.thresholds as Record<string, unknown> | null;
   if (t === null || typeof t !== 'object') return 'meta.thresholds is missing';
   for (const k of ['uncommonBelowObservers', 'rareMaxObservers', 'veryRareMaxObservers', 'commonProcessMinObservers']) {
@@ -181,7 +188,8 @@ function headerProblem(h: Record<string, unknown>): string | null {
   const mp = metaProblem(h.meta);
   if (mp !== null) return mp;
   if (h.fromVersion !== null && !isCount(h.fromVersion)) return 'fromVersion is not a count';
-  if (h.prefixes !== null && !(Array.isArray(h.prefixes) && h.prefixes.every((p) => typeof p === 'string' && /^[0-9a-f]{1,64}$/.test(p)))) return 'prefixes is not a list of hex prefixes';
+  if (h.prefixes !== null && !(Array.isArray(h.prefixes) && h.prefixes.every((p) => typeof p === 'string' && /^[0-9a-f]{1,64}$/.test(p))))
+    return 'prefixes is not a list of hex prefixes';
   if (!isCount(h.bucketHexChars) || h.bucketHexChars < 1 || h.bucketHexChars > 64) return 'bucketHexChars is out of range';
   if (typeof h.contentSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(h.contentSha256)) return 'contentSha256 is not a sha256';
   if (!isCount(h.contentBytes)) return 'contentBytes is not a count';
@@ -199,8 +207,10 @@ export function verifyEnvelope(line: Buffer | string, publicKey: KeyObject): Ver
   } catch {
     return { ok: false, code: 'unsigned', error: 'the response does not start with a signature envelope' };
   }
-  if (env === null || typeof env !== 'object' || typeof env.header !== 'string') return { ok: false, code: 'bad-envelope', error: 'the envelope has no header' };
-  if (typeof env.signature !== 'string' || env.signature === '') return { ok: false, code: 'unsigned', error: 'the envelope has no signature' };
+  if (env === null || typeof env !== 'object' || typeof env.header !== 'string')
+    return { ok: false, code: 'bad-envelope', error: 'the envelope has no header' };
+  if (typeof env.signature !== 'string' || env.signature === '')
+    return { ok: false, code: 'unsigned', error: 'the envelope has no signature' };
   const headerBytes = Buffer.from(env.header, 'base64url');
   const signature = Buffer.from(env.signature, 'base64url');
   let parsed: Record<string, unknown>;
@@ -229,15 +239,23 @@ export function verifyEnvelope(line: Buffer | string, publicKey: KeyObject): Ver
 
 /** The content as received against what the header says it is. */
 export function checkContent(header: SignedHeader, actualSha256: string, actualBytes: number): VerifyResult {
-  if (actualBytes < header.contentBytes) return { ok: false, code: 'truncated', error: `content truncated: ${actualBytes} of ${header.contentBytes} bytes` };
+  if (actualBytes < header.contentBytes)
+    return { ok: false, code: 'truncated', error: `content truncated: ${actualBytes} of ${header.contentBytes} bytes` };
   if (actualBytes !== header.contentBytes || actualSha256 !== header.contentSha256) {
-    return { ok: false, code: 'digest-mismatch', error: `content does not match its signed digest (${actualBytes} bytes, sha256 ${actualSha256.slice(0, 16)}...)` };
+    return {
+      ok: false,
+      code: 'digest-mismatch',
+      error: `content does not match its signed digest (${actualBytes} bytes, sha256 ${actualSha256.slice(0, 16)}...)`,
+    };
   }
   return { ok: true, header };
 }
 
 /** Splits an in-memory signed body and verifies both parts. */
-export function verifySigned(body: Buffer, publicKey: KeyObject): { ok: true; header: SignedHeader; content: Buffer } | { ok: false; code: VerifyCode; error: string } {
+export function verifySigned(
+  body: Buffer,
+  publicKey: KeyObject,
+): { ok: true; header: SignedHeader; content: Buffer } | { ok: false; code: VerifyCode; error: string } {
   const nl = body.indexOf(0x0a);
   if (nl < 0 || nl > MAX_ENVELOPE_LINE_BYTES) return { ok: false, code: 'unsigned', error: 'the response carries no signature envelope' };
   const env = verifyEnvelope(body.subarray(0, nl), publicKey);

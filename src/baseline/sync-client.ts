@@ -17,7 +17,18 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createHash, type KeyObject } from 'node:crypto';
-import { closeSync, createWriteStream, fsyncSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
@@ -65,7 +76,15 @@ export interface SyncStatus {
   refusedTotal: number;
   uploadedDaysTotal: number;
   uploadRejectedDaysTotal: number;
-  buckets: { cached: number; pending: number; heldTotal: number; releasedTotal: number; expiredTotal: number; droppedTotal: number; sizeBytes: number } | null;
+  buckets: {
+    cached: number;
+    pending: number;
+    heldTotal: number;
+    releasedTotal: number;
+    expiredTotal: number;
+    droppedTotal: number;
+    sizeBytes: number;
+  } | null;
   updatedMs: number;
 }
 
@@ -183,7 +202,9 @@ export class SyncClient {
         try {
           text = readFileSync(this.cfg.serverPublicKeyFile, 'utf8');
         } catch (e) {
-          throw new Error(`sync.serverPublicKeyFile ${this.cfg.serverPublicKeyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          throw new Error(
+            `sync.serverPublicKeyFile ${this.cfg.serverPublicKeyFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          );
         }
       }
       if (text === null) throw new Error('sync.serverPublicKey is required with sync.serverUrl: the endpoint refuses unsigned baselines');
@@ -329,15 +350,19 @@ export class SyncClient {
       this.cfg.syncCron,
       () => {
         if (this.jitterTimer !== null) return;
-        this.jitterTimer = setTimeout(() => {
-          this.jitterTimer = null;
-          void this.syncNow();
-        }, Math.floor(this.random() * this.cfg.jitterMs));
+        this.jitterTimer = setTimeout(
+          () => {
+            this.jitterTimer = null;
+            void this.syncNow();
+          },
+          Math.floor(this.random() * this.cfg.jitterMs),
+        );
         this.jitterTimer.unref();
       },
       { timezone: 'UTC', noOverlap: true },
     );
-    if (this.current() === null || this.st.consecutiveFailures > 0) this.retryIn(Math.floor(this.random() * Math.min(this.cfg.jitterMs, 5_000)));
+    if (this.current() === null || this.st.consecutiveFailures > 0)
+      this.retryIn(Math.floor(this.random() * Math.min(this.cfg.jitterMs, 5_000)));
   }
 
   private retryIn(ms: number): void {
@@ -412,13 +437,24 @@ export class SyncClient {
     if (r.refused === true) this.st.refusedTotal++;
     this.st.lastError = r.error;
     this.st.lastErrorCode = r.code;
-    const wait = backoffDelayMs(this.st.consecutiveFailures, { initialMs: this.cfg.backoffInitialMs, maxMs: this.cfg.backoffMaxMs, maxRetryAfterMs: this.cfg.backoffMaxMs }, r.retryAfterMs, this.random);
-    this.log(r.refused === true ? 'error' : 'warn', r.refused === true ? 'A baseline from the server was refused; the one in force stays.' : 'The sync failed; the baseline in force stays.', {
-      code: r.code,
-      error: r.error,
-      failures: this.st.consecutiveFailures,
-      retryInMs: wait,
-    });
+    const wait = backoffDelayMs(
+      this.st.consecutiveFailures,
+      { initialMs: this.cfg.backoffInitialMs, maxMs: this.cfg.backoffMaxMs, maxRetryAfterMs: this.cfg.backoffMaxMs },
+      r.retryAfterMs,
+      this.random,
+    );
+    this.log(
+      r.refused === true ? 'error' : 'warn',
+      r.refused === true
+        ? 'A baseline from the server was refused; the one in force stays.'
+        : 'The sync failed; the baseline in force stays.',
+      {
+        code: r.code,
+        error: r.error,
+        failures: this.st.consecutiveFailures,
+        retryInMs: wait,
+      },
+    );
     if (this.task !== null) this.retryIn(wait);
     this.saveStatus();
     return { ok: false, code: r.code, error: r.error };
@@ -478,13 +514,28 @@ export class SyncClient {
   private async ensureCredential(): Promise<Step<Credential>> {
     if (this.credential !== null) return { ok: true, value: this.credential };
     const token = this.enrolToken.get();
-    if (token === null) return fail('not-enrolled', 'this host is not enrolled and no enrolment token is configured (sync.enrolTokenEnv or sync.enrolTokenFile)');
+    if (token === null)
+      return fail(
+        'not-enrolled',
+        'this host is not enrolled and no enrolment token is configured (sync.enrolTokenEnv or sync.enrolTokenFile)',
+      );
     if (!token.ok) return fail('not-enrolled', token.error);
-    const r = await this.call('POST', '/v1/enroll', { token: token.value, hostId: this.opts.hostId, hostName: this.opts.hostName ?? null }, false);
+    const r = await this.call(
+      'POST',
+      '/v1/enroll',
+      { token: token.value, hostId: this.opts.hostId, hostName: this.opts.hostName ?? null },
+      false,
+    );
     if (!r.ok) return r;
     if (r.value.status !== 200 || r.value.body === null) return this.httpFailure(r.value, 'enrolment');
     const j = JSON.parse(r.value.body.toString('utf8')) as { org: string; credential: string; keyId: string };
-    const cred: Credential = { serverUrl: this.cfg.serverUrl as string, org: j.org, hostId: this.opts.hostId, credential: j.credential, enrolledMs: this.now() };
+    const cred: Credential = {
+      serverUrl: this.cfg.serverUrl as string,
+      org: j.org,
+      hostId: this.opts.hostId,
+      credential: j.credential,
+      enrolledMs: this.now(),
+    };
     writeSecretFile(join(this.opts.stateDir, CREDENTIAL_FILE), JSON.stringify(cred) + '\n');
     this.credential = cred;
     this.log('info', 'This host enrolled with the baseline server.', { org: j.org, hostId: this.opts.hostId, serverKeyId: j.keyId });
@@ -506,7 +557,11 @@ export class SyncClient {
         // Sending it again would be refused again: counted, logged, not retried.
         store.markUploaded(dayMs, d.changes);
         this.st.uploadRejectedDaysTotal++;
-        this.log('error', 'The server refused a day of sightings; it will not be sent again.', { day: d.day, status, error: errorMessage(r.value.body) });
+        this.log('error', 'The server refused a day of sightings; it will not be sent again.', {
+          day: d.day,
+          status,
+          error: errorMessage(r.value.body),
+        });
       } else {
         return this.httpFailure(r.value, 'sightings upload');
       }
@@ -532,7 +587,9 @@ export class SyncClient {
       if (!v.ok) return v;
       const h = v.value;
       if (cur !== null && h.meta.version <= cur.version) {
-        return fail('older', `refused: snapshot version ${h.meta.version} is not newer than the version ${cur.version} in force`, { refused: true });
+        return fail('older', `refused: snapshot version ${h.meta.version} is not newer than the version ${cur.version} in force`, {
+          refused: true,
+        });
       }
       const o = openBaseline(file, this.opts.storeCfg ?? DEFAULT_BASELINE_STORE);
       if (!o.ok) return fail(o.code === 'policy' ? 'policy' : 'bad-snapshot', `refused: ${o.error}`, { refused: true });
@@ -630,9 +687,15 @@ export class SyncClient {
 
   private scheduleBucketFetch(): void {
     if (this.stopped || this.bucketTimer !== null || this.fetchingBuckets !== null) return;
-    const wait = this.bucketFailures === 0
-      ? this.cfg.bucketFetchLingerMs
-      : backoffDelayMs(this.bucketFailures, { initialMs: this.cfg.backoffInitialMs, maxMs: this.cfg.backoffMaxMs, maxRetryAfterMs: this.cfg.backoffMaxMs }, undefined, this.random);
+    const wait =
+      this.bucketFailures === 0
+        ? this.cfg.bucketFetchLingerMs
+        : backoffDelayMs(
+            this.bucketFailures,
+            { initialMs: this.cfg.backoffInitialMs, maxMs: this.cfg.backoffMaxMs, maxRetryAfterMs: this.cfg.backoffMaxMs },
+            undefined,
+            this.random,
+          );
     this.bucketTimer = setTimeout(() => {
       this.bucketTimer = null;
       void this.fetchWantedNow();
@@ -655,7 +718,11 @@ export class SyncClient {
         this.st.lastError = r.error;
         this.st.lastErrorCode = r.code;
         if (r.refused === true) this.st.refusedTotal++;
-        this.log('warn', 'Buckets for newly seen processes could not be fetched; their events stay held.', { code: r.code, error: r.error, buckets: wanted.length });
+        this.log('warn', 'Buckets for newly seen processes could not be fetched; their events stay held.', {
+          code: r.code,
+          error: r.error,
+          buckets: wanted.length,
+        });
         this.saveStatus();
         return { ok: false, code: r.code, error: r.error };
       }
@@ -683,10 +750,20 @@ export class SyncClient {
       return fail('unauthenticated', `${what}: the server does not know this host's credential (${msg}); it will enrol again`);
     }
     if (d.status === 403) return fail('revoked', `${what}: the server refuses this host (${msg})`);
-    return fail(`http-${d.status}`, `${what}: the server answered ${d.status}${msg === '' ? '' : ` (${msg})`}`, retryAfterMs === undefined ? {} : { retryAfterMs });
+    return fail(
+      `http-${d.status}`,
+      `${what}: the server answered ${d.status}${msg === '' ? '' : ` (${msg})`}`,
+      retryAfterMs === undefined ? {} : { retryAfterMs },
+    );
   }
 
-  private call(method: string, path: string, body: unknown, auth: boolean, extraHeaders: Record<string, string> = {}): Promise<Step<Download>> {
+  private call(
+    method: string,
+    path: string,
+    body: unknown,
+    auth: boolean,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<Step<Download>> {
     const base = new URL(this.cfg.serverUrl as string);
     const url = new URL(path.replace(/^\//, ''), base.href.endsWith('/') ? base.href : `${base.href}/`);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
@@ -710,96 +787,102 @@ export class SyncClient {
         if (!r.ok) for (const f of tmpFiles) rmSync(f, { force: true });
         resolve(r);
       };
-      const req = requestFn(
-        url,
-        { method, headers, ...(isHttps ? this.tls : {}) },
-        (res) => {
-          const status = res.statusCode ?? 0;
-          const source: Readable = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
-          const signedType = String(res.headers['content-type'] ?? '').startsWith('application/x-rarecon-signed');
-          if (!signedType || status !== 200) {
-            const chunks: Buffer[] = [];
-            let size = 0;
-            source.on('data', (c: Buffer) => {
-              size += c.length;
-              if (size <= 1024 * 1024) chunks.push(c);
-            });
-            source.on('end', () => finish({ ok: true, value: { status, headers: res.headers, body: Buffer.concat(chunks), signed: null } }));
-            source.on('error', (e) => finish(fail('network', `${method} ${url.pathname}: ${e.message}`)));
-            res.on('aborted', () => finish(fail('network', `${method} ${url.pathname}: the connection was cut mid-answer`)));
-            return;
-          }
-          // Signed: the envelope line in memory, the content to a temp file, hashed on the way.
-          const file = join(this.opts.stateDir, `${DOWNLOAD_PREFIX}${process.pid}-${++this.downloads}`);
-          tmpFiles.push(file);
-          const out = createWriteStream(file, { mode: 0o600 });
-          const hash = createHash('sha256');
-          let envelope: Buffer | null = null;
-          let head: Buffer[] = [];
-          let headBytes = 0;
-          let bytes = 0;
-          let failed = false;
-          const bad = (f: Fail): void => {
-            failed = true;
-            source.destroy();
-            out.destroy();
-            finish(f);
-          };
+      const req = requestFn(url, { method, headers, ...(isHttps ? this.tls : {}) }, (res) => {
+        const status = res.statusCode ?? 0;
+        const source: Readable = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
+        const signedType = String(res.headers['content-type'] ?? '').startsWith('application/x-rarecon-signed');
+        if (!signedType || status !== 200) {
+          const chunks: Buffer[] = [];
+          let size = 0;
           source.on('data', (c: Buffer) => {
-            if (failed) return;
-            let rest = c;
-            if (envelope === null) {
-              const nl = c.indexOf(0x0a);
-              if (nl < 0) {
-                head.push(c);
-                headBytes += c.length;
-                if (headBytes > MAX_ENVELOPE_LINE_BYTES) bad(fail('unsigned', 'refused: the answer does not start with a signature envelope', { refused: true }));
-                return;
-              }
-              envelope = Buffer.concat([...head, c.subarray(0, nl)]);
-              head = [];
-              rest = c.subarray(nl + 1);
-            }
-            bytes += rest.length;
-            if (bytes > maxBytes) {
-              bad(fail('too-large', `the download passed the limit of ${maxBytes} bytes (sync.maxDownloadBytes)`));
+            size += c.length;
+            if (size <= 1024 * 1024) chunks.push(c);
+          });
+          source.on('end', () => finish({ ok: true, value: { status, headers: res.headers, body: Buffer.concat(chunks), signed: null } }));
+          source.on('error', (e) => finish(fail('network', `${method} ${url.pathname}: ${e.message}`)));
+          res.on('aborted', () => finish(fail('network', `${method} ${url.pathname}: the connection was cut mid-answer`)));
+          return;
+        }
+        // Signed: the envelope line in memory, the content to a temp file, hashed on the way.
+        const file = join(this.opts.stateDir, `${DOWNLOAD_PREFIX}${process.pid}-${++this.downloads}`);
+        tmpFiles.push(file);
+        const out = createWriteStream(file, { mode: 0o600 });
+        const hash = createHash('sha256');
+        let envelope: Buffer | null = null;
+        let head: Buffer[] = [];
+        let headBytes = 0;
+        let bytes = 0;
+        let failed = false;
+        const bad = (f: Fail): void => {
+          failed = true;
+          source.destroy();
+          out.destroy();
+          finish(f);
+        };
+        source.on('data', (c: Buffer) => {
+          if (failed) return;
+          let rest = c;
+          if (envelope === null) {
+            const nl = c.indexOf(0x0a);
+            if (nl < 0) {
+              head.push(c);
+              headBytes += c.length;
+              if (headBytes > MAX_ENVELOPE_LINE_BYTES)
+                bad(fail('unsigned', 'refused: the answer does not start with a signature envelope', { refused: true }));
               return;
             }
-            hash.update(rest);
-            if (!out.write(rest)) {
-              source.pause();
-              out.once('drain', () => source.resume());
+            envelope = Buffer.concat([...head, c.subarray(0, nl)]);
+            head = [];
+            rest = c.subarray(nl + 1);
+          }
+          bytes += rest.length;
+          if (bytes > maxBytes) {
+            bad(fail('too-large', `the download passed the limit of ${maxBytes} bytes (sync.maxDownloadBytes)`));
+            return;
+          }
+          hash.update(rest);
+          if (!out.write(rest)) {
+            source.pause();
+            out.once('drain', () => source.resume());
+          }
+        });
+        source.on('end', () => {
+          if (failed) return;
+          out.end(() => {
+            if (envelope === null) {
+              finish(fail('unsigned', 'refused: the answer carries no signature envelope', { refused: true }));
+              return;
             }
-          });
-          source.on('end', () => {
-            if (failed) return;
-            out.end(() => {
-              if (envelope === null) {
-                finish(fail('unsigned', 'refused: the answer carries no signature envelope', { refused: true }));
-                return;
-              }
-              finish({ ok: true, value: { status, headers: res.headers, body: null, signed: { envelope, file, sha256: hash.digest('hex'), bytes } } });
+            finish({
+              ok: true,
+              value: { status, headers: res.headers, body: null, signed: { envelope, file, sha256: hash.digest('hex'), bytes } },
             });
           });
-          const cut = (why: string): void => {
-            if (failed || settled) return;
-            // What arrived is kept for the check: a truncated download is refused by its digest.
-            out.end(() => {
-              if (envelope === null) finish(fail('network', `${method} ${url.pathname}: ${why}`));
-              else finish({ ok: true, value: { status, headers: res.headers, body: null, signed: { envelope, file, sha256: hash.digest('hex'), bytes } } });
-            });
-          };
-          source.on('error', (e) => cut(e.message));
-          res.on('aborted', () => cut('the connection was cut mid-download'));
-        },
-      );
+        });
+        const cut = (why: string): void => {
+          if (failed || settled) return;
+          // What arrived is kept for the check: a truncated download is refused by its digest.
+          out.end(() => {
+            if (envelope === null) finish(fail('network', `${method} ${url.pathname}: ${why}`));
+            else
+              finish({
+                ok: true,
+                value: { status, headers: res.headers, body: null, signed: { envelope, file, sha256: hash.digest('hex'), bytes } },
+              });
+          });
+        };
+        source.on('error', (e) => cut(e.message));
+        res.on('aborted', () => cut('the connection was cut mid-download'));
+      });
       // Idle sockets and a hanging server end in a timeout, retried with backoff.
       req.setTimeout(timeoutMs, () => {
         req.destroy(new Error(`no answer for ${timeoutMs} ms`));
       });
       const deadline = setTimeout(() => req.destroy(new Error(`not done after ${timeoutMs * 10} ms`)), timeoutMs * 10);
       deadline.unref();
-      req.on('error', (e) => finish(fail(/no answer|not done/.test(e.message) ? 'timeout' : 'network', `${method} ${url.pathname}: ${e.message}`)));
+      req.on('error', (e) =>
+        finish(fail(/no answer|not done/.test(e.message) ? 'timeout' : 'network', `${method} ${url.pathname}: ${e.message}`)),
+      );
       req.end(payload);
     });
   }

@@ -66,7 +66,8 @@ export const DEFAULT_SYNC: SyncConfig = {
   sightingsRetentionDays: 35,
 };
 
-const count = (min = 0, max?: number): Spec => (max === undefined ? { kind: 'number', integer: true, min } : { kind: 'number', integer: true, min, max });
+const count = (min = 0, max?: number): Spec =>
+  max === undefined ? { kind: 'number', integer: true, min } : { kind: 'number', integer: true, min, max };
 const nullable: Spec = { kind: 'string', nullable: true };
 
 export const SYNC_SPEC: Spec = {
@@ -100,7 +101,9 @@ export function syncConfigProblems(c: SyncConfig): string[] {
   const out: string[] = [];
   if (c.serverUrl === null) return out;
   if (c.serverPublicKey === null && c.serverPublicKeyFile === null) {
-    out.push('sync.serverPublicKey (or sync.serverPublicKeyFile) is required with sync.serverUrl: the endpoint pins the server key and refuses unsigned baselines');
+    out.push(
+      'sync.serverPublicKey (or sync.serverPublicKeyFile) is required with sync.serverUrl: the endpoint pins the server key and refuses unsigned baselines',
+    );
   }
   if (c.backoffMaxMs < c.backoffInitialMs) out.push('sync.backoffMaxMs must be at least sync.backoffInitialMs');
   return out;

@@ -20,7 +20,12 @@ export const SERVER_USAGE = `usage: rarecon server [--config FILE] [--state DIR]
        rarecon server build
 Runs the baseline server (the "server:" section of the config file), or one of its operator commands.`;
 
-function loadServerConfig(values: { config?: string | undefined; state?: string | undefined; listen?: string | undefined; port?: string | undefined }): ServerConfig {
+function loadServerConfig(values: {
+  config?: string | undefined;
+  state?: string | undefined;
+  listen?: string | undefined;
+  port?: string | undefined;
+}): ServerConfig {
   const r = loadConfigSection(values.config ?? null, 'server', SERVER_SPEC, DEFAULT_SERVER);
   if (!r.ok) throw new UsageError(`bad config:\n  ${r.problems.join('\n  ')}`);
   const cfg = r.value;
@@ -84,7 +89,9 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
     try {
       const revoked = store.revokeHost(host, values.org ?? null, Date.now());
       if (revoked.length === 0) {
-        process.stderr.write(`rarecon server revoke: no enrolled, unrevoked host "${host}"${values.org === undefined ? '' : ` in org ${values.org}`}\n`);
+        process.stderr.write(
+          `rarecon server revoke: no enrolled, unrevoked host "${host}"${values.org === undefined ? '' : ` in org ${values.org}`}\n`,
+        );
         return 1;
       }
       for (const h of revoked) out.write(`revoked host ${h.hostId} of org ${h.org}\n`);

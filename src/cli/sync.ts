@@ -36,12 +36,18 @@ export function formatSyncStatus(st: SyncStatus, nowMs: number): string {
   ];
   if (st.buckets !== null) {
     const b = st.buckets;
-    lines.push(`buckets: ${b.cached} cached (${(b.sizeBytes / 1024 / 1024).toFixed(1)} MiB), ${b.pending} events held; ${b.releasedTotal} released, ${b.expiredTotal} expired, ${b.droppedTotal} dropped`);
+    lines.push(
+      `buckets: ${b.cached} cached (${(b.sizeBytes / 1024 / 1024).toFixed(1)} MiB), ${b.pending} events held; ${b.releasedTotal} released, ${b.expiredTotal} expired, ${b.droppedTotal} dropped`,
+    );
   }
   return lines.join('\n') + '\n';
 }
 
-export async function syncCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function syncCommand(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -62,7 +68,10 @@ export async function syncCommand(argv: string[], out: NodeJS.WritableStream = p
   const file = values.config ?? null;
   const syncCfg = loadConfigSection(file, 'sync', SYNC_SPEC, DEFAULT_SYNC);
   const stateCfg = loadConfigSection<string>(file, 'stateDir', { kind: 'string' }, DEFAULT_STATE_DIR);
-  if (!syncCfg.ok || !stateCfg.ok) throw new UsageError(`bad config:\n  ${[...(syncCfg.ok ? [] : syncCfg.problems), ...(stateCfg.ok ? [] : stateCfg.problems)].join('\n  ')}`);
+  if (!syncCfg.ok || !stateCfg.ok)
+    throw new UsageError(
+      `bad config:\n  ${[...(syncCfg.ok ? [] : syncCfg.problems), ...(stateCfg.ok ? [] : stateCfg.problems)].join('\n  ')}`,
+    );
   const stateDir = values.state ?? stateCfg.value;
   const nowMs = Date.now();
 

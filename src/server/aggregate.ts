@@ -109,7 +109,9 @@ function findRemoved(
     const id = shaIdOf.get(sha.toString('hex'));
     if (id === undefined || (procObservers[id] as number) === 0) goneProcs.push(sha);
   }
-  for (const [sha, root, port] of pub.prepare('SELECT sha, root, port FROM pub_combo WHERE observers > 0').raw().iterate() as Iterable<[Buffer, string, number]>) {
+  for (const [sha, root, port] of pub.prepare('SELECT sha, root, port FROM pub_combo WHERE observers > 0').raw().iterate() as Iterable<
+    [Buffer, string, number]
+  >) {
     const sid = shaIdOf.get(sha.toString('hex'));
     const rid = rootIdOf.get(root);
     let present = false;
@@ -135,11 +137,13 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
   try {
     // Dictionaries: id -> text, read once.
     const shaHex: string[] = [];
-    for (const [id, sha] of intake.prepare('SELECT id, sha FROM sha').raw().iterate() as Iterable<[number, Buffer]>) shaHex[id] = sha.toString('hex');
+    for (const [id, sha] of intake.prepare('SELECT id, sha FROM sha').raw().iterate() as Iterable<[number, Buffer]>)
+      shaHex[id] = sha.toString('hex');
     const roots: string[] = [];
     for (const [id, name] of intake.prepare('SELECT id, name FROM root').raw().iterate() as Iterable<[number, string]>) roots[id] = name;
     const orgNames = new Map<number, string>();
-    for (const [id, name] of intake.prepare('SELECT id, name FROM org').raw().iterate() as Iterable<[number, string]>) orgNames.set(id, name);
+    for (const [id, name] of intake.prepare('SELECT id, name FROM org').raw().iterate() as Iterable<[number, string]>)
+      orgNames.set(id, name);
 
     const builder = new BaselineBuilder({
       unit: opts.unit,
@@ -226,9 +230,14 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
     const procObservers = new Int32Array(shaHex.length + 1);
     reader.beginBatch();
     try {
-      for (let id = 0; id < shaInWindow.length; id++) if (shaInWindow[id] === 1) procObservers[id] = reader.process(shaHex[id] as string) ?? 0;
+      for (let id = 0; id < shaInWindow.length; id++)
+        if (shaInWindow[id] === 1) procObservers[id] = reader.process(shaHex[id] as string) ?? 0;
       for (let c = 0; c < comboCount; c++) {
-        comboObservers[c] = reader.combo(shaHex[combos.sha[c] as number] as string, roots[combos.root[c] as number] as string, combos.port[c] as number);
+        comboObservers[c] = reader.combo(
+          shaHex[combos.sha[c] as number] as string,
+          roots[combos.root[c] as number] as string,
+          combos.port[c] as number,
+        );
       }
     } finally {
       reader.endBatch();
@@ -239,7 +248,15 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
     const { sha256, bytes } = fileSha256(file);
     const meta = written.meta;
     const { line } = signHeader(
-      { kind: 'snapshot', meta, fromVersion: null, prefixes: null, bucketHexChars: opts.bucketHexChars, contentSha256: sha256, contentBytes: bytes },
+      {
+        kind: 'snapshot',
+        meta,
+        fromVersion: null,
+        prefixes: null,
+        bucketHexChars: opts.bucketHexChars,
+        contentSha256: sha256,
+        contentBytes: bytes,
+      },
       key,
     );
 
@@ -300,7 +317,13 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
       );
       for (let i = 0; i < ordered.length; i++) {
         const c = ordered[i] as number;
-        changedCombos += upCombo.run(shaBuf[combos.sha[c] as number] as Buffer, roots[combos.root[c] as number] as string, combos.port[c] as number, comboObservers[c] as number, version).changes;
+        changedCombos += upCombo.run(
+          shaBuf[combos.sha[c] as number] as Buffer,
+          roots[combos.root[c] as number] as string,
+          combos.port[c] as number,
+          comboObservers[c] as number,
+          version,
+        ).changes;
       }
       const rmProc = pub.prepare('UPDATE pub_process SET observers = 0, changed = ? WHERE sha = ?');
       for (const sha of goneProcs) changedProcesses += rmProc.run(version, sha).changes;
@@ -315,7 +338,10 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
         .run(version, JSON.stringify(meta), opts.nowMs, file, sha256, bytes, line.toString('utf8'), changedProcesses, changedCombos);
       // Removals older than the delta history are no longer needed by anyone allowed a delta.
       const horizon =
-        (pub.prepare('SELECT version FROM version ORDER BY version DESC LIMIT 1 OFFSET ?').pluck().get(opts.deltaHistoryVersions - 1) as number | undefined) ??
+        (pub
+          .prepare('SELECT version FROM version ORDER BY version DESC LIMIT 1 OFFSET ?')
+          .pluck()
+          .get(opts.deltaHistoryVersions - 1) as number | undefined) ??
         (pub.prepare('SELECT min(version) FROM version').pluck().get() as number);
       pub.prepare('DELETE FROM pub_process WHERE observers = 0 AND changed <= ?').run(horizon);
       pub.prepare('DELETE FROM pub_combo WHERE observers = 0 AND changed <= ?').run(horizon);
@@ -329,7 +355,11 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
     }
 
     // Old snapshot files beyond what is kept.
-    const keep = new Set((pub.prepare('SELECT snapshot_file FROM version ORDER BY version DESC LIMIT ?').pluck().all(opts.keepSnapshots) as string[]).map((f) => f));
+    const keep = new Set(
+      (pub.prepare('SELECT snapshot_file FROM version ORDER BY version DESC LIMIT ?').pluck().all(opts.keepSnapshots) as string[]).map(
+        (f) => f,
+      ),
+    );
     for (const name of readdirSync(opts.baselinesDir)) {
       const full = join(opts.baselinesDir, name);
       if (/^baseline-\d+\.db$/.test(name) && !keep.has(full)) rmSync(full, { force: true });

@@ -8,7 +8,11 @@ export type AlertsResult = { ok: true; alerts: AlertIn[] } | { ok: false; status
 function uidOf(a: Record<string, unknown>): unknown {
   const meta = a.metadata as Record<string, unknown> | undefined;
   const event = a.event as Record<string, unknown> | undefined;
-  return (meta !== null && typeof meta === 'object' ? meta.uid : undefined) ?? (event !== null && typeof event === 'object' ? event.id : undefined) ?? a.uid;
+  return (
+    (meta !== null && typeof meta === 'object' ? meta.uid : undefined) ??
+    (event !== null && typeof event === 'object' ? event.id : undefined) ??
+    a.uid
+  );
 }
 
 function timeOf(a: Record<string, unknown>): number | null {
@@ -37,7 +41,11 @@ export function parseAlertsBody(raw: Buffer, maxAlerts: number): AlertsResult {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
-      items = Array.isArray(parsed) ? parsed : Array.isArray((parsed as Record<string, unknown>).alerts) ? ((parsed as Record<string, unknown>).alerts as unknown[]) : [parsed];
+      items = Array.isArray(parsed)
+        ? parsed
+        : Array.isArray((parsed as Record<string, unknown>).alerts)
+          ? ((parsed as Record<string, unknown>).alerts as unknown[])
+          : [parsed];
     } catch {
       // NDJSON: one alert a line
       items = [];
@@ -59,10 +67,15 @@ export function parseAlertsBody(raw: Buffer, maxAlerts: number): AlertsResult {
   const out: AlertIn[] = [];
   for (let i = 0; i < items.length; i++) {
     const a = items[i] as Record<string, unknown>;
-    if (a === null || typeof a !== 'object' || Array.isArray(a)) return { ok: false, status: 400, error: `alerts[${i}]: expected an alert object` };
+    if (a === null || typeof a !== 'object' || Array.isArray(a))
+      return { ok: false, status: 400, error: `alerts[${i}]: expected an alert object` };
     const uid = uidOf(a);
     if (typeof uid !== 'string' || uid === '' || uid.length > 200) {
-      return { ok: false, status: 400, error: `alerts[${i}].uid: every alert needs a uid (metadata.uid in OCSF, event.id in ECS, or uid), 1 to 200 characters` };
+      return {
+        ok: false,
+        status: 400,
+        error: `alerts[${i}].uid: every alert needs a uid (metadata.uid in OCSF, event.id in ECS, or uid), 1 to 200 characters`,
+      };
     }
     out.push({ uid, timeMs: timeOf(a), severityId: severityOf(a), body: JSON.stringify(a) });
   }

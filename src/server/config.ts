@@ -81,7 +81,8 @@ export const DEFAULT_SERVER: ServerConfig = {
   },
 };
 
-const count = (min = 0, max?: number): Spec => (max === undefined ? { kind: 'number', integer: true, min } : { kind: 'number', integer: true, min, max });
+const count = (min = 0, max?: number): Spec =>
+  max === undefined ? { kind: 'number', integer: true, min } : { kind: 'number', integer: true, min, max };
 const nullablePath: Spec = { kind: 'string', nullable: true };
 
 export const SERVER_SPEC: Spec = {
@@ -129,9 +130,12 @@ export const SERVER_SPEC: Spec = {
 /** What a shape check cannot see; empty when the config is usable. */
 export function serverConfigProblems(c: ServerConfig): string[] {
   const out: string[] = [];
-  if ((c.tlsCertFile === null) !== (c.tlsKeyFile === null)) out.push('server.tlsCertFile and server.tlsKeyFile go together: set both for HTTPS, or neither');
+  if ((c.tlsCertFile === null) !== (c.tlsKeyFile === null))
+    out.push('server.tlsCertFile and server.tlsKeyFile go together: set both for HTTPS, or neither');
   if (c.omitSingleObserverCombos && c.thresholds.veryRareMaxObservers < 1) {
-    out.push('server.omitSingleObserverCombos needs thresholds.veryRareMaxObservers >= 1 (otherwise 0 and 1 observers are different tiers)');
+    out.push(
+      'server.omitSingleObserverCombos needs thresholds.veryRareMaxObservers >= 1 (otherwise 0 and 1 observers are different tiers)',
+    );
   }
   return out;
 }
@@ -140,7 +144,12 @@ export function serverConfigProblems(c: ServerConfig): string[] {
  * Reads one top-level section (`server:` or `sync:`) of a rarecon config file,
  * checked against its spec and merged over its defaults. Every problem at once.
  */
-export function loadConfigSection<T>(file: string | null, section: string, spec: Spec, defaults: T): { ok: true; value: T } | { ok: false; problems: string[] } {
+export function loadConfigSection<T>(
+  file: string | null,
+  section: string,
+  spec: Spec,
+  defaults: T,
+): { ok: true; value: T } | { ok: false; problems: string[] } {
   if (file === null) return { ok: true, value: mergeDefaults(defaults, undefined) };
   let doc: unknown;
   try {

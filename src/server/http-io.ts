@@ -9,7 +9,13 @@ export type BodyResult = { ok: true; body: Buffer } | { ok: false; status: 400 |
 /** Reads the whole body, gunzipping `Content-Encoding: gzip`; more than maxBytes (after gunzip) is refused. */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyResult> {
   const enc = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-  if (enc !== 'identity' && enc !== 'gzip') return Promise.resolve({ ok: false, status: 415, code: 'unsupported-encoding', error: `Content-Encoding ${enc} is not supported (use gzip or none)` });
+  if (enc !== 'identity' && enc !== 'gzip')
+    return Promise.resolve({
+      ok: false,
+      status: 415,
+      code: 'unsupported-encoding',
+      error: `Content-Encoding ${enc} is not supported (use gzip or none)`,
+    });
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (enc === 'identity' && Number.isFinite(declared) && declared > maxBytes) {
     req.resume();
@@ -58,7 +64,14 @@ function acceptsGzip(req: IncomingMessage): boolean {
 }
 
 /** Sends bytes, gzipped when the client accepts it and it is worth it. */
-export function sendBytes(req: IncomingMessage, res: ServerResponse, status: number, contentType: string, body: Buffer, headers: Record<string, string> = {}): void {
+export function sendBytes(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+): void {
   const h: Record<string, string | number> = { 'content-type': contentType, ...headers };
   let out = body;
   if (body.length > 1024 && acceptsGzip(req)) {
@@ -71,11 +84,24 @@ export function sendBytes(req: IncomingMessage, res: ServerResponse, status: num
   res.end(out);
 }
 
-export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   sendBytes(req, res, status, 'application/json', Buffer.from(JSON.stringify(value), 'utf8'), headers);
 }
 
-export function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   sendJson(req, res, status, { error: { code, message } }, headers);
 }
 

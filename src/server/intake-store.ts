@@ -45,8 +45,7 @@ export interface HostRow {
 }
 
 export type EnrolResult =
-  | { ok: true; host: HostRow; credential: string; reEnrolled: boolean }
-  | { ok: false; status: 401 | 403; error: string };
+  { ok: true; host: HostRow; credential: string; reEnrolled: boolean } | { ok: false; status: 401 | 403; error: string };
 
 export type AuthResult = { ok: true; host: HostRow } | { ok: false; status: 401 | 403; error: string };
 
@@ -145,7 +144,9 @@ export class IntakeStore {
       orgByName: db.prepare<[string], { id: number }>('SELECT id FROM org WHERE name = ?'),
       insertOrg: db.prepare<[string, number]>('INSERT INTO org (name, created_ms) VALUES (?, ?)'),
       insertToken: db.prepare<[Buffer, number, number]>('INSERT INTO enrol_token (hash, org_id, created_ms) VALUES (?, ?, ?)'),
-      tokenByHash: db.prepare<[Buffer], Row>('SELECT enrol_token.*, org.name AS org FROM enrol_token JOIN org ON org.id = enrol_token.org_id WHERE hash = ?'),
+      tokenByHash: db.prepare<[Buffer], Row>(
+        'SELECT enrol_token.*, org.name AS org FROM enrol_token JOIN org ON org.id = enrol_token.org_id WHERE hash = ?',
+      ),
       hostByOrgAndId: db.prepare<[number, string], Row>(`${HOST_SELECT} WHERE host.org_id = ? AND host.host_id = ?`),
       hostByCred: db.prepare<[Buffer], Row>(`${HOST_SELECT} WHERE host.cred_hash = ?`),
       hostsById: db.prepare<[string], Row>(`${HOST_SELECT} WHERE host.host_id = ?`),
@@ -174,13 +175,17 @@ export class IntakeStore {
   private migrate(): void {
     const current = this.db.pragma('user_version', { simple: true }) as number;
     if (current > MIGRATIONS.length) {
-      throw new Error(`${this.path}: database schema version ${current} is newer than this rarecon (${MIGRATIONS.length}); upgrade rarecon`);
+      throw new Error(
+        `${this.path}: database schema version ${current} is newer than this rarecon (${MIGRATIONS.length}); upgrade rarecon`,
+      );
     }
     for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v] as string);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }).immediate();
+      this.db
+        .transaction(() => {
+          this.db.exec(MIGRATIONS[v] as string);
+          this.db.pragma(`user_version = ${v + 1}`);
+        })
+        .immediate();
     }
   }
 
@@ -189,14 +194,16 @@ export class IntakeStore {
 
   /** Creates the org when new and a fresh enrolment token for it. */
   createEnrolToken(org: string, nowMs: number): { token: string; org: string; orgCreated: boolean } {
-    return this.db.transaction(() => {
-      let id = this.stmts.orgByName.get(org)?.id;
-      const orgCreated = id === undefined;
-      if (id === undefined) id = Number(this.stmts.insertOrg.run(org, nowMs).lastInsertRowid);
-      const token = newSecret(ENROL_TOKEN_PREFIX);
-      this.stmts.insertToken.run(secretHash(token), id, nowMs);
-      return { token, org, orgCreated };
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        let id = this.stmts.orgByName.get(org)?.id;
+        const orgCreated = id === undefined;
+        if (id === undefined) id = Number(this.stmts.insertOrg.run(org, nowMs).lastInsertRowid);
+        const token = newSecret(ENROL_TOKEN_PREFIX);
+        this.stmts.insertToken.run(secretHash(token), id, nowMs);
+        return { token, org, orgCreated };
+      })
+      .immediate();
   }
 
   /** Revokes every enrolment token of an org (enrolled hosts keep their credentials). */
@@ -211,21 +218,24 @@ export class IntakeStore {
    * id again (a reinstall) rotates its credential; a revoked host stays revoked.
    */
   enrol(token: string, hostId: string, hostName: string | null, nowMs: number): EnrolResult {
-    return this.db.transaction((): EnrolResult => {
-      const t = this.stmts.tokenByHash.get(secretHash(token));
-      if (t === undefined) return { ok: false, status: 401, error: 'unknown enrolment token' };
-      if (t.revoked_ms !== null) return { ok: false, status: 403, error: 'this enrolment token was revoked' };
-      const orgId = t.org_id as number;
-      const credential = newSecret(HOST_CREDENTIAL_PREFIX);
-      const existing = this.stmts.hostByOrgAndId.get(orgId, hostId);
-      if (existing !== undefined) {
-        if (existing.revoked_ms !== null) return { ok: false, status: 403, error: `host ${hostId} was revoked; an operator must enrol it under a new id` };
-        this.stmts.rotateCred.run(secretHash(credential), hostName, existing.id as number);
-        return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: true };
-      }
-      this.stmts.insertHost.run(orgId, hostId, hostName, secretHash(credential), nowMs);
-      return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: false };
-    }).immediate();
+    return this.db
+      .transaction((): EnrolResult => {
+        const t = this.stmts.tokenByHash.get(secretHash(token));
+        if (t === undefined) return { ok: false, status: 401, error: 'unknown enrolment token' };
+        if (t.revoked_ms !== null) return { ok: false, status: 403, error: 'this enrolment token was revoked' };
+        const orgId = t.org_id as number;
+        const credential = newSecret(HOST_CREDENTIAL_PREFIX);
+        const existing = this.stmts.hostByOrgAndId.get(orgId, hostId);
+        if (existing !== undefined) {
+          if (existing.revoked_ms !== null)
+            return { ok: false, status: 403, error: `host ${hostId} was revoked; an operator must enrol it under a new id` };
+          this.stmts.rotateCred.run(secretHash(credential), hostName, existing.id as number);
+          return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: true };
+        }
+        this.stmts.insertHost.run(orgId, hostId, hostName, secretHash(credential), nowMs);
+        return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: false };
+      })
+      .immediate();
   }
 
   authenticate(credential: string): AuthResult {
@@ -245,7 +255,10 @@ export class IntakeStore {
   /** Revokes hosts by id (optionally only in one org); returns those revoked now. */
   revokeHost(hostId: string, org: string | null, nowMs: number): HostRow[] {
     return this.db.transaction(() => {
-      const rows = this.stmts.hostsById.all(hostId).map(hostFrom).filter((h) => org === null || h.org === org);
+      const rows = this.stmts.hostsById
+        .all(hostId)
+        .map(hostFrom)
+        .filter((h) => org === null || h.org === org);
       const out: HostRow[] = [];
       for (const h of rows) if (this.stmts.revokeHost.run(nowMs, h.ref).changes > 0) out.push({ ...h, revokedMs: nowMs });
       return out;
@@ -291,35 +304,37 @@ export class IntakeStore {
   }
 
   private storeSightingsTx(host: HostRow, days: readonly DayBatch[], nowMs: number): IntakeResult {
-    return this.db.transaction((): IntakeResult => {
-      const result: IntakeResult = { days: 0, processes: 0, combos: 0, replaced: 0 };
-      for (const d of days) {
-        const day = Math.floor(d.dayMs / DAY_MS);
-        const procs = new Int32Array(d.processes.length);
-        for (let i = 0; i < d.processes.length; i++) procs[i] = this.shaIdOf(d.processes[i] as string);
-        const combos = new Int32Array(d.combos.length * 3);
-        for (let i = 0; i < d.combos.length; i++) {
-          const c = d.combos[i] as DayBatch['combos'][number];
-          combos[3 * i] = this.shaIdOf(c.sha256);
-          combos[3 * i + 1] = this.rootIdOf(c.rootDomain);
-          combos[3 * i + 2] = c.port;
+    return this.db
+      .transaction((): IntakeResult => {
+        const result: IntakeResult = { days: 0, processes: 0, combos: 0, replaced: 0 };
+        for (const d of days) {
+          const day = Math.floor(d.dayMs / DAY_MS);
+          const procs = new Int32Array(d.processes.length);
+          for (let i = 0; i < d.processes.length; i++) procs[i] = this.shaIdOf(d.processes[i] as string);
+          const combos = new Int32Array(d.combos.length * 3);
+          for (let i = 0; i < d.combos.length; i++) {
+            const c = d.combos[i] as DayBatch['combos'][number];
+            combos[3 * i] = this.shaIdOf(c.sha256);
+            combos[3 * i + 1] = this.rootIdOf(c.rootDomain);
+            combos[3 * i + 2] = c.port;
+          }
+          if (this.stmts.hostDayExists.get(host.ref, day) !== undefined) result.replaced++;
+          this.stmts.upsertHostDay.run(
+            host.ref,
+            day,
+            Buffer.from(procs.buffer, procs.byteOffset, procs.byteLength),
+            Buffer.from(combos.buffer, combos.byteOffset, combos.byteLength),
+            d.processes.length,
+            d.combos.length,
+            nowMs,
+          );
+          result.days++;
+          result.processes += d.processes.length;
+          result.combos += d.combos.length;
         }
-        if (this.stmts.hostDayExists.get(host.ref, day) !== undefined) result.replaced++;
-        this.stmts.upsertHostDay.run(
-          host.ref,
-          day,
-          Buffer.from(procs.buffer, procs.byteOffset, procs.byteLength),
-          Buffer.from(combos.buffer, combos.byteOffset, combos.byteLength),
-          d.processes.length,
-          d.combos.length,
-          nowMs,
-        );
-        result.days++;
-        result.processes += d.processes.length;
-        result.combos += d.combos.length;
-      }
-      return result;
-    }).immediate();
+        return result;
+      })
+      .immediate();
   }
 
   /** Deletes host-days before `beforeDay` (epoch days); returns how many. */
@@ -332,16 +347,18 @@ export class IntakeStore {
 
   /** Upserts by uid: a re-sent alert (same uid, later count) replaces the stored one. */
   storeAlerts(host: HostRow, alerts: readonly AlertIn[], nowMs: number): { stored: number; updated: number } {
-    return this.db.transaction(() => {
-      let stored = 0;
-      let updated = 0;
-      for (const a of alerts) {
-        if (this.stmts.alertExists.get(a.uid) !== undefined) updated++;
-        else stored++;
-        this.stmts.upsertAlert.run(a.uid, host.ref, host.orgId, a.timeMs, a.severityId, nowMs, a.body);
-      }
-      return { stored, updated };
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        let stored = 0;
+        let updated = 0;
+        for (const a of alerts) {
+          if (this.stmts.alertExists.get(a.uid) !== undefined) updated++;
+          else stored++;
+          this.stmts.upsertAlert.run(a.uid, host.ref, host.orgId, a.timeMs, a.severityId, nowMs, a.body);
+        }
+        return { stored, updated };
+      })
+      .immediate();
   }
 
   queryAlerts(q: { org: string | null; hostId: string | null; afterSeq: number; sinceMs: number | null; limit: number }): StoredAlert[] {

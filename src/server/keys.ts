@@ -15,7 +15,9 @@ export function loadOrCreateSigningKey(stateDir: string): { key: SigningKey; cre
     try {
       return { key: signingKeyFromPem(readFileSync(path)), created: false };
     } catch (e) {
-      throw new Error(`the signing key ${path} is not a usable Ed25519 key (${(e as Error).message}); restore it from a backup, or move it away to make a new one (every endpoint must then pin the new public key)`);
+      throw new Error(
+        `the signing key ${path} is not a usable Ed25519 key (${(e as Error).message}); restore it from a backup, or move it away to make a new one (every endpoint must then pin the new public key)`,
+      );
     }
   }
   const key = generateSigningKey();

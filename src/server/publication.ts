@@ -102,7 +102,9 @@ export class PublicationReader {
       current: db.prepare('SELECT * FROM version ORDER BY version DESC LIMIT 1'),
       byVersion: db.prepare('SELECT * FROM version WHERE version = ?'),
       horizon: db.prepare("SELECT value FROM kv WHERE key = 'deltaHorizon'").pluck(),
-      procRange: db.prepare('SELECT sha, observers FROM pub_process WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)'),
+      procRange: db.prepare(
+        'SELECT sha, observers FROM pub_process WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)',
+      ),
       procFrom: db.prepare('SELECT sha, observers FROM pub_process WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
       comboRange: db.prepare(
         'SELECT sha, root, port, observers FROM pub_combo WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)',
@@ -110,11 +112,19 @@ export class PublicationReader {
       comboFrom: db.prepare('SELECT sha, root, port, observers FROM pub_combo WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
       procChanged: db.prepare('SELECT sha, observers FROM pub_process WHERE changed > ?'),
       comboChanged: db.prepare('SELECT sha, root, port, observers FROM pub_combo WHERE changed > ?'),
-      changedCount: db.prepare(
-        'SELECT (SELECT count(*) FROM pub_process WHERE changed > ?) + (SELECT count(*) FROM pub_combo WHERE changed > ?)',
-      ).pluck(),
+      changedCount: db
+        .prepare('SELECT (SELECT count(*) FROM pub_process WHERE changed > ?) + (SELECT count(*) FROM pub_combo WHERE changed > ?)')
+        .pluck(),
     };
-    for (const s of [this.stmts.procRange, this.stmts.procFrom, this.stmts.comboRange, this.stmts.comboFrom, this.stmts.procChanged, this.stmts.comboChanged]) s.raw(true);
+    for (const s of [
+      this.stmts.procRange,
+      this.stmts.procFrom,
+      this.stmts.comboRange,
+      this.stmts.comboFrom,
+      this.stmts.procChanged,
+      this.stmts.comboChanged,
+    ])
+      s.raw(true);
   }
 
   current(): PublishedVersion | null {
@@ -145,9 +155,13 @@ export class PublicationReader {
       const withRemoved = since === null ? 0 : 1;
       for (const p of prefixes) {
         const { lo, hi } = prefixRange(p);
-        const procs = (hi === null ? this.stmts.procFrom.all(lo, after, withRemoved) : this.stmts.procRange.all(lo, hi, after, withRemoved)) as Array<[Buffer, number]>;
+        const procs = (
+          hi === null ? this.stmts.procFrom.all(lo, after, withRemoved) : this.stmts.procRange.all(lo, hi, after, withRemoved)
+        ) as Array<[Buffer, number]>;
         for (const [sha, n] of procs) out.processes.push([sha.toString('hex'), n]);
-        const combos = (hi === null ? this.stmts.comboFrom.all(lo, after, withRemoved) : this.stmts.comboRange.all(lo, hi, after, withRemoved)) as Array<[Buffer, string, number, number]>;
+        const combos = (
+          hi === null ? this.stmts.comboFrom.all(lo, after, withRemoved) : this.stmts.comboRange.all(lo, hi, after, withRemoved)
+        ) as Array<[Buffer, string, number, number]>;
         for (const [sha, root, port, n] of combos) out.combos.push([sha.toString('hex'), root, port, n]);
       }
       return out;
@@ -163,7 +177,8 @@ export class PublicationReader {
     return this.db.transaction((): RowsContent => {
       const out: RowsContent = { processes: [], combos: [] };
       for (const [sha, n] of this.stmts.procChanged.all(since) as Array<[Buffer, number]>) out.processes.push([sha.toString('hex'), n]);
-      for (const [sha, root, port, n] of this.stmts.comboChanged.all(since) as Array<[Buffer, string, number, number]>) out.combos.push([sha.toString('hex'), root, port, n]);
+      for (const [sha, root, port, n] of this.stmts.comboChanged.all(since) as Array<[Buffer, string, number, number]>)
+        out.combos.push([sha.toString('hex'), root, port, n]);
       return out;
     })();
   }

@@ -35,7 +35,13 @@ const SIGNED_CACHE_MAX = 512;
 function hostAuth(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): HostRow | null {
   const cred = bearer(req);
   if (cred === null) {
-    sendError(req, res, 401, 'unauthenticated', 'send the host credential as "Authorization: Bearer <credential>" (enrol with POST /v1/enroll first)');
+    sendError(
+      req,
+      res,
+      401,
+      'unauthenticated',
+      'send the host credential as "Authorization: Bearer <credential>" (enrol with POST /v1/enroll first)',
+    );
     return null;
   }
   const a = ctx.intake.authenticate(cred);
@@ -50,7 +56,13 @@ function hostAuth(ctx: RouteContext, req: IncomingMessage, res: ServerResponse):
 function adminAuth(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): boolean {
   const t = bearer(req);
   if (t === null || !sameSecret(t, ctx.adminToken)) {
-    sendError(req, res, 401, 'unauthenticated', `this route needs the admin token (the file admin-token in the server's state folder) as "Authorization: Bearer <token>"`);
+    sendError(
+      req,
+      res,
+      401,
+      'unauthenticated',
+      `this route needs the admin token (the file admin-token in the server's state folder) as "Authorization: Bearer <token>"`,
+    );
     return false;
   }
   return true;
@@ -99,16 +111,22 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const j = await readJson(req, 64 * 1024);
     if (!j.ok) return sendError(req, res, j.status, j.code, j.error);
     const b = j.value as Record<string, unknown>;
-    if (b === null || typeof b !== 'object') return sendError(req, res, 400, 'bad-request', '(body): expected {"token", "hostId", "hostName"}');
-    if (typeof b.token !== 'string' || b.token === '') return sendError(req, res, 400, 'bad-request', 'token: the org enrolment token is required');
-    if (typeof b.hostId !== 'string' || !HOST_ID_RE.test(b.hostId)) return sendError(req, res, 400, 'bad-request', 'hostId: expected 1 to 128 of A-Z a-z 0-9 _ . : -');
+    if (b === null || typeof b !== 'object')
+      return sendError(req, res, 400, 'bad-request', '(body): expected {"token", "hostId", "hostName"}');
+    if (typeof b.token !== 'string' || b.token === '')
+      return sendError(req, res, 400, 'bad-request', 'token: the org enrolment token is required');
+    if (typeof b.hostId !== 'string' || !HOST_ID_RE.test(b.hostId))
+      return sendError(req, res, 400, 'bad-request', 'hostId: expected 1 to 128 of A-Z a-z 0-9 _ . : -');
     const hostName = typeof b.hostName === 'string' ? b.hostName.slice(0, 255) : null;
     const r = ctx.intake.enrol(b.token, b.hostId, hostName, ctx.now());
     if (!r.ok) {
       ctx.log('warn', 'An enrolment was refused.', { hostId: b.hostId, status: r.status, reason: r.error });
       return sendError(req, res, r.status, r.status === 401 ? 'unauthenticated' : 'revoked', r.error);
     }
-    ctx.log('info', r.reEnrolled ? 'A host enrolled again; its credential was rotated.' : 'A host enrolled.', { org: r.host.org, hostId: r.host.hostId });
+    ctx.log('info', r.reEnrolled ? 'A host enrolled again; its credential was rotated.' : 'A host enrolled.', {
+      org: r.host.org,
+      hostId: r.host.hostId,
+    });
     return sendJson(req, res, 200, {
       org: r.host.org,
       hostId: r.host.hostId,
@@ -129,7 +147,13 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const b = checkSightingsBatch(j.value, { limits, allowPrivateDomains: ctx.cfg.allowPrivateDomains, nowMs, oldestUsefulDayMs });
     if (!b.ok) {
       ctx.log('warn', 'A sightings batch was refused.', { org: host.org, hostId: host.hostId, status: b.status, reason: b.error });
-      return sendError(req, res, b.status, b.status === 413 ? 'too-large' : 'bad-batch', `the batch was refused whole, nothing stored: ${b.error}`);
+      return sendError(
+        req,
+        res,
+        b.status,
+        b.status === 413 ? 'too-large' : 'bad-batch',
+        `the batch was refused whole, nothing stored: ${b.error}`,
+      );
     }
     const stored = ctx.intake.storeSightings(host, b.days, nowMs);
     return sendJson(req, res, 200, { stored, skippedDays: b.skippedDays, duplicates: b.duplicates });
@@ -141,7 +165,14 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const body = await readBody(req, limits.maxBodyBytes);
     if (!body.ok) return sendError(req, res, body.status, body.code, body.error);
     const a = parseAlertsBody(body.body, limits.maxAlertsPerBatch);
-    if (!a.ok) return sendError(req, res, a.status, a.status === 413 ? 'too-large' : 'bad-batch', `the batch was refused whole, nothing stored: ${a.error}`);
+    if (!a.ok)
+      return sendError(
+        req,
+        res,
+        a.status,
+        a.status === 413 ? 'too-large' : 'bad-batch',
+        `the batch was refused whole, nothing stored: ${a.error}`,
+      );
     const r = ctx.intake.storeAlerts(host, a.alerts, ctx.now());
     return sendJson(req, res, 200, r);
   }
@@ -208,7 +239,12 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
       return sendError(req, res, 503, 'snapshot-missing', `the snapshot file of version ${cur.version} is missing on the server`);
     }
     const envelope = Buffer.from(cur.snapshotEnvelope, 'utf8');
-    res.writeHead(200, { 'content-type': SIGNED_MEDIA_TYPE, 'content-length': envelope.length + size, etag, 'x-rarecon-version': String(cur.version) });
+    res.writeHead(200, {
+      'content-type': SIGNED_MEDIA_TYPE,
+      'content-length': envelope.length + size,
+      etag,
+      'x-rarecon-version': String(cur.version),
+    });
     res.write(envelope);
     const stream = createReadStream(cur.snapshotFile);
     stream.on('error', () => res.destroy());
@@ -221,7 +257,8 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const cur = currentOr404(ctx, req, res);
     if (cur === null) return;
     const from = Number(url.searchParams.get('from'));
-    if (!Number.isSafeInteger(from) || from < 0) return sendError(req, res, 400, 'bad-request', 'from: the version you hold, a whole number');
+    if (!Number.isSafeInteger(from) || from < 0)
+      return sendError(req, res, 400, 'bad-request', 'from: the version you hold, a whole number');
     const etag = `"d${from}-${cur.version}"`;
     if (from === cur.version || notModified(req, etag)) {
       res.writeHead(304, { etag });
@@ -229,10 +266,20 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
       return;
     }
     if (from > cur.version || from < ctx.publication.deltaHorizon()) {
-      return sendError(req, res, 410, 'delta-unavailable', `no delta from version ${from}: deltas start from version ${ctx.publication.deltaHorizon()} up to ${cur.version}; fetch the snapshot or your buckets again`);
+      return sendError(
+        req,
+        res,
+        410,
+        'delta-unavailable',
+        `no delta from version ${from}: deltas start from version ${ctx.publication.deltaHorizon()} up to ${cur.version}; fetch the snapshot or your buckets again`,
+      );
     }
     const body = cachedSigned(ctx, `d:${cur.version}:${from}`, () =>
-      signContent({ kind: 'delta', meta: cur.meta, fromVersion: from, prefixes: null, bucketHexChars: ctx.cfg.bucketHexChars }, encodeRows(ctx.publication.delta(from)), ctx.key),
+      signContent(
+        { kind: 'delta', meta: cur.meta, fromVersion: from, prefixes: null, bucketHexChars: ctx.cfg.bucketHexChars },
+        encodeRows(ctx.publication.delta(from)),
+        ctx.key,
+      ),
     );
     return sendBytes(req, res, 200, SIGNED_MEDIA_TYPE, body, { etag, 'x-rarecon-version': String(cur.version) });
   }
@@ -241,7 +288,14 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
   if (bucketMatch !== null && method === 'GET') {
     if (hostAuth(ctx, req, res) === null) return;
     const prefix = (bucketMatch[1] as string).toLowerCase();
-    if (!validPrefix(ctx, prefix)) return sendError(req, res, 400, 'bad-prefix', `a bucket is named by ${ctx.cfg.bucketHexChars} hex digits of the sha256, got "${bucketMatch[1] as string}"`);
+    if (!validPrefix(ctx, prefix))
+      return sendError(
+        req,
+        res,
+        400,
+        'bad-prefix',
+        `a bucket is named by ${ctx.cfg.bucketHexChars} hex digits of the sha256, got "${bucketMatch[1] as string}"`,
+      );
     const cur = currentOr404(ctx, req, res);
     if (cur === null) return;
     const etag = `"b${cur.version}-${prefix}"`;
@@ -251,7 +305,11 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
       return;
     }
     const body = cachedSigned(ctx, `b:${cur.version}:${prefix}`, () =>
-      signContent({ kind: 'buckets', meta: cur.meta, fromVersion: null, prefixes: [prefix], bucketHexChars: ctx.cfg.bucketHexChars }, encodeRows(ctx.publication.buckets([prefix], null)), ctx.key),
+      signContent(
+        { kind: 'buckets', meta: cur.meta, fromVersion: null, prefixes: [prefix], bucketHexChars: ctx.cfg.bucketHexChars },
+        encodeRows(ctx.publication.buckets([prefix], null)),
+        ctx.key,
+      ),
     );
     return sendBytes(req, res, 200, SIGNED_MEDIA_TYPE, body, { etag, 'x-rarecon-version': String(cur.version) });
   }
@@ -261,17 +319,33 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const j = await readJson(req, limits.maxBodyBytes);
     if (!j.ok) return sendError(req, res, j.status, j.code, j.error);
     const b = j.value as Record<string, unknown>;
-    if (b === null || typeof b !== 'object' || !Array.isArray(b.prefixes)) return sendError(req, res, 400, 'bad-request', 'prefixes: expected a list of bucket prefixes');
-    if (b.prefixes.length > limits.maxPrefixesPerRequest) return sendError(req, res, 413, 'too-large', `prefixes: ${b.prefixes.length} in one request, the limit is ${limits.maxPrefixesPerRequest}`);
+    if (b === null || typeof b !== 'object' || !Array.isArray(b.prefixes))
+      return sendError(req, res, 400, 'bad-request', 'prefixes: expected a list of bucket prefixes');
+    if (b.prefixes.length > limits.maxPrefixesPerRequest)
+      return sendError(
+        req,
+        res,
+        413,
+        'too-large',
+        `prefixes: ${b.prefixes.length} in one request, the limit is ${limits.maxPrefixesPerRequest}`,
+      );
     const prefixes: string[] = [];
     for (let i = 0; i < b.prefixes.length; i++) {
       const p = typeof b.prefixes[i] === 'string' ? (b.prefixes[i] as string).toLowerCase() : b.prefixes[i];
-      if (!validPrefix(ctx, p)) return sendError(req, res, 400, 'bad-prefix', `prefixes[${i}]: expected ${ctx.cfg.bucketHexChars} hex digits, got ${JSON.stringify(b.prefixes[i])}`);
+      if (!validPrefix(ctx, p))
+        return sendError(
+          req,
+          res,
+          400,
+          'bad-prefix',
+          `prefixes[${i}]: expected ${ctx.cfg.bucketHexChars} hex digits, got ${JSON.stringify(b.prefixes[i])}`,
+        );
       prefixes.push(p);
     }
     const unique = [...new Set(prefixes)].sort();
     const since = b.since === undefined || b.since === null ? null : Number(b.since);
-    if (since !== null && (!Number.isSafeInteger(since) || since < 0)) return sendError(req, res, 400, 'bad-request', 'since: the version you hold, a whole number, or null');
+    if (since !== null && (!Number.isSafeInteger(since) || since < 0))
+      return sendError(req, res, 400, 'bad-request', 'since: the version you hold, a whole number, or null');
     const cur = currentOr404(ctx, req, res);
     if (cur === null) return;
     if (since !== null && since >= cur.version) {
@@ -289,7 +363,19 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     return sendBytes(req, res, 200, SIGNED_MEDIA_TYPE, body, { 'x-rarecon-version': String(cur.version) });
   }
 
-  const known = ['/v1/health', '/v1/enroll', '/v1/sightings', '/v1/alerts', '/v1/baseline', '/v1/baseline/snapshot', '/v1/baseline/delta', '/v1/baseline/buckets', '/v1/admin/build', '/v1/admin/hosts'];
-  if (known.includes(path) || bucketMatch !== null) return sendError(req, res, 405, 'method-not-allowed', `${method} is not allowed on ${path}`);
+  const known = [
+    '/v1/health',
+    '/v1/enroll',
+    '/v1/sightings',
+    '/v1/alerts',
+    '/v1/baseline',
+    '/v1/baseline/snapshot',
+    '/v1/baseline/delta',
+    '/v1/baseline/buckets',
+    '/v1/admin/build',
+    '/v1/admin/hosts',
+  ];
+  if (known.includes(path) || bucketMatch !== null)
+    return sendError(req, res, 405, 'method-not-allowed', `${method} is not allowed on ${path}`);
   sendError(req, res, 404, 'not-found', `no route ${path} (routes are under /v1: see the server README)`);
 }

@@ -58,7 +58,11 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
   mkdirSync(paths.baselines, { recursive: true, mode: 0o700 });
 
   const { key, created } = loadOrCreateSigningKey(cfg.stateDir);
-  if (created) log('info', 'A new Ed25519 signing key was made; endpoints must pin its public key.', { keyId: key.keyId, publicKey: key.publicKeyText });
+  if (created)
+    log('info', 'A new Ed25519 signing key was made; endpoints must pin its public key.', {
+      keyId: key.keyId,
+      publicKey: key.publicKeyText,
+    });
   const admin = loadOrCreateAdminToken(cfg.stateDir);
   const intake = new IntakeStore(paths.intake);
   const publication = new PublicationReader(paths.publish);
@@ -104,7 +108,14 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
       signedCache.clear();
       if (r.ok) {
         const pruned = intake.pruneBefore(Math.floor(startedMs / DAY_MS) + 1 - cfg.windowDays - cfg.retainExtraDays);
-        log('info', 'A baseline was published.', { version: r.version, processes: r.meta.processCount, combos: r.meta.comboCount, population: r.meta.populationSize, prunedHostDays: pruned, ...r.figures });
+        log('info', 'A baseline was published.', {
+          version: r.version,
+          processes: r.meta.processCount,
+          combos: r.meta.comboCount,
+          population: r.meta.populationSize,
+          prunedHostDays: pruned,
+          ...r.figures,
+        });
       } else {
         log('error', 'The aggregation failed; the previous baseline stays published.', { error: r.error });
       }
@@ -156,7 +167,13 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
   const url = `${tls === null ? 'http' : 'https'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
 
   const task = cron.schedule(cfg.buildCron, () => void buildNow(), { timezone: 'UTC', noOverlap: true });
-  log('info', 'The baseline server is listening.', { url, keyId: key.keyId, publicKey: key.publicKeyText, unit: cfg.observerUnit, buildCron: cfg.buildCron });
+  log('info', 'The baseline server is listening.', {
+    url,
+    keyId: key.keyId,
+    publicKey: key.publicKeyText,
+    unit: cfg.observerUnit,
+    buildCron: cfg.buildCron,
+  });
   if (opts.noInitialBuild !== true && publication.current() === null) void buildNow();
 
   let closed: Promise<void> | null = null;

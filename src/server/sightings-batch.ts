@@ -14,8 +14,7 @@ export interface DayBatch {
 }
 
 export type BatchResult =
-  | { ok: true; days: DayBatch[]; skippedDays: string[]; duplicates: number }
-  | { ok: false; status: 400 | 413; error: string };
+  { ok: true; days: DayBatch[]; skippedDays: string[]; duplicates: number } | { ok: false; status: 400 | 413; error: string };
 
 const SHA_RE = /^[0-9a-fA-F]{64}$/;
 
@@ -62,10 +61,12 @@ export interface BatchRules {
 /** Validates a parsed JSON body. */
 export function checkSightingsBatch(body: unknown, rules: BatchRules): BatchResult {
   const bad = (path: string, msg: string, status: 400 | 413 = 400): BatchResult => ({ ok: false, status, error: `${path}: ${msg}` });
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return bad('(body)', `expected an object {"days": [...]}, got ${describe(body)}`);
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    return bad('(body)', `expected an object {"days": [...]}, got ${describe(body)}`);
   const days = (body as Record<string, unknown>).days;
   if (!Array.isArray(days)) return bad('days', `expected a list of host-days, got ${describe(days)}`);
-  if (days.length > rules.limits.maxDaysPerBatch) return bad('days', `${days.length} days in one batch, the limit is ${rules.limits.maxDaysPerBatch}`, 413);
+  if (days.length > rules.limits.maxDaysPerBatch)
+    return bad('days', `${days.length} days in one batch, the limit is ${rules.limits.maxDaysPerBatch}`, 413);
   const out: DayBatch[] = [];
   const skippedDays: string[] = [];
   const seenDays = new Set<number>();
@@ -75,7 +76,8 @@ export function checkSightingsBatch(body: unknown, rules: BatchRules): BatchResu
   for (let i = 0; i < days.length; i++) {
     const at = `days[${i}]`;
     const d = days[i] as Record<string, unknown>;
-    if (d === null || typeof d !== 'object' || Array.isArray(d)) return bad(at, `expected an object {"day", "processes", "combos"}, got ${describe(d)}`);
+    if (d === null || typeof d !== 'object' || Array.isArray(d))
+      return bad(at, `expected an object {"day", "processes", "combos"}, got ${describe(d)}`);
     const dayMs = parseDay(d.day);
     if (dayMs === null) return bad(`${at}.day`, `expected a date like 2026-10-01, got ${describe(d.day)}`);
     if (dayMs > latestDayMs) return bad(`${at}.day`, `${String(d.day)} is in the future`);
@@ -85,12 +87,15 @@ export function checkSightingsBatch(body: unknown, rules: BatchRules): BatchResu
     const combos = d.combos ?? [];
     if (!Array.isArray(procs)) return bad(`${at}.processes`, `expected a list of sha256, got ${describe(procs)}`);
     if (!Array.isArray(combos)) return bad(`${at}.combos`, `expected a list of {sha256, rootDomain, port}, got ${describe(combos)}`);
-    if (procs.length > rules.limits.maxProcessesPerDay) return bad(`${at}.processes`, `${procs.length} processes, the limit is ${rules.limits.maxProcessesPerDay} a day`, 413);
-    if (combos.length > rules.limits.maxCombosPerDay) return bad(`${at}.combos`, `${combos.length} combos, the limit is ${rules.limits.maxCombosPerDay} a day`, 413);
+    if (procs.length > rules.limits.maxProcessesPerDay)
+      return bad(`${at}.processes`, `${procs.length} processes, the limit is ${rules.limits.maxProcessesPerDay} a day`, 413);
+    if (combos.length > rules.limits.maxCombosPerDay)
+      return bad(`${at}.combos`, `${combos.length} combos, the limit is ${rules.limits.maxCombosPerDay} a day`, 413);
     const procSet = new Set<string>();
     for (let j = 0; j < procs.length; j++) {
       const p = procs[j];
-      if (typeof p !== 'string' || !SHA_RE.test(p)) return bad(`${at}.processes[${j}]`, `expected a sha256 (64 hex digits), got ${describe(p)}`);
+      if (typeof p !== 'string' || !SHA_RE.test(p))
+        return bad(`${at}.processes[${j}]`, `expected a sha256 (64 hex digits), got ${describe(p)}`);
       const k = p.toLowerCase();
       if (procSet.has(k)) duplicates++;
       else procSet.add(k);
@@ -100,8 +105,10 @@ export function checkSightingsBatch(body: unknown, rules: BatchRules): BatchResu
     for (let j = 0; j < combos.length; j++) {
       const ca = `${at}.combos[${j}]`;
       const c = combos[j] as Record<string, unknown>;
-      if (c === null || typeof c !== 'object' || Array.isArray(c)) return bad(ca, `expected an object {sha256, rootDomain, port}, got ${describe(c)}`);
-      if (typeof c.sha256 !== 'string' || !SHA_RE.test(c.sha256)) return bad(`${ca}.sha256`, `expected a sha256 (64 hex digits), got ${describe(c.sha256)}`);
+      if (c === null || typeof c !== 'object' || Array.isArray(c))
+        return bad(ca, `expected an object {sha256, rootDomain, port}, got ${describe(c)}`);
+      if (typeof c.sha256 !== 'string' || !SHA_RE.test(c.sha256))
+        return bad(`${ca}.sha256`, `expected a sha256 (64 hex digits), got ${describe(c.sha256)}`);
       const root = c.rootDomain;
       if (typeof root !== 'string' || root.length > 253 || !ROOT_RE.test(root)) {
         return bad(`${ca}.rootDomain`, `expected a lower-case registrable domain like example.com, got ${describe(root)}`);
@@ -113,10 +120,14 @@ export function checkSightingsBatch(body: unknown, rules: BatchRules): BatchResu
         rootOk.set(root, expected);
       }
       if (expected !== root) {
-        return bad(`${ca}.rootDomain`, `"${root}" is not a root domain under this server's policy${expected === null ? '' : ` (its root domain is "${expected}")`}`);
+        return bad(
+          `${ca}.rootDomain`,
+          `"${root}" is not a root domain under this server's policy${expected === null ? '' : ` (its root domain is "${expected}")`}`,
+        );
       }
       const port = c.port;
-      if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) return bad(`${ca}.port`, `expected a port 0..65535, got ${describe(port)}`);
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535)
+        return bad(`${ca}.port`, `expected a port 0..65535, got ${describe(port)}`);
       const sha = c.sha256.toLowerCase();
       const key = `${sha}|${root}|${port}`;
       if (comboKeys.has(key)) {

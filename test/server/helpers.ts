@@ -60,6 +60,7 @@ export interface HttpResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read whatever JSON a route answers
   json: any;
 }
 
@@ -76,22 +77,32 @@ export function http(
       headers['content-type'] ??= 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: opts.method ?? (payload === undefined ? 'GET' : 'POST'), headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        let body = Buffer.concat(chunks);
-        if (res.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-        let json: any = null;
-        try {
-          json = JSON.parse(body.toString('utf8'));
-        } catch {
-          json = null;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
-      });
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname + u.search,
+        method: opts.method ?? (payload === undefined ? 'GET' : 'POST'),
+        headers,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let body = Buffer.concat(chunks);
+          if (res.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+          // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
+          let json: any = null;
+          try {
+            json = JSON.parse(body.toString('utf8'));
+          } catch {
+            json = null;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -115,9 +126,16 @@ export type ProxyMode =
  * A misbehaving middle-man in front of a real server, on loopback: passes,
  * fails, hangs, tampers with, truncates or replays signed answers.
  */
-export async function startProxy(target: string): Promise<{ url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> }> {
+export async function startProxy(
+  target: string,
+): Promise<{ url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> }> {
   const { createServer } = await import('node:http');
-  const state: { url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> } = { url: '', mode: { kind: 'pass' }, last: null, close: async () => {} };
+  const state: { url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> } = {
+    url: '',
+    mode: { kind: 'pass' },
+    last: null,
+    close: async () => {},
+  };
   const hanging: Array<import('node:http').ServerResponse> = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -212,11 +230,19 @@ export async function enrolHosts(url: string, token: string, n: number, prefix =
 }
 
 /** Every host: POPULAR -> popular.com:443; hosts 0 and 1 also POPULAR -> rare-c2.net:8443; `extra` more. */
-export async function uploadFleetDay(url: string, creds: string[], dayMs: number, extra: Array<{ sha256: string; rootDomain: string; port: number }> = []): Promise<void> {
+export async function uploadFleetDay(
+  url: string,
+  creds: string[],
+  dayMs: number,
+  extra: Array<{ sha256: string; rootDomain: string; port: number }> = [],
+): Promise<void> {
   for (let i = 0; i < creds.length; i++) {
     const combos = [{ sha256: POPULAR, rootDomain: 'popular.com', port: 443 }, ...extra];
     if (i < 2) combos.push({ sha256: POPULAR, rootDomain: 'rare-c2.net', port: 8443 });
-    const r = await http(`${url}/v1/sightings`, { token: creds[i] as string, body: { days: [{ day: isoDay(dayMs), processes: [POPULAR, OTHER], combos }] } });
+    const r = await http(`${url}/v1/sightings`, {
+      token: creds[i] as string,
+      body: { days: [{ day: isoDay(dayMs), processes: [POPULAR, OTHER], combos }] },
+    });
     if (r.status !== 200) throw new Error(`upload failed: ${r.status} ${r.body.toString()}`);
   }
 }

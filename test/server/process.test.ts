@@ -127,19 +127,36 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     const [cred] = await enrolHosts(url, token, 1, 'limits');
     const big = await http(`${url}/v1/sightings`, {
       token: cred as string,
-      body: { days: [{ day: isoDay(today - DAY), combos: Array.from({ length: 2000 }, (_, i) => ({ sha256: sha(`x${i}`), rootDomain: 'example.com', port: 443 })) }] },
+      body: {
+        days: [
+          {
+            day: isoDay(today - DAY),
+            combos: Array.from({ length: 2000 }, (_, i) => ({ sha256: sha(`x${i}`), rootDomain: 'example.com', port: 443 })),
+          },
+        ],
+      },
     });
     expect(big.status).toBe(413);
     expect(big.json.error.message).toMatch(/limit/);
     const many = await http(`${url}/v1/sightings`, {
       token: cred as string,
-      body: { days: [{ day: isoDay(today - DAY), combos: Array.from({ length: 501 }, (_, i) => ({ sha256: sha(`y${i}`), rootDomain: 'ex.com', port: i })) }] },
+      body: {
+        days: [
+          {
+            day: isoDay(today - DAY),
+            combos: Array.from({ length: 501 }, (_, i) => ({ sha256: sha(`y${i}`), rootDomain: 'ex.com', port: i })),
+          },
+        ],
+      },
     });
     expect(many.status).toBe(413);
     expect(many.json.error.message).toContain('days[0].combos');
     const notJson = await http(`${url}/v1/sightings`, { token: cred as string, rawBody: Buffer.from('{"days": [') });
     expect(notJson.status).toBe(400);
-    const badSha = await http(`${url}/v1/sightings`, { token: cred as string, body: { days: [{ day: isoDay(today), processes: ['abc'] }] } });
+    const badSha = await http(`${url}/v1/sightings`, {
+      token: cred as string,
+      body: { days: [{ day: isoDay(today), processes: ['abc'] }] },
+    });
     expect(badSha.status).toBe(400);
     expect(badSha.json.error.message).toContain('days[0].processes[0]');
     const unknown = await http(`${url}/v1/sightings`, { token: 'rch_nobody', body: { days: [] } });

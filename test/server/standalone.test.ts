@@ -25,7 +25,14 @@ describe('standalone baseline', () => {
     store.add([{ observer: '', dayMs: today, sha256: curl, rootDomain: 'odd-once.net', port: 4444 }]);
     const seen: BaselineReader[] = [];
     const { log } = memoryLog();
-    const c = new SyncClient({ cfg: DEFAULT_SYNC, stateDir: tmp.dir, hostId: 'solo', log, sightings: store, onBaseline: (r) => seen.push(r) });
+    const c = new SyncClient({
+      cfg: DEFAULT_SYNC,
+      stateDir: tmp.dir,
+      hostId: 'solo',
+      log,
+      sightings: store,
+      onBaseline: (r) => seen.push(r),
+    });
     expect(c.mode).toBe('standalone');
     const r = await c.syncNow();
     expect(r.ok).toBe(true);

@@ -19,7 +19,11 @@ describe('endpoint sync against the baseline server', () => {
   let token: string;
   const today = Math.floor(Date.now() / DAY) * DAY;
 
-  function client(name: string, over: Partial<SyncConfig> = {}, sightings: SightingsStore | null = null): { c: SyncClient; lines: ReturnType<typeof memoryLog>['lines'] } {
+  function client(
+    name: string,
+    over: Partial<SyncConfig> = {},
+    sightings: SightingsStore | null = null,
+  ): { c: SyncClient; lines: ReturnType<typeof memoryLog>['lines'] } {
     const dir = join(tmp.dir, name);
     mkdirSync(dir, { recursive: true });
     const { log, lines } = memoryLog();
@@ -34,7 +38,10 @@ describe('endpoint sync against the baseline server', () => {
       bucketFetchLingerMs: 10,
       ...over,
     };
-    return { c: new SyncClient({ cfg, stateDir: dir, hostId: `endpoint-${name}`, log, sightings, env: { RARECON_TEST_TOKEN: token } }), lines };
+    return {
+      c: new SyncClient({ cfg, stateDir: dir, hostId: `endpoint-${name}`, log, sightings, env: { RARECON_TEST_TOKEN: token } }),
+      lines,
+    };
   }
 
   beforeAll(async () => {
