@@ -135,6 +135,8 @@ export class IntakeStore {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
+    // The dictionaries' unique indexes grow to millions of keys: keep their hot pages in memory.
+    this.db.pragma('cache_size = -65536');
     this.migrate();
     const cacheEntries = opts.dictionaryCacheEntries ?? 2_000_000;
     this.shaIds = new IdCache(cacheEntries);

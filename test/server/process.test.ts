@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { openBaseline } from '../../src/baseline/store.js';
 import { BucketCache } from '../../src/baseline/bucket-cache.js';
+import { SightingsStore } from '../../src/baseline/sightings-store.js';
 import { DAY, DIST_SERVER_CLI, POPULAR, RUN_CLI, enrolHosts, http, isoDay, sha, startProxy, tempDir, uploadFleetDay } from './helpers.js';
 import { REPO } from '../helpers/cli.js';
 
@@ -109,18 +110,32 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     for (let d = 1; d <= 2; d++) await uploadFleetDay(url, creds, today - d * DAY);
     const version = await build();
     const { cfgFile, state } = endpointCfg('cli-snap', 'snapshot', url);
+    // This endpoint saw the rare combo too: its sightings go up with the sync.
+    const own = new SightingsStore(join(state, 'sightings.db'));
+    own.add([{ observer: '', dayMs: today - DAY, sha256: POPULAR, rootDomain: 'rare-c2.net', port: 8443 }]);
+    own.close();
     const r = await run(['sync', '--now', '--config', cfgFile, '--host-id', 'cli-snap', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { status: { version: number; org: string } };
-    expect(out.status).toMatchObject({ version, org: 'acme' });
+    const out = JSON.parse(r.stdout) as { status: { version: number; org: string; uploadedDaysTotal: number } };
+    expect(out.status).toMatchObject({ version, org: 'acme', uploadedDaysTotal: 1 });
     const o = openBaseline(join(state, 'baseline.db'));
     if (!o.ok) throw new Error(o.error);
     expect(o.baseline.process(POPULAR)).toBe(12);
     expect(o.baseline.combo(POPULAR, 'popular.com', 443)).toBe(12);
     expect(o.baseline.combo(POPULAR, 'rare-c2.net', 8443)).toBe(2);
     o.baseline.close();
+    // Next version: the endpoint's own upload counts (13 hosts, 3 with the rare combo).
+    const v2 = await build();
+    const r2 = await run(['sync', '--now', '--config', cfgFile, '--host-id', 'cli-snap']);
+    expect(r2.code, r2.stderr).toBe(0);
+    const o2 = openBaseline(join(state, 'baseline.db'));
+    if (!o2.ok) throw new Error(o2.error);
+    expect(o2.baseline.meta().version).toBe(v2);
+    expect(o2.baseline.process(POPULAR)).toBe(13);
+    expect(o2.baseline.combo(POPULAR, 'rare-c2.net', 8443)).toBe(3);
+    o2.baseline.close();
     const status = await run(['sync', '--config', cfgFile]);
-    expect(status.stdout).toContain(`version ${version}`);
+    expect(status.stdout).toContain(`version ${v2}`);
   });
 
   it('refuses malformed and oversized uploads with a 4xx that says why', async () => {
@@ -205,7 +220,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     c1.close();
     expect((await run(['sync', '--now', '--config', cfgFile, '--host-id', 'kill-buckets'])).code).toBe(0);
     const c2 = new BucketCache(join(state, 'bucket-cache.db'), { pendingMaxEvents: 10, pendingTimeoutMs: 60_000 });
-    expect(c2.reader()?.process(POPULAR)).toBe(12);
+    expect(c2.reader()?.process(POPULAR)).toBe(13);
     const held = c2.version();
     c2.close();
     const newer = await build();
@@ -214,7 +229,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
       await killAfter(['sync', '--now', '--config', cfgFile, '--host-id', 'kill-buckets'], ms);
       const c = new BucketCache(join(state, 'bucket-cache.db'), { pendingMaxEvents: 10, pendingTimeoutMs: 60_000 });
       expect([held, newer]).toContain(c.version());
-      expect(c.reader()?.combo(POPULAR, 'rare-c2.net', 8443)).toBe(2);
+      expect(c.reader()?.combo(POPULAR, 'rare-c2.net', 8443)).toBe(3);
       c.close();
     }
     proxy.mode = { kind: 'pass' };
