@@ -21,6 +21,7 @@ import {
   closeSync,
   createWriteStream,
   fsyncSync,
+  mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
@@ -255,6 +256,7 @@ export class SyncClient {
   // What is in force
 
   private openLocal(): void {
+    mkdirSync(this.opts.stateDir, { recursive: true, mode: 0o700 });
     // Downloads a crash left behind are never trusted.
     for (const name of readdirSync(this.opts.stateDir, { withFileTypes: true })) {
       if (name.isFile() && name.name.startsWith(DOWNLOAD_PREFIX)) rmSync(join(this.opts.stateDir, name.name), { force: true });
