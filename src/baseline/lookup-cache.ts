@@ -1,0 +1,120 @@
+// Bounded caches in front of SQLite for the endpoint's lookups. Direct-mapped:
+// each key has one slot and a newcomer overwrites it, so eviction costs nothing,
+// memory is fixed at construction (typed arrays, no per-entry objects) and a hit
+// allocates nothing. Skewed streams (a host talks to the same few combos all day)
+// hit well; a slot conflict only costs one more SQLite read.
+import { HEX_VALUE, SHA256_BYTES, SHA256_HEX_LENGTH } from './hex.js';
+
+/** Returned by find() when the key is not cached. */
+export const CACHE_MISS = -2;
+/** A process the baseline has never seen (process() returns undefined). */
+export const PROCESS_ABSENT = -1;
+
+function slotsFor(entries: number): number {
+  let n = 1;
+  while (n < entries) n *= 2;
+  return n;
+}
+
+export interface CacheCounters {
+  hits: number;
+  misses: number;
+}
+
+/** sha256 -> observers (or PROCESS_ABSENT). Keyed by the sha's own leading digits: sha256 is uniform. */
+export class ProcessCache implements CacheCounters {
+  hits = 0;
+  misses = 0;
+  private readonly mask: number;
+  private readonly shas: Uint8Array;
+  private readonly values: Int32Array;
+
+  constructor(entries: number) {
+    const n = slotsFor(entries);
+    this.mask = n - 1;
+    this.shas = new Uint8Array(n * SHA256_BYTES);
+    this.values = new Int32Array(n).fill(CACHE_MISS);
+  }
+
+  get slotCount(): number {
+    return this.mask + 1;
+  }
+
+  /** Slot of a sha256 hex string, -1 when it is not 64 characters long. */
+  slotOf(sha256Hex: string): number {
+    if (sha256Hex.length !== SHA256_HEX_LENGTH) return -1;
+    let x = 0;
+    for (let i = 0; i < 7; i++) x = (x << 4) | ((HEX_VALUE[sha256Hex.charCodeAt(i)] as number) & 15);
+    return x & this.mask;
+  }
+
+  /** The cached value for sha256Hex in its slot, or CACHE_MISS. */
+  find(slot: number, sha256Hex: string): number {
+    const v = this.values[slot] as number;
+    if (v !== CACHE_MISS) {
+      const base = slot * SHA256_BYTES;
+      const shas = this.shas;
+      let same = true;
+      for (let i = 0; i < SHA256_BYTES; i++) {
+        const hi = HEX_VALUE[sha256Hex.charCodeAt(2 * i)] as number;
+        const lo = HEX_VALUE[sha256Hex.charCodeAt(2 * i + 1)] as number;
+        if ((hi | lo) < 0 || ((hi << 4) | lo) !== shas[base + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        this.hits++;
+        return v;
+      }
+    }
+    this.misses++;
+    return CACHE_MISS;
+  }
+
+  /** Stores the value for the decoded sha256 (32 bytes) in its slot. */
+  store(slot: number, sha: Uint8Array, value: number): void {
+    this.shas.set(sha.subarray(0, SHA256_BYTES), slot * SHA256_BYTES);
+    this.values[slot] = value;
+  }
+}
+
+/** Combo hash (h1, h2: 64 bits) -> observers, or the combo table's see-exact marker. */
+export class ComboCache implements CacheCounters {
+  hits = 0;
+  misses = 0;
+  private readonly mask: number;
+  private readonly h1s: Int32Array;
+  private readonly h2s: Int32Array;
+  private readonly values: Int32Array;
+
+  constructor(entries: number) {
+    const n = slotsFor(entries);
+    this.mask = n - 1;
+    this.h1s = new Int32Array(n);
+    this.h2s = new Int32Array(n);
+    this.values = new Int32Array(n).fill(CACHE_MISS);
+  }
+
+  get slotCount(): number {
+    return this.mask + 1;
+  }
+
+  find(h1: number, h2: number): number {
+    const slot = h1 & this.mask;
+    const v = this.values[slot] as number;
+    if (v !== CACHE_MISS && this.h1s[slot] === h1 && this.h2s[slot] === h2) {
+      this.hits++;
+      return v;
+    }
+    this.misses++;
+    return CACHE_MISS;
+  }
+
+  store(h1: number, h2: number, value: number): void {
+    const slot = h1 & this.mask;
+    this.h1s[slot] = h1;
+    this.h2s[slot] = h2;
+    this.values[slot] = value;
+  }
+}
