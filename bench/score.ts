@@ -1,0 +1,41 @@
+// Scoring benchmark (issue 2): rarecon NDJSON scored against a baseline of N
+// combos. Builds the baseline once into /tmp (reused on later runs), writes the
+// events, and measures in a child process. Prints figures; fails nothing.
+//   node dist/bench/score.js [combos=10000000] [events=1000000]
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildScoreBaseline, writeScoreEvents } from './score-data.js';
+import type { ScoreFigures } from './score-child.js';
+
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+export async function benchScore(opts: { combos: number; events: number }): Promise<void> {
+  const dir = '/tmp/rarecon-bench';
+  mkdirSync(dir, { recursive: true });
+  const baseline = join(dir, `score-baseline-${opts.combos}.db`);
+  if (!existsSync(baseline)) {
+    const b = buildScoreBaseline(baseline, opts.combos);
+    console.log(`score: built a ${fmt(opts.combos)}-combo baseline from ${fmt(b.sightings)} sightings in ${fmt(b.seconds, 1)} s (${fmt(b.sightings / b.seconds)} sightings/s)`);
+  }
+  console.log(`score: baseline ${baseline} ${fmt(statSync(baseline).size / 2 ** 20)} MiB`);
+  const events = join(dir, `score-events-${opts.combos}-${opts.events}.jsonl`);
+  if (!existsSync(events)) await writeScoreEvents(events, opts.combos, opts.events);
+  const child = fileURLToPath(new URL('./score-child.js', import.meta.url));
+  const r = spawnSync(process.execPath, [child, baseline, events], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) {
+    console.log(`score: the measuring process failed: ${r.stderr}`);
+    return;
+  }
+  const f = JSON.parse(r.stdout) as ScoreFigures;
+  console.log(`score: ${fmt(f.events)} NDJSON events against ${fmt(opts.combos)} combos, one core`);
+  console.log(`  end to end (read + parse + score): ${fmt(f.endToEndPerSec)} events/s`);
+  console.log(`  scoring alone (parsed records):    ${fmt(f.scoringOnlyPerSec)} events/s, ${fmt(f.lookupsPerSec)} baseline lookups/s`);
+  console.log(`  per-event scoring latency: p50 ${fmt(f.p50Us, 1)} us, p99 ${fmt(f.p99Us, 1)} us, p99.9 ${fmt(f.p999Us, 1)} us`);
+  console.log(`  alerts: ${fmt(f.alerts)}; peak RSS of the scoring process: ${f.peakRssMiB === null ? 'n/a' : fmt(f.peakRssMiB) + ' MiB'}`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await benchScore({ combos: Number(process.argv[2] ?? 10_000_000), events: Number(process.argv[3] ?? 1_000_000) });
+}
