@@ -11,6 +11,8 @@ usage: rarecon <command> [options]
   baseline build    learn a prevalence baseline from event logs
   run               run the endpoint daemon
   status            show the daemon's state at a glance
+  sync --now        sync the baseline and upload sightings now
+  server            run the baseline server ('server enroll --org NAME' prints a token)
   validate          check a config file and report every problem
   version           print the version
 
@@ -18,25 +20,49 @@ usage: rarecon <command> [options]
 
 type Handler = (argv: string[]) => Promise<number>;
 
+function isParseArgsError(err: unknown): err is Error {
+  return err instanceof Error && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true;
+}
+
+/** A bad option is bad usage: say what was wrong (without node's hint about '--') and how the command is used. */
+function withUsage(usage: string, run: Handler): Handler {
+  return async (argv) => {
+    try {
+      return await run(argv);
+    } catch (err) {
+      if (isParseArgsError(err)) throw new UsageError(`${err.message.split('. To specify a positional argument')[0]}\n${usage}`);
+      throw err;
+    }
+  };
+}
+
 const commands: Record<string, () => Promise<Handler>> = {
   score: async () => {
     const m = await import('./score.js');
-    return (argv) => m.scoreCommand(argv, process.stdout, process.stderr);
+    return withUsage(m.SCORE_USAGE, (argv) => m.scoreCommand(argv, process.stdout, process.stderr));
   },
   baseline: async () => {
     const m = await import('./baseline-build.js');
-    return async (argv) => {
+    return withUsage(m.BUILD_USAGE, async (argv) => {
       if (argv[0] !== 'build') throw new UsageError(`unknown baseline command "${argv[0] ?? ''}"\n${m.BUILD_USAGE}`);
       return m.baselineBuildCommand(argv.slice(1), process.stderr);
-    };
+    });
   },
   validate: async () => {
     const m = await import('./validate.js');
-    return (argv) => m.validateCommand(argv, process.stdout, process.stderr);
+    return withUsage('usage: rarecon validate [--config FILE]', (argv) => m.validateCommand(argv, process.stdout, process.stderr));
   },
   run: async () => {
     const m = await import('./run.js');
     return (argv) => m.runCommand(argv);
+  },
+  server: async () => {
+    const m = await import('./server.js');
+    return (argv) => m.serverCommand(argv);
+  },
+  sync: async () => {
+    const m = await import('./sync.js');
+    return (argv) => m.syncCommand(argv);
   },
   status: async () => {
     const m = await import('./status.js');
@@ -47,7 +73,8 @@ const commands: Record<string, () => Promise<Handler>> = {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    process.stdout.write(USAGE + '\n');
+    // Asked for: stdout, exit 0. No command at all is bad usage: stderr, exit 1.
+    (name === undefined ? process.stderr : process.stdout).write(USAGE + '\n');
     return name === undefined ? 1 : 0;
   }
   if (name === 'version' || name === '--version') {
@@ -64,7 +91,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+    if (err instanceof UsageError || isParseArgsError(err)) {
       process.stderr.write(`rarecon: ${(err as Error).message}\n`);
     } else {
       process.stderr.write(`rarecon: internal error: ${(err as Error).stack ?? String(err)}\n`);

@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { CONFIG_SPEC, DEFAULT_CONFIG, mergeDefaults, validate, type Problem, type RareconConfig } from './schema.js';
+import { resolveReport } from '../report/config.js';
+import { syncConfigProblems } from '../baseline/sync-config.js';
 
 export interface LocatedProblem extends Problem {
   line: number | null;
@@ -49,11 +51,23 @@ export function parseConfigText(text: string, file: string): ConfigResult {
   if (problems.length > 0) {
     return { ok: false, file, problems: problems.map((p) => ({ ...p, line: lineOf(doc.contents as Node | null, p.path, lc) })) };
   }
-  return { ok: true, config: mergeDefaults(DEFAULT_CONFIG, value) };
+  return finish(mergeDefaults(DEFAULT_CONFIG, value), file, doc.contents as Node | null, lc);
+}
+
+/** Checks that need the merged config (per-sink defaults, cross-field rules). */
+function finish(merged: RareconConfig, file: string, root: Node | null, lc: LineCounter): ConfigResult {
+  const report = resolveReport(merged.report);
+  const problems: Problem[] = report.ok ? [] : [...report.problems];
+  for (const message of syncConfigProblems(merged.sync)) problems.push({ path: 'sync', message });
+  if (problems.length > 0) {
+    return { ok: false, file, problems: problems.map((p) => ({ ...p, line: root === null ? null : lineOf(root, p.path, lc) })) };
+  }
+  if (report.ok) merged.report = report.config;
+  return { ok: true, config: merged };
 }
 
 export function loadConfig(file: string | null): ConfigResult {
-  if (file === null) return { ok: true, config: mergeDefaults(DEFAULT_CONFIG, undefined) };
+  if (file === null) return finish(mergeDefaults(DEFAULT_CONFIG, undefined), '(defaults)', null, new LineCounter());
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -3,6 +3,8 @@
 // problem at once with its dotted path.
 import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT, DEFAULT_STATE_DIR, type BaselineStoreConfig, type DetectConfig } from './defaults.js';
 import { parseCidr } from '../detect/address.js';
+import { DEFAULT_REPORT, REPORT_SPEC, type ReportConfig } from '../report/config.js';
+import { DEFAULT_SYNC, SYNC_SPEC, type SyncConfig } from '../baseline/sync-config.js';
 
 export type Spec =
   | { kind: 'number'; min?: number; max?: number; integer?: boolean }
@@ -27,6 +29,40 @@ export interface RareconConfig {
   alertsPath: string | null;
   alertFormat: 'ocsf' | 'ecs';
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** null: JSON lines on stderr (journald); else a rotated file. */
+  logFile: string | null;
+  host: HostConfig;
+  source: SourceConfig;
+  enrich: EnrichConfig;
+  /** How often the daemon writes status.json for `rarecon status`. */
+  statusIntervalMs: number;
+  report: ReportConfig;
+  sync: SyncConfig;
+}
+
+export interface HostConfig {
+  /** The org id from enrolment; `default` for a standalone host. */
+  org: string;
+  /** Pseudonymous host id; null = derived from /etc/machine-id. */
+  id: string | null;
+}
+
+export interface SourceConfig {
+  /** auto: the eBPF helper where it can run, else /proc polling (and the reason is logged and in status). */
+  kind: 'auto' | 'ebpf' | 'procfs';
+  helperPath: string | null;
+  pollIntervalMs: number;
+  udpDedupMs: number;
+  stackFrames: number;
+  /** Connections waiting for enrichment; beyond this the newest are dropped and counted. */
+  queueMaxEvents: number;
+}
+
+export interface EnrichConfig {
+  /** Connections enriched at once. */
+  concurrency: number;
+  timeoutMs: number;
+  cacheEntries: number;
 }
 
 export const DEFAULT_CONFIG: RareconConfig = {
@@ -37,6 +73,13 @@ export const DEFAULT_CONFIG: RareconConfig = {
   alertsPath: null,
   alertFormat: 'ocsf',
   logLevel: 'info',
+  logFile: null,
+  host: { org: 'default', id: null },
+  source: { kind: 'auto', helperPath: null, pollIntervalMs: 1000, udpDedupMs: 60_000, stackFrames: 32, queueMaxEvents: 10_000 },
+  enrich: { concurrency: 16, timeoutMs: 2000, cacheEntries: 4096 },
+  statusIntervalMs: 5000,
+  report: DEFAULT_REPORT,
+  sync: DEFAULT_SYNC,
 };
 
 const thresholdsSpec: Spec = {
@@ -85,6 +128,23 @@ export const CONFIG_SPEC: Spec = {
     alertsPath: { kind: 'string', nullable: true },
     alertFormat: { kind: 'string', oneOf: ['ocsf', 'ecs'] },
     logLevel: { kind: 'string', oneOf: ['error', 'warn', 'info', 'debug'] },
+    logFile: { kind: 'string', nullable: true },
+    host: { kind: 'object', fields: { org: { kind: 'string', pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: 'letters, digits, . _ - (1 to 64)' }, id: { kind: 'string', nullable: true } } },
+    source: {
+      kind: 'object',
+      fields: {
+        kind: { kind: 'string', oneOf: ['auto', 'ebpf', 'procfs'] },
+        helperPath: { kind: 'string', nullable: true },
+        pollIntervalMs: count(50),
+        udpDedupMs: count(0),
+        stackFrames: { kind: 'number', integer: true, min: 0, max: 32 },
+        queueMaxEvents: count(1),
+      },
+    },
+    enrich: { kind: 'object', fields: { concurrency: count(1), timeoutMs: count(10), cacheEntries: count(16) } },
+    statusIntervalMs: count(100),
+    report: REPORT_SPEC,
+    sync: SYNC_SPEC,
   },
 };
 

@@ -15,7 +15,7 @@ export interface Logger {
 
 export interface LoggerOptions {
   level: LogLevel;
-  /** null: JSON lines on stdout. */
+  /** null: JSON lines on stderr (stdout carries alerts). */
   file: string | null;
   maxSizeBytes?: number;
   maxFiles?: number;
@@ -24,7 +24,7 @@ export interface LoggerOptions {
 export function makeLogger(opts: LoggerOptions): Logger {
   const transport =
     opts.file === null
-      ? new winston.transports.Console({ stderrLevels: [] })
+      ? new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })
       : new winston.transports.File({ filename: opts.file, maxsize: opts.maxSizeBytes ?? 10 * 1024 * 1024, maxFiles: opts.maxFiles ?? 5, tailable: true });
   const w = winston.createLogger({
     level: opts.level,

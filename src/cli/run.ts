@@ -1,0 +1,79 @@
+// `rarecon run [--config FILE] [--baseline FILE] [--state DIR] [--alerts FILE] [--record FILE] [--activation-days N]`
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG_PATH } from '../config/defaults.js';
+import { formatProblems, loadConfig } from '../config/load.js';
+import type { RareconConfig } from '../config/schema.js';
+import { Daemon } from '../daemon/daemon.js';
+import { makeLogger } from '../daemon/logger.js';
+import { UsageError } from './io.js';
+
+export const RUN_USAGE = `usage: rarecon run [--config FILE] [--baseline FILE] [--state DIR] [--alerts FILE]
+                   [--record FILE] [--activation-days N]
+Runs the endpoint daemon (as root). Without --config it reads ${DEFAULT_CONFIG_PATH} when present,
+else runs on the embedded default.`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      baseline: { type: 'string' },
+      state: { type: 'string' },
+      alerts: { type: 'string' },
+      record: { type: 'string' },
+      'activation-days': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(RUN_USAGE + '\n');
+    return 0;
+  }
+  const configPath = values.config ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : null);
+  const overrides = (c: RareconConfig): RareconConfig => {
+    if (values.state !== undefined) c.stateDir = values.state;
+    if (values['activation-days'] !== undefined) {
+      const d = Number(values['activation-days']);
+      if (!Number.isFinite(d) || d < 0) throw new UsageError(`--activation-days takes a number of days >= 0, not "${values['activation-days']}"`);
+      c.detect.activationDays = d;
+    }
+    return c;
+  };
+  const first = loadConfig(configPath);
+  if (!first.ok) throw new UsageError(`bad config, not starting:\n${formatProblems(first)}`);
+  const config = overrides(first.config);
+  const log = makeLogger({ level: config.logLevel, file: config.logFile });
+  const daemon = new Daemon({
+    config,
+    reloadConfig:
+      configPath === null
+        ? null
+        : () => {
+            const r = loadConfig(configPath);
+            return r.ok ? overrides(r.config) : formatProblems(r);
+          },
+    baselinePath: values.baseline ?? config.baselinePath,
+    alertsPath: values.alerts ?? config.alertsPath,
+    recordPath: values.record ?? null,
+    log,
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    await daemon.stop().catch(() => {});
+    throw new UsageError(`cannot start: ${(err as Error).message}`);
+  }
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('Stopping on a signal.', { signal });
+      void daemon.stop().then(async () => {
+        await log.close();
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => daemon.reload());
+  });
+}

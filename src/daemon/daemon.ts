@@ -1,0 +1,332 @@
+// The live pipeline: source -> enrich -> detect -> report, one direction.
+// DNS answers go straight into the scorer's name cache; connections wait in a
+// bounded queue for enrichment (a few at once), then are scored in the order
+// their enrichment finishes. Local state, sightings and the outbox are SQLite
+// files in the state folder.
+import { createWriteStream, mkdirSync, renameSync, writeFileSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import type { RareconConfig } from '../config/schema.js';
+import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
+import { SyncClient } from '../baseline/sync-client.js';
+import { SightingsStore } from '../baseline/sightings-store.js';
+import type { BucketCache } from '../baseline/bucket-cache.js';
+import { Scorer, type ScoreOutcome } from '../detect/scorer.js';
+import { StateStore } from '../detect/state-store.js';
+import { hostKeyOf } from '../detect/dedup.js';
+import { SightingExtractor } from '../detect/sightings.js';
+import type { Alert } from '../model/alert.js';
+import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
+import { DAY_MS } from '../model/baseline.js';
+import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
+import { toEcs } from '../model/ecs.js';
+import { toOcsf } from '../model/ocsf.js';
+import { Reporter } from '../report/reporter.js';
+import { toRareconRecord } from '../sources/replay/ndjson-reader.js';
+import { DEFAULT_POLICY, rootDomainOf } from '../enrich/root-domain.js';
+import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
+import { BoundedQueue } from './bounded-queue.js';
+import { ConnectionEnricher } from './connection-enricher.js';
+import { hostIdentity } from './host-identity.js';
+import { openLiveSource, type LiveConnect, type LiveSource } from './live-source.js';
+import type { Logger } from './logger.js';
+import { STATUS_FILE, type DaemonStatus } from './status.js';
+
+/** Until a baseline arrives nothing is common and the detector says it is waiting for one. */
+const NO_BASELINE: BaselineReader = {
+  process: () => undefined,
+  combo: () => 0,
+  meta: (): BaselineMeta => ({
+    version: 0,
+    builtAtMs: 0,
+    windowStartMs: 0,
+    windowEndMs: 0,
+    observerUnit: 'day',
+    populationSize: 0,
+    policy: DEFAULT_POLICY,
+    thresholds: DEFAULT_THRESHOLDS,
+    omitsSingleObserverCombos: false,
+    processCount: 0,
+    comboCount: 0,
+  }),
+};
+
+export interface DaemonOptions {
+  config: RareconConfig;
+  /** Reads the config file again on SIGHUP; null when running on the embedded default. */
+  reloadConfig: (() => RareconConfig | string) | null;
+  baselinePath: string | null;
+  alertsPath: string | null;
+  recordPath: string | null;
+  log: Logger;
+}
+
+export class Daemon {
+  private config: RareconConfig;
+  private readonly log: Logger;
+  private readonly host: HostRef;
+  private readonly state: StateStore;
+  private scorer: Scorer;
+  private readonly reporter: Reporter;
+  private readonly sightings: SightingsStore;
+  private readonly extractor: SightingExtractor;
+  private readonly enricher: ConnectionEnricher;
+  private readonly queue: BoundedQueue<LiveConnect>;
+  private sync: SyncClient | null = null;
+  private fileBaseline: SqliteBaseline | null = null;
+  private baseline: BaselineReader = NO_BASELINE;
+  private bucketCache: BucketCache | null = null;
+  private source: LiveSource | null = null;
+  private readonly abort = new AbortController();
+  private readonly alertsOut: WriteStream | null;
+  private readonly recordOut: WriteStream | null;
+  private timer: NodeJS.Timeout | null = null;
+  private lastStatusMs = 0;
+  private readonly startedMs = Date.now();
+  private stopping: Promise<void> | null = null;
+  private inFlight = 0;
+  private readonly ownPids = new Set<number>([process.pid]);
+  private readonly counts = { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, reloadsTotal: 0 };
+  private lastAlertMs: number | null = null;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.config = opts.config;
+    this.log = opts.log;
+    const c = this.config;
+    mkdirSync(c.stateDir, { recursive: true, mode: 0o700 });
+    this.host = hostIdentity(c.host.org, c.host.id);
+    this.state = StateStore.open(c.stateDir);
+    this.scorer = new Scorer({ baseline: NO_BASELINE, config: c.detect, state: this.state, nowMs: Date.now() });
+    this.scorer.enrol(hostKeyOf(this.host), Date.now());
+    this.reporter = Reporter.start(c.report, { stateDir: c.stateDir, log: (level, msg, fields) => this.log[level](msg, fields) });
+    this.sightings = new SightingsStore(join(c.stateDir, 'sightings.db'));
+    this.extractor = new SightingExtractor('day', DEFAULT_POLICY, c.detect);
+    this.enricher = new ConnectionEnricher(c.enrich, this.host);
+    this.queue = new BoundedQueue(c.source.queueMaxEvents);
+    this.alertsOut = opts.alertsPath === null ? null : createWriteStream(opts.alertsPath, { flags: 'a' });
+    this.recordOut = opts.recordPath === null ? null : createWriteStream(opts.recordPath, { flags: 'a' });
+  }
+
+  /** Opens the baseline, the source and the loops; resolves once capture runs. */
+  async start(): Promise<void> {
+    this.openBaseline();
+    this.source = await openLiveSource(this.config.source, this.host, this.log);
+    this.log.info('rarecon is watching outbound connections.', {
+      host: hostKeyOf(this.host),
+      source: this.source.name,
+      sourceReason: this.source.reason,
+      baselineVersion: this.baseline.meta().version,
+      stateDir: this.config.stateDir,
+    });
+    void this.sourceLoop(this.source);
+    void this.enrichLoop();
+    this.timer = setInterval(() => this.tick(), 250);
+    this.writeStatus();
+  }
+
+  private openBaseline(): void {
+    if (this.opts.baselinePath !== null) {
+      const b = openBaseline(this.opts.baselinePath, this.config.baselineStore);
+      if (!b.ok) throw new Error(b.error);
+      this.fileBaseline?.close();
+      this.fileBaseline = b.baseline;
+      this.useBaseline(b.baseline);
+      return;
+    }
+    if (this.sync !== null) return;
+    this.sync = new SyncClient({
+      cfg: this.config.sync,
+      stateDir: this.config.stateDir,
+      hostId: this.host.id,
+      hostName: this.host.name ?? null,
+      log: (level, msg, fields) => this.log[level](msg, fields),
+      sightings: this.sightings,
+      storeCfg: this.config.baselineStore,
+      onBaseline: (reader) => this.useBaseline(reader),
+    });
+    this.bucketCache = this.sync.bucketCache();
+    this.sync.start();
+  }
+
+  private useBaseline(reader: BaselineReader): void {
+    this.baseline = reader;
+    this.scorer.setBaseline(reader);
+    const m = reader.meta();
+    this.log.info('A baseline is in force.', { version: m.version, unit: m.observerUnit, windowStart: new Date(m.windowStartMs).toISOString(), windowEnd: new Date(m.windowEndMs).toISOString() });
+  }
+
+  private async sourceLoop(source: LiveSource): Promise<void> {
+    try {
+      for await (const r of source.run(this.abort.signal)) {
+        if (r.kind === 'dns') {
+          this.handle(r.answer);
+          continue;
+        }
+        if (this.ownPids.has(r.pid)) {
+          this.counts.selfSkippedTotal++;
+          continue;
+        }
+        this.queue.push(r);
+      }
+    } catch (err) {
+      if (!this.abort.signal.aborted) this.log.error('The event source stopped; no connections are seen until rarecon restarts.', { error: (err as Error).message });
+    }
+  }
+
+  private async enrichLoop(): Promise<void> {
+    const max = this.config.enrich.concurrency;
+    const waiters: Array<() => void> = [];
+    for await (const c of this.queue.drain()) {
+      while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
+      this.inFlight++;
+      this.enricher
+        .enrich(c, this.abort.signal)
+        .then((e) => this.scoreLive(e))
+        .catch((err: unknown) => this.log.warn('A connection could not be enriched.', { pid: c.pid, error: (err as Error).message }))
+        .finally(() => {
+          this.inFlight--;
+          waiters.shift()?.();
+        });
+    }
+  }
+
+  private scoreLive(e: ConnectionEvent): void {
+    const sha = e.process.sha256;
+    const cache = this.bucketCache;
+    const meta = cache?.meta() ?? null;
+    if (cache !== null && meta !== null && sha !== null) {
+      const name = this.scorer.hostnameOf(e);
+      const rd = name === null ? null : rootDomainOf(name, meta.policy, this.config.detect.internalDomains);
+      const root = rd !== null && rd.ok ? rd.rootDomain : null;
+      // Bucket mode: the part of the baseline for this sha256 may still be on its way.
+      if (!cache.readyFor(sha, root) && cache.hold(sha, root, e)) {
+        this.counts.heldTotal++;
+        this.recordOnly(e);
+        return;
+      }
+    }
+    this.handle(e);
+  }
+
+  private recordOnly(rec: SourceRecord): void {
+    this.recordOut?.write(JSON.stringify(toRareconRecord(rec)) + '\n');
+  }
+
+  private handle(rec: SourceRecord, alreadyRecorded = false): void {
+    if (!alreadyRecorded) this.recordOnly(rec);
+    const s = this.extractor.extract(rec);
+    if (s.length > 0) this.sightings.add(s);
+    const out: ScoreOutcome = this.scorer.handle(rec);
+    if (rec.type === 'connection') this.counts.scoredTotal++;
+    if (out.kind === 'new' || out.kind === 'health') this.emit(out.alert);
+  }
+
+  private emit(a: Alert): void {
+    this.counts.alertsTotal++;
+    this.lastAlertMs = Date.now();
+    const render = this.config.alertFormat === 'ecs' ? toEcs : toOcsf;
+    this.alertsOut?.write(JSON.stringify(render(a)) + '\n');
+    this.reporter.enqueue(a);
+  }
+
+  private tick(): void {
+    const cache = this.bucketCache;
+    if (cache !== null) {
+      const { ready, expired } = cache.takeHeld<ConnectionEvent>();
+      for (const h of ready) this.handle(h.payload, true);
+      for (const h of expired) {
+        // Its bucket never came: scored with what the cache has (not common), and counted.
+        this.counts.heldExpiredTotal++;
+        this.handle(h.payload, true);
+      }
+    }
+    const now = Date.now();
+    if (now - this.lastStatusMs >= this.config.statusIntervalMs) {
+      this.scorer.flush();
+      this.writeStatus();
+    }
+  }
+
+  status(): DaemonStatus {
+    const now = Date.now();
+    const meta = this.baseline.meta();
+    const learning = this.scorer.learningHosts(now).find((h) => h.hostKey === hostKeyOf(this.host));
+    return {
+      pid: process.pid,
+      startedMs: this.startedMs,
+      updatedMs: now,
+      host: hostKeyOf(this.host),
+      source: this.source?.stats() ?? null,
+      queue: { size: this.queue.size, capacity: this.queue.capacity, droppedTotal: this.queue.droppedTotal, inFlight: this.inFlight },
+      counters: { ...this.counts },
+      score: this.scorer.counters,
+      enrich: this.enricher.stats(),
+      learningDaysLeft: learning?.daysLeft ?? 0,
+      baseline: meta.version === 0 ? null : { version: meta.version, builtAtMs: meta.builtAtMs, ageMs: now - meta.builtAtMs, unit: meta.observerUnit, windowStartMs: meta.windowStartMs, windowEndMs: meta.windowEndMs, path: this.opts.baselinePath },
+      alertsLast24h: this.state.alertsSince(now - DAY_MS),
+      lastAlertMs: this.lastAlertMs,
+      report: this.reporter.stats(),
+      sync: this.sync?.status() ?? null,
+      rssBytes: process.memoryUsage().rss,
+      cpu: process.cpuUsage(),
+    };
+  }
+
+  private writeStatus(): void {
+    this.lastStatusMs = Date.now();
+    const file = join(this.config.stateDir, STATUS_FILE);
+    try {
+      writeFileSync(file + '.tmp', JSON.stringify(this.status(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+      renameSync(file + '.tmp', file);
+    } catch (err) {
+      this.log.warn('The status file could not be written.', { file, error: (err as Error).message });
+    }
+  }
+
+  /** SIGHUP: a new config (detection settings, exclusions) and the baseline file again; a bad file keeps the old config. */
+  reload(): void {
+    if (this.opts.reloadConfig === null) {
+      this.log.info('Reload asked; running on the embedded default, so only the baseline file is read again.');
+    } else {
+      const next = this.opts.reloadConfig();
+      if (typeof next === 'string') {
+        this.log.error('The config file has problems; the running config stays.', { problems: next });
+        return;
+      }
+      this.config = { ...this.config, detect: next.detect, alertFormat: next.alertFormat, statusIntervalMs: next.statusIntervalMs };
+    }
+    this.scorer.flush();
+    this.scorer = new Scorer({ baseline: this.baseline, config: this.config.detect, state: this.state, nowMs: Date.now() });
+    if (this.opts.baselinePath !== null) {
+      try {
+        this.openBaseline();
+      } catch (err) {
+        this.log.error('The baseline file could not be opened again; the previous one stays in force.', { error: (err as Error).message });
+      }
+    }
+    this.counts.reloadsTotal++;
+    this.log.info('Config reloaded.', { reloads: this.counts.reloadsTotal });
+  }
+
+  /** SIGTERM: stop capture, finish what is in flight, write state. Safe twice. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.abort.abort();
+      this.queue.close();
+      if (this.timer !== null) clearInterval(this.timer);
+      await this.source?.shutdown();
+      const deadline = Date.now() + 3000;
+      while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      this.scorer.flush();
+      this.writeStatus();
+      await this.sync?.stop();
+      this.sync?.close();
+      await this.reporter.shutdown();
+      this.fileBaseline?.close();
+      this.sightings.close();
+      this.state.close();
+      await Promise.all([this.alertsOut, this.recordOut].map((s) => (s === null ? Promise.resolve() : new Promise<void>((r) => s.end(r)))));
+      this.log.info('rarecon stopped.', { scored: this.counts.scoredTotal, alerts: this.counts.alertsTotal });
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,183 @@
+// The live source: the eBPF helper where it can run, else /proc polling.
+// Both are turned into one stream of LiveConnect and DnsAnswer; the choice and
+// its reason are kept for the log and `rarecon status`.
+import type { DnsAnswer, HostRef, Protocol } from '../model/records.js';
+import type { SourceConfig } from '../config/schema.js';
+import { HelperProcess, defaultHelperPath, type HelperLogEntry } from '../sources/ebpf/helper-process.js';
+import { DnsResponseParser } from '../sources/ebpf/dns-packet.js';
+import type { RawLoss } from '../sources/ebpf/wire.js';
+import { FALLBACK_MISSES, ProcfsPollSource } from '../sources/procfs-poll.js';
+import type { Logger } from './logger.js';
+
+/** One outbound connection as a source saw it, before enrichment. */
+export interface LiveConnect {
+  kind: 'connect';
+  timeMs: number;
+  pid: number;
+  tid: number | null;
+  uid: number | null;
+  protocol: Protocol;
+  localIp: string | null;
+  localPort: number | null;
+  remoteIp: string;
+  remotePort: number;
+  /** User stack of the connecting thread, innermost first (eBPF only). */
+  stack: bigint[];
+  stackScan: bigint[];
+  /** CLOCK_BOOTTIME ns of the process start (eBPF only): guards against pid reuse. */
+  processStartBootNs: bigint | null;
+  /** The executable's (device, inode) (eBPF only): finds the image when the process is gone. */
+  exe: { dev: number; ino: bigint } | null;
+}
+
+export type LiveRecord = LiveConnect | { kind: 'dns'; answer: DnsAnswer };
+
+export interface LiveSourceStats {
+  name: 'ebpf' | 'procfs_poll';
+  reason: string;
+  misses: string | null;
+  receivedTotal: number;
+  droppedTotal: number;
+  decodeErrorsTotal: number;
+  kernelDropsTotal: number;
+  udpDedupedTotal: number;
+  dnsPacketsTotal: number;
+  dnsMalformedTotal: number;
+  helperRestartsTotal: number;
+}
+
+export interface LiveSource {
+  readonly name: 'ebpf' | 'procfs_poll';
+  readonly reason: string;
+  run(signal: AbortSignal): AsyncIterable<LiveRecord>;
+  stats(): LiveSourceStats;
+  shutdown(): Promise<void>;
+}
+
+function ebpfSource(helper: HelperProcess, host: HostRef, reason: string): LiveSource {
+  const dns = new DnsResponseParser();
+  let loss: RawLoss | null = null;
+  return {
+    name: 'ebpf',
+    reason,
+    async *run(signal) {
+      for await (const r of helper.records(signal)) {
+        switch (r.type) {
+          case 'connect':
+            if (r.kernelThread) continue;
+            yield {
+              kind: 'connect',
+              timeMs: r.timeMs,
+              pid: r.pid,
+              tid: r.tid,
+              uid: r.uid,
+              protocol: r.protocol,
+              localIp: r.local.port === 0 ? null : r.local.ip,
+              localPort: r.local.port === 0 ? null : r.local.port,
+              remoteIp: r.remote.ip,
+              remotePort: r.remote.port,
+              stack: r.stack,
+              stackScan: r.stackScan,
+              processStartBootNs: r.processStartBootNs,
+              exe: r.exe,
+            };
+            break;
+          case 'dns': {
+            const parsed = dns.parse(r.payload, { allowTruncated: r.truncated });
+            if (parsed.ok && parsed.value.answers.length > 0) {
+              yield { kind: 'dns', answer: { type: 'dns', timeMs: r.timeMs, host, query: parsed.value.query, answers: parsed.value.answers } };
+            }
+            break;
+          }
+          case 'loss':
+            loss = r;
+            break;
+          default:
+            break;
+        }
+      }
+    },
+    stats() {
+      const h = helper.stats();
+      const d = dns.stats();
+      return {
+        name: 'ebpf',
+        reason,
+        misses: null,
+        receivedTotal: h.receivedTotal,
+        droppedTotal: h.droppedTotal,
+        decodeErrorsTotal: h.decodeErrorsTotal,
+        kernelDropsTotal: h.kernelDropsTotal,
+        udpDedupedTotal: h.udpDedupedTotal,
+        dnsPacketsTotal: loss?.dnsPackets ?? 0,
+        dnsMalformedTotal: Object.values(d.errorsTotal).reduce((a: number, b) => a + (b ?? 0), 0),
+        helperRestartsTotal: h.restartsTotal,
+      };
+    },
+    shutdown: () => helper.shutdown(),
+  };
+}
+
+function procfsSource(cfg: SourceConfig, reason: string): LiveSource {
+  const poll = new ProcfsPollSource({ intervalMs: cfg.pollIntervalMs, queueMax: cfg.queueMaxEvents, includeExistingAtStart: false });
+  return {
+    name: 'procfs_poll',
+    reason,
+    async *run(signal) {
+      for await (const c of poll.run(signal)) {
+        if (c.pid === null) continue;
+        yield {
+          kind: 'connect',
+          timeMs: c.timeMs,
+          pid: c.pid,
+          tid: null,
+          uid: c.uid,
+          protocol: c.protocol,
+          localIp: c.localIp,
+          localPort: c.localPort,
+          remoteIp: c.remoteIp,
+          remotePort: c.remotePort,
+          stack: [],
+          stackScan: [],
+          processStartBootNs: null,
+          exe: null,
+        };
+      }
+    },
+    stats() {
+      const s = poll.stats();
+      return {
+        name: 'procfs_poll',
+        reason,
+        misses: FALLBACK_MISSES,
+        receivedTotal: s.receivedTotal,
+        droppedTotal: s.droppedTotal,
+        decodeErrorsTotal: s.decodeErrorsTotal,
+        kernelDropsTotal: 0,
+        udpDedupedTotal: 0,
+        dnsPacketsTotal: 0,
+        dnsMalformedTotal: 0,
+        helperRestartsTotal: 0,
+      };
+    },
+    shutdown: async () => {},
+  };
+}
+
+/** Picks the source per config; `auto` tries the helper first and says why it fell back. */
+export async function openLiveSource(cfg: SourceConfig, host: HostRef, log: Logger): Promise<LiveSource> {
+  if (cfg.kind === 'procfs') return procfsSource(cfg, 'configured: source.kind is procfs');
+  const helper = new HelperProcess({
+    binaryPath: cfg.helperPath ?? defaultHelperPath(),
+    udpDedupMs: cfg.udpDedupMs,
+    stackFrames: cfg.stackFrames,
+    maxQueuedRecords: cfg.queueMaxEvents,
+    onLog: (e: HelperLogEntry) => log[e.level](`eBPF helper: ${e.message}`),
+  });
+  const probe = await helper.probe({ deep: true });
+  if (probe.ok) return ebpfSource(helper, host, cfg.kind === 'ebpf' ? 'configured: source.kind is ebpf' : 'eBPF helper available');
+  const why = `the eBPF helper cannot run (${probe.code}: ${probe.reason})`;
+  if (cfg.kind === 'ebpf') throw new Error(`${why}; source.kind is ebpf, so rarecon will not fall back to /proc polling`);
+  log.warn(`Falling back to /proc polling because ${why}. It misses: ${FALLBACK_MISSES}`, { source: 'procfs_poll', probe: probe.code });
+  return procfsSource(cfg, why);
+}

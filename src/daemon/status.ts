@@ -1,0 +1,85 @@
+// What the daemon tells about itself: written to <state>/status.json every few
+// seconds, read by `rarecon status` in another process.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LiveSourceStats } from './live-source.js';
+import type { ScoreCounters } from '../detect/scorer.js';
+import type { SyncStatus } from '../baseline/sync-client.js';
+
+export const STATUS_FILE = 'status.json';
+
+export interface DaemonStatus {
+  pid: number;
+  startedMs: number;
+  updatedMs: number;
+  host: string;
+  source: LiveSourceStats | null;
+  queue: { size: number; capacity: number; droppedTotal: number; inFlight: number };
+  counters: Record<string, number>;
+  score: ScoreCounters;
+  enrich: Record<string, unknown>;
+  learningDaysLeft: number;
+  baseline: { version: number; builtAtMs: number; ageMs: number; unit: string; windowStartMs: number; windowEndMs: number; path: string | null } | null;
+  alertsLast24h: number;
+  lastAlertMs: number | null;
+  report: unknown;
+  sync: SyncStatus | null;
+  rssBytes: number;
+  cpu: { user: number; system: number };
+}
+
+export function readStatus(stateDir: string): DaemonStatus | null {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, STATUS_FILE), 'utf8')) as DaemonStatus;
+  } catch {
+    return null;
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const n = (x: number): string => x.toLocaleString('en-US');
+function age(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  if (ms < 172_800_000) return `${(ms / 3_600_000).toFixed(1)} h`;
+  return `${(ms / 86_400_000).toFixed(1)} days`;
+}
+
+/** One screen for an operator. */
+export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
+  const alive = running(s.pid) && nowMs - s.updatedMs < 60_000;
+  const src = s.source;
+  const sc = s.score;
+  const outbox = (s.report as { outbox?: { rows?: number; oldestAgeMs?: number | null; deadLetteredTotal?: number } } | null)?.outbox;
+  const lines = [
+    `rarecon daemon: ${alive ? `running (pid ${s.pid}, up ${age(nowMs - s.startedMs)})` : `NOT RUNNING (last status ${age(nowMs - s.updatedMs)} ago, pid ${s.pid})`}`,
+    `host:      ${s.host}`,
+    `source:    ${src === null ? 'none' : `${src.name} (${src.reason})`}`,
+  ];
+  if (src?.misses) lines.push(`           misses: ${src.misses}`);
+  if (src !== null) {
+    lines.push(
+      `events:    ${n(src.receivedTotal)} received, ${n(sc.connectionsTotal)} connections scored, ${n(sc.dnsAnswersTotal)} DNS answers; ` +
+        `dropped ${n(src.droppedTotal + s.queue.droppedTotal)} (kernel ${n(src.kernelDropsTotal)}, queue ${n(s.queue.droppedTotal)}), decode errors ${n(src.decodeErrorsTotal)}`,
+    );
+  }
+  lines.push(
+    `detector:  ${s.learningDaysLeft > 0 ? `learning, ${s.learningDaysLeft} day${s.learningDaysLeft === 1 ? '' : 's'} left` : 'active'}; ${n(sc.eligibleTotal)} eligible`,
+    `baseline:  ${s.baseline === null ? 'none yet' : `version ${s.baseline.version}, unit ${s.baseline.unit}, built ${age(nowMs - s.baseline.builtAtMs)} ago${s.baseline.path ? `, ${s.baseline.path}` : ''}`}` +
+      (s.sync === null ? '' : `; sync ${s.sync.mode}${s.sync.lastError ? `, last error: ${s.sync.lastError}` : ''}`),
+    `alerts:    ${n(s.alertsLast24h)} in the last 24 h${s.lastAlertMs === null ? '' : `, last ${age(nowMs - s.lastAlertMs)} ago`}`,
+  );
+  if (outbox !== undefined) {
+    lines.push(`outbox:    ${n(outbox.rows ?? 0)} waiting${outbox.oldestAgeMs ? `, oldest ${age(outbox.oldestAgeMs)}` : ''}, ${n(outbox.deadLetteredTotal ?? 0)} dead-lettered`);
+  }
+  lines.push(`resources: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB resident, CPU ${((s.cpu.user + s.cpu.system) / 1e6).toFixed(1)} s since start`);
+  return lines.join('\n') + '\n';
+}
