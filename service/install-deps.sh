@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make pkg-config gcc libc6-dev \
-  iproute2 curl dnsmasq-base rsyslog openssl ca-certificates procps >/dev/null
+  iproute2 curl dnsmasq-base rsyslog rsyslog-gnutls openssl ca-certificates procps attr rpm util-linux >/dev/null
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" != "20" ] && [ "$node_major" != "21" ] && [ "$node_major" != "22" ]; then
   echo "install-deps.sh: rarecon needs Node.js 20 (found: $(node --version 2>/dev/null || echo none))" >&2

@@ -1,0 +1,38 @@
+// `npm run bench`: every benchmark, one after another, printing figures.
+// `npm run bench -- score outbox` runs only those named. Nothing here fails on a time.
+//   score     offline scoring against a 10M-combo baseline (issue 2)
+//   baseline  baseline build and read path at 10M combos (issue 2)
+//   replay    log reading and parsing (issue 2)
+//   capture   eBPF capture rate and loss point (issue 3; root)
+//   daemon    daemon idle cost, load, connect-to-alert latency (issue 3; root)
+//   server    baseline server intake, aggregation, endpoint cache (issue 4)
+//   outbox    durable enqueue and drain to HTTP (issue 5)
+const benches: Record<string, () => Promise<void>> = {
+  score: async () => (await import('./score.js')).benchScore({ combos: 10_000_000, events: 1_000_000 }),
+  baseline: async () => (await import('./baseline-store.js')).benchBaseline({ combos: 10_000_000 }),
+  replay: async () => (await import('./replay-read.js')).benchReplay(),
+  capture: async () => (await import('./capture.js')).benchCapture(),
+  daemon: async () => {
+    const m = (await import('./daemon.js' as string)) as { benchDaemon: () => Promise<void> };
+    await m.benchDaemon();
+  },
+  server: async () => (await import('./server-aggregate.js')).benchServer(),
+  outbox: async () => (await import('./outbox.js')).benchOutbox(),
+};
+
+const asked = process.argv.slice(2);
+const unknown = asked.filter((a) => !(a in benches));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}`);
+  process.exit(1);
+}
+for (const name of asked.length > 0 ? asked : Object.keys(benches)) {
+  console.log(`\n== ${name} ==`);
+  const t0 = Date.now();
+  try {
+    await benches[name]!();
+  } catch (err) {
+    console.log(`${name}: could not run: ${(err as Error).message}`);
+  }
+  console.log(`(${name} took ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+}
