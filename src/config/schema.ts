@@ -5,6 +5,7 @@ import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT, DEFAULT_STATE_DIR, type Baselin
 import { parseCidr } from '../detect/address.js';
 import { DEFAULT_REPORT, REPORT_SPEC, type ReportConfig } from '../report/config.js';
 import { DEFAULT_SYNC, SYNC_SPEC, type SyncConfig } from '../baseline/sync-config.js';
+import { DEFAULT_SERVER, SERVER_SPEC, type ServerConfig } from '../server/config.js';
 
 export type Spec =
   | { kind: 'number'; min?: number; max?: number; integer?: boolean }
@@ -38,6 +39,8 @@ export interface RareconConfig {
   statusIntervalMs: number;
   report: ReportConfig;
   sync: SyncConfig;
+  /** Read by `rarecon server` only; one file can configure both sides. */
+  server: ServerConfig;
 }
 
 export interface HostConfig {
@@ -80,6 +83,7 @@ export const DEFAULT_CONFIG: RareconConfig = {
   statusIntervalMs: 5000,
   report: DEFAULT_REPORT,
   sync: DEFAULT_SYNC,
+  server: DEFAULT_SERVER,
 };
 
 const thresholdsSpec: Spec = {
@@ -145,6 +149,7 @@ export const CONFIG_SPEC: Spec = {
     statusIntervalMs: count(100),
     report: REPORT_SPEC,
     sync: SYNC_SPEC,
+    server: SERVER_SPEC,
   },
 };
 
