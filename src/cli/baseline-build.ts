@@ -25,6 +25,9 @@ function intOption(name: string, raw: string | undefined, fallback: number, min:
   return v;
 }
 
+/** Bad lines shown on stderr, as in `rarecon score`; the rest are counted in the summary. */
+const MAX_ERROR_LINES = 50;
+
 export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStream | Writable): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -80,12 +83,13 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
   const errorsByCode: Record<string, number> = {};
   let records = 0;
   let sightings = 0;
+  let errorsTotal = 0;
   const progress = new Progress(err, positionals.length, totalBytes);
   {
     for await (const item of readLogFiles(positionals)) {
       if (item.type === 'error') {
         errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
-        err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
+        if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
         continue;
       }
       records++;
@@ -97,6 +101,7 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     }
   }
   progress.done();
+  if (errorsTotal > MAX_ERROR_LINES) err.write(`... ${errorsTotal - MAX_ERROR_LINES} more errors not shown\n`);
   if (sightings === 0) throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
   const written = builder.write(values.out, { version, builtAtMs });
   if (!written.ok) throw new UsageError(`cannot write ${values.out}: ${written.error}`);

@@ -12,7 +12,7 @@ export async function writeLine(out: Writable, line: string): Promise<void> {
   }
 }
 
-/** Every input must be a readable file before any work starts (exit 1 otherwise). */
+/** Every input must be a readable file (or a pipe) before any work starts (exit 1 otherwise). */
 export function checkInputs(files: readonly string[]): number {
   if (files.length === 0) throw new UsageError('no input files given');
   let totalBytes = 0;
@@ -20,8 +20,10 @@ export function checkInputs(files: readonly string[]): number {
   for (const f of files) {
     try {
       const st = statSync(f);
-      if (!st.isFile()) problems.push(`${f}: not a regular file`);
-      else totalBytes += st.size;
+      // Pipes and character devices are streamed like files (`<(zcat x)`, /dev/stdin); their size is unknown.
+      if (st.isDirectory()) problems.push(`${f}: is a directory`);
+      else if (st.isFile()) totalBytes += st.size;
+      else if (!st.isFIFO() && !st.isCharacterDevice()) problems.push(`${f}: not a regular file or a pipe`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       problems.push(`${f}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message}`);

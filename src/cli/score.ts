@@ -68,7 +68,14 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   }
   const totalBytes = checkInputs(positionals);
 
-  const opened = openBaseline(values.baseline, config.baselineStore);
+  let opened: ReturnType<typeof openBaseline>;
+  try {
+    opened = openBaseline(values.baseline, config.baselineStore);
+  } catch (e) {
+    // openBaseline throws only for store settings it cannot use (e.g. baselineStore.lookupCacheEntries: 0).
+    if (e instanceof RangeError) throw new UsageError(`bad config: ${e.message}`);
+    throw e;
+  }
   if (!opened.ok) throw new UsageError(opened.error);
   const baseline = opened.baseline;
   const state = StateStore.open(values.state ?? null);
