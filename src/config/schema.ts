@@ -126,7 +126,7 @@ export const CONFIG_SPEC: Spec = {
         dnsCacheMaxEntries: count(1),
       },
     },
-    baselineStore: { kind: 'object', fields: { cacheSizeKiB: count(256), lookupCacheEntries: count(0) } },
+    baselineStore: { kind: 'object', fields: { cacheSizeKiB: count(256), lookupCacheEntries: count(1) } },
     stateDir: { kind: 'string' },
     baselinePath: { kind: 'string', nullable: true },
     alertsPath: { kind: 'string', nullable: true },

@@ -57,7 +57,7 @@ export function toEcs(a: Alert): EcsDocument {
     threat,
     tags: a.variationsHeld,
     process: {
-      pid: p.pid,
+      pid: p.pid === 0 ? undefined : p.pid,
       thread: p.tid === null ? undefined : { id: p.tid },
       start: p.startTimeMs === null ? undefined : new Date(p.startTimeMs).toISOString(),
       executable: p.path ?? undefined,

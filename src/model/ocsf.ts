@@ -18,7 +18,8 @@ export type OcsfFinding = Record<string, unknown>;
 
 function ocsfProcess(p: ProcessInfo): Record<string, unknown> {
   return {
-    pid: p.pid,
+    // pid 0 means the log did not say (Sysmon exports without ProcessId); leave it out.
+    pid: p.pid === 0 ? undefined : p.pid,
     tid: p.tid ?? undefined,
     created_time: p.startTimeMs ?? undefined,
     cmd_line: p.cmdline ?? undefined,
@@ -31,7 +32,8 @@ function ocsfProcess(p: ProcessInfo): Record<string, unknown> {
         // OCSF digital signature state: 1 Valid, 2 Expired, 3 Revoked, 4 Suspended, 5 Pending, 99 Other
         state_id: p.signer.status === 'valid' ? 1 : 99,
         state: p.signer.status,
-        certificate: p.signer.subject === null ? undefined : { subject: p.signer.subject, issuer: p.signer.vendor ?? undefined },
+        certificate: p.signer.subject === null ? undefined : { subject: p.signer.subject },
+        vendor_name: p.signer.vendor ?? undefined,
       },
     },
     parent_process:
