@@ -13,6 +13,7 @@ usage: rarecon <command> [options]
   status            show the daemon's state at a glance
   sync --now        sync the baseline and upload sightings now
   server            run the baseline server ('server enroll --org NAME' prints a token)
+  service           install|uninstall|status the systemd unit
   validate          check a config file and report every problem
   version           print the version
 
@@ -63,6 +64,10 @@ const commands: Record<string, () => Promise<Handler>> = {
   sync: async () => {
     const m = await import('./sync.js');
     return (argv) => m.syncCommand(argv);
+  },
+  service: async () => {
+    const m = await import('./service.js');
+    return (argv) => m.serviceCommand(argv, process.stdout);
   },
   status: async () => {
     const m = await import('./status.js');
