@@ -1,0 +1,71 @@
+// Prometheus text exposition and a health check on 127.0.0.1, from the same
+// status the daemon writes for `rarecon status`.
+import { createServer, type Server } from 'node:http';
+import type { DaemonStatus } from './status.js';
+
+type Sample = [labels: Record<string, string>, value: number];
+
+function family(out: string[], name: string, type: 'counter' | 'gauge', help: string, samples: Sample[]): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  for (const [labels, value] of samples) {
+    const l = Object.entries(labels)
+      .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+      .join(',');
+    out.push(`${name}${l === '' ? '' : `{${l}}`} ${Number.isFinite(value) ? value : 0}`);
+  }
+}
+
+const byKey = (m: Record<string, number> | undefined, label: string): Sample[] => Object.entries(m ?? {}).map(([k, v]) => [{ [label]: k }, v]);
+
+export function metricsText(s: DaemonStatus, nowMs = Date.now()): string {
+  const out: string[] = [];
+  const src = s.source;
+  family(out, 'rarecon_events_received_total', 'counter', 'Records the source delivered.', [[{ source: src?.name ?? 'none' }, src?.receivedTotal ?? 0]]);
+  family(out, 'rarecon_events_dropped_total', 'counter', 'Events lost, by reason.', [
+    [{ reason: 'kernel_ring_buffer' }, src?.kernelDropsTotal ?? 0],
+    [{ reason: 'source_queue' }, src?.droppedTotal ?? 0],
+    [{ reason: 'enrich_queue' }, s.queue.droppedTotal],
+  ]);
+  family(out, 'rarecon_decode_errors_total', 'counter', 'Frames from the helper that could not be decoded.', [[{}, src?.decodeErrorsTotal ?? 0]]);
+  family(out, 'rarecon_helper_restarts_total', 'counter', 'Restarts of the eBPF helper.', [[{}, src?.helperRestartsTotal ?? 0]]);
+  family(out, 'rarecon_connections_scored_total', 'counter', 'Connections scored.', [[{}, s.score.connectionsTotal]]);
+  family(out, 'rarecon_dns_answers_total', 'counter', 'DNS answers seen.', [[{}, s.score.dnsAnswersTotal]]);
+  family(out, 'rarecon_ineligible_total', 'counter', 'Connections not eligible, by reason.', byKey(s.score.ineligibleByReason, 'reason'));
+  family(out, 'rarecon_excluded_total', 'counter', 'Eligible connections excluded by the operator, by kind.', byKey(s.score.excludedByKind, 'kind'));
+  family(out, 'rarecon_alerts_total', 'counter', 'Alerts raised, by name.', byKey(s.score.alertsByName, 'name'));
+  family(out, 'rarecon_enrich_errors_total', 'counter', 'Enrichment errors, by enricher and code.', byKey((s.enrich as { errorsByCode?: Record<string, number> }).errorsByCode, 'code'));
+  const outbox = (s.report as { outbox?: { rows?: number; oldestAgeMs?: number | null } } | null)?.outbox;
+  family(out, 'rarecon_outbox_depth', 'gauge', 'Alerts waiting in the outbox.', [[{}, outbox?.rows ?? 0]]);
+  family(out, 'rarecon_outbox_oldest_age_seconds', 'gauge', 'Age of the oldest alert waiting.', [[{}, (outbox?.oldestAgeMs ?? 0) / 1000]]);
+  const sinks = ((s.report as { delivery?: Array<{ sink?: string; failedTotal?: number; retriedTotal?: number }> } | null)?.delivery ?? []).map(
+    (d): Sample => [{ sink: d.sink ?? '?' }, (d.failedTotal ?? 0) + (d.retriedTotal ?? 0)],
+  );
+  family(out, 'rarecon_sink_failures_total', 'counter', 'Failed or retried sends, by sink.', sinks);
+  family(out, 'rarecon_baseline_version', 'gauge', 'Version of the baseline in force (0 = none).', [[{}, s.baseline?.version ?? 0]]);
+  family(out, 'rarecon_baseline_age_seconds', 'gauge', 'Age of the baseline in force.', [[{}, s.baseline === null ? 0 : (nowMs - s.baseline.builtAtMs) / 1000]]);
+  family(out, 'rarecon_learning_days_left', 'gauge', 'Days until the detector is active on this host.', [[{}, s.learningDaysLeft]]);
+  family(out, 'rarecon_resident_memory_bytes', 'gauge', 'Resident memory of the daemon.', [[{}, s.rssBytes]]);
+  family(out, 'rarecon_cpu_seconds_total', 'counter', 'CPU time of the daemon.', [[{}, (s.cpu.user + s.cpu.system) / 1e6]]);
+  return out.join('\n') + '\n';
+}
+
+/** Serves /metrics and /healthz; healthy while the status is fresh and the source runs. */
+export function serveMetrics(host: string, port: number, status: () => DaemonStatus): Promise<Server> {
+  const server = createServer((req, res) => {
+    const s = status();
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(metricsText(s));
+    } else if (req.url === '/healthz') {
+      const ok = s.source !== null;
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok, source: s.source?.name ?? null, baselineVersion: s.baseline?.version ?? null }));
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
