@@ -632,14 +632,14 @@ export class SyncClient {
   private async syncBuckets(): Promise<Step<{ changed: boolean }>> {
     const cache = this.cache as BucketCache;
     cache.flushUsage(this.now() - this.cfg.bucketIdleMs);
-    const held = cache.cachedPrefixes();
+    const held = cache.cachedKeys();
     const since = cache.version();
     let changed = false;
     // A refresh of what is cached (or, with nothing cached, the signed metadata alone).
     const r = await this.fetchBuckets(held, since, 'refresh');
     if (!r.ok) return r;
     changed ||= r.value;
-    const wanted = cache.wantedPrefixes();
+    const wanted = cache.wantedKeys();
     if (wanted.length > 0) {
       const w = await this.fetchBuckets(wanted, null, 'new-buckets');
       if (!w.ok) return w;
@@ -711,7 +711,7 @@ export class SyncClient {
     this.fetchingBuckets = (async (): Promise<SyncOutcome> => {
       const cache = this.cache;
       if (cache === null) return { ok: true, changed: false, version: null };
-      const wanted = cache.wantedPrefixes();
+      const wanted = cache.wantedKeys();
       if (wanted.length === 0) return { ok: true, changed: false, version: cache.meta()?.version ?? null };
       const cred = await this.ensureCredential();
       const r = cred.ok ? await this.fetchBuckets(wanted, null, 'new-buckets') : cred;
@@ -734,7 +734,7 @@ export class SyncClient {
       return { ok: true, changed: true, version: cache.meta()?.version ?? null };
     })().finally(() => {
       this.fetchingBuckets = null;
-      if ((this.cache?.wantedPrefixes().length ?? 0) > 0) this.scheduleBucketFetch();
+      if ((this.cache?.wantedKeys().length ?? 0) > 0) this.scheduleBucketFetch();
     });
     return this.fetchingBuckets;
   }
@@ -789,7 +789,8 @@ export class SyncClient {
         if (!r.ok) for (const f of tmpFiles) rmSync(f, { force: true });
         resolve(r);
       };
-      const req = requestFn(url, { method, headers, ...(isHttps ? this.tls : {}) }, (res) => {
+      // A fresh connection each time: a kept-alive socket the server has just closed fails as "socket hang up".
+      const req = requestFn(url, { method, headers, agent: false, ...(isHttps ? this.tls : {}) }, (res) => {
         const status = res.statusCode ?? 0;
         const source: Readable = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
         const signedType = String(res.headers['content-type'] ?? '').startsWith('application/x-rarecon-signed');

@@ -5,7 +5,8 @@
 //   rarecon server pubkey                          the public key endpoints pin
 //   rarecon server build                           aggregate and publish once, then exit
 import { parseArgs } from 'node:util';
-import { DEFAULT_SERVER, SERVER_SPEC, loadConfigSection, type ServerConfig } from '../server/config.js';
+import type { ServerConfig } from '../server/config.js';
+import { formatProblems, loadConfig } from '../config/load.js';
 import { serverPaths, startBaselineServer } from '../server/server.js';
 import { IntakeStore } from '../server/intake-store.js';
 import { loadOrCreateSigningKey } from '../server/keys.js';
@@ -26,9 +27,9 @@ function loadServerConfig(values: {
   listen?: string | undefined;
   port?: string | undefined;
 }): ServerConfig {
-  const r = loadConfigSection(values.config ?? null, 'server', SERVER_SPEC, DEFAULT_SERVER);
-  if (!r.ok) throw new UsageError(`bad config:\n  ${r.problems.join('\n  ')}`);
-  const cfg = r.value;
+  const r = loadConfig(values.config ?? null);
+  if (!r.ok) throw new UsageError(`bad config:\n${formatProblems(r)}`);
+  const cfg = r.config.server;
   if (values.state !== undefined) cfg.stateDir = values.state;
   if (values.listen !== undefined) cfg.listenHost = values.listen;
   if (values.port !== undefined) {

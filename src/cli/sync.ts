@@ -5,9 +5,8 @@
 //       prints the last sync status (version, age, last error)
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { DEFAULT_STATE_DIR } from '../config/defaults.js';
-import { loadConfigSection } from '../server/config.js';
-import { DEFAULT_SYNC, SYNC_SPEC, syncConfigProblems } from '../baseline/sync-config.js';
+import { formatProblems, loadConfig } from '../config/load.js';
+import { syncConfigProblems } from '../baseline/sync-config.js';
 import { SyncClient, readSyncStatus, type SyncStatus } from '../baseline/sync-client.js';
 import { SightingsStore } from '../baseline/sightings-store.js';
 import { hostIdentity } from '../daemon/host-identity.js';
@@ -65,14 +64,10 @@ export async function syncCommand(
     out.write(SYNC_USAGE + '\n');
     return 0;
   }
-  const file = values.config ?? null;
-  const syncCfg = loadConfigSection(file, 'sync', SYNC_SPEC, DEFAULT_SYNC);
-  const stateCfg = loadConfigSection<string>(file, 'stateDir', { kind: 'string' }, DEFAULT_STATE_DIR);
-  if (!syncCfg.ok || !stateCfg.ok)
-    throw new UsageError(
-      `bad config:\n  ${[...(syncCfg.ok ? [] : syncCfg.problems), ...(stateCfg.ok ? [] : stateCfg.problems)].join('\n  ')}`,
-    );
-  const stateDir = values.state ?? stateCfg.value;
+  const loaded = loadConfig(values.config ?? null);
+  if (!loaded.ok) throw new UsageError(`bad config:\n${formatProblems(loaded)}`);
+  const syncCfg = loaded.config.sync;
+  const stateDir = values.state ?? loaded.config.stateDir;
   const nowMs = Date.now();
 
   if (!values.now) {
@@ -85,9 +80,10 @@ export async function syncCommand(
     return 0;
   }
 
-  const problems = syncConfigProblems(syncCfg.value);
+  const problems = syncConfigProblems(syncCfg);
   if (problems.length > 0) throw new UsageError(`bad config:\n  ${problems.join('\n  ')}`);
-  const host = hostIdentity('default', values['host-id'] ?? null);
+  // The same identity as the daemon's, so both use one enrolment and credential.
+  const host = hostIdentity(loaded.config.host.org, values['host-id'] ?? loaded.config.host.id);
   const log: LogFn = (level, msg, fields) => {
     if (level === 'debug' && !values.verbose) return;
     err.write(`${level}: ${msg}${fields === undefined || Object.keys(fields).length === 0 ? '' : ` ${JSON.stringify(fields)}`}\n`);
@@ -95,7 +91,7 @@ export async function syncCommand(
   const sightings = new SightingsStore(join(stateDir, 'sightings.db'));
   let client: SyncClient;
   try {
-    client = new SyncClient({ cfg: syncCfg.value, stateDir, hostId: host.id, hostName: host.name ?? null, log, sightings });
+    client = new SyncClient({ cfg: syncCfg, stateDir, hostId: host.id, hostName: host.name ?? null, log, sightings });
   } catch (e) {
     sightings.close();
     throw new UsageError((e as Error).message);

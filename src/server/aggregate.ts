@@ -14,6 +14,7 @@ import { closeSync, openSync, readSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BaselineBuilder, observerId } from '../baseline/builder.js';
 import { ComboTable } from '../baseline/combo-table.js';
+import { cellBitsFor, rootHash } from '../baseline/bucket-cache.js';
 import { openBaseline } from '../baseline/store.js';
 import { signHeader, signingKeyFromPem } from '../baseline/signature.js';
 import { DAY_MS, type BaselineMeta, type RootDomainPolicy, type Sighting, type TierThresholds } from '../model/baseline.js';
@@ -30,6 +31,8 @@ export interface AggregateOptions {
   policy: RootDomainPolicy;
   omitSingleObserverCombos: boolean;
   bucketHexChars: number;
+  heavyProcessCombos: number;
+  combosPerCell: number;
   deltaHistoryVersions: number;
   keepSnapshots: number;
   nowMs: number;
@@ -268,24 +271,13 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
       const goneCombos: Array<[Buffer, string, number]> = [];
       const known = combos.count;
       if (prev !== null) findRemoved(pub, shaInWindow, shaHex, roots, combos, known, procObservers, comboObservers, goneProcs, goneCombos);
-      // Rows in primary-key order (sha bytes, root, port): B-tree appends instead of random inserts.
+      // Rows in primary-key order (sha bytes, root hash, root, port): B-tree appends instead of random inserts.
       const shaOrder: number[] = [];
       for (let id = 0; id < shaInWindow.length; id++) if (shaInWindow[id] === 1) shaOrder.push(id);
       shaOrder.sort((a, b) => ((shaHex[a] as string) < (shaHex[b] as string) ? -1 : 1));
       const rank = new Int32Array(shaInWindow.length).fill(-1);
       shaOrder.forEach((id, r) => (rank[id] = r));
-      const upProc = pub.prepare(
-        `INSERT INTO pub_process (sha, observers, changed) VALUES (?, ?, ?)
-         ON CONFLICT (sha) DO UPDATE SET observers = excluded.observers, changed = excluded.changed WHERE observers != excluded.observers`,
-      );
-      const shaBuf: Buffer[] = [];
-      for (const id of shaOrder) {
-        const b = Buffer.from(shaHex[id] as string, 'hex');
-        shaBuf[id] = b;
-        const n = procObservers[id] as number;
-        if (n > 0) changedProcesses += upProc.run(b, n, version).changes;
-      }
-      // Combos grouped by sha rank (counting sort), each group by root then port.
+      // Combos grouped by sha rank (counting sort), each group by root hash, root, port.
       const groupStart = new Int32Array(shaOrder.length + 1);
       for (let c = 0; c < known; c++) {
         if ((comboObservers[c] as number) <= 0) continue;
@@ -301,7 +293,19 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
         ordered[fill[r] as number] = c;
         fill[r] = (fill[r] as number) + 1;
       }
-      const byRootPort = (a: number, b: number): number => {
+      const rootRh = new Map<number, number>();
+      const rhOf = (rootId: number): number => {
+        let h = rootRh.get(rootId);
+        if (h === undefined) {
+          h = rootHash(roots[rootId] as string);
+          rootRh.set(rootId, h);
+        }
+        return h;
+      };
+      const byKey = (a: number, b: number): number => {
+        const ha = rhOf(combos.root[a] as number);
+        const hb = rhOf(combos.root[b] as number);
+        if (ha !== hb) return ha - hb;
         const ra = roots[combos.root[a] as number] as string;
         const rb = roots[combos.root[b] as number] as string;
         return ra < rb ? -1 : ra > rb ? 1 : (combos.port[a] as number) - (combos.port[b] as number);
@@ -309,16 +313,44 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
       for (let r = 0; r < shaOrder.length; r++) {
         const from = groupStart[r] as number;
         const to = groupStart[r + 1] as number;
-        if (to - from > 1) ordered.subarray(from, to).sort(byRootPort);
+        if (to - from > 1) ordered.subarray(from, to).sort(byKey);
       }
+
+      // Heavy processes ship their combos in cells; when a process's cells change size, all its combos go out again.
+      const oldBits = new Map<string, number>();
+      for (const [sha, bits] of pub.prepare('SELECT sha, bits FROM pub_process WHERE bits > 0').raw().iterate() as Iterable<
+        [Buffer, number]
+      >) {
+        oldBits.set(sha.toString('hex'), bits);
+      }
+      const upProc = pub.prepare(
+        `INSERT INTO pub_process (sha, observers, changed, bits) VALUES (?, ?, ?, ?)
+         ON CONFLICT (sha) DO UPDATE SET observers = excluded.observers, changed = excluded.changed, bits = excluded.bits
+         WHERE observers != excluded.observers OR bits != excluded.bits`,
+      );
+      const shaBuf: Buffer[] = [];
+      const resized: Buffer[] = [];
+      for (let r = 0; r < shaOrder.length; r++) {
+        const id = shaOrder[r] as number;
+        const hex = shaHex[id] as string;
+        const b = Buffer.from(hex, 'hex');
+        shaBuf[id] = b;
+        const bits = cellBitsFor((groupStart[r + 1] as number) - (groupStart[r] as number), opts.heavyProcessCombos, opts.combosPerCell);
+        if (bits !== (oldBits.get(hex) ?? 0)) resized.push(b);
+        oldBits.delete(hex);
+        const n = procObservers[id] as number;
+        if (n > 0) changedProcesses += upProc.run(b, n, version, bits).changes;
+      }
+      for (const hex of oldBits.keys()) resized.push(Buffer.from(hex, 'hex'));
       const upCombo = pub.prepare(
-        `INSERT INTO pub_combo (sha, root, port, observers, changed) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (sha, root, port) DO UPDATE SET observers = excluded.observers, changed = excluded.changed WHERE observers != excluded.observers`,
+        `INSERT INTO pub_combo (sha, rh, root, port, observers, changed) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (sha, rh, root, port) DO UPDATE SET observers = excluded.observers, changed = excluded.changed WHERE observers != excluded.observers`,
       );
       for (let i = 0; i < ordered.length; i++) {
         const c = ordered[i] as number;
         changedCombos += upCombo.run(
           shaBuf[combos.sha[c] as number] as Buffer,
+          rhOf(combos.root[c] as number),
           roots[combos.root[c] as number] as string,
           combos.port[c] as number,
           comboObservers[c] as number,
@@ -327,8 +359,10 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
       }
       const rmProc = pub.prepare('UPDATE pub_process SET observers = 0, changed = ? WHERE sha = ?');
       for (const sha of goneProcs) changedProcesses += rmProc.run(version, sha).changes;
-      const rmCombo = pub.prepare('UPDATE pub_combo SET observers = 0, changed = ? WHERE sha = ? AND root = ? AND port = ?');
-      for (const [sha, root, port] of goneCombos) changedCombos += rmCombo.run(version, sha, root, port).changes;
+      const rmCombo = pub.prepare('UPDATE pub_combo SET observers = 0, changed = ? WHERE sha = ? AND rh = ? AND root = ? AND port = ?');
+      for (const [sha, root, port] of goneCombos) changedCombos += rmCombo.run(version, sha, rootHash(root), root, port).changes;
+      const resend = pub.prepare('UPDATE pub_combo SET changed = ? WHERE sha = ? AND changed < ?');
+      for (const sha of resized) changedCombos += resend.run(version, sha, version).changes;
 
       pub
         .prepare(

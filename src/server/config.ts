@@ -1,8 +1,7 @@
 // The `server:` section: every default of the baseline server in one place, and
 // its shape as a Spec (src/config/schema.ts) for the one config validator.
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
-import { mergeDefaults, validate, type Problem, type Spec } from '../config/schema.js';
+// Only a type from the schema: the schema imports the defaults below, so a value import would be a cycle.
+import type { Spec } from '../config/schema.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import type { TierThresholds } from '../model/baseline.js';
 
@@ -38,6 +37,10 @@ export interface ServerConfig {
   buildCron: string;
   /** Hex digits of a sha256 prefix that names a bucket (16^n buckets). */
   bucketHexChars: number;
+  /** A process with more combos than this is heavy: its combos ship in cells by root domain, fetched as the endpoint meets them. */
+  heavyProcessCombos: number;
+  /** Combos per cell of a heavy process, roughly. */
+  combosPerCell: number;
   /** Deltas can start from any of the last N published versions; older holders fetch buckets or the snapshot again. */
   deltaHistoryVersions: number;
   /** Published snapshot files kept on disk. */
@@ -66,6 +69,8 @@ export const DEFAULT_SERVER: ServerConfig = {
   allowPrivateDomains: true,
   buildCron: '20 0 * * *',
   bucketHexChars: 4,
+  heavyProcessCombos: 2_000,
+  combosPerCell: 256,
   deltaHistoryVersions: 30,
   keepSnapshots: 3,
   retainExtraDays: 2,
@@ -108,6 +113,8 @@ export const SERVER_SPEC: Spec = {
     allowPrivateDomains: { kind: 'boolean' },
     buildCron: { kind: 'string' },
     bucketHexChars: count(1, 8),
+    heavyProcessCombos: count(1),
+    combosPerCell: count(1),
     deltaHistoryVersions: count(1),
     keepSnapshots: count(1),
     retainExtraDays: count(0),
@@ -138,28 +145,4 @@ export function serverConfigProblems(c: ServerConfig): string[] {
     );
   }
   return out;
-}
-
-/**
- * Reads one top-level section (`server:` or `sync:`) of a rarecon config file,
- * checked against its spec and merged over its defaults. Every problem at once.
- */
-export function loadConfigSection<T>(
-  file: string | null,
-  section: string,
-  spec: Spec,
-  defaults: T,
-): { ok: true; value: T } | { ok: false; problems: string[] } {
-  if (file === null) return { ok: true, value: mergeDefaults(defaults, undefined) };
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8')) as unknown;
-  } catch (e) {
-    return { ok: false, problems: [`${file}: ${(e as Error).message.split('\n')[0] ?? 'unreadable'}`] };
-  }
-  const raw = doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[section] : undefined;
-  const problems: Problem[] = [];
-  if (raw !== undefined) validate(raw, spec, section, problems);
-  if (problems.length > 0) return { ok: false, problems: problems.map((p) => `${file}: ${p.path}: ${p.message}`) };
-  return { ok: true, value: mergeDefaults(defaults, raw) };
 }

@@ -1,7 +1,10 @@
 // What the server publishes (`<stateDir>/publish.db`): every combo and process
 // of the current baseline keyed by sha256, each with the version in which its
-// count last changed. That one table answers the three ways an endpoint asks:
+// count last changed. That one table answers the ways an endpoint asks:
 //   a bucket   = rows whose sha256 starts with a prefix (a primary-key range),
+//                less the combos of heavy processes (`bits` > 0),
+//   a cell     = combos of one heavy process whose root-domain hash `rh` falls
+//                in the cell's range (a primary-key range too),
 //   a delta    = rows changed after version V (a removed row stays, with 0
 //                observers, for `deltaHistoryVersions` versions),
 //   both       = rows of some buckets changed after V.
@@ -12,15 +15,19 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BaselineMeta } from '../model/baseline.js';
+import { parseKey, prefixRange } from '../baseline/bucket-cache.js';
+
+export { prefixRange };
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE version (version INTEGER PRIMARY KEY, meta TEXT NOT NULL, published_ms INTEGER NOT NULL,
                          snapshot_file TEXT NOT NULL, snapshot_sha256 TEXT NOT NULL, snapshot_bytes INTEGER NOT NULL,
                          snapshot_envelope TEXT NOT NULL, changed_processes INTEGER NOT NULL, changed_combos INTEGER NOT NULL);
    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-   CREATE TABLE pub_process (sha BLOB PRIMARY KEY, observers INTEGER NOT NULL, changed INTEGER NOT NULL) WITHOUT ROWID;
-   CREATE TABLE pub_combo (sha BLOB NOT NULL, root TEXT NOT NULL, port INTEGER NOT NULL, observers INTEGER NOT NULL,
-                           changed INTEGER NOT NULL, PRIMARY KEY (sha, root, port)) WITHOUT ROWID;
+   CREATE TABLE pub_process (sha BLOB PRIMARY KEY, observers INTEGER NOT NULL, changed INTEGER NOT NULL,
+                             bits INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+   CREATE TABLE pub_combo (sha BLOB NOT NULL, rh INTEGER NOT NULL, root TEXT NOT NULL, port INTEGER NOT NULL,
+                           observers INTEGER NOT NULL, changed INTEGER NOT NULL, PRIMARY KEY (sha, rh, root, port)) WITHOUT ROWID;
    CREATE INDEX pub_process_changed ON pub_process (changed);
    CREATE INDEX pub_combo_changed ON pub_combo (changed);`,
 ];
@@ -38,8 +45,8 @@ export interface PublishedVersion {
   changedCombos: number;
 }
 
-/** Rows as shipped: [sha256 hex, observers] and [sha256 hex, root, port, observers]; 0 observers = removed. */
-export type ProcessRow = [string, number];
+/** Rows as shipped: [sha256 hex, observers, cell bits when heavy] and [sha256 hex, root, port, observers]; 0 observers = removed. */
+export type ProcessRow = [string, number] | [string, number, number];
 export type ComboRow = [string, string, number, number];
 
 export interface RowsContent {
@@ -63,15 +70,6 @@ export function openPublishDb(path: string, readonly: boolean): Database.Databas
   }
   if (readonly) db.pragma('query_only = 1');
   return db;
-}
-
-/** The sha256 range of a hex prefix: [lo, hi), hi null when the prefix is all f. */
-export function prefixRange(prefix: string): { lo: Buffer; hi: Buffer | null } {
-  const lo = Buffer.from(prefix.padEnd(64, '0'), 'hex');
-  const n = BigInt(`0x${prefix}`) + 1n;
-  if (n >= 16n ** BigInt(prefix.length)) return { lo, hi: null };
-  const hiHex = n.toString(16).padStart(prefix.length, '0');
-  return { lo, hi: Buffer.from(hiHex.padEnd(64, '0'), 'hex') };
 }
 
 function versionFrom(r: Record<string, unknown>): PublishedVersion {
@@ -103,14 +101,21 @@ export class PublicationReader {
       byVersion: db.prepare('SELECT * FROM version WHERE version = ?'),
       horizon: db.prepare("SELECT value FROM kv WHERE key = 'deltaHorizon'").pluck(),
       procRange: db.prepare(
-        'SELECT sha, observers FROM pub_process WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)',
+        'SELECT sha, observers, bits FROM pub_process WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)',
       ),
-      procFrom: db.prepare('SELECT sha, observers FROM pub_process WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
+      procFrom: db.prepare('SELECT sha, observers, bits FROM pub_process WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
       comboRange: db.prepare(
-        'SELECT sha, root, port, observers FROM pub_combo WHERE sha >= ? AND sha < ? AND changed > ? AND (observers > 0 OR ? > 0)',
+        `SELECT c.sha, c.root, c.port, c.observers FROM pub_combo c JOIN pub_process p ON p.sha = c.sha
+         WHERE c.sha >= ? AND c.sha < ? AND c.changed > ? AND (c.observers > 0 OR ? > 0) AND p.bits = 0`,
       ),
-      comboFrom: db.prepare('SELECT sha, root, port, observers FROM pub_combo WHERE sha >= ? AND changed > ? AND (observers > 0 OR ? > 0)'),
-      procChanged: db.prepare('SELECT sha, observers FROM pub_process WHERE changed > ?'),
+      comboFrom: db.prepare(
+        `SELECT c.sha, c.root, c.port, c.observers FROM pub_combo c JOIN pub_process p ON p.sha = c.sha
+         WHERE c.sha >= ? AND c.changed > ? AND (c.observers > 0 OR ? > 0) AND p.bits = 0`,
+      ),
+      comboCell: db.prepare(
+        'SELECT sha, root, port, observers FROM pub_combo WHERE sha = ? AND rh >= ? AND rh < ? AND changed > ? AND (observers > 0 OR ? > 0)',
+      ),
+      procChanged: db.prepare('SELECT sha, observers, bits FROM pub_process WHERE changed > ?'),
       comboChanged: db.prepare('SELECT sha, root, port, observers FROM pub_combo WHERE changed > ?'),
       changedCount: db
         .prepare('SELECT (SELECT count(*) FROM pub_process WHERE changed > ?) + (SELECT count(*) FROM pub_combo WHERE changed > ?)')
@@ -121,6 +126,7 @@ export class PublicationReader {
       this.stmts.procFrom,
       this.stmts.comboRange,
       this.stmts.comboFrom,
+      this.stmts.comboCell,
       this.stmts.procChanged,
       this.stmts.comboChanged,
     ])
@@ -148,17 +154,31 @@ export class PublicationReader {
    * after `since`, removals included. One read transaction, so every bucket is
    * of the same version.
    */
-  buckets(prefixes: readonly string[], since: number | null): RowsContent {
+  buckets(keys: readonly string[], since: number | null, hexChars: number): RowsContent {
     return this.db.transaction((): RowsContent => {
       const out: RowsContent = { processes: [], combos: [] };
       const after = since ?? -1;
       const withRemoved = since === null ? 0 : 1;
-      for (const p of prefixes) {
-        const { lo, hi } = prefixRange(p);
+      for (const key of keys) {
+        const k = parseKey(key, hexChars);
+        if (k === null) continue;
+        if (k.kind === 'cell') {
+          for (const [sha, root, port, n] of this.stmts.comboCell.all(
+            Buffer.from(k.sha256, 'hex'),
+            k.rhLo,
+            k.rhHi,
+            after,
+            withRemoved,
+          ) as Array<[Buffer, string, number, number]>) {
+            out.combos.push([sha.toString('hex'), root, port, n]);
+          }
+          continue;
+        }
+        const { lo, hi } = prefixRange(k.prefix);
         const procs = (
           hi === null ? this.stmts.procFrom.all(lo, after, withRemoved) : this.stmts.procRange.all(lo, hi, after, withRemoved)
-        ) as Array<[Buffer, number]>;
-        for (const [sha, n] of procs) out.processes.push([sha.toString('hex'), n]);
+        ) as Array<[Buffer, number, number]>;
+        for (const [sha, n, bits] of procs) out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
         const combos = (
           hi === null ? this.stmts.comboFrom.all(lo, after, withRemoved) : this.stmts.comboRange.all(lo, hi, after, withRemoved)
         ) as Array<[Buffer, string, number, number]>;
@@ -176,7 +196,9 @@ export class PublicationReader {
   delta(since: number): RowsContent {
     return this.db.transaction((): RowsContent => {
       const out: RowsContent = { processes: [], combos: [] };
-      for (const [sha, n] of this.stmts.procChanged.all(since) as Array<[Buffer, number]>) out.processes.push([sha.toString('hex'), n]);
+      for (const [sha, n, bits] of this.stmts.procChanged.all(since) as Array<[Buffer, number, number]>) {
+        out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
+      }
       for (const [sha, root, port, n] of this.stmts.comboChanged.all(since) as Array<[Buffer, string, number, number]>)
         out.combos.push([sha.toString('hex'), root, port, n]);
       return out;

@@ -12,6 +12,7 @@ import { checkSightingsBatch } from './sightings-batch.js';
 import { parseAlertsBody } from './alerts-batch.js';
 import { bearer, notModified, readBody, readJson, sendBytes, sendError, sendJson } from './http-io.js';
 import { sameSecret } from './secrets.js';
+import { parseKey } from '../baseline/bucket-cache.js';
 import type { AggregateResult } from './aggregate.js';
 
 export interface RouteContext {
@@ -84,7 +85,7 @@ function cachedSigned(ctx: RouteContext, key: string, make: () => Buffer): Buffe
 }
 
 function validPrefix(ctx: RouteContext, p: unknown): p is string {
-  return typeof p === 'string' && p.length === ctx.cfg.bucketHexChars && /^[0-9a-f]+$/.test(p);
+  return typeof p === 'string' && parseKey(p, ctx.cfg.bucketHexChars) !== null;
 }
 
 export async function route(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -294,7 +295,7 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
         res,
         400,
         'bad-prefix',
-        `a bucket is named by ${ctx.cfg.bucketHexChars} hex digits of the sha256, got "${bucketMatch[1] as string}"`,
+        `a bucket is named by ${ctx.cfg.bucketHexChars} hex digits of the sha256 (a cell by <sha256>-<bits>-<cell>), got "${bucketMatch[1] as string}"`,
       );
     const cur = currentOr404(ctx, req, res);
     if (cur === null) return;
@@ -307,7 +308,7 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const body = cachedSigned(ctx, `b:${cur.version}:${prefix}`, () =>
       signContent(
         { kind: 'buckets', meta: cur.meta, fromVersion: null, prefixes: [prefix], bucketHexChars: ctx.cfg.bucketHexChars },
-        encodeRows(ctx.publication.buckets([prefix], null)),
+        encodeRows(ctx.publication.buckets([prefix], null, ctx.cfg.bucketHexChars)),
         ctx.key,
       ),
     );
@@ -338,7 +339,7 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
           res,
           400,
           'bad-prefix',
-          `prefixes[${i}]: expected ${ctx.cfg.bucketHexChars} hex digits, got ${JSON.stringify(b.prefixes[i])}`,
+          `prefixes[${i}]: expected ${ctx.cfg.bucketHexChars} hex digits or a cell key <sha256>-<bits>-<cell>, got ${JSON.stringify(b.prefixes[i])}`,
         );
       prefixes.push(p);
     }
@@ -357,7 +358,7 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
     const from = since !== null && since >= ctx.publication.deltaHorizon() ? since : null;
     const body = signContent(
       { kind: 'buckets', meta: cur.meta, fromVersion: from, prefixes: unique, bucketHexChars: ctx.cfg.bucketHexChars },
-      encodeRows(ctx.publication.buckets(unique, from)),
+      encodeRows(ctx.publication.buckets(unique, from, ctx.cfg.bucketHexChars)),
       ctx.key,
     );
     return sendBytes(req, res, 200, SIGNED_MEDIA_TYPE, body, { 'x-rarecon-version': String(cur.version) });

@@ -97,6 +97,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
         policy,
         omitSingleObserverCombos: cfg.omitSingleObserverCombos,
         bucketHexChars: cfg.bucketHexChars,
+        heavyProcessCombos: cfg.heavyProcessCombos,
+        combosPerCell: cfg.combosPerCell,
         deltaHistoryVersions: cfg.deltaHistoryVersions,
         keepSnapshots: cfg.keepSnapshots,
         nowMs: startedMs,

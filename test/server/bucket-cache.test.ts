@@ -98,17 +98,17 @@ describe('bucket cache', () => {
   it('keeps what it had across a reopen, bounds the held events, and evicts idle buckets', () => {
     const c = new BucketCache(join(tmp.dir, 'c.db'), { pendingMaxEvents: 2, pendingTimeoutMs: 100, now: () => clock });
     expect(c.reader()?.combo(a, 'example.com', 443)).toBe(16);
-    expect(c.hold(sha('b'), 1)).toBe(true);
-    expect(c.hold(sha('c'), 2)).toBe(true);
-    expect(c.hold(sha('d'), 3)).toBe(false);
+    expect(c.hold(sha('b'), null, 1)).toBe(true);
+    expect(c.hold(sha('c'), null, 2)).toBe(true);
+    expect(c.hold(sha('d'), null, 3)).toBe(false);
     expect(c.stats()).toMatchObject({ pending: 2, heldTotal: 2, droppedTotal: 1 });
     clock += 1_000;
     expect(c.takeHeld().expired).toHaveLength(2);
     clock += 1_000;
     expect(c.flushUsage(clock - 10).evicted).toBe(1);
-    expect(c.cachedPrefixes()).toEqual([]);
+    expect(c.cachedKeys()).toEqual([]);
     expect(c.reader()?.process(a)).toBeUndefined();
-    expect(c.wantedPrefixes()).toContain(pa);
+    expect(c.wantedKeys()).toContain(pa);
     c.close();
   });
 });

@@ -63,17 +63,20 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     expect(statSync(join(serverDir, 'signing-key.pem')).mode & 0o777).toBe(0o600);
 
     serverProc = spawn(process.execPath, [RUN_CLI, 'server', '--config', serverCfg], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The log goes to stdout or stderr depending on the logger's set-up: read both.
     url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const t = setTimeout(() => reject(new Error(`the server did not start: ${out}`)), 30_000);
-      serverProc.stdout?.on('data', (b: Buffer) => {
-        out += b.toString();
-        const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      let seen = '';
+      const t = setTimeout(() => reject(new Error(`the server did not start: ${seen}`)), 30_000);
+      const look = (b: Buffer): void => {
+        seen += b.toString();
+        const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(seen);
         if (m !== null) {
           clearTimeout(t);
           resolve(m[1] as string);
         }
-      });
+      };
+      serverProc.stdout?.on('data', look);
+      serverProc.stderr?.on('data', look);
     });
     adminToken = readFileSync(join(serverDir, 'admin-token'), 'utf8').trim();
     proxy = await startProxy(url);
@@ -216,7 +219,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     seed.close();
     expect((await run(['sync', '--now', '--config', cfgFile, '--host-id', 'kill-buckets'])).code).toBe(0);
     const c1 = new BucketCache(join(state, 'bucket-cache.db'), { pendingMaxEvents: 10, pendingTimeoutMs: 60_000 });
-    expect(c1.hold(POPULAR, { e: 1 })).toBe(true);
+    expect(c1.hold(POPULAR, null, { e: 1 })).toBe(true);
     c1.close();
     expect((await run(['sync', '--now', '--config', cfgFile, '--host-id', 'kill-buckets'])).code).toBe(0);
     const c2 = new BucketCache(join(state, 'bucket-cache.db'), { pendingMaxEvents: 10, pendingTimeoutMs: 60_000 });

@@ -74,7 +74,7 @@ describe('endpoint sync against the baseline server', () => {
     if (reader === null) return;
     // The bucket of POPULAR is not cached yet: unknown, and asked for.
     expect(reader.process(POPULAR)).toBeUndefined();
-    expect(c.bucketCache()?.wantedPrefixes()).toEqual([POPULAR.slice(0, 4)]);
+    expect(c.bucketCache()?.wantedKeys()).toEqual([POPULAR.slice(0, 4)]);
     const f = await c.fetchWantedNow();
     expect(f.ok).toBe(true);
     expect(reader.process(POPULAR)).toBe(12);
@@ -93,12 +93,12 @@ describe('endpoint sync against the baseline server', () => {
     expect((await c.syncNow()).ok).toBe(true);
     const cache = c.bucketCache();
     if (cache === null) throw new Error('no cache');
-    expect(cache.hold(OTHER, { event: 'connect-other' })).toBe(true);
+    expect(cache.hold(OTHER, null, { event: 'connect-other' })).toBe(true);
     await c.fetchWantedNow();
     const taken = cache.takeHeld<{ event: string }>();
     expect(taken.ready.map((e) => e.payload.event)).toEqual(['connect-other']);
     proxy.mode = { kind: 'status', status: 500 };
-    expect(cache.hold(sha('nobody'), { event: 'lonely' })).toBe(true);
+    expect(cache.hold(sha('nobody'), null, { event: 'lonely' })).toBe(true);
     const failed = await c.fetchWantedNow();
     expect(failed.ok).toBe(false);
     const later = cache.takeHeld<{ event: string }>();
