@@ -31,6 +31,9 @@ import { openLiveSource, type LiveConnect, type LiveSource } from './live-source
 import type { Logger } from './logger.js';
 import { STATUS_FILE, type DaemonStatus } from './status.js';
 
+/** How long start() waits for the source to be capturing. */
+const SOURCE_READY_TIMEOUT_MS = 30_000;
+
 /** Until a baseline arrives nothing is common and the detector says it is waiting for one. */
 const NO_BASELINE: BaselineReader = {
   process: () => undefined,
@@ -110,6 +113,10 @@ export class Daemon {
   async start(): Promise<void> {
     this.openBaseline();
     this.source = await openLiveSource(this.config.source, this.host, this.log);
+    void this.sourceLoop(this.source);
+    void this.enrichLoop();
+    // Say "watching" only once it is true: the helper attaches its programs after it starts.
+    await this.untilCapturing(this.source, SOURCE_READY_TIMEOUT_MS);
     this.log.info('rarecon is watching outbound connections.', {
       host: hostKeyOf(this.host),
       source: this.source.name,
@@ -117,10 +124,22 @@ export class Daemon {
       baselineVersion: this.baseline.meta().version,
       stateDir: this.config.stateDir,
     });
-    void this.sourceLoop(this.source);
-    void this.enrichLoop();
     this.timer = setInterval(() => this.tick(), 250);
     this.writeStatus();
+  }
+
+  /** Waits for the source to capture; a source that ended fails start(), a slow one is only logged. */
+  private async untilCapturing(source: LiveSource, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs);
+    });
+    try {
+      const r = await Promise.race([source.ready.then(() => 'ready' as const), late]);
+      if (r === 'late') this.log.warn(`The event source is not capturing yet after ${timeoutMs / 1000} s; starting anyway.`, { source: source.name });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private openBaseline(): void {

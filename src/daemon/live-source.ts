@@ -50,51 +50,85 @@ export interface LiveSource {
   readonly name: 'ebpf' | 'procfs_poll';
   readonly reason: string;
   run(signal: AbortSignal): AsyncIterable<LiveRecord>;
+  /**
+   * Settles once run() is capturing: the helper's HELLO (sent after its
+   * programs are attached), or the first /proc poll (the snapshot later polls
+   * are compared with). Rejects when the source ends before that.
+   */
+  readonly ready: Promise<void>;
   stats(): LiveSourceStats;
   shutdown(): Promise<void>;
+}
+
+/** A promise settled from outside, for LiveSource.ready. */
+function readiness(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // also observed by whoever awaits it
+  return { promise, resolve, reject };
 }
 
 function ebpfSource(helper: HelperProcess, host: HostRef, reason: string): LiveSource {
   const dns = new DnsResponseParser();
   let loss: RawLoss | null = null;
+  const ready = readiness();
+  async function* records(signal: AbortSignal): AsyncGenerator<LiveRecord> {
+    for await (const r of helper.records(signal)) {
+      switch (r.type) {
+        case 'hello':
+          ready.resolve();
+          break;
+        case 'connect':
+          if (r.kernelThread) continue;
+          yield {
+            kind: 'connect',
+            timeMs: r.timeMs,
+            pid: r.pid,
+            tid: r.tid,
+            uid: r.uid,
+            protocol: r.protocol,
+            localIp: r.local.port === 0 ? null : r.local.ip,
+            localPort: r.local.port === 0 ? null : r.local.port,
+            remoteIp: r.remote.ip,
+            remotePort: r.remote.port,
+            stack: r.stack,
+            stackScan: r.stackScan,
+            processStartBootNs: r.processStartBootNs,
+            exe: r.exe,
+          };
+          break;
+        case 'dns': {
+          const parsed = dns.parse(r.payload, { allowTruncated: r.truncated });
+          if (parsed.ok && parsed.value.answers.length > 0) {
+            yield { kind: 'dns', answer: { type: 'dns', timeMs: r.timeMs, host, query: parsed.value.query, answers: parsed.value.answers } };
+          }
+          break;
+        }
+        case 'loss':
+          loss = r;
+          break;
+        default:
+          break;
+      }
+    }
+  }
   return {
     name: 'ebpf',
     reason,
+    ready: ready.promise,
     async *run(signal) {
-      for await (const r of helper.records(signal)) {
-        switch (r.type) {
-          case 'connect':
-            if (r.kernelThread) continue;
-            yield {
-              kind: 'connect',
-              timeMs: r.timeMs,
-              pid: r.pid,
-              tid: r.tid,
-              uid: r.uid,
-              protocol: r.protocol,
-              localIp: r.local.port === 0 ? null : r.local.ip,
-              localPort: r.local.port === 0 ? null : r.local.port,
-              remoteIp: r.remote.ip,
-              remotePort: r.remote.port,
-              stack: r.stack,
-              stackScan: r.stackScan,
-              processStartBootNs: r.processStartBootNs,
-              exe: r.exe,
-            };
-            break;
-          case 'dns': {
-            const parsed = dns.parse(r.payload, { allowTruncated: r.truncated });
-            if (parsed.ok && parsed.value.answers.length > 0) {
-              yield { kind: 'dns', answer: { type: 'dns', timeMs: r.timeMs, host, query: parsed.value.query, answers: parsed.value.answers } };
-            }
-            break;
-          }
-          case 'loss':
-            loss = r;
-            break;
-          default:
-            break;
-        }
+      try {
+        yield* records(signal);
+      } catch (err) {
+        ready.reject(err as Error);
+        throw err;
+      } finally {
+        // A no-op once resolved.
+        ready.reject(new Error('the eBPF helper stopped before it was capturing'));
       }
     },
     stats() {
@@ -120,28 +154,26 @@ function ebpfSource(helper: HelperProcess, host: HostRef, reason: string): LiveS
 
 function procfsSource(cfg: SourceConfig, reason: string): LiveSource {
   const poll = new ProcfsPollSource({ intervalMs: cfg.pollIntervalMs, queueMax: cfg.queueMaxEvents, includeExistingAtStart: false });
+  const ready = readiness();
   return {
     name: 'procfs_poll',
     reason,
+    ready: ready.promise,
     async *run(signal) {
-      for await (const c of poll.run(signal)) {
-        if (c.pid === null) continue;
-        yield {
-          kind: 'connect',
-          timeMs: c.timeMs,
-          pid: c.pid,
-          tid: null,
-          uid: c.uid,
-          protocol: c.protocol,
-          localIp: c.localIp,
-          localPort: c.localPort,
-          remoteIp: c.remoteIp,
-          remotePort: c.remotePort,
-          stack: [],
-          stackScan: [],
-          processStartBootNs: null,
-          exe: null,
-        };
+      // Connections open at the first poll are the snapshot, not reported: capture starts after it.
+      const firstPoll = setInterval(() => {
+        const st = poll.stats();
+        // lastPollMs is set when a poll ends (0 before; a poll under 1 ms shows as the second one starting).
+        if (st.lastPollMs > 0 || st.pollsTotal >= 2) {
+          clearInterval(firstPoll);
+          ready.resolve();
+        }
+      }, 10);
+      try {
+        yield* connections(signal);
+      } finally {
+        clearInterval(firstPoll);
+        ready.reject(new Error('/proc polling stopped before its first poll'));
       }
     },
     stats() {
@@ -162,6 +194,28 @@ function procfsSource(cfg: SourceConfig, reason: string): LiveSource {
     },
     shutdown: async () => {},
   };
+
+  async function* connections(signal: AbortSignal): AsyncGenerator<LiveRecord> {
+    for await (const c of poll.run(signal)) {
+      if (c.pid === null) continue;
+      yield {
+        kind: 'connect',
+        timeMs: c.timeMs,
+        pid: c.pid,
+        tid: null,
+        uid: c.uid,
+        protocol: c.protocol,
+        localIp: c.localIp,
+        localPort: c.localPort,
+        remoteIp: c.remoteIp,
+        remotePort: c.remotePort,
+        stack: [],
+        stackScan: [],
+        processStartBootNs: null,
+        exe: null,
+      };
+    }
+  }
 }
 
 /** Picks the source per config; `auto` tries the helper first and says why it fell back. */
