@@ -15,7 +15,7 @@ export const SIGNED_MEDIA_TYPE = 'application/x-rarecon-signed';
 /** Prefixed to the header bytes before signing, so a signature made for anything else never verifies here. */
 const DOMAIN = Buffer.from('rarecon baseline signature v1\0', 'utf8');
 /** The envelope line is small; a longer first line is not an envelope. */
-export const MAX_ENVELOPE_LINE_BYTES = 256 * 1024;
+export const MAX_ENVELOPE_LINE_BYTES = 1024 * 1024;
 
 export type SignedKind = 'snapshot' | 'delta' | 'buckets';
 
