@@ -188,7 +188,10 @@ function headerProblem(h: Record<string, unknown>): string | null {
   const mp = metaProblem(h.meta);
   if (mp !== null) return mp;
   if (h.fromVersion !== null && !isCount(h.fromVersion)) return 'fromVersion is not a count';
-  if (h.prefixes !== null && !(Array.isArray(h.prefixes) && h.prefixes.every((p) => typeof p === 'string' && /^[0-9a-f]{1,64}(-\d{1,2}-[0-9a-f]{1,4})?$/.test(p))))
+  if (
+    h.prefixes !== null &&
+    !(Array.isArray(h.prefixes) && h.prefixes.every((p) => typeof p === 'string' && /^[0-9a-f]{1,64}(-\d{1,2}-[0-9a-f]{1,4})?$/.test(p)))
+  )
     return 'prefixes is not a list of hex prefixes';
   if (!isCount(h.bucketHexChars) || h.bucketHexChars < 1 || h.bucketHexChars > 64) return 'bucketHexChars is out of range';
   if (typeof h.contentSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(h.contentSha256)) return 'contentSha256 is not a sha256';
