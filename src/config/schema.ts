@@ -37,6 +37,8 @@ export interface RareconConfig {
   enrich: EnrichConfig;
   /** How often the daemon writes status.json for `rarecon status`. */
   statusIntervalMs: number;
+  /** Prometheus text at /metrics and a health check at /healthz; keep it on loopback. */
+  metrics: { enabled: boolean; host: string; port: number };
   report: ReportConfig;
   sync: SyncConfig;
   /** Read by `rarecon server` only; one file can configure both sides. */
@@ -81,6 +83,7 @@ export const DEFAULT_CONFIG: RareconConfig = {
   source: { kind: 'auto', helperPath: null, pollIntervalMs: 1000, udpDedupMs: 60_000, stackFrames: 32, queueMaxEvents: 10_000 },
   enrich: { concurrency: 16, timeoutMs: 2000, cacheEntries: 4096 },
   statusIntervalMs: 5000,
+  metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
   report: DEFAULT_REPORT,
   sync: DEFAULT_SYNC,
   server: DEFAULT_SERVER,
@@ -147,6 +150,7 @@ export const CONFIG_SPEC: Spec = {
     },
     enrich: { kind: 'object', fields: { concurrency: count(1), timeoutMs: count(10), cacheEntries: count(16) } },
     statusIntervalMs: count(100),
+    metrics: { kind: 'object', fields: { enabled: { kind: 'boolean' }, host: { kind: 'string' }, port: { kind: 'number', integer: true, min: 0, max: 65535 } } },
     report: REPORT_SPEC,
     sync: SYNC_SPEC,
     server: SERVER_SPEC,

@@ -29,6 +29,8 @@ import { ConnectionEnricher } from './connection-enricher.js';
 import { hostIdentity } from './host-identity.js';
 import { openLiveSource, type LiveConnect, type LiveSource } from './live-source.js';
 import type { Logger } from './logger.js';
+import type { Server } from 'node:http';
+import { serveMetrics } from './metrics.js';
 import { STATUS_FILE, type DaemonStatus } from './status.js';
 
 /** How long start() waits for the source to be capturing. */
@@ -83,6 +85,7 @@ export class Daemon {
   private readonly alertsOut: WriteStream | null;
   private readonly recordOut: WriteStream | null;
   private timer: NodeJS.Timeout | null = null;
+  private metricsServer: Server | null = null;
   private lastStatusMs = 0;
   private readonly startedMs = Date.now();
   private stopping: Promise<void> | null = null;
@@ -125,6 +128,14 @@ export class Daemon {
       stateDir: this.config.stateDir,
     });
     this.timer = setInterval(() => this.tick(), 250);
+    const m = this.config.metrics;
+    if (m.enabled) {
+      try {
+        this.metricsServer = await serveMetrics(m.host, m.port, () => this.status());
+      } catch (err) {
+        this.log.warn('The metrics endpoint could not listen; the daemon runs without it.', { host: m.host, port: m.port, error: (err as Error).message });
+      }
+    }
     this.writeStatus();
   }
 
@@ -339,6 +350,7 @@ export class Daemon {
       this.writeStatus();
       await this.sync?.stop();
       this.sync?.close();
+      this.metricsServer?.close();
       await this.reporter.shutdown();
       this.fileBaseline?.close();
       this.sightings.close();
