@@ -10,7 +10,22 @@ import { InjectionInspector } from '../enrich/injection-linux.js';
 import { ProcessInfoReader } from '../enrich/process-info.js';
 import { LinuxSigner } from '../enrich/signer-linux.js';
 import { ExeIndex } from '../enrich/exe-index.js';
+import { BoundedCache } from '../enrich/bounded-cache.js';
 import type { LiveConnect } from './live-source.js';
+
+/**
+ * How long the process-level lookups of one process image are reused for its
+ * next connections. The same span as the injection inspector's maps, so a
+ * library loaded in that window can be missed by both alike.
+ */
+const PROCESS_REUSE_MS = 2_000;
+
+type ProcessParts = [
+  Awaited<ReturnType<ProcessInfoReader['read']>>,
+  Awaited<ReturnType<ImageHasher['hashPid']>>,
+  Awaited<ReturnType<LinuxSigner['signerOfPid']>>,
+  Awaited<ReturnType<InjectionInspector['unusualLibraries']>>,
+];
 
 export class ConnectionEnricher {
   private readonly info: ProcessInfoReader;
@@ -18,9 +33,17 @@ export class ConnectionEnricher {
   private readonly signer: LinuxSigner;
   private readonly injection: InjectionInspector;
   private readonly exeIndex = new ExeIndex();
+  /**
+   * Process-level lookups (details, image hash, signer, unusual libraries) of
+   * recent connections, by process identity. A busy process makes many
+   * connections a second; reading /proc for each cost ~1 ms of CPU. The
+   * injection check stays per connection: its stack is the connection's own.
+   */
+  private readonly recent: BoundedCache<string, Promise<ProcessParts>>;
   /** Enrichment errors by `enricher:code`. */
   readonly errorsByCode: Record<string, number> = {};
   enrichedTotal = 0;
+  reusedTotal = 0;
 
   constructor(
     cfg: EnrichConfig,
@@ -30,6 +53,42 @@ export class ConnectionEnricher {
     this.hasher = new ImageHasher({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs });
     this.signer = new LinuxSigner({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs });
     this.injection = new InjectionInspector({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs });
+    this.recent = new BoundedCache({ maxEntries: cfg.cacheEntries, ttlMs: PROCESS_REUSE_MS });
+  }
+
+  /**
+   * Exact identity of the image at connect time, from the eBPF record: pid,
+   * process start (pid reuse) and the executable's (device, inode) (an exec
+   * keeps pid and start but changes the image). null for the /proc source.
+   */
+  private static identity(c: LiveConnect): string | null {
+    if (c.processStartBootNs === null || c.exe === null) return null;
+    return `${c.pid}:${c.processStartBootNs}:${c.exe.dev}:${c.exe.ino}`;
+  }
+
+  private processParts(c: LiveConnect, signal?: AbortSignal): Promise<ProcessParts> {
+    const lookup = (): Promise<ProcessParts> =>
+      Promise.all([
+        this.info.read(c.pid, signal),
+        this.hasher.hashPid(c.pid, signal),
+        this.signer.signerOfPid(c.pid, signal),
+        this.injection.unusualLibraries(c.pid, signal),
+      ]);
+    const key = ConnectionEnricher.identity(c);
+    if (key === null) return lookup();
+    const hit = this.recent.get(key);
+    if (hit !== undefined) {
+      this.reusedTotal++;
+      return hit;
+    }
+    // Shared while in flight too: a burst from one process reads /proc once.
+    const pending = lookup();
+    this.recent.set(key, pending);
+    // Only complete answers are reused; a failed lookup is tried again next time.
+    void pending.then(([info, image, signer, libs]) => {
+      if ('error' in info || 'error' in image || signer.error !== null || libs.error !== null) this.recent.delete(key);
+    });
+    return pending;
   }
 
   private count(enricher: string, code: string | null): void {
@@ -39,12 +98,9 @@ export class ConnectionEnricher {
   }
 
   async enrich(c: LiveConnect, signal?: AbortSignal): Promise<ConnectionEvent> {
-    const [info, image, signer, inj, libs] = await Promise.all([
-      this.info.read(c.pid, signal),
-      this.hasher.hashPid(c.pid, signal),
-      this.signer.signerOfPid(c.pid, signal),
+    const [[info, image, signer, libs], inj] = await Promise.all([
+      this.processParts(c, signal),
       this.injection.inspect(c.pid, c.tid, c.stack, { stackScan: c.stackScan, ...(signal === undefined ? {} : { signal }) }),
-      this.injection.unusualLibraries(c.pid, signal),
     ]);
     this.enrichedTotal++;
     if ('error' in image && c.exe !== null) {
@@ -104,6 +160,7 @@ export class ConnectionEnricher {
   stats(): Record<string, unknown> {
     return {
       enrichedTotal: this.enrichedTotal,
+      reusedTotal: this.reusedTotal,
       errorsByCode: { ...this.errorsByCode },
       hash: this.hasher.stats(),
       signer: this.signer.stats(),
