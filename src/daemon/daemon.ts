@@ -15,7 +15,7 @@ import { StateStore } from '../detect/state-store.js';
 import { hostKeyOf } from '../detect/dedup.js';
 import { SightingExtractor } from '../detect/sightings.js';
 import type { Alert } from '../model/alert.js';
-import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
+import type { BaselineMeta, BaselineReader, Sighting } from '../model/baseline.js';
 import { DAY_MS } from '../model/baseline.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
 import { toEcs } from '../model/ecs.js';
@@ -93,6 +93,11 @@ export class Daemon {
   private readonly ownPids = new Set<number>([process.pid]);
   private readonly counts = { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, reloadsTotal: 0 };
   private lastAlertMs: number | null = null;
+  // Sightings and alerts for the outbox are written once per event-loop turn,
+  // in one SQLite transaction each: under load that is many events a commit.
+  private pendingSightings: Sighting[] = [];
+  private pendingAlerts: Alert[] = [];
+  private flushScheduled = false;
 
   constructor(private readonly opts: DaemonOptions) {
     this.config = opts.config;
@@ -244,7 +249,10 @@ export class Daemon {
   private handle(rec: SourceRecord, alreadyRecorded = false): void {
     if (!alreadyRecorded) this.recordOnly(rec);
     const s = this.extractor.extract(rec);
-    if (s.length > 0) this.sightings.add(s);
+    if (s.length > 0) {
+      for (const x of s) this.pendingSightings.push(x);
+      this.scheduleFlush();
+    }
     const out: ScoreOutcome = this.scorer.handle(rec);
     if (rec.type === 'connection') this.counts.scoredTotal++;
     if (out.kind === 'new' || out.kind === 'health') this.emit(out.alert);
@@ -255,7 +263,30 @@ export class Daemon {
     this.lastAlertMs = Date.now();
     const render = this.config.alertFormat === 'ecs' ? toEcs : toOcsf;
     this.alertsOut?.write(JSON.stringify(render(a)) + '\n');
-    this.reporter.enqueue(a);
+    this.pendingAlerts.push(a);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushPending());
+  }
+
+  private flushPending(): void {
+    this.flushScheduled = false;
+    const sightings = this.pendingSightings;
+    const alerts = this.pendingAlerts;
+    this.pendingSightings = [];
+    this.pendingAlerts = [];
+    if (sightings.length > 0) {
+      try {
+        this.sightings.add(sightings);
+      } catch (err) {
+        this.log.warn('Sightings could not be stored.', { count: sightings.length, error: (err as Error).message });
+      }
+    }
+    if (alerts.length > 0) this.reporter.enqueueMany(alerts);
   }
 
   private tick(): void {
@@ -347,6 +378,7 @@ export class Daemon {
       const deadline = Date.now() + 3000;
       while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       this.scorer.flush();
+      this.flushPending();
       this.writeStatus();
       await this.sync?.stop();
       this.sync?.close();
