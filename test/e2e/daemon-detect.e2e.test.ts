@@ -4,7 +4,7 @@
 // user sees: the alerts file, the record file and `rarecon status`; and that
 // `rarecon score` of the record gives the same alerts.
 // Needs root; skips with the reason otherwise.
-import { copyFileSync, appendFileSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, rarecon } from '../helpers/cli.js';
 import { writeBaseline } from './helpers/baseline.js';
 import { DaemonRun, INJECTED, VERY_RARE, alertKey, type Json } from './helpers/daemon.js';
-import { buildNative, buildTrigger, kernelVersion, rootReason, sha256File, sleep } from './helpers/env.js';
+import { buildNative, buildTrigger, kernelVersion, rootReason, sha256File, sleep, until } from './helpers/env.js';
 import { TestHost, runProcess } from './helpers/testhost.js';
 
 const skipReason = rootReason();
@@ -122,6 +122,14 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     expect(a.unmapped.injection).toEqual({ injected: false, indicators: [] });
     expect(a.enrichments[0].data).toMatchObject({ process_observers: 12, combo_observers: 0, observer_unit: 'host' });
     expect(a.count).toBe(1);
+
+    // The configured sink (a file here) gets it too, through the outbox.
+    const sink = join(dir, 'sink.jsonl');
+    const delivered = await until('the alert in the sink', 5000, () => {
+      const lines = existsSync(sink) ? jsonLines(readFileSync(sink, 'utf8')) : [];
+      return lines.find((l) => l.finding_info?.uid === a.finding_info.uid);
+    });
+    expect(alertKey(delivered)).toEqual(alertKey(a));
   });
 
   it('raises nothing for a loopback connection nor for a combination the baseline has as common', async () => {
