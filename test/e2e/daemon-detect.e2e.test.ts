@@ -83,7 +83,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await daemon?.stop('SIGKILL');
+  await daemon?.stop('SIGTERM');
   host?.stop();
   // RARECON_E2E_KEEP=1 keeps the folder (state, record, alerts, log) to look at.
   if (dir !== '' && !process.env['RARECON_E2E_KEEP']) rmSync(dir, { recursive: true, force: true });

@@ -45,7 +45,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const d of daemons) await d.stop('SIGKILL');
+  for (const d of daemons) await d.stop('SIGTERM');
   host?.stop();
   if (dir !== '' && !process.env['RARECON_E2E_KEEP']) rmSync(dir, { recursive: true, force: true });
   else if (dir !== '') console.log(`daemon-ops.e2e: kept ${dir}`);
