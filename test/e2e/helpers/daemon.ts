@@ -17,7 +17,7 @@ export interface DaemonOptions {
   /** Folder for state/, config.yaml, alerts.jsonl, record.jsonl, sink.jsonl. */
   dir: string;
   baseline: string;
-  /** Merged over the test defaults (file sink, status every 200 ms). */
+  /** Merged over the test defaults (file sink, status every 200 ms, metrics on an ephemeral port). */
   config?: Json;
   record?: boolean;
   /** How long to wait for the "watching" log line. */
@@ -68,6 +68,8 @@ export class DaemonRun {
     this.recordPath = opts.record === false ? null : join(d, 'record.jsonl');
     const config: Json = {
       statusIntervalMs: 200,
+      // Daemons of test files running side by side would all want the default metrics port.
+      metrics: { port: 0 },
       report: { sinks: [{ type: 'file', name: 'e2e', path: join(d, 'sink.jsonl'), fsync: false }] },
       ...opts.config,
     };
