@@ -7,7 +7,7 @@ import type { ConnectionEvent } from '../model/records.js';
 import type { Tier, Variation, VariationId } from '../model/alert.js';
 import { VARIATIONS } from '../model/alert.js';
 import type { DetectConfig } from '../config/defaults.js';
-import { rootDomainOf } from '../enrich/root-domain.js';
+import { makeRootDomainResolver } from '../enrich/root-domain.js';
 import { makeAddressClassifier, type AddressClassifier } from './address.js';
 import { compileExclusions, type CompiledExclusions, type ExclusionKind } from './exclusions.js';
 
@@ -45,6 +45,16 @@ export interface Finding {
 
 export interface Detector {
   evaluate(e: ConnectionEvent, hostname: string | null, b: BaselineReader, enrolledAtMs: number, nowMs: number): Verdict;
+}
+
+type IneligibleVerdict = Extract<Verdict, { kind: 'ineligible' }>;
+const ineligibleVerdicts = new Map<IneligibleReason, IneligibleVerdict>();
+
+/** One frozen verdict per reason: most events are ineligible or common, so this spares an object each. */
+function ineligible(reason: IneligibleReason): IneligibleVerdict {
+  let v = ineligibleVerdicts.get(reason);
+  if (v === undefined) ineligibleVerdicts.set(reason, (v = Object.freeze({ kind: 'ineligible' as const, reason })));
+  return v;
 }
 
 export function effectiveThresholds(meta: BaselineMeta, overrides: Partial<TierThresholds>): TierThresholds {
@@ -93,38 +103,45 @@ export function makeDetector(config: DetectConfig): Detector {
   const knownVendorsLower = config.knownVendors.map((v) => v.toLowerCase().trim()).filter((v) => v !== '');
   const activationMs = config.activationDays * DAY_MS;
   const minBaselineMs = config.minBaselineDays * DAY_MS;
+  const rootDomainOf = makeRootDomainResolver(config.internalDomains);
+  // Thresholds change only with the baseline: one shared (frozen) object per meta.
+  let cached: { meta: BaselineMeta; thresholds: TierThresholds } | null = null;
+  const thresholdsFor = (meta: BaselineMeta): TierThresholds => {
+    if (cached === null || cached.meta !== meta) cached = { meta, thresholds: Object.freeze(effectiveThresholds(meta, config.thresholds)) };
+    return cached.thresholds;
+  };
 
   return {
     evaluate(e, hostname, b, enrolledAtMs, nowMs): Verdict {
-      if (e.direction !== 'outbound') return { kind: 'ineligible', reason: 'inbound' };
+      if (e.direction !== 'outbound') return ineligible('inbound');
       const cls = classifier.classify(e.remote.ip);
-      if (cls === 'internal') return { kind: 'ineligible', reason: 'internal-address' };
-      if (cls === 'configured-internal') return { kind: 'ineligible', reason: 'configured-internal-address' };
-      if (cls === 'invalid') return { kind: 'ineligible', reason: 'invalid-address' };
-      if (hostname === null || hostname === '' || hostname === '-') return { kind: 'ineligible', reason: 'no-hostname' };
+      if (cls === 'internal') return ineligible('internal-address');
+      if (cls === 'configured-internal') return ineligible('configured-internal-address');
+      if (cls === 'invalid') return ineligible('invalid-address');
+      if (hostname === null || hostname === '' || hostname === '-') return ineligible('no-hostname');
 
       const meta = b.meta();
-      const rd = rootDomainOf(hostname, meta.policy, config.internalDomains);
+      const rd = rootDomainOf(hostname, meta.policy);
       if (!rd.ok) {
         switch (rd.reason) {
           case 'ip-literal':
-            return { kind: 'ineligible', reason: 'ip-literal-hostname' };
+            return ineligible('ip-literal-hostname');
           case 'single-label':
-            return { kind: 'ineligible', reason: 'single-label-hostname' };
+            return ineligible('single-label-hostname');
           case 'internal-name':
-            return { kind: 'ineligible', reason: 'internal-hostname' };
+            return ineligible('internal-hostname');
           case 'no-registrable-domain':
-            return { kind: 'ineligible', reason: 'no-root-domain' };
+            return ineligible('no-root-domain');
           default:
-            return { kind: 'ineligible', reason: 'invalid-hostname' };
+            return ineligible('invalid-hostname');
         }
       }
 
       const sha = e.process.sha256;
-      if (sha === null) return { kind: 'ineligible', reason: 'no-sha256' };
-      const thresholds = effectiveThresholds(meta, config.thresholds);
+      if (sha === null) return ineligible('no-sha256');
+      const thresholds = thresholdsFor(meta);
       const processObservers = b.process(sha) ?? 0;
-      if (processObservers < thresholds.commonProcessMinObservers) return { kind: 'ineligible', reason: 'process-not-common' };
+      if (processObservers < thresholds.commonProcessMinObservers) return ineligible('process-not-common');
 
       const learnedMs = nowMs - enrolledAtMs;
       if (learnedMs < activationMs) {

@@ -30,16 +30,40 @@ export function normaliseHostname(raw: string): string {
   return domainToASCII(h);
 }
 
-export function isInternalName(hostname: string, extraSuffixes: readonly string[]): boolean {
-  for (const list of [BUILTIN_INTERNAL_SUFFIXES, extraSuffixes]) {
-    for (const s of list) {
-      const suffix = s.toLowerCase().replace(/^\.+|\.+$/g, '');
-      if (suffix === '') continue;
-      if (hostname === suffix || hostname.endsWith('.' + suffix)) return true;
-    }
+function normaliseSuffix(s: string): string {
+  return s.toLowerCase().replace(/^\.+|\.+$/g, '');
+}
+
+/** Each suffix normalised once, with its leading dot, for the per-name test. */
+interface Suffix {
+  bare: string;
+  dotted: string;
+}
+
+function compileSuffixes(list: readonly string[]): Suffix[] {
+  const out: Suffix[] = [];
+  for (const s of list) {
+    const bare = normaliseSuffix(s);
+    if (bare !== '') out.push({ bare, dotted: '.' + bare });
+  }
+  return out;
+}
+
+const BUILTIN_SUFFIXES: readonly Suffix[] = compileSuffixes(BUILTIN_INTERNAL_SUFFIXES);
+
+function matchesSuffix(hostname: string, list: readonly Suffix[]): boolean {
+  for (let i = 0; i < list.length; i++) {
+    const s = list[i]!;
+    if (hostname === s.bare || hostname.endsWith(s.dotted)) return true;
   }
   return false;
 }
+
+export function isInternalName(hostname: string, extraSuffixes: readonly string[]): boolean {
+  return matchesSuffix(hostname, BUILTIN_SUFFIXES) || (extraSuffixes.length > 0 && matchesSuffix(hostname, compileSuffixes(extraSuffixes)));
+}
+
+const NO_SUFFIXES: readonly string[] = [];
 
 /**
  * The registrable domain of `raw` under `policy`. The caller checks that the
@@ -48,18 +72,67 @@ export function isInternalName(hostname: string, extraSuffixes: readonly string[
 export function rootDomainOf(
   raw: string,
   policy: Pick<RootDomainPolicy, 'allowPrivateDomains'>,
-  internalSuffixes: readonly string[] = [],
+  internalSuffixes: readonly string[] = NO_SUFFIXES,
 ): RootDomainResult {
+  return resolve(raw, policy.allowPrivateDomains, compileSuffixes(internalSuffixes));
+}
+
+function resolve(raw: string, allowPrivateDomains: boolean, extra: readonly Suffix[]): RootDomainResult {
   const bare = raw.trim().replace(/^\[|\]$/g, '');
   if (bare === '') return { ok: false, reason: 'empty' };
   if (isIP(bare) !== 0) return { ok: false, reason: 'ip-literal' };
   const hostname = normaliseHostname(bare);
   if (hostname === '' || hostname.length > 253 || hostname.includes('..')) return { ok: false, reason: 'invalid-name' };
   if (!hostname.includes('.')) return { ok: false, reason: 'single-label' };
-  if (isInternalName(hostname, internalSuffixes)) return { ok: false, reason: 'internal-name' };
-  const rootDomain = getDomain(hostname, { allowPrivateDomains: policy.allowPrivateDomains, validateHostname: true });
+  if (matchesSuffix(hostname, BUILTIN_SUFFIXES) || matchesSuffix(hostname, extra)) return { ok: false, reason: 'internal-name' };
+  const rootDomain = getDomain(hostname, { allowPrivateDomains, validateHostname: true });
   if (rootDomain === null || rootDomain === '') return { ok: false, reason: 'no-registrable-domain' };
   return { ok: true, hostname, rootDomain };
+}
+
+export type RootDomainResolver = (raw: string, policy: Pick<RootDomainPolicy, 'allowPrivateDomains'>) => RootDomainResult;
+
+/**
+ * `rootDomainOf` with the internal suffixes fixed when made and a bounded memo
+ * of answers by raw name: a host asks for the same few names all day, and
+ * tldts plus the checks cost ~1 us a name. Answers are frozen and shared.
+ */
+export function makeRootDomainResolver(internalSuffixes: readonly string[], entriesPerGeneration = 32_768): RootDomainResolver {
+  const extra = compileSuffixes(internalSuffixes);
+  const memos = [new GenerationalMemo(entriesPerGeneration), new GenerationalMemo(entriesPerGeneration)] as const;
+  return (raw, policy) => {
+    const memo = memos[policy.allowPrivateDomains ? 1 : 0];
+    let r = memo.get(raw);
+    if (r === undefined) {
+      r = Object.freeze(resolve(raw, policy.allowPrivateDomains, extra));
+      memo.set(raw, r);
+    }
+    return r;
+  };
+}
+
+/** Two maps: a full young one becomes the old one, so recently used names survive at O(1) upkeep. */
+class GenerationalMemo {
+  private young = new Map<string, RootDomainResult>();
+  private old = new Map<string, RootDomainResult>();
+
+  constructor(private readonly entries: number) {}
+
+  get(key: string): RootDomainResult | undefined {
+    const hit = this.young.get(key);
+    if (hit !== undefined) return hit;
+    const aged = this.old.get(key);
+    if (aged !== undefined) this.set(key, aged);
+    return aged;
+  }
+
+  set(key: string, value: RootDomainResult): void {
+    if (this.young.size >= this.entries) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(key, value);
+  }
 }
 
 /**
