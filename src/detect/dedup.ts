@@ -30,6 +30,8 @@ export function alertUid(dedupKey: string, firstSeenMs: number): string {
 export interface DedupOptions {
   windowMs: number;
   maxAlertsPerHostPerDay: number;
+  /** True (default): a new alert and its valve count are written as it is raised. False: at the next flush(). */
+  durableNewAlerts?: boolean;
 }
 
 export class AlertDeduper {
@@ -37,6 +39,9 @@ export class AlertDeduper {
   private readonly byCombo = new Map<string, Set<string>>();
   private readonly valves = new Map<string, ValveRow>();
   private readonly closed: DetectionAlert[] = [];
+  /** Valve counts changed since the last write (only when new alerts wait for flush()). */
+  private readonly dirtyValves = new Set<ValveRow>();
+  private readonly durable: boolean;
   private nextExpiryMs = Number.POSITIVE_INFINITY;
 
   constructor(
@@ -44,6 +49,7 @@ export class AlertDeduper {
     private readonly opts: DedupOptions,
     nowMs: number,
   ) {
+    this.durable = opts.durableNewAlerts ?? true;
     for (const row of store.openAlerts(nowMs - opts.windowMs)) this.index(row);
     for (const v of store.valves()) this.valves.set(v.hostKey, v);
   }
@@ -110,16 +116,20 @@ export class AlertDeduper {
     v.count++;
     if (v.count > this.opts.maxAlertsPerHostPerDay) {
       v.pausedUntilMs = v.windowStartMs + this.opts.windowMs;
-      this.store.saveValve(v);
+      if (this.durable) this.store.saveValve(v);
+      else this.dirtyValves.add(v);
       return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, v, nowMs) };
     }
-    this.store.saveValve(v);
 
     const alert: DetectionAlert = { ...candidate, uid: alertUid(dedupKey, candidate.firstSeenMs) };
-    const row: OpenAlertRow = { dedupKey, comboKey, hostKey, severityId: alert.severityId, alert, dirty: false };
+    const row: OpenAlertRow = { dedupKey, comboKey, hostKey, severityId: alert.severityId, alert, dirty: !this.durable };
     this.index(row);
-    // A new alert is written at once: dedup must hold across a crash right after it.
-    this.store.saveAlerts([row], null);
+    if (this.durable) {
+      // Written at once, with its valve count in the same transaction: dedup must hold across a crash right after it.
+      this.store.saveAlerts([row], null, [v]);
+    } else {
+      this.dirtyValves.add(v);
+    }
     return { kind: 'new', alert };
   }
 
@@ -159,7 +169,7 @@ export class AlertDeduper {
     return [...this.open.values()].map((r) => r.alert as DetectionAlert).sort((a, b) => a.firstSeenMs - b.firstSeenMs);
   }
 
-  /** Writes changed counts in one transaction; drops rows whose window closed. */
+  /** Writes changed counts (and alerts not yet written) in one transaction; drops rows whose window closed. */
   flush(pruneBeforeMs: number | null = null): void {
     const dirty: OpenAlertRow[] = [];
     for (const row of this.open.values()) {
@@ -168,6 +178,8 @@ export class AlertDeduper {
         row.dirty = false;
       }
     }
-    if (dirty.length > 0 || pruneBeforeMs !== null) this.store.saveAlerts(dirty, pruneBeforeMs);
+    const valves = [...this.dirtyValves];
+    this.dirtyValves.clear();
+    if (dirty.length > 0 || valves.length > 0 || pruneBeforeMs !== null) this.store.saveAlerts(dirty, pruneBeforeMs, valves);
   }
 }

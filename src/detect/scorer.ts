@@ -4,7 +4,7 @@
 import type { BaselineReader } from '../model/baseline.js';
 import { DAY_MS } from '../model/baseline.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
-import type { ConnectionEvent, SourceRecord } from '../model/records.js';
+import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
 import type { DetectConfig } from '../config/defaults.js';
 import { DnsCache } from '../enrich/dns-cache.js';
 import { makeDetector, type Detector, type Finding } from './detector.js';
@@ -45,6 +45,18 @@ export interface ScorerOptions {
   state: StateStore;
   /** Start of the run, for loading dedup state. Offline: the first record's time is not known yet, so 0 loads all. */
   nowMs: number;
+  /**
+   * Write each new alert to the state store the moment it is raised (default
+   * true: the daemon's dedup must hold across a crash). False batches them
+   * into flush(), for offline scoring, where a rerun scores the file again.
+   */
+  durableNewAlerts?: boolean;
+}
+
+/** Enrolment of one host; shared by the key map and the org -> id map. */
+interface HostState {
+  key: string;
+  enrolledAtMs: number;
 }
 
 export interface HostLearning {
@@ -57,7 +69,9 @@ export class Scorer {
   private readonly detector: Detector;
   readonly dns: DnsCache;
   private readonly dedup: AlertDeduper;
-  private readonly enrolled: Map<string, number>;
+  private readonly enrolled = new Map<string, HostState>();
+  /** org -> host id -> state, so a record finds its host without building the key string. */
+  private readonly byOrg = new Map<string, Map<string, HostState>>();
   private baseline: BaselineReader;
   private lastTimeMs = 0;
   readonly counters: ScoreCounters = {
@@ -81,10 +95,14 @@ export class Scorer {
     this.dns = new DnsCache(opts.config.dnsGraceMs, opts.config.dnsCacheMaxEntries);
     this.dedup = new AlertDeduper(
       opts.state,
-      { windowMs: opts.config.dedupWindowMs, maxAlertsPerHostPerDay: opts.config.maxAlertsPerHostPerDay },
+      {
+        windowMs: opts.config.dedupWindowMs,
+        maxAlertsPerHostPerDay: opts.config.maxAlertsPerHostPerDay,
+        durableNewAlerts: opts.durableNewAlerts ?? true,
+      },
       opts.nowMs,
     );
-    this.enrolled = opts.state.enrolments();
+    for (const [key, enrolledAtMs] of opts.state.enrolments()) this.enrolled.set(key, { key, enrolledAtMs });
     this.baseline = opts.baseline;
   }
 
@@ -95,17 +113,34 @@ export class Scorer {
 
   /** Marks a host as enrolled at `timeMs` unless it was enrolled earlier. */
   enrol(hostKey: string, timeMs: number): number {
-    const known = this.enrolled.get(hostKey);
-    if (known !== undefined && known <= timeMs) return known;
-    this.enrolled.set(hostKey, timeMs);
-    this.opts.state.recordEnrolment(hostKey, timeMs);
+    return this.enrolState(this.stateOfKey(hostKey), timeMs);
+  }
+
+  private stateOfKey(key: string): HostState {
+    let st = this.enrolled.get(key);
+    if (st === undefined) this.enrolled.set(key, (st = { key, enrolledAtMs: Number.POSITIVE_INFINITY }));
+    return st;
+  }
+
+  private stateOfHost(host: HostRef): HostState {
+    let ids = this.byOrg.get(host.org);
+    if (ids === undefined) this.byOrg.set(host.org, (ids = new Map()));
+    let st = ids.get(host.id);
+    if (st === undefined) ids.set(host.id, (st = this.stateOfKey(hostKeyOf(host))));
+    return st;
+  }
+
+  private enrolState(st: HostState, timeMs: number): number {
+    if (st.enrolledAtMs <= timeMs) return st.enrolledAtMs;
+    st.enrolledAtMs = timeMs;
+    this.opts.state.recordEnrolment(st.key, timeMs);
     return timeMs;
   }
 
   handle(rec: SourceRecord): ScoreOutcome {
     this.counters.recordsTotal++;
     if (rec.timeMs > this.lastTimeMs) this.lastTimeMs = rec.timeMs;
-    const enrolledAt = this.enrol(hostKeyOf(rec.host), rec.timeMs);
+    const enrolledAt = this.enrolState(this.stateOfHost(rec.host), rec.timeMs);
     switch (rec.type) {
       case 'dns':
         this.counters.dnsAnswersTotal++;
@@ -227,7 +262,8 @@ export class Scorer {
   learningHosts(nowMs: number = this.lastTimeMs): HostLearning[] {
     const activationMs = this.opts.config.activationDays * DAY_MS;
     const out: HostLearning[] = [];
-    for (const [hostKey, enrolledAtMs] of this.enrolled) {
+    for (const { key: hostKey, enrolledAtMs } of this.enrolled.values()) {
+      if (enrolledAtMs === Number.POSITIVE_INFINITY) continue;
       const left = activationMs - (nowMs - enrolledAtMs);
       if (left > 0) out.push({ hostKey, enrolledAtMs, daysLeft: Math.ceil(left / DAY_MS) });
     }

@@ -27,6 +27,7 @@ export interface ValveRow {
 export class StateStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly saveTx: (rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => void;
   private closed = false;
 
   private constructor(db: Database.Database) {
@@ -51,6 +52,14 @@ export class StateStore {
         'SELECT host_key, window_start_ms, count, paused_until_ms FROM valve',
       ),
     };
+    // Made once: better-sqlite3 builds a wrapper per transaction() call.
+    this.saveTx = db.transaction((rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => {
+      for (const r of rows) {
+        this.stmts.alertPut.run(r.dedupKey, r.comboKey, r.hostKey, r.severityId, r.alert.firstSeenMs, r.alert.lastSeenMs, r.alert.count, JSON.stringify(r.alert));
+      }
+      for (const v of valves) this.saveValve(v);
+      if (pruneBeforeMs !== null) this.stmts.alertsPrune.run(pruneBeforeMs);
+    });
   }
 
   /** Opens (creating) `<dir>/state.db`, or an in-memory store when dir is null. */
@@ -109,15 +118,9 @@ export class StateStore {
     }));
   }
 
-  /** Writes the given alerts in one transaction and forgets those whose window closed. */
-  saveAlerts(rows: readonly OpenAlertRow[], pruneBeforeMs: number | null): void {
-    const tx = this.db.transaction(() => {
-      for (const r of rows) {
-        this.stmts.alertPut.run(r.dedupKey, r.comboKey, r.hostKey, r.severityId, r.alert.firstSeenMs, r.alert.lastSeenMs, r.alert.count, JSON.stringify(r.alert));
-      }
-      if (pruneBeforeMs !== null) this.stmts.alertsPrune.run(pruneBeforeMs);
-    });
-    tx();
+  /** Writes the given alerts and valve rows in one transaction and forgets alerts whose window closed. */
+  saveAlerts(rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[] = []): void {
+    this.saveTx(rows, pruneBeforeMs, valves);
   }
 
   alertsSince(sinceMs: number): number {
