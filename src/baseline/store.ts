@@ -9,7 +9,7 @@ import { sqliteHeaderProblem } from './file-header.js';
 import { decodeMeta } from './meta-codec.js';
 import { decodeSha256, SHA256_BYTES } from './hex.js';
 import { comboCheck, comboHash, comboKey, hashCombo } from './combo-key.js';
-import { CACHE_MISS, ComboCache, PROCESS_ABSENT, ProcessCache } from './lookup-cache.js';
+import { CACHE_MISS, ComboCache, PROCESS_ABSENT, ProcessCache, RecentAnswers } from './lookup-cache.js';
 
 export type OpenBaselineErrorCode =
   | 'missing-file'
@@ -25,12 +25,16 @@ export type OpenBaselineResult =
   | { ok: true; baseline: SqliteBaseline }
   | { ok: false; code: OpenBaselineErrorCode; error: string };
 
+/** Hits were answered from memory (either cache level), misses by SQLite. */
 export interface BaselineCacheStats {
   processHits: number;
   processMisses: number;
   comboHits: number;
   comboMisses: number;
 }
+
+/** Answers held by each generation of the recent-answers memo, at most. */
+const RECENT_ANSWERS_MAX = 65_536;
 
 function fail(path: string, code: OpenBaselineErrorCode, detail: string): OpenBaselineResult {
   return { ok: false, code, error: `baseline ${path}: ${detail}` };
@@ -132,6 +136,7 @@ export class SqliteBaseline implements BaselineReader {
   private readonly commitStmt: Database.Statement;
   private readonly processCache: ProcessCache;
   private readonly comboCache: ComboCache;
+  private readonly recent: RecentAnswers;
   /** Decoded sha256 of the current SQLite lookup; better-sqlite3 copies bound blobs, so one buffer serves all. */
   private readonly shaBuf = Buffer.alloc(SHA256_BYTES);
   private batchDepth = 0;
@@ -151,6 +156,7 @@ export class SqliteBaseline implements BaselineReader {
     this.commitStmt = db.prepare('COMMIT');
     this.processCache = new ProcessCache(cfg.lookupCacheEntries);
     this.comboCache = new ComboCache(cfg.lookupCacheEntries);
+    this.recent = new RecentAnswers(Math.min(cfg.lookupCacheEntries, RECENT_ANSWERS_MAX));
   }
 
   meta(): BaselineMeta {
@@ -158,19 +164,39 @@ export class SqliteBaseline implements BaselineReader {
   }
 
   process(sha256: string): number | undefined {
+    const answers = this.recent.of(sha256);
+    let v = this.recent.process(answers);
+    if (v === CACHE_MISS) {
+      v = this.processUncached(sha256);
+      this.recent.storeProcess(answers, v);
+    }
+    return v === PROCESS_ABSENT ? undefined : v;
+  }
+
+  private processUncached(sha256: string): number {
     const cache = this.processCache;
     const slot = cache.slotOf(sha256);
-    if (slot < 0) return undefined;
+    if (slot < 0) return PROCESS_ABSENT;
     const cached = cache.find(slot, sha256);
-    if (cached !== CACHE_MISS) return cached === PROCESS_ABSENT ? undefined : cached;
-    if (!decodeSha256(sha256, this.shaBuf)) return undefined;
-    const observers = this.processStmt.get(this.shaBuf);
-    cache.store(slot, this.shaBuf, observers ?? PROCESS_ABSENT);
+    if (cached !== CACHE_MISS) return cached;
+    if (!decodeSha256(sha256, this.shaBuf)) return PROCESS_ABSENT;
+    const observers = this.processStmt.get(this.shaBuf) ?? PROCESS_ABSENT;
+    cache.store(slot, this.shaBuf, observers);
     return observers;
   }
 
   combo(sha256: string, rootDomain: string, port: number): number {
     if (sha256.length !== 64 || !isPort(port)) return 0;
+    const answers = this.recent.of(sha256);
+    let v = this.recent.combo(answers, rootDomain, port);
+    if (v === CACHE_MISS) {
+      v = this.comboUncached(sha256, rootDomain, port);
+      this.recent.storeCombo(answers, rootDomain, port, v);
+    }
+    return v;
+  }
+
+  private comboUncached(sha256: string, rootDomain: string, port: number): number {
     hashCombo(sha256, rootDomain, port);
     const h1 = comboHash[0] as number;
     const h2 = comboHash[1] as number;
@@ -180,7 +206,7 @@ export class SqliteBaseline implements BaselineReader {
       this.comboCache.store(h1, h2, v);
     }
     if (v >= 0) return v;
-    // The key is shared by several stored combos: answer from the exact table (rare, not cached).
+    // The key is shared by several stored combos: answer from the exact table (rare, not in the typed cache).
     if (!decodeSha256(sha256, this.shaBuf)) return 0;
     return this.exactStmt.get(this.shaBuf, rootDomain, port) ?? 0;
   }
@@ -201,9 +227,9 @@ export class SqliteBaseline implements BaselineReader {
 
   cacheStats(): BaselineCacheStats {
     return {
-      processHits: this.processCache.hits,
+      processHits: this.recent.processHits + this.processCache.hits,
       processMisses: this.processCache.misses,
-      comboHits: this.comboCache.hits,
+      comboHits: this.recent.comboHits + this.comboCache.hits,
       comboMisses: this.comboCache.misses,
     };
   }
