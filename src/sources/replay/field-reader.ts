@@ -2,6 +2,7 @@
 // kept (with the field's dotted path) instead of thrown, so a bad line becomes
 // a value the caller reports and reading goes on.
 import { isIP } from 'node:net';
+import { parseStrictIpv4 } from '../../detect/address.js';
 import type { RecordErrorCode } from '../../model/records.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -26,8 +27,15 @@ function describe(v: unknown): string {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const DIGITS = /^\d{1,16}$/;
 
+/** An RFC 3339 time or a string of epoch milliseconds, as epoch milliseconds; NaN when it is neither. */
+export function timeFromString(v: string): number {
+  const s = v.trim();
+  if (DIGITS.test(s)) return Number(s);
+  return RFC3339.test(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
+}
+
 /** Empty or whitespace only, without allocating for the common non-blank case. */
-function isBlank(v: string): boolean {
+export function isBlank(v: string): boolean {
   if (v.length === 0) return true;
   const c = v.charCodeAt(0);
   return (c === 32 || c === 9 || c === 10 || c === 13 || c === 0xa0 || c === 0xfeff || c === 0x3000) && v.trim() === '';
@@ -132,9 +140,7 @@ export class FieldReader {
       return Number.isFinite(v) && v >= 0 ? Math.round(v) : this.badValue(path, 'epoch milliseconds', v);
     }
     if (typeof v !== 'string') return this.wrongType(path, 'an RFC 3339 string or epoch milliseconds', v);
-    const s = v.trim();
-    if (DIGITS.test(s)) return Number(s);
-    const ms = RFC3339.test(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
+    const ms = timeFromString(v);
     return Number.isFinite(ms) ? ms : this.badValue(path, 'an RFC 3339 time or epoch milliseconds', v);
   }
 
@@ -174,6 +180,8 @@ export class FieldReader {
 
 /** Trimmed, unbracketed, lower-cased; `::ffff:1.2.3.4` becomes `1.2.3.4`. Null when not an address. */
 export function normaliseIp(raw: string): string | null {
+  // Plain dotted IPv4, the common case, is already normal.
+  if (parseStrictIpv4(raw) >= 0) return raw;
   let s = raw.trim().toLowerCase();
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
   if (s.startsWith('::ffff:') && isIP(s.slice(7)) === 4) s = s.slice(7);

@@ -4,12 +4,16 @@
 // join keeps only its capped state and a reorder window.
 import type { ReaderItem, RecordError, RecordErrorCode, SourceRecord } from '../../model/records.js';
 import { isJsonObject } from './field-reader.js';
+import { parseRareconLineFast } from './ndjson-fast.js';
 import { jsonErrorReason, parseRareconRecord, RARECON_TYPES } from './ndjson-reader.js';
 import { readLineBatches, isLineError, type ReadLinesOptions } from './read-lines.js';
 import { isWindowsEventObject } from './sysmon-event.js';
 import { SysmonReader, type SysmonReaderOptions, type SysmonStats } from './sysmon-reader.js';
 
 export type LogFormat = 'rarecon' | 'sysmon';
+
+const FAST_MISSES_TO_GIVE_UP = 64;
+const BATCH_ITEMS = 256;
 
 export interface LogReaderOptions extends ReadLinesOptions {
   /** Options of the Sysmon join (org, reorder window, DNS TTL, bounds). */
@@ -109,12 +113,20 @@ export class LogReader implements AsyncIterable<ReaderItem> {
   private async *readFile(file: string): AsyncGenerator<ReaderItem[], void, undefined> {
     const st = this.perFile.get(file) ?? newFileStats(file);
     this.perFile.set(file, st);
+    // Lines the fast path gave back in a row: a file in another shape stops trying it.
+    let fastMisses = 0;
     for await (const lines of readLineBatches(file, this.opts)) {
-      const out: ReaderItem[] = [];
-      for (const item of lines) {
+      let out: ReaderItem[] = [];
+      for (let n = 0; n < lines.length; n++) {
+        // Small batches die young: a whole 1 MiB chunk of records outlived scavenges and cost GC time.
+        if (out.length >= BATCH_ITEMS) {
+          yield out;
+          out = [];
+        }
+        const item = lines[n]!;
         if (isLineError(item)) {
           if (item.code !== 'read-failed') st.lines++;
-          out.push(item);
+          out.push(this.countError(st, item));
           continue;
         }
         st.lines++;
@@ -123,34 +135,54 @@ export class LogReader implements AsyncIterable<ReaderItem> {
           continue;
         }
         const origin = { file, line: item.line };
+        if (st.format !== 'sysmon' && fastMisses < FAST_MISSES_TO_GIVE_UP) {
+          const rec = parseRareconLineFast(item.bytes, item.start, item.end, item.text, origin);
+          if (rec !== null) {
+            fastMisses = 0;
+            st.format = 'rarecon';
+            st.records[rec.type]++;
+            out.push(rec);
+            continue;
+          }
+          fastMisses++;
+        }
         let o: unknown;
         try {
           o = JSON.parse(item.text);
         } catch (e) {
-          out.push(lineError('invalid-json', `not JSON: ${jsonErrorReason(e)}`, file, item.line));
+          out.push(this.countError(st, lineError('invalid-json', `not JSON: ${jsonErrorReason(e)}`, file, item.line)));
           continue;
         }
         if (!isJsonObject(o)) {
-          out.push(lineError('not-an-object', 'a record must be a JSON object', file, item.line));
+          out.push(this.countError(st, lineError('not-an-object', 'a record must be a JSON object', file, item.line)));
           continue;
         }
         if (st.format === null) {
           st.format = formatOf(o);
           if (st.format === null) {
-            out.push(lineError('unknown-format', 'neither a rarecon record (type dns/connection/process) nor a Windows event', file, item.line));
+            out.push(this.countError(st, lineError('unknown-format', 'neither a rarecon record (type dns/connection/process) nor a Windows event', file, item.line)));
             continue;
           }
         }
         if (st.format === 'rarecon') {
-          out.push(parseRareconRecord(o, origin));
+          const r = parseRareconRecord(o, origin);
+          if (r.type === 'error') this.countError(st, r);
+          else st.records[r.type]++;
+          out.push(r);
         } else if (isWindowsEventObject(o)) {
-          for (const r of this.sysmon.push(o, origin)) out.push(r);
+          // A joined Sysmon record may carry the origin of an earlier file.
+          for (const r of this.count(this.sysmon.push(o, origin))) out.push(r);
         } else {
           this.sysmon.countNonSysmon();
         }
       }
-      if (out.length > 0) yield this.count(out);
+      if (out.length > 0) yield out;
     }
+  }
+
+  private countError(st: FileStats, e: RecordError): RecordError {
+    st.errors[e.code] = (st.errors[e.code] ?? 0) + 1;
+    return e;
   }
 
   /** Counts items against the file they came from (a Sysmon record may leave after its file). */

@@ -17,6 +17,10 @@ export interface ReadLinesOptions {
 export interface TextLine {
   line: number;
   text: string;
+  /** The line's bytes are bytes[start, end) (valid until the next batch is read): the NDJSON fast path reads them. */
+  bytes: Buffer;
+  start: number;
+  end: number;
 }
 
 export type LineItem = TextLine | RecordError;
@@ -148,7 +152,7 @@ class LineSplitter {
     if ((hasNul || text.includes(REPLACEMENT)) && looksBinary(text)) {
       return lineError(this.file, this.lineNo, 'binary-data', 'binary data (NUL bytes or invalid UTF-8), not a text line');
     }
-    return { line: this.lineNo, text };
+    return { line: this.lineNo, text, bytes: buf, start, end };
   }
 }
 
