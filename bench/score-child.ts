@@ -1,7 +1,9 @@
 // The measuring side of bench/score.ts, in a process of its own so its peak
 // RSS (VmHWM) is the scorer's alone. Prints one JSON line of figures.
+// Scoring runs as `rarecon score` does: reader batches, a baseline read
+// transaction every 256 records, new alerts written at flush, finish() timed.
 import { readFileSync } from 'node:fs';
-import { openBaseline } from '../src/baseline/store.js';
+import { openBaseline, type SqliteBaseline } from '../src/baseline/store.js';
 import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT } from '../src/config/defaults.js';
 import { Scorer } from '../src/detect/scorer.js';
 import { StateStore } from '../src/detect/state-store.js';
@@ -11,78 +13,168 @@ import { readLogFiles } from '../src/sources/replay/log-reader.js';
 export interface ScoreFigures {
   events: number;
   endToEndPerSec: number;
+  /** Events per second of the process's own CPU time (user + system): steadier on a shared machine. */
+  endToEndPerCpuSec: number;
+  /** Reading and parsing alone (no scoring), same file. */
+  readOnlyPerSec: number;
   scoringOnlyPerSec: number;
+  /** Baseline lookups per second of scoring time (share of the scoring pass). */
   lookupsPerSec: number;
+  /** The scoring pass's lookups replayed alone against a fresh store. */
+  lookupOnlyPerSec: number;
   p50Us: number;
   p99Us: number;
   p999Us: number;
   alerts: number;
+  /** Peak RSS after the end-to-end pass (what `rarecon score` needs). */
+  endToEndPeakRssMiB: number | null;
+  /** Peak RSS of the whole process, including the scoring pass's pre-parsed records. */
   peakRssMiB: number | null;
 }
+
+const BATCH_RECORDS = 256;
 
 function vmHwmMiB(): number | null {
   const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
   return m === null ? null : Number(m[1]) / 1024;
 }
 
-function scorer(baselinePath: string): { s: Scorer; close: () => void; lookups: () => number } {
+interface Lookups {
+  shas: string[];
+  roots: (string | null)[];
+  ports: number[];
+}
+
+function scorer(
+  baselinePath: string,
+  record: Lookups | null,
+): { s: Scorer; baseline: SqliteBaseline; close: () => void; lookups: () => number } {
   const b = openBaseline(baselinePath, DEFAULT_BASELINE_STORE);
   if (!b.ok) throw new Error(b.error);
   const state = StateStore.open(null);
   let n = 0;
+  const note = (sha: string, root: string | null, port: number): void => {
+    n++;
+    if (record === null) return;
+    record.shas.push(sha);
+    record.roots.push(root);
+    record.ports.push(port);
+  };
   const counted = {
-    process: (sha: string) => (n++, b.baseline.process(sha)),
-    combo: (sha: string, root: string, port: number) => (n++, b.baseline.combo(sha, root, port)),
+    process: (sha: string) => {
+      note(sha, null, 0);
+      return b.baseline.process(sha);
+    },
+    combo: (sha: string, root: string, port: number) => {
+      note(sha, root, port);
+      return b.baseline.combo(sha, root, port);
+    },
     meta: () => b.baseline.meta(),
   };
-  const s = new Scorer({ baseline: counted, config: DEFAULT_DETECT, state, nowMs: 0 });
-  return { s, close: () => (state.close(), b.baseline.close()), lookups: () => n };
+  const s = new Scorer({ baseline: counted, config: DEFAULT_DETECT, state, nowMs: 0, durableNewAlerts: false });
+  return { s, baseline: b.baseline, close: () => (state.close(), b.baseline.close()), lookups: () => n };
+}
+
+async function endToEnd(
+  baselinePath: string,
+  eventsPath: string,
+): Promise<{ events: number; perSec: number; perCpuSec: number; alerts: number }> {
+  const a = scorer(baselinePath, null);
+  let events = 0;
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  for await (const batch of readLogFiles([eventsPath]).batches()) {
+    for (let i = 0; i < batch.length; i += BATCH_RECORDS) {
+      a.baseline.beginBatch();
+      for (let j = i; j < Math.min(batch.length, i + BATCH_RECORDS); j++) {
+        const item = batch[j]!;
+        if (item.type === 'error') continue;
+        events++;
+        a.s.handle(item);
+      }
+      a.baseline.endBatch();
+    }
+  }
+  const alerts = a.s.finish().length;
+  const perSec = events / ((performance.now() - t0) / 1000);
+  const cpu = process.cpuUsage(c0);
+  a.close();
+  return { events, perSec, perCpuSec: events / ((cpu.user + cpu.system) / 1e6), alerts };
+}
+
+async function readOnly(eventsPath: string): Promise<number> {
+  let n = 0;
+  const t0 = performance.now();
+  for await (const batch of readLogFiles([eventsPath]).batches()) n += batch.length;
+  return n / ((performance.now() - t0) / 1000);
 }
 
 async function main(): Promise<void> {
   const [baselinePath, eventsPath] = process.argv.slice(2) as [string, string];
   // 1. End to end: read, parse, score.
-  const a = scorer(baselinePath);
-  let events = 0;
-  const t0 = performance.now();
-  for await (const item of readLogFiles([eventsPath])) {
-    if (item.type === 'error') continue;
-    events++;
-    a.s.handle(item);
-  }
-  const endToEndPerSec = events / ((performance.now() - t0) / 1000);
-  const alerts = a.s.finish().length;
-  a.close();
+  const e2e = await endToEnd(baselinePath, eventsPath);
+  const endToEndPeakRssMiB = vmHwmMiB();
+  const readOnlyPerSec = await readOnly(eventsPath);
 
   // 2. Scoring alone on pre-parsed records, timed one by one.
   const records: SourceRecord[] = [];
   for await (const item of readLogFiles([eventsPath])) if (item.type !== 'error') records.push(item);
-  const b = scorer(baselinePath);
+  const b = scorer(baselinePath, null);
   const lat = new Float64Array(records.length);
   const t1 = performance.now();
   for (let i = 0; i < records.length; i++) {
+    if (i % BATCH_RECORDS === 0) b.baseline.beginBatch();
     const s0 = process.hrtime.bigint();
     b.s.handle(records[i]!);
     lat[i] = Number(process.hrtime.bigint() - s0) / 1000;
+    if (i % BATCH_RECORDS === BATCH_RECORDS - 1 || i === records.length - 1) b.baseline.endBatch();
   }
+  b.s.finish();
   const secs = (performance.now() - t1) / 1000;
   const lookups = b.lookups();
   b.close();
+  // The lookups the scorer makes, recorded in an untimed pass of their own.
+  const recorded: Lookups = { shas: [], roots: [], ports: [] };
+  const r = scorer(baselinePath, recorded);
+  for (const rec of records) r.s.handle(rec);
+  r.close();
+  records.length = 0;
+
+  // 3. The same lookups alone, against a fresh store (cold caches).
+  const c = openBaseline(baselinePath, DEFAULT_BASELINE_STORE);
+  if (!c.ok) throw new Error(c.error);
+  const store = c.baseline;
+  const { shas, roots, ports } = recorded;
+  const t2 = performance.now();
+  let sink = 0;
+  for (let i = 0; i < shas.length; i++) {
+    if (i % BATCH_RECORDS === 0) store.beginBatch();
+    const root = roots[i]!;
+    sink += root === null ? (store.process(shas[i]!) ?? 0) : store.combo(shas[i]!, root, ports[i]!);
+    if (i % BATCH_RECORDS === BATCH_RECORDS - 1) store.endBatch();
+  }
+  store.endBatch();
+  const lookupOnlyPerSec = shas.length / ((performance.now() - t2) / 1000);
+  store.close();
+  if (sink < 0) throw new Error('unreachable');
+
   lat.sort();
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!;
   const figures: ScoreFigures = {
-    events,
-    endToEndPerSec,
-    scoringOnlyPerSec: records.length / secs,
+    events: e2e.events,
+    endToEndPerSec: e2e.perSec,
+    endToEndPerCpuSec: e2e.perCpuSec,
+    readOnlyPerSec,
+    scoringOnlyPerSec: lat.length / secs,
     lookupsPerSec: lookups / secs,
+    lookupOnlyPerSec,
     p50Us: q(0.5),
     p99Us: q(0.99),
     p999Us: q(0.999),
-    alerts,
-    peakRssMiB: null,
+    alerts: e2e.alerts,
+    endToEndPeakRssMiB,
+    peakRssMiB: vmHwmMiB(),
   };
-  records.length = 0;
-  figures.peakRssMiB = vmHwmMiB();
   process.stdout.write(JSON.stringify(figures) + '\n');
 }
 

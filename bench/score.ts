@@ -30,10 +30,12 @@ export async function benchScore(opts: { combos: number; events: number }): Prom
   }
   const f = JSON.parse(r.stdout) as ScoreFigures;
   console.log(`score: ${fmt(f.events)} NDJSON events against ${fmt(opts.combos)} combos, one core`);
-  console.log(`  end to end (read + parse + score): ${fmt(f.endToEndPerSec)} events/s`);
+  const mib = (x: number | null): string => (x === null ? 'n/a' : fmt(x) + ' MiB');
+  console.log(`  end to end (read + parse + score): ${fmt(f.endToEndPerSec)} events/s (${fmt(f.endToEndPerCpuSec)} per CPU second); reading and parsing alone ${fmt(f.readOnlyPerSec)} records/s`);
   console.log(`  scoring alone (parsed records):    ${fmt(f.scoringOnlyPerSec)} events/s, ${fmt(f.lookupsPerSec)} baseline lookups/s`);
+  console.log(`  baseline lookups alone (the same, fresh store): ${fmt(f.lookupOnlyPerSec)} lookups/s`);
   console.log(`  per-event scoring latency: p50 ${fmt(f.p50Us, 1)} us, p99 ${fmt(f.p99Us, 1)} us, p99.9 ${fmt(f.p999Us, 1)} us`);
-  console.log(`  alerts: ${fmt(f.alerts)}; peak RSS of the scoring process: ${f.peakRssMiB === null ? 'n/a' : fmt(f.peakRssMiB) + ' MiB'}`);
+  console.log(`  alerts: ${fmt(f.alerts)}; peak RSS: end to end ${mib(f.endToEndPeakRssMiB)}, with all records held for the scoring pass ${mib(f.peakRssMiB)}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

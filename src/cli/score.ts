@@ -83,7 +83,8 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const render = format === 'ecs' ? toEcs : toOcsf;
   const emit = (a: Alert): Promise<void> => writeLine(out, JSON.stringify(render(a)));
 
-  const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0 });
+  // Offline, new alerts are written with the periodic flush: a crashed run is simply run again.
+  const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0, durableNewAlerts: false });
   const errorsByCode: Partial<Record<RecordErrorCode, number>> = {};
   let errorsTotal = 0;
   let alertsTotal = 0;
@@ -91,28 +92,35 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const progress = new Progress(err, positionals.length, totalBytes);
 
   try {
-    {
-      for await (const item of readLogFiles(positionals)) {
-        if (item.type === 'error') {
-          errorsTotal++;
-          errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
-          if (errorsTotal <= maxErrorLines) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
-          continue;
-        }
-        records++;
-        const outcome = scorer.handle(item);
-        if (outcome.kind === 'health') {
-          alertsTotal++;
-          await emit(outcome.alert);
-        }
-        if ((records & 0x3ff) === 0) {
-          for (const a of scorer.takeClosed()) {
-            alertsTotal++;
-            await emit(a);
+    // Each reader batch (up to 256 records) is scored in one baseline read
+    // transaction, which ends before the alerts it raised are written out.
+    const ready: Alert[] = [];
+    for await (const batch of readLogFiles(positionals).batches()) {
+      baseline.beginBatch();
+      try {
+        for (const item of batch) {
+          if (item.type === 'error') {
+            errorsTotal++;
+            errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
+            if (errorsTotal <= maxErrorLines) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
+            continue;
           }
-          progress.update(item.origin?.file ?? '', records);
+          records++;
+          const outcome = scorer.handle(item);
+          if (outcome.kind === 'health') ready.push(outcome.alert);
+          if ((records & 0x3ff) === 0) {
+            for (const a of scorer.takeClosed()) ready.push(a);
+            progress.update(item.origin?.file ?? '', records);
+          }
         }
+      } finally {
+        baseline.endBatch();
       }
+      for (const a of ready) {
+        alertsTotal++;
+        await emit(a);
+      }
+      ready.length = 0;
     }
     for (const a of scorer.finish()) {
       alertsTotal++;
