@@ -1,7 +1,7 @@
 // The measuring side of bench/score.ts, in a process of its own so its peak
 // RSS (VmHWM) is the scorer's alone. Prints one JSON line of figures.
-// Scoring runs as `rarecon score` does: reader batches, a baseline read
-// transaction every 256 records, new alerts written at flush, finish() timed.
+// Scoring runs as `rarecon score` does: reader batches of 256 records, one
+// baseline read transaction each, no state kept, finish() timed.
 import { readFileSync } from 'node:fs';
 import { openBaseline, type SqliteBaseline } from '../src/baseline/store.js';
 import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT } from '../src/config/defaults.js';
@@ -71,7 +71,8 @@ function scorer(
     },
     meta: () => b.baseline.meta(),
   };
-  const s = new Scorer({ baseline: counted, config: DEFAULT_DETECT, state, nowMs: 0, durableNewAlerts: false });
+  // As `rarecon score` without --state: the in-memory state is thrown away, so alerts are not written to it.
+  const s = new Scorer({ baseline: counted, config: DEFAULT_DETECT, state, nowMs: 0, alertWrites: 'never' });
   return { s, baseline: b.baseline, close: () => (state.close(), b.baseline.close()), lookups: () => n };
 }
 

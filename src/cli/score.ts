@@ -83,8 +83,9 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const render = format === 'ecs' ? toEcs : toOcsf;
   const emit = (a: Alert): Promise<void> => writeLine(out, JSON.stringify(render(a)));
 
-  // Offline, new alerts are written with the periodic flush: a crashed run is simply run again.
-  const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0, durableNewAlerts: false });
+  // Offline, a crashed run is simply run again: alerts reach a kept state with the flush, an in-memory one never.
+  const alertWrites = values.state === undefined ? 'never' : 'flush';
+  const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0, alertWrites });
   const errorsByCode: Partial<Record<RecordErrorCode, number>> = {};
   let errorsTotal = 0;
   let alertsTotal = 0;

@@ -27,11 +27,18 @@ export function alertUid(dedupKey: string, firstSeenMs: number): string {
   return createHash('sha256').update(`${dedupKey}|${firstSeenMs}`).digest('hex').slice(0, 32);
 }
 
+/**
+ * When open alerts and valve counts reach the state store: 'each' as a new
+ * alert is raised (dedup holds across a crash), 'flush' with the next flush(),
+ * 'never' for a run whose state is thrown away.
+ */
+export type AlertWrites = 'each' | 'flush' | 'never';
+
 export interface DedupOptions {
   windowMs: number;
   maxAlertsPerHostPerDay: number;
-  /** True (default): a new alert and its valve count are written as it is raised. False: at the next flush(). */
-  durableNewAlerts?: boolean;
+  /** Default 'each'. */
+  alertWrites?: AlertWrites;
 }
 
 export class AlertDeduper {
@@ -39,9 +46,9 @@ export class AlertDeduper {
   private readonly byCombo = new Map<string, Set<string>>();
   private readonly valves = new Map<string, ValveRow>();
   private readonly closed: DetectionAlert[] = [];
-  /** Valve counts changed since the last write (only when new alerts wait for flush()). */
+  /** Valve counts changed since the last write (when writes wait for flush()). */
   private readonly dirtyValves = new Set<ValveRow>();
-  private readonly durable: boolean;
+  private readonly writes: AlertWrites;
   private nextExpiryMs = Number.POSITIVE_INFINITY;
 
   constructor(
@@ -49,7 +56,7 @@ export class AlertDeduper {
     private readonly opts: DedupOptions,
     nowMs: number,
   ) {
-    this.durable = opts.durableNewAlerts ?? true;
+    this.writes = opts.alertWrites ?? 'each';
     for (const row of store.openAlerts(nowMs - opts.windowMs)) this.index(row);
     for (const v of store.valves()) this.valves.set(v.hostKey, v);
   }
@@ -116,18 +123,18 @@ export class AlertDeduper {
     v.count++;
     if (v.count > this.opts.maxAlertsPerHostPerDay) {
       v.pausedUntilMs = v.windowStartMs + this.opts.windowMs;
-      if (this.durable) this.store.saveValve(v);
-      else this.dirtyValves.add(v);
+      if (this.writes === 'each') this.store.saveValve(v);
+      else if (this.writes === 'flush') this.dirtyValves.add(v);
       return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, v, nowMs) };
     }
 
     const alert: DetectionAlert = { ...candidate, uid: alertUid(dedupKey, candidate.firstSeenMs) };
-    const row: OpenAlertRow = { dedupKey, comboKey, hostKey, severityId: alert.severityId, alert, dirty: !this.durable };
+    const row: OpenAlertRow = { dedupKey, comboKey, hostKey, severityId: alert.severityId, alert, dirty: this.writes === 'flush' };
     this.index(row);
-    if (this.durable) {
+    if (this.writes === 'each') {
       // Written at once, with its valve count in the same transaction: dedup must hold across a crash right after it.
       this.store.saveAlerts([row], null, [v]);
-    } else {
+    } else if (this.writes === 'flush') {
       this.dirtyValves.add(v);
     }
     return { kind: 'new', alert };
@@ -171,6 +178,7 @@ export class AlertDeduper {
 
   /** Writes changed counts (and alerts not yet written) in one transaction; drops rows whose window closed. */
   flush(pruneBeforeMs: number | null = null): void {
+    if (this.writes === 'never') return;
     const dirty: OpenAlertRow[] = [];
     for (const row of this.open.values()) {
       if (row.dirty) {

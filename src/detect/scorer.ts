@@ -8,7 +8,7 @@ import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js
 import type { DetectConfig } from '../config/defaults.js';
 import { DnsCache } from '../enrich/dns-cache.js';
 import { makeDetector, type Detector, type Finding } from './detector.js';
-import { AlertDeduper, hostKeyOf } from './dedup.js';
+import { AlertDeduper, hostKeyOf, type AlertWrites } from './dedup.js';
 import type { StateStore } from './state-store.js';
 
 export type ScoreOutcome =
@@ -46,11 +46,12 @@ export interface ScorerOptions {
   /** Start of the run, for loading dedup state. Offline: the first record's time is not known yet, so 0 loads all. */
   nowMs: number;
   /**
-   * Write each new alert to the state store the moment it is raised (default
-   * true: the daemon's dedup must hold across a crash). False batches them
-   * into flush(), for offline scoring, where a rerun scores the file again.
+   * When alerts reach the state store. 'each' (default): as a new one is
+   * raised, so the daemon's dedup holds across a crash. 'flush': with the next
+   * flush(), for offline runs that keep state (a crashed run is run again).
+   * 'never': offline runs whose state is thrown away.
    */
-  durableNewAlerts?: boolean;
+  alertWrites?: AlertWrites;
 }
 
 /** Enrolment of one host; shared by the key map and the org -> id map. */
@@ -98,7 +99,7 @@ export class Scorer {
       {
         windowMs: opts.config.dedupWindowMs,
         maxAlertsPerHostPerDay: opts.config.maxAlertsPerHostPerDay,
-        durableNewAlerts: opts.durableNewAlerts ?? true,
+        alertWrites: opts.alertWrites ?? 'each',
       },
       opts.nowMs,
     );
