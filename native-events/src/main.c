@@ -84,7 +84,7 @@ static void usage(FILE *f)
 		"  --stack-frames N       user stack frames per CONNECT, 0..%d (default %d)\n"
 		"  --ringbuf-kb N         ring buffer size, a power of two >= page size (default 4096)\n"
 		"  --stats-interval-ms N  LOSS frame period (default 1000)\n"
-		"  --flush-ms N           longest time a frame waits in the output buffer, 1..50 (default 25)\n"
+		"  --flush-ms N           longest time a frame waits in the output buffer, 1..50 (default 2)\n"
 		"  --check                load and attach, then exit 0 (nothing written to stdout)\n"
 		"  --verbose              debug diagnostics, libbpf's included\n"
 		"  --version\n",
@@ -132,7 +132,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		.stack_frames = RC_MAX_STACK_FRAMES,
 		.ringbuf_kb = 4096,
 		.stats_interval_ms = 1000,
-		.flush_ms = 25,
+		.flush_ms = 2,
 	};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
