@@ -137,13 +137,19 @@ async function benchDeltaApply(dir: string, n: number, out: (l: string) => void)
   cache.close();
 }
 
+/** `RARECON_BENCH_SERVER_ORGS=50 npm run bench server` for a quick run (the full one takes about half an hour). */
+function envOrgs(): number | undefined {
+  const v = Number(process.env.RARECON_BENCH_SERVER_ORGS);
+  return Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
 export async function benchServer(opts: BenchServerOptions = {}): Promise<void> {
   const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'rarecon-bench-server-'));
   const stateDir = join(dir, 'server');
   const fleet = {
     ...DEFAULT_FLEET,
-    orgs: opts.orgs ?? DEFAULT_FLEET.orgs,
+    orgs: opts.orgs ?? envOrgs() ?? DEFAULT_FLEET.orgs,
     hostsPerOrg: opts.hostsPerOrg ?? DEFAULT_FLEET.hostsPerOrg,
     days: opts.days ?? DEFAULT_FLEET.days,
   };
