@@ -52,6 +52,26 @@ function product(): Record<string, unknown> {
   return { name: 'rarecon', vendor_name: 'rarecon project', version: PRODUCT_VERSION };
 }
 
+/** The class, activity, severity and status fields every finding starts with. */
+function classHeader(a: Alert): Record<string, unknown> {
+  return {
+      category_uid: 2,
+      category_name: 'Findings',
+      class_uid: CLASS_UID,
+      class_name: 'Detection Finding',
+      activity_id: ACTIVITY_CREATE,
+      activity_name: 'Create',
+      type_uid: CLASS_UID * 100 + ACTIVITY_CREATE,
+      type_name: 'Detection Finding: Create',
+      severity_id: a.severityId,
+      severity: SEVERITY_LABEL[a.severityId],
+      status_id: 1,
+      status: 'New',
+      time: a.firstSeenMs,
+      count: a.count,
+  };
+}
+
 function device(a: Alert): Record<string, unknown> {
   return { uid: a.host.id, hostname: a.host.name ?? a.host.id, org: { uid: a.host.org }, type_id: 0 };
 }
@@ -63,20 +83,7 @@ function detectionToOcsf(a: DetectionAlert): OcsfFinding {
   }
   const process = ocsfProcess(a.process);
   return {
-    category_uid: 2,
-    category_name: 'Findings',
-    class_uid: CLASS_UID,
-    class_name: 'Detection Finding',
-    activity_id: ACTIVITY_CREATE,
-    activity_name: 'Create',
-    type_uid: CLASS_UID * 100 + ACTIVITY_CREATE,
-    type_name: 'Detection Finding: Create',
-    severity_id: a.severityId,
-    severity: SEVERITY_LABEL[a.severityId],
-    status_id: 1,
-    status: 'New',
-    time: a.firstSeenMs,
-    count: a.count,
+    ...classHeader(a),
     message: `${basename(a.process.path ?? a.process.sha256 ?? '?')} connected to ${a.connection.hostname}:${a.connection.port} (${a.connection.rootDomain}), a combination ${a.prevalence.comboObservers} of ${a.prevalence.populationSize} ${a.prevalence.observerUnit} observers saw`,
     metadata: { version: OCSF_VERSION, uid: a.uid, product: product(), labels: [a.variation] },
     finding_info: {
@@ -127,20 +134,7 @@ function detectionToOcsf(a: DetectionAlert): OcsfFinding {
 
 function healthToOcsf(a: HealthAlert): OcsfFinding {
   return {
-    category_uid: 2,
-    category_name: 'Findings',
-    class_uid: CLASS_UID,
-    class_name: 'Detection Finding',
-    activity_id: ACTIVITY_CREATE,
-    activity_name: 'Create',
-    type_uid: CLASS_UID * 100 + ACTIVITY_CREATE,
-    type_name: 'Detection Finding: Create',
-    severity_id: a.severityId,
-    severity: SEVERITY_LABEL[a.severityId],
-    status_id: 1,
-    status: 'New',
-    time: a.firstSeenMs,
-    count: a.count,
+    ...classHeader(a),
     message: a.reason,
     metadata: { version: OCSF_VERSION, uid: a.uid, product: product(), labels: ['health'] },
     finding_info: {
