@@ -53,6 +53,8 @@ export interface AggregateFigures {
   changedProcesses: number;
   changedCombos: number;
   snapshotBytes: number;
+  /** Sampled counts that differed from the file (then every count was read back from it); 0 expected. */
+  countMismatches: number;
 }
 
 export type AggregateResult = { ok: true; version: number; meta: BaselineMeta; figures: AggregateFigures } | { ok: false; error: string };
@@ -157,6 +159,9 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
     });
     const combos = new ComboTable();
     let comboStamp: Int32Array<ArrayBuffer> = new Int32Array(1 << 16);
+    // Distinct observers counted on the way, checked against the written file below.
+    let comboSeen: Int32Array<ArrayBuffer> = new Int32Array(1 << 16);
+    const procSeen = new Int32Array(shaHex.length + 1);
     const procStamp = new Int32Array(shaHex.length + 1);
     const shaInWindow = new Uint8Array(shaHex.length + 1);
     const s: Sighting = { observer: '', dayMs: 0, sha256: '', rootDomain: null, port: null };
@@ -190,6 +195,7 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
           const id = procs[i] as number;
           if (procStamp[id] === stamp) continue;
           procStamp[id] = stamp;
+          procSeen[id] = (procSeen[id] as number) + 1;
           shaInWindow[id] = 1;
           s.sha256 = shaHex[id] as string;
           builder.add(s);
@@ -202,9 +208,18 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
           const rootId = triples[i + 1] as number;
           const port = triples[i + 2] as number;
           const cid = combos.intern(shaId, rootId, port);
-          if (cid >= comboStamp.length) comboStamp = grow(comboStamp, cid + 1);
+          if (cid >= comboStamp.length) {
+            comboStamp = grow(comboStamp, cid + 1);
+            comboSeen = grow(comboSeen, cid + 1);
+          }
           if (comboStamp[cid] === stamp) continue;
           comboStamp[cid] = stamp;
+          comboSeen[cid] = (comboSeen[cid] as number) + 1;
+          // The builder counts a combo's sha256 as run by that observer too.
+          if (procStamp[shaId] !== stamp) {
+            procStamp[shaId] = stamp;
+            procSeen[shaId] = (procSeen[shaId] as number) + 1;
+          }
           shaInWindow[shaId] = 1;
           s.sha256 = shaHex[shaId] as string;
           s.rootDomain = roots[rootId] as string;
@@ -224,23 +239,36 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
     if (!written.ok) return { ok: false, error: `the builder could not write ${file}: ${written.error}` };
     const writtenAt = performance.now();
 
-    // Counts as the signed file holds them: the publication must agree with the snapshot.
+    // The publication must agree with the signed snapshot. The counts made on the
+    // way are checked against the file on an even sample; any difference and
+    // every count is read back from the file instead.
     const opened = openBaseline(file, { cacheSizeKiB: 64 * 1024, lookupCacheEntries: 1024 });
     if (!opened.ok) return { ok: false, error: `the new baseline does not open: ${opened.error}` };
     const reader = opened.baseline;
     const comboCount = combos.count;
+    const omitSingles = written.meta.omitsSingleObserverCombos;
     const comboObservers = new Int32Array(comboCount);
     const procObservers = new Int32Array(shaHex.length + 1);
+    for (let c = 0; c < comboCount; c++) {
+      const n = comboSeen[c] as number;
+      comboObservers[c] = omitSingles && n === 1 ? 0 : n;
+    }
+    for (let id = 0; id < shaInWindow.length; id++) procObservers[id] = procSeen[id] as number;
+    const comboOf = (c: number): number =>
+      reader.combo(shaHex[combos.sha[c] as number] as string, roots[combos.root[c] as number] as string, combos.port[c] as number);
+    let mismatches = 0;
     reader.beginBatch();
     try {
-      for (let id = 0; id < shaInWindow.length; id++)
-        if (shaInWindow[id] === 1) procObservers[id] = reader.process(shaHex[id] as string) ?? 0;
-      for (let c = 0; c < comboCount; c++) {
-        comboObservers[c] = reader.combo(
-          shaHex[combos.sha[c] as number] as string,
-          roots[combos.root[c] as number] as string,
-          combos.port[c] as number,
-        );
+      const sample = 20_000;
+      for (let c = 0; c < comboCount; c += Math.max(1, Math.floor(comboCount / sample))) if (comboOf(c) !== comboObservers[c]) mismatches++;
+      const shaStep = Math.max(1, Math.floor(shaInWindow.length / sample));
+      for (let id = 0; id < shaInWindow.length; id += shaStep) {
+        if (shaInWindow[id] === 1 && (reader.process(shaHex[id] as string) ?? 0) !== procObservers[id]) mismatches++;
+      }
+      if (mismatches > 0) {
+        for (let id = 0; id < shaInWindow.length; id++)
+          if (shaInWindow[id] === 1) procObservers[id] = reader.process(shaHex[id] as string) ?? 0;
+        for (let c = 0; c < comboCount; c++) comboObservers[c] = comboOf(c);
       }
     } finally {
       reader.endBatch();
@@ -415,6 +443,7 @@ export function aggregate(opts: AggregateOptions): AggregateResult {
         changedProcesses,
         changedCombos,
         snapshotBytes: bytes,
+        countMismatches: mismatches,
       },
     };
   } catch (e) {

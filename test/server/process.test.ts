@@ -103,7 +103,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     const cfgFile = join(tmp.dir, `${name}.yaml`);
     writeFileSync(
       cfgFile,
-      `stateDir: ${state}\nsync:\n  serverUrl: ${via}\n  serverPublicKey: "${pubkey}"\n  enrolTokenFile: ${tokenFile}\n  mode: ${mode}\n  requestTimeoutMs: 3000\n`,
+      `stateDir: ${state}\nsync:\n  serverUrl: ${via}\n  serverPublicKey: "${pubkey}"\n  enrolTokenFile: ${tokenFile}\n  mode: ${mode}\n  requestTimeoutMs: 15000\n`,
     );
     return { cfgFile, state };
   }
