@@ -89,6 +89,7 @@ describe('baseline server API', () => {
   it('builds and serves a signed bucket, delta and snapshot', async () => {
     const b = await http(`${server.url}/v1/admin/build`, { method: 'POST', token: server.adminToken });
     expect(b.status).toBe(200);
+    expect(b.json.figures.countMismatches).toBe(0);
     const version = b.json.version as number;
     const key = parsePublicKey(server.publicKeyText);
     if (!key.ok) throw new Error(key.error);

@@ -54,6 +54,8 @@ describe('endpoint sync against the baseline server', () => {
     for (let d = 1; d <= 3; d++) await uploadFleetDay(server.url, creds, today - d * DAY);
     const b = await server.buildNow();
     if (!b.ok) throw new Error(b.error);
+    // Counted on the way and by the builder alike (single-observer combos left out here).
+    expect(b.figures.countMismatches).toBe(0);
   });
   afterAll(async () => {
     await proxy.close();
