@@ -44,8 +44,11 @@ export function keyTable(names: readonly string[]): Uint8Array[] {
   return names.map(keyBytes);
 }
 
+/** Buffer's own latin1 decoder: toString('latin1') reaches it through two JS frames (~9% of parsing). */
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
 export class JsonBytes {
-  b: Buffer = Buffer.alloc(0);
+  b: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
   i = 0;
   end = 0;
   private base = 0;
@@ -55,7 +58,7 @@ export class JsonBytes {
 
   /** `text` must be the decoding of bytes[start, end). */
   reset(bytes: Buffer, start: number, end: number, text: string): void {
-    this.b = bytes;
+    this.b = bytes as Latin1Buffer;
     this.i = start;
     this.end = end;
     this.base = start;
@@ -128,7 +131,7 @@ export class JsonBytes {
     const close = this.stringEnd();
     this.i = close + 1;
     if (!this.escaped) {
-      if (own && close - start > 13) return this.b.toString('latin1', start + 1, close);
+      if (own && close - start > 13) return this.b.latin1Slice(start + 1, close);
       return this.text.slice(start + 1 - this.base, close - this.base);
     }
     try {
@@ -152,7 +155,7 @@ export class JsonBytes {
       if (seen < NOT_HEX) {
         this.i = start + 65;
         // Owned, not a slice of the line: caches key on it.
-        const s = this.b.toString('latin1', start, start + 64);
+        const s = this.b.latin1Slice(start, start + 64);
         return seen >= UPPER_HEX ? s.toLowerCase() : s;
       }
     }
