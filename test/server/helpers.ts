@@ -12,7 +12,6 @@ import { startBaselineServer, type RunningServer } from '../../src/server/server
 import type { LogFn } from '../../src/report/log.js';
 import { REPO } from '../helpers/cli.js';
 
-export const RUN_CLI = join(REPO, 'test', 'server', 'run-cli.mjs');
 export const DIST_SERVER_CLI = join(REPO, 'dist', 'src', 'cli', 'server.js');
 
 export function tempDir(name: string): { dir: string; cleanup: () => void } {

@@ -1,4 +1,4 @@
-// The compiled `rarecon server` and `rarecon sync` as separate processes: the
+// The compiled `rarecon server`, `rarecon sync` and `rarecon score` as separate processes: the
 // server aggregates in its worker thread, the endpoint syncs from the command
 // line, and a sync killed at any moment leaves a usable baseline behind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { openBaseline } from '../../src/baseline/store.js';
 import { BucketCache } from '../../src/baseline/bucket-cache.js';
 import { SightingsStore } from '../../src/baseline/sightings-store.js';
-import { DAY, DIST_SERVER_CLI, POPULAR, RUN_CLI, enrolHosts, http, isoDay, sha, startProxy, tempDir, uploadFleetDay } from './helpers.js';
-import { REPO } from '../helpers/cli.js';
+import { DAY, DIST_SERVER_CLI, POPULAR, enrolHosts, http, isoDay, sha, startProxy, tempDir, uploadFleetDay } from './helpers.js';
+import { CLI, REPO } from '../helpers/cli.js';
 
 function run(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN_CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -29,7 +29,7 @@ function run(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout
 
 function killAfter(args: string[], ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [RUN_CLI, ...args], { cwd: REPO, stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: 'ignore' });
     const t = setTimeout(() => child.kill('SIGKILL'), ms);
     child.on('close', () => {
       clearTimeout(t);
@@ -62,7 +62,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     pubkey = enrolled.publicKey;
     expect(statSync(join(serverDir, 'signing-key.pem')).mode & 0o777).toBe(0o600);
 
-    serverProc = spawn(process.execPath, [RUN_CLI, 'server', '--config', serverCfg], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    serverProc = spawn(process.execPath, [CLI, 'server', '--config', serverCfg], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     // The log goes to stdout or stderr depending on the logger's set-up: read both.
     url = await new Promise<string>((resolve, reject) => {
       let seen = '';
@@ -240,5 +240,62 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     const c3 = new BucketCache(join(state, 'bucket-cache.db'), { pendingMaxEvents: 10, pendingTimeoutMs: 60_000 });
     expect(c3.version()).toBe(newer);
     c3.close();
+  });
+  it('scores with the synced baseline: a planted rare combo alerts, the popular one does not', async () => {
+    // A fleet of its own (so the counts do not depend on the other tests): 12
+    // hosts run BIN to popular.com:443, two of them to rare-c2.net:8443, one
+    // to planted-c2.org:4444.
+    const BIN = sha('scored-binary');
+    const creds = await enrolHosts(url, token, 12, 'scored');
+    for (let i = 0; i < creds.length; i++) {
+      const combos = [{ sha256: BIN, rootDomain: 'popular.com', port: 443 }];
+      if (i < 2) combos.push({ sha256: BIN, rootDomain: 'rare-c2.net', port: 8443 });
+      if (i === 0) combos.push({ sha256: BIN, rootDomain: 'planted-c2.org', port: 4444 });
+      // 14 days of history: the contract scores only on a baseline that covers the activation period.
+      const days = Array.from({ length: 14 }, (_, d) => ({ day: isoDay(today - (d + 1) * DAY), processes: [BIN], combos }));
+      const up = await http(`${url}/v1/sightings`, { token: creds[i] as string, body: { days } });
+      expect(up.status, up.body.toString()).toBe(200);
+    }
+    await build();
+    const { cfgFile, state } = endpointCfg('scorer', 'snapshot', url);
+    const s = await run(['sync', '--now', '--config', cfgFile, '--host-id', 'scorer']);
+    expect(s.code, s.stderr).toBe(0);
+
+    const conn = (i: number, hostname: string, port: number): string =>
+      JSON.stringify({
+        type: 'connection',
+        time: new Date(today + i * 1000).toISOString(),
+        host: { id: 'scorer', org: 'acme' },
+        process: { pid: 100 + i, path: '/usr/bin/scored', sha256: BIN },
+        protocol: 'tcp',
+        remote: { ip: `203.0.113.${10 + i}`, port, hostname: `api.${hostname}` },
+      });
+    const events = join(tmp.dir, 'scorer-today.jsonl');
+    writeFileSync(events, [conn(1, 'popular.com', 443), conn(2, 'rare-c2.net', 8443), conn(3, 'planted-c2.org', 4444)].join('\n') + '\n');
+    const r = await run(['score', '--baseline', join(state, 'baseline.db'), '--activation-days', '0', events]);
+    expect(r.code, r.stderr).toBe(0);
+    const alerts = r.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            severity: string;
+            metadata: { labels: string[] };
+            evidences: Array<{ dst_endpoint: { domain: string; port: number } }>;
+          },
+      );
+    const seen = alerts.map((a) => [
+      a.evidences[0]?.dst_endpoint.domain,
+      a.evidences[0]?.dst_endpoint.port,
+      a.severity,
+      a.metadata.labels[0],
+    ]);
+    // The popular combo is common: no alert. rare-c2.net has 2 host observers
+    // (rare, Low); planted-c2.org one (very rare, Medium).
+    expect(seen).toEqual([
+      ['rare-c2.net', 8443, 'Low', 'rare'],
+      ['planted-c2.org', 4444, 'Medium', 'very-rare'],
+    ]);
   });
 });
