@@ -16,7 +16,8 @@ export type Json = Record<string, any>;
 export interface DaemonOptions {
   /** Folder for state/, config.yaml, alerts.jsonl, record.jsonl, sink.jsonl. */
   dir: string;
-  baseline: string;
+  /** Baseline file (--baseline); absent = the daemon's sync section provides it (server or standalone). */
+  baseline?: string;
   /** Merged over the test defaults (file sink, status every 200 ms, metrics on an ephemeral port). */
   config?: Json;
   record?: boolean;
@@ -79,8 +80,7 @@ export class DaemonRun {
       'run',
       '--config',
       this.configPath,
-      '--baseline',
-      opts.baseline,
+      ...(opts.baseline === undefined ? [] : ['--baseline', opts.baseline]),
       '--state',
       this.stateDir,
       '--alerts',
