@@ -8,7 +8,7 @@ import { dirname, posix } from 'node:path';
 import type { Injection } from '../model/records.js';
 import { BoundedCache, type CacheStats } from './bounded-cache.js';
 import { readExeLink } from './image-hash.js';
-import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readStat, type ProcErrorCode } from './process-info.js';
+import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readSmallProcSync, readStat, type ProcErrorCode } from './process-info.js';
 
 export interface Mapping {
   start: number;
@@ -454,14 +454,15 @@ export class InjectionInspector {
     if (tid !== null && tid !== pid) files.push(`${this.procRoot}/${pid}/task/${tid}/status`);
     const tracers = new Set<number>();
     for (const [i, f] of files.entries()) {
-      // The thread may have exited since the event; the process status still counts.
-      const text = await readProc(f).then(
-        (b) => b.toString('latin1'),
-        (err: unknown) => {
-          if (i === 0) throw err;
-          return '';
-        },
-      );
+      // Read per connection, so read synchronously: status is cheap for the kernel and costly through the thread pool.
+      let text: string;
+      try {
+        text = readSmallProcSync(f);
+      } catch (err) {
+        // The thread may have exited since the event; the process status still counts.
+        if (i === 0) throw err;
+        text = '';
+      }
       const t = Number(/^TracerPid:\s*(\d+)/m.exec(text)?.[1] ?? 0);
       if (t > 0) tracers.add(t);
     }

@@ -1,7 +1,7 @@
 // Who a pid is: command line, user, parent, start time and image path, read
 // from /proc. Also the small /proc helpers the other Linux enrichers share
 // (stat parsing, errno -> error code, deadlines), so they read /proc one way.
-import { close, open, read } from 'node:fs';
+import { close, closeSync, open, openSync, read, readSync } from 'node:fs';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import type { ParentInfo } from '../model/records.js';
@@ -84,6 +84,29 @@ export function readProc(path: string): Promise<Buffer> {
       next(16_384);
     });
   });
+}
+
+const syncBuf = Buffer.allocUnsafe(16_384);
+
+/**
+ * Reads a small /proc file (status, stat) synchronously, as latin1 text. For
+ * files the kernel renders from counters without taking the process's memory
+ * lock, a blocking read costs a few microseconds, far less than the four
+ * thread-pool round trips of readProc; never use it for maps, mem, environ or
+ * cmdline, which can wait on a busy process.
+ */
+export function readSmallProcSync(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    let text = '';
+    for (;;) {
+      const n = readSync(fd, syncBuf, 0, syncBuf.length, null);
+      if (n === 0) return text;
+      text += syncBuf.toString('latin1', 0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface ProcStat {
