@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessInfoReader, formatCmdline, parseStat, procErrorCode, readSmallProcSync } from '../../src/enrich/process-info.js';
+import { ProcessInfoReader, deadline, formatCmdline, parseStat, procErrorCode, readSmallProcSync } from '../../src/enrich/process-info.js';
 
 const SLEEP = '/usr/bin/sleep';
 let dir: string;
@@ -100,5 +100,35 @@ describe('readSmallProcSync', () => {
       code = procErrorCode(err);
     }
     expect(code).toBe('no-such-process');
+  });
+});
+
+describe('deadline', () => {
+  it('fires after its time (at most 5% late), shared by lookups due in the same slot', async () => {
+    const t0 = Date.now();
+    const a = deadline(200);
+    const b = deadline(200);
+    expect(b).toBe(a);
+    await new Promise<void>((r) => a.addEventListener('abort', () => r(), { once: true }));
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(199);
+    expect(took).toBeLessThan(400);
+    expect(procErrorCode(a.reason)).toBe('timeout');
+    // A fired slot is not handed out again.
+    expect(deadline(200).aborted).toBe(false);
+  });
+
+  it('fires at once with its parent, and keeps parents apart', () => {
+    const p1 = new AbortController();
+    const p2 = new AbortController();
+    const a = deadline(60_000, p1.signal);
+    const b = deadline(60_000, p2.signal);
+    expect(b).not.toBe(a);
+    expect(deadline(60_000, p1.signal)).toBe(a);
+    p1.abort();
+    expect(a.aborted).toBe(true);
+    expect(b.aborted).toBe(false);
+    expect(deadline(60_000, p1.signal).aborted).toBe(true);
+    p2.abort();
   });
 });
