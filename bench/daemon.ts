@@ -257,7 +257,9 @@ class Daemon {
       '--activation-days',
       '0',
     ];
-    this.child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    // RARECON_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the daemon under the load.
+    const nodeArgs = (process.env['RARECON_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
+    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr?.on('data', (b: Buffer) => {
       if (this.log.length < 1 << 20) this.log += b.toString('utf8');
     });
@@ -330,8 +332,17 @@ function startGenerator(bin: string, rate: number, durationMs: number, ip: strin
   return { child, pid: child.pid ?? -1, done };
 }
 
+/**
+ * alerting: every connection a new (root domain, port) combination, so each raises its own alert (worst case);
+ * loopback: to 127.0.0.1, none eligible; mix: 99% loopback and 1% alerting, from two processes (a realistic host).
+ */
+type Kind = 'alerting' | 'loopback' | 'mix';
+
+/** Share of the mix's connections that raise an alert. */
+const MIX_ALERTING = 0.01;
+
 interface StepResult {
-  kind: 'alerting' | 'loopback';
+  kind: Kind;
   rate: number;
   attempted: number;
   achievedRate: number;
@@ -369,7 +380,7 @@ function machineJiffies(): { busy: number; total: number } {
 const KEPT_UP_MS = 2000;
 
 async function runStep(opts: {
-  kind: 'alerting' | 'loopback';
+  kind: Kind;
   rate: number;
   durationMs: number;
   bin: string;
@@ -382,7 +393,7 @@ async function runStep(opts: {
   try {
     await d.started();
     const helper = d.helperPid();
-    if (opts.kind === 'alerting' && !opts.host.resolve()) throw new Error('the load name did not resolve');
+    if (opts.kind !== 'loopback' && !opts.host.resolve()) throw new Error('the load name did not resolve');
     await sleep(1000);
     const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const alertsTail = new Tail(d.alerts);
@@ -392,36 +403,43 @@ async function runStep(opts: {
     let recorded = 0;
     let alerts = 0;
 
-    const ip = opts.kind === 'alerting' ? TARGET_IP : '127.0.0.1';
-    const portCount = opts.kind === 'alerting' ? PORT_COUNT : 1000;
-    const portBase = opts.kind === 'alerting' ? PORT_BASE : 41_000;
+    const alertingRate = opts.kind === 'alerting' ? opts.rate : opts.kind === 'mix' ? Math.max(1, Math.round(opts.rate * MIX_ALERTING)) : 0;
+    const loopbackRate = opts.rate - alertingRate;
     const cpu0 = cpuMs(d.pid) + cpuMs(helper);
     const self0 = process.cpuUsage();
     const m0 = machineJiffies();
     const t0 = Date.now();
-    const gen = startGenerator(opts.bin, opts.rate, opts.durationMs, ip, portBase, portCount);
-    const needle = `"pid":${gen.pid},`;
+    const gens: Generator[] = [];
+    if (alertingRate > 0) gens.push(startGenerator(opts.bin, alertingRate, opts.durationMs, TARGET_IP, PORT_BASE, PORT_COUNT));
+    if (loopbackRate > 0) gens.push(startGenerator(opts.bin, loopbackRate, opts.durationMs, '127.0.0.1', 41_000, 1000));
+    const needles = gens.map((g) => `"pid":${g.pid},`);
+    const ours = (l: string): boolean => needles.some((n) => l.includes(n));
     const poll = (): void => {
       const now = Date.now();
       for (const l of alertsTail.lines()) {
-        if (!l.includes(needle)) continue;
+        if (!ours(l)) continue;
         alerts++;
         const a = JSON.parse(l) as { evidences?: Array<{ dst_endpoint?: { port?: number } }> };
         const port = a.evidences?.[0]?.dst_endpoint?.port;
         if (port !== undefined && !seenAt.has(port)) seenAt.set(port, now);
       }
       for (const l of recordTail.lines()) {
-        if (!l.startsWith('{"type":"connection"') || !l.includes(needle)) continue;
+        if (!l.startsWith('{"type":"connection"') || !ours(l)) continue;
         recorded++;
-        const r = JSON.parse(l) as { time: string; remote: { port: number } };
-        if (!connAt.has(r.remote.port)) connAt.set(r.remote.port, Date.parse(r.time));
+        const r = JSON.parse(l) as { time: string; remote: { ip: string; port: number } };
+        // Latency is of the alerting connections; loopback ports may repeat theirs.
+        if (r.remote.ip === TARGET_IP && !connAt.has(r.remote.port)) connAt.set(r.remote.port, Date.parse(r.time));
       }
     };
     const timer = setInterval(poll, 5);
-    const load = await gen.done;
+    const done = await Promise.all(gens.map((g) => g.done));
+    const load = {
+      attempted: done.reduce((a, x) => a + x.attempted, 0),
+      elapsedMs: done.reduce((a, x) => Math.max(a, x.elapsedMs), 0),
+    };
     const loadEnd = Date.now();
     const cpuLoad = cpuMs(d.pid) + cpuMs(helper);
-    const genCpu = cpuMs(gen.pid);
+    const genCpu = gens.reduce((a, g) => a + cpuMs(g.pid), 0);
     const m1 = machineJiffies();
     const self1 = process.cpuUsage(self0);
     // Drain: until every attempt is recorded, or nothing moves for 5 s.
@@ -442,7 +460,7 @@ async function runStep(opts: {
     const wall = Date.now() - t0;
     const mem = memory(d.pid);
     const helperMem = memory(helper);
-    gen.child.stdin?.end();
+    for (const g of gens) g.child.stdin?.end();
     alertsTail.close();
     recordTail.close();
     await d.stop(); // writes the final status
@@ -501,6 +519,31 @@ function printStep(r: StepResult): void {
     console.log(`           daemon warnings: ${w.slice(0, 3).join(' | ')}${w.length > 3 ? ` (+${w.length - 3} more)` : ''}`);
 }
 
+const KINDS: readonly Kind[] = ['alerting', 'mix', 'loopback'];
+
+/**
+ * Rates per kind; RARECON_BENCH_DAEMON_STEPS narrows them, e.g. "alerting:1000,mix:1000"
+ * (a kind named with no rate, e.g. "mix", runs its default rates).
+ */
+function stepPlan(): Record<Kind, number[]> {
+  const all: Record<Kind, number[]> = {
+    alerting: [500, 1000, 1500, 2000, 4000, 8000],
+    mix: [1000, 2000, 4000, 8000],
+    loopback: [1000, 2000, 4000, 8000, 16_000],
+  };
+  const asked = process.env['RARECON_BENCH_DAEMON_STEPS'];
+  if (asked === undefined || asked.trim() === '') return all;
+  const plan: Record<Kind, number[]> = { alerting: [], mix: [], loopback: [] };
+  for (const part of asked.split(',')) {
+    const [k, r] = part.trim().split(':');
+    if (!KINDS.includes(k as Kind)) throw new Error(`RARECON_BENCH_DAEMON_STEPS: unknown kind "${k}" (known: ${KINDS.join(', ')})`);
+    if (r === undefined) plan[k as Kind] = all[k as Kind];
+    else if (/^\d+$/.test(r)) plan[k as Kind].push(Number(r));
+    else throw new Error(`RARECON_BENCH_DAEMON_STEPS: "${part}" is not kind:rate`);
+  }
+  return plan;
+}
+
 // ---- the benchmark ----------------------------------------------------------------------------
 
 export async function benchDaemon(): Promise<void> {
@@ -540,46 +583,46 @@ export async function benchDaemon(): Promise<void> {
       `daemon: ${CLI}, kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ${(await execFileP('nproc')).stdout.trim()} cores`,
     );
 
-    // 1. Idle.
+    // 1. Idle (skipped when the steps are narrowed: a quick run to profile or compare one rate).
     const idleDir = path.join(work, 'idle');
-    const d = new Daemon(idleDir, baseline);
     let idleCpuPct = 0;
-    try {
-      await d.started();
-      await sleep(3000);
-      const helper = d.helperPid();
-      const tail = new Tail(d.record);
-      tail.lines();
-      const [c0, h0, t0] = [cpuMs(d.pid), cpuMs(helper), Date.now()];
-      await sleep(20_000);
-      const [c1, h1, t1] = [cpuMs(d.pid), cpuMs(helper), Date.now()];
-      const others = tail.lines().filter((l) => l.startsWith('{"type":"connection"')).length;
-      tail.close();
-      const dm = memory(d.pid);
-      const hm = memory(helper);
-      const pct = (a: number, b: number): number => (100 * (b - a)) / (t1 - t0);
-      idleCpuPct = pct(c0 + h0, c1 + h1);
-      console.log(
-        `daemon: idle 20 s (no connections made by the bench; ${others} by other processes on the machine): ` +
-          `daemon ${pct(c0, c1).toFixed(2)}% CPU, helper ${pct(h0, h1).toFixed(2)}% CPU; ` +
-          `RSS daemon ${dm.rss.toFixed(0)} MiB, helper ${hm.rss.toFixed(1)} MiB (total ${(dm.rss + hm.rss).toFixed(0)} MiB)`,
-      );
-    } finally {
-      await d.stop();
-      rmSync(idleDir, { recursive: true, force: true });
-    }
+    const narrowed = (process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() !== '';
+    if (narrowed) console.log('daemon: idle skipped (RARECON_BENCH_DAEMON_STEPS set); load CPU below is not idle-subtracted');
+    const d = narrowed ? null : new Daemon(idleDir, baseline);
+    if (d !== null)
+      try {
+        await d.started();
+        await sleep(3000);
+        const helper = d.helperPid();
+        const tail = new Tail(d.record);
+        tail.lines();
+        const [c0, h0, t0] = [cpuMs(d.pid), cpuMs(helper), Date.now()];
+        await sleep(20_000);
+        const [c1, h1, t1] = [cpuMs(d.pid), cpuMs(helper), Date.now()];
+        const others = tail.lines().filter((l) => l.startsWith('{"type":"connection"')).length;
+        tail.close();
+        const dm = memory(d.pid);
+        const hm = memory(helper);
+        const pct = (a: number, b: number): number => (100 * (b - a)) / (t1 - t0);
+        idleCpuPct = pct(c0 + h0, c1 + h1);
+        console.log(
+          `daemon: idle 20 s (no connections made by the bench; ${others} by other processes on the machine): ` +
+            `daemon ${pct(c0, c1).toFixed(2)}% CPU, helper ${pct(h0, h1).toFixed(2)}% CPU; ` +
+            `RSS daemon ${dm.rss.toFixed(0)} MiB, helper ${hm.rss.toFixed(1)} MiB (total ${(dm.rss + hm.rss).toFixed(0)} MiB)`,
+        );
+      } finally {
+        await d.stop();
+        rmSync(idleDir, { recursive: true, force: true });
+      }
 
     // 2. Load, at rising rates, a fresh daemon (and state) per step.
     console.log(
-      'daemon: load, one generator process, a fresh daemon per step; CPU = daemon + helper, idle subtracted; ' +
+      'daemon: load, generator processes (mix: one alerting at 1% of the rate, one loopback), a fresh daemon per step; CPU = daemon + helper, idle subtracted; ' +
         `latency = alert line read (5 ms polls) - connect time in the record; "kept up" = no loss and drained within ${KEPT_UP_MS / 1000} s`,
     );
     const results: StepResult[] = [];
-    const plan: Record<'alerting' | 'loopback', number[]> = {
-      alerting: [500, 1000, 1500, 2000, 4000, 8000],
-      loopback: [1000, 2000, 4000, 8000, 16_000],
-    };
-    for (const kind of ['alerting', 'loopback'] as const) {
+    const plan = stepPlan();
+    for (const kind of KINDS) {
       for (const rate of plan[kind]) {
         const r = await runStep({
           kind,
@@ -598,8 +641,9 @@ export async function benchDaemon(): Promise<void> {
       }
     }
 
-    for (const kind of ['alerting', 'loopback'] as const) {
+    for (const kind of KINDS) {
       const rs = results.filter((r) => r.kind === kind);
+      if (rs.length === 0) continue;
       const noLoss = rs.filter((r) => r.recorded >= r.attempted).reduce((m, r) => Math.max(m, r.achievedRate), 0);
       const keptUp = rs.filter((r) => r.keptUp).reduce((m, r) => Math.max(m, r.achievedRate), 0);
       const firstLoss = rs.find((r) => r.recorded < r.attempted);
@@ -627,6 +671,15 @@ export async function benchDaemon(): Promise<void> {
         `daemon: connect-to-alert latency at ${bestKept.rate} alerting connections/s (kept up): p50 ${bestKept.latency.p50} ms, p99 ${bestKept.latency.p99} ms (max ${bestKept.latency.max} ms)`,
       );
     }
+    const mix1000 = results.find((r) => r.kind === 'mix' && r.rate === 1000);
+    if (mix1000)
+      console.log(
+        `daemon: realistic mix at 1,000 connections/s (${MIX_ALERTING * 100}% alerting): CPU ${(mix1000.cpuMsPerConn * 100).toFixed(0)}% of a core per 1,000/s, ` +
+          `lost ${mix1000.attempted - mix1000.recorded}` +
+          (mix1000.latency
+            ? `, connect-to-alert p50 ${mix1000.latency.p50} ms, p99 ${mix1000.latency.p99} ms (max ${mix1000.latency.max} ms, ${mix1000.latency.n} alerts)`
+            : ''),
+      );
     const lo1000 = results.find((r) => r.kind === 'loopback' && r.rate === 1000);
     if (lo1000)
       console.log(`daemon: CPU per 1,000 non-alerting (loopback) connections/s: ${(lo1000.cpuMsPerConn * 100).toFixed(0)}% of a core`);

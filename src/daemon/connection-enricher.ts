@@ -72,7 +72,7 @@ export class ConnectionEnricher {
         this.info.read(c.pid, signal),
         this.hasher.hashPid(c.pid, signal),
         this.signer.signerOfPid(c.pid, signal),
-        this.injection.unusualLibraries(c.pid, signal),
+        this.injection.unusualLibraries(c.pid, signal, ConnectionEnricher.identity(c) ?? undefined),
       ]);
     const key = ConnectionEnricher.identity(c);
     if (key === null) return lookup();
@@ -100,7 +100,11 @@ export class ConnectionEnricher {
   async enrich(c: LiveConnect, signal?: AbortSignal): Promise<ConnectionEvent> {
     const [[info, image, signer, libs], inj] = await Promise.all([
       this.processParts(c, signal),
-      this.injection.inspect(c.pid, c.tid, c.stack, { stackScan: c.stackScan, ...(signal === undefined ? {} : { signal }) }),
+      this.injection.inspect(c.pid, c.tid, c.stack, {
+        stackScan: c.stackScan,
+        processKey: ConnectionEnricher.identity(c) ?? undefined,
+        ...(signal === undefined ? {} : { signal }),
+      }),
     ]);
     this.enrichedTotal++;
     if ('error' in image && c.exe !== null) {

@@ -105,7 +105,10 @@ export class Daemon {
     const c = this.config;
     mkdirSync(c.stateDir, { recursive: true, mode: 0o700 });
     this.host = hostIdentity(c.host.org, c.host.id);
-    this.state = StateStore.open(c.stateDir);
+    this.state = StateStore.open(c.stateDir, {
+      batchWrites: true,
+      onWriteError: (err, rows) => this.log.warn('Dedup state could not be saved; it is tried again with the next write.', { rows, error: err.message }),
+    });
     this.scorer = new Scorer({ baseline: NO_BASELINE, config: c.detect, state: this.state, nowMs: Date.now() });
     this.scorer.enrol(hostKeyOf(this.host), Date.now());
     this.reporter = Reporter.start(c.report, { stateDir: c.stateDir, log: (level, msg, fields) => this.log[level](msg, fields) });

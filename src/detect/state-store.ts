@@ -24,14 +24,37 @@ export interface ValveRow {
   pausedUntilMs: number;
 }
 
+export interface StateStoreOptions {
+  /**
+   * Writes of one event-loop turn are gathered and committed in one
+   * transaction just after it (setImmediate), not one transaction each: under
+   * a burst of alerts a commit per alert cost more than the rest of the alert.
+   * A crash loses at most that turn's rows, as it does the outbox's.
+   */
+  batchWrites?: boolean;
+  /** A batched commit failed (its rows are kept and tried again with the next one). */
+  onWriteError?: (err: Error, rows: number) => void;
+}
+
 export class StateStore {
   private readonly db: Database.Database;
   private readonly stmts;
   private readonly saveTx: (rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => void;
   private closed = false;
+  private readonly batch: boolean;
+  private readonly onWriteError: ((err: Error, rows: number) => void) | undefined;
+  // Pending batched writes, by key: a row saved twice in a turn is written once, with its latest state.
+  private readonly pendingRows = new Map<string, OpenAlertRow>();
+  private readonly pendingValves = new Map<string, ValveRow>();
+  private pendingPrune: number | null = null;
+  private commitScheduled = false;
+  writeErrorsTotal = 0;
+  commitsTotal = 0;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, opts: StateStoreOptions = {}) {
     this.db = db;
+    this.batch = opts.batchWrites ?? false;
+    this.onWriteError = opts.onWriteError;
     this.migrate();
     this.stmts = {
       hostGet: db.prepare<[string], { enrolled_at_ms: number }>('SELECT enrolled_at_ms FROM hosts WHERE host_key = ?'),
@@ -55,23 +78,32 @@ export class StateStore {
     // Made once: better-sqlite3 builds a wrapper per transaction() call.
     this.saveTx = db.transaction((rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => {
       for (const r of rows) {
-        this.stmts.alertPut.run(r.dedupKey, r.comboKey, r.hostKey, r.severityId, r.alert.firstSeenMs, r.alert.lastSeenMs, r.alert.count, JSON.stringify(r.alert));
+        this.stmts.alertPut.run(
+          r.dedupKey,
+          r.comboKey,
+          r.hostKey,
+          r.severityId,
+          r.alert.firstSeenMs,
+          r.alert.lastSeenMs,
+          r.alert.count,
+          JSON.stringify(r.alert),
+        );
       }
-      for (const v of valves) this.saveValve(v);
+      for (const v of valves) this.stmts.valvePut.run(v.hostKey, v.windowStartMs, v.count, v.pausedUntilMs);
       if (pruneBeforeMs !== null) this.stmts.alertsPrune.run(pruneBeforeMs);
     });
   }
 
   /** Opens (creating) `<dir>/state.db`, or an in-memory store when dir is null. */
-  static open(dir: string | null): StateStore {
-    if (dir === null) return new StateStore(new Database(':memory:'));
+  static open(dir: string | null, opts: StateStoreOptions = {}): StateStore {
+    if (dir === null) return new StateStore(new Database(':memory:'), opts);
     const file = `${dir}/state.db`;
     mkdirSync(dirname(file), { recursive: true });
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
-    return new StateStore(db);
+    return new StateStore(db, opts);
   }
 
   private migrate(): void {
@@ -108,6 +140,7 @@ export class StateStore {
 
   /** Alerts whose dedup window is still open at `sinceMs`. */
   openAlerts(sinceMs: number): OpenAlertRow[] {
+    this.commitPending();
     return this.stmts.alertsOpen.all(sinceMs).map((r) => ({
       dedupKey: r.dedup_key,
       comboKey: r.combo_key,
@@ -120,14 +153,56 @@ export class StateStore {
 
   /** Writes the given alerts and valve rows in one transaction and forgets alerts whose window closed. */
   saveAlerts(rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[] = []): void {
-    this.saveTx(rows, pruneBeforeMs, valves);
+    if (!this.batch) {
+      this.saveTx(rows, pruneBeforeMs, valves);
+      return;
+    }
+    for (const r of rows) this.pendingRows.set(r.dedupKey, r);
+    for (const v of valves) this.pendingValves.set(v.hostKey, v);
+    if (pruneBeforeMs !== null) this.pendingPrune = Math.max(this.pendingPrune ?? pruneBeforeMs, pruneBeforeMs);
+    this.scheduleCommit();
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitScheduled) return;
+    this.commitScheduled = true;
+    setImmediate(() => {
+      this.commitScheduled = false;
+      this.commitPending();
+    });
+  }
+
+  /** Commits the batched writes now (reads and close() do so first). */
+  commitPending(): void {
+    if (this.closed || (this.pendingRows.size === 0 && this.pendingValves.size === 0 && this.pendingPrune === null)) return;
+    const rows = [...this.pendingRows.values()];
+    const valves = [...this.pendingValves.values()];
+    const prune = this.pendingPrune;
+    try {
+      this.saveTx(rows, prune, valves);
+      this.commitsTotal++;
+      this.pendingRows.clear();
+      this.pendingValves.clear();
+      this.pendingPrune = null;
+    } catch (err) {
+      // Kept for the next commit: memory stays bounded by the open alerts the deduper holds anyway.
+      this.writeErrorsTotal++;
+      this.onWriteError?.(err as Error, rows.length + valves.length);
+    }
+  }
+
+  /** Rows waiting for a batched commit. */
+  get pendingWrites(): number {
+    return this.pendingRows.size + this.pendingValves.size;
   }
 
   alertsSince(sinceMs: number): number {
+    this.commitPending();
     return this.stmts.alertsToday.get(sinceMs)?.n ?? 0;
   }
 
   valves(): ValveRow[] {
+    this.commitPending();
     return this.stmts.valveAll.all().map((r) => ({
       hostKey: r.host_key,
       windowStartMs: r.window_start_ms,
@@ -137,11 +212,16 @@ export class StateStore {
   }
 
   saveValve(v: ValveRow): void {
+    if (this.batch) {
+      this.saveAlerts([], null, [v]);
+      return;
+    }
     this.stmts.valvePut.run(v.hostKey, v.windowStartMs, v.count, v.pausedUntilMs);
   }
 
   close(): void {
     if (this.closed) return;
+    this.commitPending();
     this.closed = true;
     this.db.close();
   }

@@ -8,7 +8,7 @@ import { dirname, posix } from 'node:path';
 import type { Injection } from '../model/records.js';
 import { BoundedCache, type CacheStats } from './bounded-cache.js';
 import { readExeLink } from './image-hash.js';
-import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readStat, type ProcErrorCode } from './process-info.js';
+import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readSmallProcSync, readStat, type ProcErrorCode } from './process-info.js';
 
 export interface Mapping {
   start: number;
@@ -191,6 +191,12 @@ export interface InspectOptions {
    */
   stackScan?: readonly (number | bigint)[] | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * The process's exact identity when the source has it (the eBPF record's
+   * pid, start time and image): its maps are cached under it, so no
+   * /proc/<pid>/stat read per connection is needed to tell a reused pid.
+   */
+  processKey?: string | undefined;
 }
 
 export interface InjectionResult {
@@ -215,7 +221,17 @@ interface ProcView {
   // The image and the environment change only on exec: checked once per view, not per connection.
   exe?: Promise<string[]>;
   preload?: Promise<string[]>;
+  /**
+   * Whether the bytes before an address in read-only file-backed code end in
+   * a call, by address. That code does not change while the view lives, so a
+   * busy process's stack scan stops opening /proc/<pid>/mem per connection.
+   * Writable or anonymous memory (JIT, an injected stub) is read every time.
+   */
+  callChecks?: Map<number, boolean>;
 }
+
+/** Call checks kept per view: a process's return sites into its own code are few. */
+const MAX_CALL_CHECKS = 4_096;
 
 export class InjectionInspector {
   private readonly procRoot: string;
@@ -231,6 +247,8 @@ export class InjectionInspector {
     'read-failed': 0,
   };
   private injectedTotal = 0;
+  /** /proc/<pid>/mem opens for the stack scan (the call checks the cache could not answer). */
+  private memOpensTotal = 0;
 
   constructor(opts: InjectionInspectorOptions = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
@@ -259,13 +277,11 @@ export class InjectionInspector {
         return fallback;
       });
     const work = async (): Promise<string[]> => {
-      const view = await note(this.view(pid, stackIps), null);
+      const view = await note(this.view(pid, stackIps, opts.processKey), null);
       const framed = view === null || stackIps.length === 0 ? [] : (frameIndicators(view.maps, stackIps) ?? []);
       const [frames, exe, tracer, preload] = await Promise.all([
         // The scan only matters when the unwound frames found nothing.
-        framed.length > 0 || view === null || scan.length === 0
-          ? Promise.resolve(framed)
-          : note(this.scanIndicators(pid, view.maps, scan), []),
+        framed.length > 0 || view === null || scan.length === 0 ? Promise.resolve(framed) : note(this.scanIndicators(pid, view, scan), []),
         note(view === null ? this.exeIndicators(pid) : (view.exe ??= this.exeIndicators(pid)), []),
         note(this.tracerIndicators(pid, tid), []),
         note(view === null ? this.preloadIndicators(pid, null) : (view.preload ??= this.preloadIndicators(pid, view)), []),
@@ -291,10 +307,14 @@ export class InjectionInspector {
   }
 
   /** Shared objects mapped from temporary, home or world-writable places, and memfd or deleted ones. */
-  async unusualLibraries(pid: number, signal?: AbortSignal): Promise<{ libraries: string[]; error: InjectionErrorCode | null }> {
+  async unusualLibraries(
+    pid: number,
+    signal?: AbortSignal,
+    processKey?: string,
+  ): Promise<{ libraries: string[]; error: InjectionErrorCode | null }> {
     const sig = deadline(this.timeoutMs, signal);
     try {
-      const r = await raceAbort(this.unusual(pid), sig);
+      const r = await raceAbort(this.unusual(pid, processKey), sig);
       if (r === ABORTED) {
         this.errorsTotal.timeout++;
         return { libraries: [], error: 'timeout' };
@@ -307,12 +327,17 @@ export class InjectionInspector {
     }
   }
 
-  stats(): { mapsCache: CacheStats; injectedTotal: number; errorsTotal: Record<InjectionErrorCode, number> } {
-    return { mapsCache: this.views.stats(), injectedTotal: this.injectedTotal, errorsTotal: { ...this.errorsTotal } };
+  stats(): { mapsCache: CacheStats; injectedTotal: number; memOpensTotal: number; errorsTotal: Record<InjectionErrorCode, number> } {
+    return {
+      mapsCache: this.views.stats(),
+      injectedTotal: this.injectedTotal,
+      memOpensTotal: this.memOpensTotal,
+      errorsTotal: { ...this.errorsTotal },
+    };
   }
 
-  private async unusual(pid: number): Promise<string[]> {
-    const view = await this.view(pid, []);
+  private async unusual(pid: number, processKey: string | undefined): Promise<string[]> {
+    const view = await this.view(pid, [], processKey);
     const exe = await readlink(`${this.procRoot}/${pid}/exe`).catch(() => null);
     // A library is mapped several times (r--, r-x, rw-): decide once per file, executable if any part is.
     const files = new Map<string, { kind: MappingKind; exec: boolean }>();
@@ -333,14 +358,22 @@ export class InjectionInspector {
     return [...found].sort();
   }
 
-  /** Maps of `pid`, cached per (pid, start time); re-read when an ip falls outside them (new code was mapped). */
-  private async view(pid: number, ips: readonly (number | bigint)[]): Promise<ProcView> {
-    const st = await readStat(pid, this.procRoot);
-    if ('error' in st) {
-      if (st.error === 'no-such-process') throw Object.assign(new Error('process exited'), { code: 'ESRCH' });
-      throw Object.assign(new Error('stat unreadable'), { code: st.error === 'permission-denied' ? 'EACCES' : 'EIO' });
+  /**
+   * Maps of `pid`, cached per (pid, start time), or per the caller's exact
+   * process key; re-read when an ip falls outside them (new code was mapped).
+   */
+  private async view(pid: number, ips: readonly (number | bigint)[], processKey?: string): Promise<ProcView> {
+    let key: string;
+    if (processKey !== undefined) {
+      key = `k:${processKey}`;
+    } else {
+      const st = await readStat(pid, this.procRoot);
+      if ('error' in st) {
+        if (st.error === 'no-such-process') throw Object.assign(new Error('process exited'), { code: 'ESRCH' });
+        throw Object.assign(new Error('stat unreadable'), { code: st.error === 'permission-denied' ? 'EACCES' : 'EIO' });
+      }
+      key = `${pid}:${st.startTicks}`;
     }
-    const key = `${pid}:${st.startTicks}`;
     const cached = this.views.get(key);
     if (cached !== undefined && ips.every((ip) => Number(ip) === 0 || findMapping(cached.maps, Number(ip)) !== undefined)) return cached;
     const [text, mnt, own] = await Promise.all([
@@ -364,23 +397,39 @@ export class InjectionInspector {
    * Each candidate is checked against the process's memory to end a call
    * instruction, so data that merely points at JIT code is not taken for a frame.
    */
-  private async scanIndicators(pid: number, maps: readonly Mapping[], words: readonly (number | bigint)[]): Promise<string[]> {
+  private async scanIndicators(pid: number, view: ProcView, words: readonly (number | bigint)[]): Promise<string[]> {
     const candidates: Array<{ addr: number; m: Mapping; kind: MappingKind }> = [];
     for (const w of words) {
       const addr = Number(w);
-      const m = addr < 8 ? undefined : findMapping(maps, addr);
+      const m = addr < 8 ? undefined : findMapping(view.maps, addr);
       if (m === undefined || !m.perms.includes('x')) continue;
       const kind = mappingKind(m);
       if (kind === 'kernel' || (kind === 'file' && isLibcOrLoader(m.path))) continue;
       candidates.push({ addr, m, kind });
     }
     if (candidates.length === 0) return [];
+    const checks = (view.callChecks ??= new Map());
+    // Walk the candidates in order; the first that ends a call decides, so only the known prefix can be answered from the cache.
+    let first = 0;
+    for (; first < candidates.length; first++) {
+      const c = candidates[first] as { addr: number; m: Mapping; kind: MappingKind };
+      const known = c.kind === 'file' && !c.m.perms.includes('w') ? checks.get(c.addr) : undefined;
+      if (known === undefined) break;
+      if (known) return [];
+    }
+    if (first === candidates.length) return [];
+    this.memOpensTotal++;
     const mem = await open(`${this.procRoot}/${pid}/mem`, 'r');
     try {
       const before = Buffer.alloc(8);
-      for (const { addr, m, kind } of candidates) {
+      for (const { addr, m, kind } of candidates.slice(first)) {
+        const cacheable = kind === 'file' && !m.perms.includes('w');
+        if (cacheable && checks.get(addr) === false) continue;
+        if (cacheable && checks.get(addr) === true) return [];
         const { bytesRead } = await mem.read(before, 0, 8, addr - 8).catch(() => ({ bytesRead: 0 }));
-        if (bytesRead !== 8 || !endsWithCall(before)) continue;
+        const isCall = bytesRead === 8 && endsWithCall(before);
+        if (cacheable && bytesRead === 8 && checks.size < MAX_CALL_CHECKS) checks.set(addr, isCall);
+        if (!isCall) continue;
         if (kind === 'file') return [];
         const hex = `0x${addr.toString(16)}`;
         return [kind === 'anon' ? `anon-exec-return:${hex}` : `${kind}-exec-return:${hex} ${m.path}`];
@@ -405,14 +454,15 @@ export class InjectionInspector {
     if (tid !== null && tid !== pid) files.push(`${this.procRoot}/${pid}/task/${tid}/status`);
     const tracers = new Set<number>();
     for (const [i, f] of files.entries()) {
-      // The thread may have exited since the event; the process status still counts.
-      const text = await readProc(f).then(
-        (b) => b.toString('latin1'),
-        (err: unknown) => {
-          if (i === 0) throw err;
-          return '';
-        },
-      );
+      // Read per connection, so read synchronously: status is cheap for the kernel and costly through the thread pool.
+      let text: string;
+      try {
+        text = readSmallProcSync(f);
+      } catch (err) {
+        // The thread may have exited since the event; the process status still counts.
+        if (i === 0) throw err;
+        text = '';
+      }
       const t = Number(/^TracerPid:\s*(\d+)/m.exec(text)?.[1] ?? 0);
       if (t > 0) tracers.add(t);
     }

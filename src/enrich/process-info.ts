@@ -1,9 +1,10 @@
 // Who a pid is: command line, user, parent, start time and image path, read
 // from /proc. Also the small /proc helpers the other Linux enrichers share
 // (stat parsing, errno -> error code, deadlines), so they read /proc one way.
-import { close, open, read } from 'node:fs';
+import { close, closeSync, open, openSync, read, readSync } from 'node:fs';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import type { ParentInfo } from '../model/records.js';
 import { BoundedCache, type CacheStats } from './bounded-cache.js';
 
@@ -19,10 +20,37 @@ export function procErrorCode(err: unknown): ProcErrorCode {
   return 'read-failed';
 }
 
-/** An AbortSignal that fires after `timeoutMs` or when `signal` does. */
+// Deadlines due in the same slot share one signal, per parent signal.
+const sharedDeadlines = new Map<string, AbortSignal>();
+const parentIds = new WeakMap<AbortSignal, number>();
+let nextParentId = 1;
+
+/**
+ * An AbortSignal that fires after `timeoutMs` (up to 5% or 50 ms later) or
+ * when `signal` does. Lookups due in the same slot share one signal: a timer,
+ * a combined signal and the DOMException each fired timer makes cost more
+ * than the /proc read they guard when made per connection.
+ */
 export function deadline(timeoutMs: number, signal?: AbortSignal): AbortSignal {
-  const t = AbortSignal.timeout(timeoutMs);
-  return signal === undefined ? t : AbortSignal.any([t, signal]);
+  if (signal?.aborted === true) return signal;
+  const slotMs = Math.max(1, Math.min(50, Math.floor(timeoutMs / 20)));
+  const now = Date.now();
+  const due = Math.ceil((now + timeoutMs) / slotMs) * slotMs;
+  let parent = 0;
+  if (signal !== undefined) {
+    parent = parentIds.get(signal) ?? nextParentId++;
+    parentIds.set(signal, parent);
+  }
+  const key = `${parent}:${slotMs}:${due}`;
+  const hit = sharedDeadlines.get(key);
+  if (hit !== undefined && !hit.aborted) return hit;
+  const t = AbortSignal.timeout(due - now);
+  const shared = signal === undefined ? t : AbortSignal.any([t, signal]);
+  // Many lookups wait on one shared signal at once; that is by design, not a leak.
+  setMaxListeners(0, shared);
+  sharedDeadlines.set(key, shared);
+  shared.addEventListener('abort', () => sharedDeadlines.delete(key), { once: true });
+  return shared;
 }
 
 export const ABORTED: unique symbol = Symbol('aborted');
@@ -84,6 +112,29 @@ export function readProc(path: string): Promise<Buffer> {
       next(16_384);
     });
   });
+}
+
+const syncBuf = Buffer.allocUnsafe(16_384);
+
+/**
+ * Reads a small /proc file (status, stat) synchronously, as latin1 text. For
+ * files the kernel renders from counters without taking the process's memory
+ * lock, a blocking read costs a few microseconds, far less than the four
+ * thread-pool round trips of readProc; never use it for maps, mem, environ or
+ * cmdline, which can wait on a busy process.
+ */
+export function readSmallProcSync(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    let text = '';
+    for (;;) {
+      const n = readSync(fd, syncBuf, 0, syncBuf.length, null);
+      if (n === 0) return text;
+      text += syncBuf.toString('latin1', 0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface ProcStat {

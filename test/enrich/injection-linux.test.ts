@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { open, readFile, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -265,6 +276,29 @@ describe.skipIf(CONNECT_NR[process.arch] === undefined)("stack scan (the eBPF he
       indicators: [],
     });
   });
+
+  it('answers repeat scans of ordinary code from its call checks, without opening /proc/<pid>/mem again', async (ctx) => {
+    if (trigger === null) return ctx.skip();
+    const { pid, pc, scan } = await blockedConnect('normal');
+    const inspector = new InjectionInspector();
+    const clean = { injection: { injected: false, indicators: [] }, error: null };
+    expect(await inspector.inspect(pid, pid, [pc], { stackScan: scan })).toEqual(clean);
+    const opens = inspector.stats().memOpensTotal;
+    expect(opens).toBe(1);
+    for (let i = 0; i < 5; i++) expect(await inspector.inspect(pid, pid, [pc], { stackScan: scan })).toEqual(clean);
+    expect(inspector.stats().memOpensTotal).toBe(opens);
+  });
+
+  it('reads an anonymous stub again on every scan: its code may change', async (ctx) => {
+    if (trigger === null) return ctx.skip();
+    const { pid, pc, scan } = await blockedConnect('anon-libc');
+    const inspector = new InjectionInspector();
+    for (let i = 1; i <= 3; i++) {
+      const r = await inspector.inspect(pid, pid, [pc], { stackScan: scan, processKey: `${pid}:test` });
+      expect(r.injection.injected).toBe(true);
+      expect(inspector.stats().memOpensTotal).toBe(i);
+    }
+  });
 });
 
 describe('parseMaps and frameIndicators', () => {
@@ -314,5 +348,31 @@ describe('parseMaps and frameIndicators', () => {
     expect(frameIndicators(maps, [0x7f0000004010])).toEqual([]);
     // An address in no mapping: the maps are stale.
     expect(frameIndicators(maps, [0x500000])).toBeUndefined();
+  });
+});
+
+describe('InjectionInspector with the source’s process key', () => {
+  it('keys the maps on it and needs no /proc/<pid>/stat read', async () => {
+    const proc = mkdtempSync(join(tmpdir(), 'rarecon-fakeproc-'));
+    try {
+      const pid = 4242;
+      mkdirSync(join(proc, String(pid)));
+      const maps =
+        '55d0a0000000-55d0a0001000 r-xp 00000000 08:01 1234 /usr/bin/sleep\n7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]\n';
+      writeFileSync(join(proc, String(pid), 'maps'), maps);
+      writeFileSync(join(proc, String(pid), 'status'), 'Name:\tsleep\nTracerPid:\t0\n');
+      writeFileSync(join(proc, String(pid), 'environ'), 'PATH=/usr/bin\0');
+      symlinkSync(SLEEP, join(proc, String(pid), 'exe'));
+      const inspector = new InjectionInspector({ procRoot: proc });
+      // Without a key the inspector tells a reused pid by its stat, which this process lacks.
+      expect((await inspector.inspect(pid, pid)).error).toBe('no-such-process');
+      const r = await inspector.inspect(pid, pid, [0x55d0a0000010], { processKey: `${pid}:1:2:3` });
+      expect(r).toEqual({ injection: { injected: false, indicators: [] }, error: null });
+      expect(await inspector.unusualLibraries(pid, undefined, `${pid}:1:2:3`)).toEqual({ libraries: [], error: null });
+      // One maps read serves both, under the same key.
+      expect(inspector.stats().mapsCache).toMatchObject({ entries: 1, hitsTotal: 1 });
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 });

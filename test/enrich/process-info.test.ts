@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessInfoReader, formatCmdline, parseStat } from '../../src/enrich/process-info.js';
+import { ProcessInfoReader, deadline, formatCmdline, parseStat, procErrorCode, readSmallProcSync } from '../../src/enrich/process-info.js';
 
 const SLEEP = '/usr/bin/sleep';
 let dir: string;
@@ -82,5 +82,53 @@ describe('parsers', () => {
     expect(formatCmdline(Buffer.from('nginx: worker process\0\0\0'), 100)).toBe('nginx: worker process');
     expect(formatCmdline(Buffer.from(''), 100)).toBeNull();
     expect(formatCmdline(Buffer.from('a\0bbbbbbbbbb'), 5)).toBe('a bbb…');
+  });
+});
+
+describe('readSmallProcSync', () => {
+  it('reads a whole /proc status file, and a vanished process as no-such-process', async () => {
+    const { pid } = await run(['30']);
+    const text = readSmallProcSync(`/proc/${pid}/status`);
+    expect(text).toMatch(new RegExp(`^Pid:\\s+${pid}$`, 'm'));
+    expect(text).toMatch(/^TracerPid:\s+0$/m);
+    // The last line comes through: the file is read to its end, not one read's worth.
+    expect(text.trimEnd().split('\n').pop()).toBe(readFileSync(`/proc/${pid}/status`, 'latin1').trimEnd().split('\n').pop());
+    let code: string | null = null;
+    try {
+      readSmallProcSync('/proc/999999999/status');
+    } catch (err) {
+      code = procErrorCode(err);
+    }
+    expect(code).toBe('no-such-process');
+  });
+});
+
+describe('deadline', () => {
+  it('fires after its time (at most 5% late), shared by lookups due in the same slot', async () => {
+    const t0 = Date.now();
+    const a = deadline(200);
+    const b = deadline(200);
+    expect(b).toBe(a);
+    await new Promise<void>((r) => a.addEventListener('abort', () => r(), { once: true }));
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(199);
+    expect(took).toBeLessThan(400);
+    expect(procErrorCode(a.reason)).toBe('timeout');
+    // A fired slot is not handed out again.
+    expect(deadline(200).aborted).toBe(false);
+  });
+
+  it('fires at once with its parent, and keeps parents apart', () => {
+    const p1 = new AbortController();
+    const p2 = new AbortController();
+    const a = deadline(60_000, p1.signal);
+    const b = deadline(60_000, p2.signal);
+    expect(b).not.toBe(a);
+    expect(deadline(60_000, p1.signal)).toBe(a);
+    p1.abort();
+    expect(a.aborted).toBe(true);
+    expect(b.aborted).toBe(false);
+    expect(deadline(60_000, p1.signal).aborted).toBe(true);
+    p2.abort();
   });
 });
