@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- parsed JSON alerts, read field by field in assertions */
 // Golden tests of the scorer through the CLI: input logs + baseline -> exact alerts.
 // The cases are described one a line in basic/today.jsonl (the `note` field).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- parsed JSON alerts, read field by field in assertions */
 // Runs the built `rarecon` command as a user would (npm test builds it first).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
