@@ -43,7 +43,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const first = loadConfig(configPath);
   if (!first.ok) throw new UsageError(`bad config, not starting:\n${formatProblems(first)}`);
   const config = overrides(first.config);
-  const log = makeLogger({ level: config.logLevel, file: config.logFile });
+  const log = makeLogger({ level: config.logLevel, file: config.logFile, stream: config.logStream, maxSizeBytes: config.logFileMaxBytes, maxFiles: config.logFileMaxFiles });
   const daemon = new Daemon({
     config,
     reloadConfig:
