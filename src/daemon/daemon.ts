@@ -3,7 +3,7 @@
 // bounded queue for enrichment (a few at once), then are scored in the order
 // their enrichment finishes. Local state, sightings and the outbox are SQLite
 // files in the state folder.
-import { closeSync, createWriteStream, ftruncateSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { RareconConfig } from '../config/schema.js';
 import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
@@ -232,7 +232,11 @@ export class Daemon {
         }
         // Over budget: the lowest-value work goes first (see watchdog.ts), counted by reason.
         if (r.protocol === 'udp' && this.watchdog.sheds('udp_flow')) continue;
-        if (this.watchdog.samplesOut()) continue;
+        if (this.watchdog.level >= 2) {
+          // Connections of a common process may alert: kept. Of a process not common: dropped. Not judged yet: sampled.
+          const common = r.processStartBootNs === null ? undefined : this.commonByProcess.peek(processKey(r));
+          if (common === false ? this.watchdog.sheds('connection_not_common') : common === undefined && this.watchdog.samplesOut()) continue;
+        }
         this.queue.push(r);
       }
     } catch (err) {
@@ -316,7 +320,6 @@ export class Daemon {
     let out: ScoreOutcome;
     try {
       out = this.scorer.handle(rec);
-      this.health.ok('state');
     } catch (err) {
       // The dedup state could not be written (a full disk): the record is counted as not scored.
       this.health.failed('state', err);
@@ -356,9 +359,9 @@ export class Daemon {
   private storeSightings(batch: Sighting[]): void {
     const all = this.heldSightings.length === 0 ? batch : [...this.heldSightings, ...batch];
     try {
-      this.sightings.add(all);
+      // A write of repeats only touches no page: it proves nothing unless it carried the held ones.
+      if (this.sightings.add(all) > 0 || all.length > batch.length) this.health.ok('sightings');
       this.heldSightings = [];
-      this.health.ok('sightings');
     } catch (err) {
       this.health.failed('sightings', err);
       const over = all.length - HELD_SIGHTINGS_MAX;
@@ -388,6 +391,7 @@ export class Daemon {
   private tick(): void {
     if (this.heldAlerts.length > 0) this.storeAlerts([]);
     if (this.heldSightings.length > 0) this.storeSightings([]);
+    this.health.settle();
     const cache = this.bucketCache;
     if (cache !== null) {
       const { ready, expired } = cache.takeHeld<ConnectionEvent>();
@@ -474,8 +478,11 @@ export class Daemon {
       try {
         const fd = openSync(file, 'r+');
         try {
-          writeSync(fd, padded, 0);
-          ftruncateSync(fd, Buffer.byteLength(padded));
+          // Within the size it has: no new block is needed.
+          const size = fstatSync(fd).size;
+          if (text.length <= size) {
+            writeSync(fd, text.padEnd(size, ' '), 0);
+          }
         } finally {
           closeSync(fd);
         }

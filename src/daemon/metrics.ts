@@ -26,6 +26,7 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now()): string {
     [{ reason: 'source_queue' }, src?.droppedTotal ?? 0],
     [{ reason: 'enrich_queue' }, s.queue.droppedTotal],
     [{ reason: 'watchdog_sampled' }, s.watchdog?.shedByReason.connection_sampled ?? 0],
+    [{ reason: 'watchdog_not_common' }, s.watchdog?.shedByReason.connection_not_common ?? 0],
     [{ reason: 'watchdog_udp_flow' }, s.watchdog?.shedByReason.udp_flow ?? 0],
   ]);
   family(out, 'rarecon_decode_errors_total', 'counter', 'Frames from the helper that could not be decoded.', [[{}, src?.decodeErrorsTotal ?? 0]]);

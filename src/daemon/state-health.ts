@@ -25,21 +25,28 @@ function isStoreFailure(x: unknown): x is StoreFailure {
 }
 
 export class StateHealth {
-  private readonly failing = new Map<StateStoreName, { reason: string; error: string }>();
+  /** A nearly full disk takes a write now and then: a store counts as recovered only after this long without a failure. */
+  static readonly SETTLE_MS = 2_000;
+  private readonly failing = new Map<StateStoreName, { reason: string; error: string; okSinceMs: number | null }>();
   private readonly failures: Record<StateStoreName, number> = { outbox: 0, sightings: 0, state: 0, status: 0 };
   held = { alerts: 0, sightings: 0, sightingsLost: 0 };
 
   constructor(
     private readonly log: Logger,
     private readonly stateDir: string,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** A failed write: logged when this store starts failing, counted always. */
   failed(store: StateStoreName, err: unknown): void {
     const f: StoreFailure = isStoreFailure(err) ? err : classifyStoreError(err);
     this.failures[store]++;
-    if (this.failing.has(store)) return;
-    this.failing.set(store, { reason: f.reason, error: f.error });
+    const was = this.failing.get(store);
+    if (was !== undefined) {
+      was.okSinceMs = null;
+      return;
+    }
+    this.failing.set(store, { reason: f.reason, error: f.error, okSinceMs: null });
     const what = f.reason === 'disk-full' ? 'The state folder is full' : 'The state folder cannot be written';
     this.log.error(`${what}; the daemon keeps running and holds what it cannot write in memory until it can.`, {
       stateDir: this.stateDir,
@@ -49,12 +56,20 @@ export class StateHealth {
     });
   }
 
-  /** A write that worked: logged when this store had been failing. */
+  /** A write that worked; the store is back once `settle` finds no failure since for SETTLE_MS. */
   ok(store: StateStoreName): void {
     const was = this.failing.get(store);
-    if (was === undefined) return;
-    this.failing.delete(store);
-    this.log.info('The state folder takes writes again.', { stateDir: this.stateDir, store, failedWrites: this.failures[store] });
+    if (was !== undefined && was.okSinceMs === null) was.okSinceMs = this.now();
+  }
+
+  /** Called on every tick: says (once) which stores take writes again. */
+  settle(): void {
+    const now = this.now();
+    for (const [store, f] of this.failing) {
+      if (f.okSinceMs === null || now - f.okSinceMs < StateHealth.SETTLE_MS) continue;
+      this.failing.delete(store);
+      this.log.info('The state folder takes writes again.', { stateDir: this.stateDir, store, failedWrites: this.failures[store] });
+    }
   }
 
   stats(): StateHealthStats {

@@ -19,7 +19,9 @@ export const SHED_LEVEL = {
   udp_flow: 1,
   /** Sighting writes of a combo already written today. */
   sighting_repeat: 1,
-  /** Connections not enriched nor scored: one in `sampleOneIn` goes through. */
+  /** Connections of a process the baseline does not hold as common (they cannot alert; only their sightings are lost). */
+  connection_not_common: 2,
+  /** Connections of a process not judged yet: one in `sampleOneIn` goes through. Connections of common processes are kept. */
   connection_sampled: 2,
 } as const;
 export type ShedReason = keyof typeof SHED_LEVEL;
@@ -28,7 +30,7 @@ export type ShedLevel = 0 | 1 | 2;
 const LEVEL_TEXT: Record<ShedLevel, string> = {
   0: 'nothing shed',
   1: 'skips injection stack scans of processes that are not common, UDP flow records and repeated sighting writes',
-  2: 'skips injection stack scans of processes that are not common, UDP flow records and repeated sighting writes, and scores only a sample of connections',
+  2: 'skips injection stack scans of processes that are not common, UDP flow records and repeated sighting writes, drops connections of processes that are not common and scores a sample of those not judged yet',
 };
 
 /** Recover only with headroom, so the level does not flap around the budget. */
@@ -76,7 +78,13 @@ export class Watchdog {
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private readonly st: { cpuPercent: number; rssBytes: number; sinceMs: number; overBudget: string | null; changes: number };
-  private readonly shedByReason: Record<ShedReason, number> = { injection_scan_ineligible: 0, udp_flow: 0, sighting_repeat: 0, connection_sampled: 0 };
+  private readonly shedByReason: Record<ShedReason, number> = {
+    injection_scan_ineligible: 0,
+    udp_flow: 0,
+    sighting_repeat: 0,
+    connection_not_common: 0,
+    connection_sampled: 0,
+  };
 
   constructor(
     cfg: WatchdogConfig,
@@ -158,7 +166,7 @@ export class Watchdog {
     this.st.changes++;
     if (up) this.st.overBudget = why;
     const fields = {
-      level,
+      shedLevel: level,
       shedding: LEVEL_TEXT[level],
       cpuPercent: Math.round(this.st.cpuPercent * 10) / 10,
       rssBytes: this.st.rssBytes,

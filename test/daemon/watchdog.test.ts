@@ -49,6 +49,7 @@ describe('watchdog policy', () => {
     expect(wd.sheds('injection_scan_ineligible')).toBe(true);
     expect(wd.sheds('udp_flow')).toBe(true);
     expect(wd.sheds('sighting_repeat')).toBe(true);
+    expect(wd.sheds('connection_not_common')).toBe(false);
     // Connections are still all scored at level 1.
     expect([1, 2, 3, 4].map(() => wd.samplesOut())).toEqual([false, false, false, false]);
     step(12);
@@ -59,11 +60,12 @@ describe('watchdog policy', () => {
     step(12);
     expect(wd.level).toBe(2);
     const st = wd.stats();
-    expect(st.shedByReason).toEqual({ injection_scan_ineligible: 1, udp_flow: 1, sighting_repeat: 1, connection_sampled: 6 });
-    expect(st.shedTotal).toBe(9);
+    expect(wd.sheds('connection_not_common')).toBe(true);
+    expect(st.shedByReason).toEqual({ injection_scan_ineligible: 1, udp_flow: 1, sighting_repeat: 1, connection_not_common: 0, connection_sampled: 6 });
+    expect(wd.stats().shedTotal).toBe(10);
     expect(st.overBudget).toBe('cpu');
     // One line per change of level, not per sample.
-    expect(log.lines.map((l) => [l.level, l.msg, l.fields['level']])).toEqual([
+    expect(log.lines.map((l) => [l.level, l.msg, l.fields['shedLevel']])).toEqual([
       ['warn', 'The daemon is over its cpu budget; it sheds low-value work to spare the host.', 1],
       ['warn', 'The daemon is over its cpu budget; it sheds low-value work to spare the host.', 2],
     ]);
