@@ -182,6 +182,17 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     expect(d.exit).toBeNull();
   }, 60_000);
 
+  it('at the hard memory limit logs why, stops cleanly and exits 70 for systemd to restart it', async () => {
+    const d = await startDaemon({ source: { kind: 'procfs' }, watchdog: { intervalMs: 1500, memoryBytes: 1024 * 1024, hardMemoryBytes: 2 * 1024 * 1024 } });
+    await d.waitExit();
+    expect(d.exit).toEqual({ code: 70, signal: null });
+    const err = d.logs.find((l) => l.message === 'The daemon reached its hard memory limit; it exits so the service manager restarts it.');
+    expect(err).toMatchObject({ level: 'error', hardMemoryBytes: 2 * 1024 * 1024 });
+    expect(err?.rssBytes).toBeGreaterThan(2 * 1024 * 1024);
+    expect(d.logs.find((l) => l.message === 'rarecon stops and exits for the service manager to restart it.')).toMatchObject({ exitCode: 70 });
+    expect(d.logs.find((l) => l.message === 'rarecon stopped.')).toBeDefined();
+  }, 30_000);
+
   it('SIGHUP moves queued alerts to a sink new address, adds a sink, and a sink that cannot be built keeps it all', async () => {
     const down = await receiver();
     down.mode = { kind: 'status', status: 503 };
