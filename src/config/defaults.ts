@@ -90,7 +90,7 @@ export interface WatchdogConfig {
   intervalMs: number;
   /** CPU of the daemon and its helper over one interval, percent of one core. */
   cpuPercent: number;
-  /** Resident memory above which the daemon sheds load. */
+  /** Memory in use (V8 heap in use, external buffers, the helper's RSS) above which the daemon sheds load. */
   memoryBytes: number;
   /** Resident memory at which the daemon exits (status 70) to be restarted. 0 = never. */
   hardMemoryBytes: number;

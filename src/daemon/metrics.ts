@@ -53,7 +53,8 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now()): string {
     family(out, 'rarecon_watchdog_level', 'gauge', 'Shedding level: 0 none, 1 optional work, 2 also sampling connections.', [[{}, w.level]]);
     family(out, 'rarecon_watchdog_cpu_percent', 'gauge', 'CPU of the daemon and its helper over the last sample, percent of one core.', [[{}, w.cpuPercent]]);
     family(out, 'rarecon_watchdog_budget_cpu_percent', 'gauge', 'CPU budget, percent of one core.', [[{}, w.budget.cpuPercent]]);
-    family(out, 'rarecon_watchdog_budget_memory_bytes', 'gauge', 'Resident memory budget.', [[{}, w.budget.memoryBytes]]);
+    family(out, 'rarecon_watchdog_memory_in_use_bytes', 'gauge', 'Memory in use (V8 heap in use, external buffers, the helper RSS), checked against the budget.', [[{}, w.liveBytes]]);
+    family(out, 'rarecon_watchdog_budget_memory_bytes', 'gauge', 'Memory in use budget.', [[{}, w.budget.memoryBytes]]);
   }
   const sd = s.stateDir;
   if (sd !== undefined) {

@@ -101,8 +101,8 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
     const head = !w.enabled
       ? 'off'
       : w.level === 0
-        ? `within budget (CPU ${w.cpuPercent.toFixed(1)} % of ${w.budget.cpuPercent} %, ${(w.rssBytes / 2 ** 20).toFixed(0)} of ${(w.budget.memoryBytes / 2 ** 20).toFixed(0)} MiB)`
-        : `SHEDDING level ${w.level} for ${age(nowMs - w.sinceMs)}, over ${w.overBudget ?? 'budget'} (CPU ${w.cpuPercent.toFixed(1)} % of ${w.budget.cpuPercent} %, ${(w.rssBytes / 2 ** 20).toFixed(0)} of ${(w.budget.memoryBytes / 2 ** 20).toFixed(0)} MiB): ${w.shedding}`;
+        ? `within budget (CPU ${w.cpuPercent.toFixed(1)} % of ${w.budget.cpuPercent} %, ${(w.liveBytes / 2 ** 20).toFixed(0)} of ${(w.budget.memoryBytes / 2 ** 20).toFixed(0)} MiB in use)`
+        : `SHEDDING level ${w.level} for ${age(nowMs - w.sinceMs)}, over ${w.overBudget ?? 'budget'} (CPU ${w.cpuPercent.toFixed(1)} % of ${w.budget.cpuPercent} %, ${(w.liveBytes / 2 ** 20).toFixed(0)} of ${(w.budget.memoryBytes / 2 ** 20).toFixed(0)} MiB in use): ${w.shedding}`;
     lines.push(`watchdog:  ${head}${shed === '' ? '' : `; shed so far: ${shed}`}`);
   }
   const sd = s.stateDir;

@@ -41,8 +41,13 @@ export interface ResourceSample {
   atMs: number;
   /** CPU time used so far by the daemon and its children, microseconds (may drop when a child is replaced). */
   cpuMicros: number;
-  /** Resident memory of the daemon and its children. */
+  /** Resident memory of the daemon and its children: what the host pays, checked against the hard limit. */
   rssBytes: number;
+  /**
+   * Memory in use: V8 heap in use, external buffers and the children's RSS. Checked against the soft
+   * budget because it falls when work is shed; RSS keeps the high-water mark of the heap long after.
+   */
+  liveBytes: number;
 }
 
 export interface WatchdogStats {
@@ -54,6 +59,7 @@ export interface WatchdogStats {
   sinceMs: number;
   cpuPercent: number;
   rssBytes: number;
+  liveBytes: number;
   budget: { cpuPercent: number; memoryBytes: number; hardMemoryBytes: number };
   shedTotal: number;
   shedByReason: Record<ShedReason, number>;
@@ -77,7 +83,7 @@ export class Watchdog {
   private hardFired = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
-  private readonly st: { cpuPercent: number; rssBytes: number; sinceMs: number; overBudget: string | null; changes: number };
+  private readonly st: { cpuPercent: number; rssBytes: number; liveBytes: number; sinceMs: number; overBudget: string | null; changes: number };
   private readonly shedByReason: Record<ShedReason, number> = {
     injection_scan_ineligible: 0,
     udp_flow: 0,
@@ -92,7 +98,7 @@ export class Watchdog {
   ) {
     this.cfg = cfg;
     this.now = opts.now ?? Date.now;
-    this.st = { cpuPercent: 0, rssBytes: 0, sinceMs: this.now(), overBudget: null, changes: 0 };
+    this.st = { cpuPercent: 0, rssBytes: 0, liveBytes: 0, sinceMs: this.now(), overBudget: null, changes: 0 };
   }
 
   get level(): ShedLevel {
@@ -130,6 +136,7 @@ export class Watchdog {
     const wallMs = prev === null ? 0 : s.atMs - prev.atMs;
     if (wallMs > 0 && prev !== null) this.st.cpuPercent = (Math.max(0, s.cpuMicros - prev.cpuMicros) / (wallMs * 1000)) * 100;
     this.st.rssBytes = s.rssBytes;
+    this.st.liveBytes = s.liveBytes;
     const c = this.cfg;
     if (!c.enabled) return;
     if (c.hardMemoryBytes > 0 && s.rssBytes >= c.hardMemoryBytes && !this.hardFired) {
@@ -142,13 +149,13 @@ export class Watchdog {
       return;
     }
     const overCpu = this.st.cpuPercent > c.cpuPercent;
-    const overMem = s.rssBytes > c.memoryBytes;
+    const overMem = s.liveBytes > c.memoryBytes;
     if (overCpu || overMem) {
       this.underStreak = 0;
       if (this.levelNow < 2) this.change((this.levelNow + 1) as ShedLevel, overCpu && overMem ? 'cpu and memory' : overCpu ? 'cpu' : 'memory');
       return;
     }
-    const roomy = this.st.cpuPercent <= c.cpuPercent * CPU_HEADROOM && s.rssBytes <= c.memoryBytes * MEMORY_HEADROOM;
+    const roomy = this.st.cpuPercent <= c.cpuPercent * CPU_HEADROOM && s.liveBytes <= c.memoryBytes * MEMORY_HEADROOM;
     if (!roomy || this.levelNow === 0) {
       this.underStreak = 0;
       return;
@@ -170,6 +177,7 @@ export class Watchdog {
       shedding: LEVEL_TEXT[level],
       cpuPercent: Math.round(this.st.cpuPercent * 10) / 10,
       rssBytes: this.st.rssBytes,
+      liveBytes: this.st.liveBytes,
       cpuBudgetPercent: this.cfg.cpuPercent,
       memoryBudgetBytes: this.cfg.memoryBytes,
       shedTotal: this.shedTotal(),
@@ -207,6 +215,7 @@ export class Watchdog {
       sinceMs: this.st.sinceMs,
       cpuPercent: this.st.cpuPercent,
       rssBytes: this.st.rssBytes,
+      liveBytes: this.st.liveBytes,
       budget: { cpuPercent: this.cfg.cpuPercent, memoryBytes: this.cfg.memoryBytes, hardMemoryBytes: this.cfg.hardMemoryBytes },
       shedTotal: this.shedTotal(),
       shedByReason: { ...this.shedByReason },
@@ -235,17 +244,21 @@ function childPids(): number[] {
 export function processSample(): ResourceSample {
   const cpu = process.cpuUsage();
   let cpuMicros = cpu.user + cpu.system;
-  let rssBytes = process.memoryUsage.rss();
+  const mem = process.memoryUsage();
+  let rssBytes = mem.rss;
+  let liveBytes = mem.heapUsed + mem.external;
   for (const pid of childPids()) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // Fields 14 and 15 (utime, stime) and 24 (rss pages); f[0] is field 3.
       cpuMicros += (Number(f[11]) + Number(f[12])) * TICK_MICROS;
-      rssBytes += Number(f[21]) * PAGE_BYTES;
+      const childRss = Number(f[21]) * PAGE_BYTES;
+      rssBytes += childRss;
+      liveBytes += childRss;
     } catch {
       // exited between the listing and the read
     }
   }
-  return { atMs: Date.now(), cpuMicros, rssBytes };
+  return { atMs: Date.now(), cpuMicros, rssBytes, liveBytes };
 }

@@ -14,14 +14,17 @@ function rig(over: Partial<WatchdogConfig> = {}) {
   let cpuMicros = 0;
   let cpuPercent = 1;
   let rssBytes = 50 * MiB;
-  const sample = (): ResourceSample => ({ atMs: t, cpuMicros, rssBytes });
+  let liveBytes = 40 * MiB;
+  const sample = (): ResourceSample => ({ atMs: t, cpuMicros, rssBytes, liveBytes });
   const log = memoryLogger();
   const hard: number[] = [];
   const cfg: WatchdogConfig = { ...DEFAULT_WATCHDOG, intervalMs: 1000, cpuPercent: 5, memoryBytes: 100 * MiB, hardMemoryBytes: 150 * MiB, recoverSamples: 3, sampleOneIn: 4, ...over };
   const wd = new Watchdog(cfg, { sample, log, onHardLimit: (r) => hard.push(r), now: () => t });
   wd.check(); // first sample: the baseline for CPU deltas
-  const step = (cpu: number, rssMiB?: number): void => {
+  /** `liveMiB`: memory in use (checked against the soft budget); `rssMiB`: resident (the hard limit). */
+  const step = (cpu: number, liveMiB?: number, rssMiB?: number): void => {
     cpuPercent = cpu;
+    if (liveMiB !== undefined) liveBytes = liveMiB * MiB;
     if (rssMiB !== undefined) rssBytes = rssMiB * MiB;
     t += 1000;
     cpuMicros += cpuPercent * 10_000; // cpu% of 1 s
@@ -97,8 +100,10 @@ describe('watchdog policy', () => {
     expect(wd.stats()).toMatchObject({ level: 0, overBudget: null, levelChangesTotal: 4 });
   });
 
-  it('counts memory over budget too, and a spike in between resets the recovery', () => {
+  it('counts memory in use over budget too (not the RSS high-water mark), and a spike in between resets the recovery', () => {
     const { wd, step, log } = rig();
+    step(1, 90, 140); // RSS over the soft budget, memory in use not: nothing shed
+    expect(wd.level).toBe(0);
     step(1, 120);
     expect(wd.level).toBe(1);
     expect(log.lines[0]?.msg).toBe('The daemon is over its memory budget; it sheds low-value work to spare the host.');
@@ -115,8 +120,8 @@ describe('watchdog policy', () => {
 
   it('asks to exit once at the hard memory limit', () => {
     const { wd, step, hard, log } = rig();
-    step(1, 160);
-    step(1, 170);
+    step(1, 120, 160);
+    step(1, 120, 170);
     expect(hard).toEqual([160 * MiB]);
     expect(log.lines.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([
       'The daemon reached its hard memory limit; it exits so the service manager restarts it.',
@@ -146,5 +151,7 @@ describe('processSample', () => {
     const b = processSample();
     expect(b.cpuMicros - a.cpuMicros).toBeGreaterThan(20_000);
     expect(b.rssBytes).toBeGreaterThanOrEqual(process.memoryUsage.rss() * 0.5);
+    expect(b.liveBytes).toBeGreaterThan(0);
+    expect(b.liveBytes).toBeLessThan(b.rssBytes);
   });
 });

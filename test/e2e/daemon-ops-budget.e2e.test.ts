@@ -141,7 +141,8 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     // Idle first: within budget.
     await sleep(1500);
     const idle = d.statusFile()?.watchdog;
-    console.log(`daemon-ops-budget.e2e: idle CPU ${idle?.cpuPercent.toFixed(2)} % of a core, ${((idle?.rssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+    const mib = (x: number | undefined): string => ((x ?? 0) / 2 ** 20).toFixed(0);
+    console.log(`daemon-ops-budget.e2e: idle CPU ${idle?.cpuPercent.toFixed(2)} % of a core, ${mib(idle?.rssBytes)} MiB resident, ${mib(idle?.liveBytes)} MiB in use`);
     expect(idle?.level).toBe(0);
 
     const loadStart = Date.now();
@@ -168,7 +169,9 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
 
     // Load gone: back to level 0 and said so once.
     const back = await d.waitForStatus((s) => s.watchdog?.level === 0, 15_000);
-    console.log(`daemon-ops-budget.e2e: recovered ${Date.now() - loadStart - 6000} ms after the load stopped`);
+    console.log(
+      `daemon-ops-budget.e2e: recovered ${Date.now() - loadStart - 6000} ms after the load stopped; ${mib(back.watchdog?.rssBytes)} MiB resident, ${mib(back.watchdog?.liveBytes)} MiB in use`,
+    );
     expect(back.watchdog?.shedTotal).toBeGreaterThan(0);
     await d.waitForLog((l) => l.message === 'The daemon is back under its budget; nothing is shed any more.', 2000);
     // Counted work stays counted; nothing new is shed once back.
