@@ -5,6 +5,7 @@
 // (real HTTP receivers); a full state folder (a small tmpfs).
 // Needs root; skips with the reason otherwise. Run under flock /tmp/rarecon-root.lock.
 import { execFileSync } from 'node:child_process';
+import Database from 'better-sqlite3';
 import dgram from 'node:dgram';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -334,6 +335,15 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       expect(deliveryReport(rx.uids, [stored as string, whileFull as string]).duplicates).toBe(0);
       const after = await d.waitForStatus((s) => s.stateDir?.diskFull === false && s.stateDir.heldAlerts === 0 && (s.report as Json).outbox.rows === 0, 5000);
       expect(after.stateDir?.writeFailuresTotal.outbox).toBeGreaterThan(0);
+      // The sightings of the connections made while the disk was full reached sightings.db too.
+      await d.waitForStatus((s) => s.stateDir?.heldSightings === 0 && s.stateDir.failing.sightings === undefined, 5000);
+      const db = new Database(join(state, 'sightings.db'), { readonly: true });
+      try {
+        const ports = (db.prepare("SELECT port FROM day_combo WHERE root = 'budget-test.example' ORDER BY port").pluck().all() as number[]);
+        expect(ports).toEqual(expect.arrayContaining([PORTS[4], PORTS[5]]));
+      } finally {
+        db.close();
+      }
       expect(d.exit).toBeNull();
       expect((await d.stop()).code).toBe(0);
     } finally {
