@@ -99,7 +99,10 @@ export class SightingsStore {
   /** Stores sightings (the observer field is ignored: they are this host's). One transaction. */
   add(sightings: readonly Sighting[]): number {
     let added = 0;
-    this.db.transaction(() => {
+    // Keys remembered by this call: forgotten again if the commit fails (a full disk), so a retry writes them.
+    const fresh: string[] = [];
+    const seenBefore = this.seen;
+    const tx = this.db.transaction(() => {
       for (const s of sightings) {
         const day = Math.floor(s.dayMs / DAY_MS);
         const sha = typeof s.sha256 === 'string' ? s.sha256.toLowerCase() : '';
@@ -127,13 +130,23 @@ export class SightingsStore {
         const changes = isCombo
           ? this.stmts.addCombo.run(day, shaBytes, s.rootDomain as string, s.port as number).changes
           : this.stmts.addProcess.run(day, shaBytes).changes;
-        if (this.seen.size < this.memoryKeys) this.seen.add(key);
+        if (this.seen.size < this.memoryKeys && !this.seen.has(key)) {
+          this.seen.add(key);
+          fresh.push(key);
+        }
         if (changes > 0) {
           this.stmts.bump.run(day, isCombo ? 1 : 0, isCombo ? 0 : 1);
           added++;
         }
       }
-    })();
+    });
+    try {
+      tx();
+    } catch (err) {
+      if (this.seen === seenBefore) for (const k of fresh) this.seen.delete(k);
+      else this.seen = new Set();
+      throw err;
+    }
     return added;
   }
 

@@ -43,7 +43,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const first = loadConfig(configPath);
   if (!first.ok) throw new UsageError(`bad config, not starting:\n${formatProblems(first)}`);
   const config = overrides(first.config);
-  const log = makeLogger({ level: config.logLevel, file: config.logFile });
+  const log = makeLogger({ level: config.logLevel, file: config.logFile, stream: config.logStream, maxSizeBytes: config.logFileMaxBytes, maxFiles: config.logFileMaxFiles });
   const daemon = new Daemon({
     config,
     reloadConfig:
@@ -57,7 +57,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     alertsPath: values.alerts ?? config.alertsPath,
     recordPath: values.record ?? null,
     log,
+    onFatal: (code, reason) => fatal(code, reason),
   });
+  let fatal: (code: number, reason: string) => void = () => {};
   try {
     await daemon.start();
   } catch (err) {
@@ -72,8 +74,17 @@ export async function runCommand(argv: string[]): Promise<number> {
         resolve(0);
       });
     };
+    fatal = (code, reason) => {
+      log.error('rarecon stops and exits for the service manager to restart it.', { reason, exitCode: code });
+      // Should stopping hang, exit anyway: a restart is what this is for.
+      setTimeout(() => process.exit(code), 10_000).unref();
+      void daemon.stop().then(async () => {
+        await log.close();
+        resolve(code);
+      });
+    };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => daemon.reload());
+    process.on('SIGHUP', () => void daemon.reload());
   });
 }

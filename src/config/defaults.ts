@@ -77,3 +77,35 @@ export const DEFAULT_BASELINE_STORE: BaselineStoreConfig = {
 /** The default state folder of the daemon. */
 export const DEFAULT_STATE_DIR = '/var/lib/rarecon';
 export const DEFAULT_CONFIG_PATH = '/etc/rarecon/config.yaml';
+
+/**
+ * The daemon's own budgets (osquery's watchdog allows 200 MB and 10 % CPU; we
+ * aim lower). Over a soft budget it sheds the lowest-value work first; at the
+ * hard memory limit it exits so the service manager restarts it (the systemd
+ * unit's MemoryMax=300M sits above).
+ */
+export interface WatchdogConfig {
+  enabled: boolean;
+  /** How often the daemon samples its CPU and resident memory. */
+  intervalMs: number;
+  /** CPU of the daemon and its helper over one interval, percent of one core. */
+  cpuPercent: number;
+  /** Memory in use (V8 heap in use, external buffers, the helper's RSS) above which the daemon sheds load. */
+  memoryBytes: number;
+  /** Resident memory at which the daemon exits (status 70) to be restarted. 0 = never. */
+  hardMemoryBytes: number;
+  /** Samples under budget (with 20 % headroom) before one level of shedding is lifted. */
+  recoverSamples: number;
+  /** At the second level, one connection in this many is enriched and scored. */
+  sampleOneIn: number;
+}
+
+export const DEFAULT_WATCHDOG: WatchdogConfig = {
+  enabled: true,
+  intervalMs: 2_000,
+  cpuPercent: 5,
+  memoryBytes: 200 * 1024 * 1024,
+  hardMemoryBytes: 280 * 1024 * 1024,
+  recoverSamples: 3,
+  sampleOneIn: 4,
+};

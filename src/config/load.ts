@@ -59,11 +59,25 @@ function finish(merged: RareconConfig, file: string, root: Node | null, lc: Line
   const report = resolveReport(merged.report);
   const problems: Problem[] = report.ok ? [] : [...report.problems];
   for (const message of syncConfigProblems(merged.sync)) problems.push({ path: 'sync', message });
+  problems.push(...daemonProblems(merged, report.ok ? report.config : null));
   if (problems.length > 0) {
     return { ok: false, file, problems: problems.map((p) => ({ ...p, line: root === null ? null : lineOf(root, p.path, lc) })) };
   }
   if (report.ok) merged.report = report.config;
   return { ok: true, config: merged };
+}
+
+/** Cross-field rules of the daemon's own settings. */
+function daemonProblems(c: RareconConfig, report: RareconConfig['report'] | null): Problem[] {
+  const out: Problem[] = [];
+  if (c.logStream === 'stdout' && c.logFile === null && report !== null && report.sinks.some((s) => s.type === 'stdout')) {
+    out.push({ path: 'logStream', message: 'stdout carries alerts (a stdout sink is configured): keep logs on stderr, or set logFile' });
+  }
+  const w = c.watchdog;
+  if (w.hardMemoryBytes !== 0 && w.hardMemoryBytes <= w.memoryBytes) {
+    out.push({ path: 'watchdog.hardMemoryBytes', message: `must be above watchdog.memoryBytes (${w.memoryBytes}), or 0 for no hard limit` });
+  }
+  return out;
 }
 
 export function loadConfig(file: string | null): ConfigResult {

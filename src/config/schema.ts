@@ -1,7 +1,7 @@
 // The one config schema: the shape of the file, checked against the defaults
 // in `defaults.ts`. A spec says what a value must be; `validate` reports every
 // problem at once with its dotted path.
-import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT, DEFAULT_STATE_DIR, type BaselineStoreConfig, type DetectConfig } from './defaults.js';
+import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT, DEFAULT_STATE_DIR, DEFAULT_WATCHDOG, type BaselineStoreConfig, type DetectConfig, type WatchdogConfig } from './defaults.js';
 import { parseCidr } from '../detect/address.js';
 import { DEFAULT_REPORT, REPORT_SPEC, type ReportConfig } from '../report/config.js';
 import { DEFAULT_SYNC, SYNC_SPEC, type SyncConfig } from '../baseline/sync-config.js';
@@ -30,8 +30,12 @@ export interface RareconConfig {
   alertsPath: string | null;
   alertFormat: 'ocsf' | 'ecs';
   logLevel: 'error' | 'warn' | 'info' | 'debug';
-  /** null: JSON lines on stderr (journald); else a rotated file. */
+  /** null: JSON lines on `logStream` (journald reads both); else a rotated file. */
   logFile: string | null;
+  /** stderr by default: stdout carries alerts when a stdout sink is configured (the default sink). */
+  logStream: 'stderr' | 'stdout';
+  logFileMaxBytes: number;
+  logFileMaxFiles: number;
   host: HostConfig;
   source: SourceConfig;
   enrich: EnrichConfig;
@@ -39,6 +43,8 @@ export interface RareconConfig {
   statusIntervalMs: number;
   /** Prometheus text at /metrics and a health check at /healthz; keep it on loopback. */
   metrics: { enabled: boolean; host: string; port: number };
+  /** CPU and memory budgets of the daemon and the load it sheds over them. */
+  watchdog: WatchdogConfig;
   report: ReportConfig;
   sync: SyncConfig;
   /** Read by `rarecon server` only; one file can configure both sides. */
@@ -79,11 +85,15 @@ export const DEFAULT_CONFIG: RareconConfig = {
   alertFormat: 'ocsf',
   logLevel: 'info',
   logFile: null,
+  logStream: 'stderr',
+  logFileMaxBytes: 10 * 1024 * 1024,
+  logFileMaxFiles: 5,
   host: { org: 'default', id: null },
   source: { kind: 'auto', helperPath: null, pollIntervalMs: 1000, udpDedupMs: 60_000, stackFrames: 32, queueMaxEvents: 10_000 },
   enrich: { concurrency: 16, timeoutMs: 2000, cacheEntries: 4096 },
   statusIntervalMs: 5000,
   metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
+  watchdog: DEFAULT_WATCHDOG,
   report: DEFAULT_REPORT,
   sync: DEFAULT_SYNC,
   server: DEFAULT_SERVER,
@@ -136,6 +146,9 @@ export const CONFIG_SPEC: Spec = {
     alertFormat: { kind: 'string', oneOf: ['ocsf', 'ecs'] },
     logLevel: { kind: 'string', oneOf: ['error', 'warn', 'info', 'debug'] },
     logFile: { kind: 'string', nullable: true },
+    logStream: { kind: 'string', oneOf: ['stderr', 'stdout'] },
+    logFileMaxBytes: count(4096),
+    logFileMaxFiles: count(1),
     host: { kind: 'object', fields: { org: { kind: 'string', pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: 'letters, digits, . _ - (1 to 64)' }, id: { kind: 'string', nullable: true } } },
     source: {
       kind: 'object',
@@ -151,6 +164,18 @@ export const CONFIG_SPEC: Spec = {
     enrich: { kind: 'object', fields: { concurrency: count(1), timeoutMs: count(10), cacheEntries: count(16) } },
     statusIntervalMs: count(100),
     metrics: { kind: 'object', fields: { enabled: { kind: 'boolean' }, host: { kind: 'string' }, port: { kind: 'number', integer: true, min: 0, max: 65535 } } },
+    watchdog: {
+      kind: 'object',
+      fields: {
+        enabled: { kind: 'boolean' },
+        intervalMs: count(100),
+        cpuPercent: { kind: 'number', min: 0.1, max: 1000 },
+        memoryBytes: count(1024 * 1024),
+        hardMemoryBytes: count(0),
+        recoverSamples: count(1),
+        sampleOneIn: count(1),
+      },
+    },
     report: REPORT_SPEC,
     sync: SYNC_SPEC,
     server: SERVER_SPEC,

@@ -3,7 +3,7 @@
 // bounded queue for enrichment (a few at once), then are scored in the order
 // their enrichment finishes. Local state, sightings and the outbox are SQLite
 // files in the state folder.
-import { createWriteStream, mkdirSync, renameSync, writeFileSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { RareconConfig } from '../config/schema.js';
 import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
@@ -31,7 +31,18 @@ import { openLiveSource, type LiveConnect, type LiveSource } from './live-source
 import type { Logger } from './logger.js';
 import type { Server } from 'node:http';
 import { serveMetrics } from './metrics.js';
-import { STATUS_FILE, type DaemonStatus } from './status.js';
+import { STATUS_FILE, type CacheCounts, type DaemonStatus } from './status.js';
+import { processSample, Watchdog } from './watchdog.js';
+import { StateHealth } from './state-health.js';
+import { BoundedCache } from '../enrich/bounded-cache.js';
+import type { BaselineCacheStats } from '../baseline/store.js';
+
+/** Alerts that could not be stored are held in memory and stored later; past this many, new ones are still held but an operator is told. */
+const HELD_ALERTS_WARN = 10_000;
+/** Sightings held while the state folder is full; beyond this the oldest go (counted). */
+const HELD_SIGHTINGS_MAX = 50_000;
+/** Exit status at the hard memory limit: non-zero, so systemd's Restart=on-failure restarts the daemon. */
+export const EXIT_HARD_MEMORY_LIMIT = 70;
 
 /** How long start() waits for the source to be capturing. */
 const SOURCE_READY_TIMEOUT_MS = 30_000;
@@ -63,6 +74,8 @@ export interface DaemonOptions {
   alertsPath: string | null;
   recordPath: string | null;
   log: Logger;
+  /** The daemon cannot go on (hard memory limit): the caller stops it and exits with `code`. */
+  onFatal?: (code: number, reason: string) => void;
 }
 
 export class Daemon {
@@ -72,6 +85,16 @@ export class Daemon {
   private readonly state: StateStore;
   private scorer: Scorer;
   private readonly reporter: Reporter;
+  private readonly watchdog: Watchdog;
+  private readonly health: StateHealth;
+  /** Whether a process image (pid and start) is common in the baseline, from its last scored connection. */
+  private readonly commonByProcess = new BoundedCache<string, boolean>({ maxEntries: 4096, ttlMs: 60_000 });
+  /** Sightings written lately, so repeats can be skipped when shedding. */
+  private readonly sightingsWritten = new BoundedCache<string, true>({ maxEntries: 65_536 });
+  /** Alerts and sightings the state folder did not take yet (full disk): stored again on each tick. */
+  private heldAlerts: Alert[] = [];
+  private heldSightings: Sighting[] = [];
+  private reloading: Promise<void> = Promise.resolve();
   private readonly sightings: SightingsStore;
   private readonly extractor: SightingExtractor;
   private readonly enricher: ConnectionEnricher;
@@ -91,7 +114,7 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private inFlight = 0;
   private readonly ownPids = new Set<number>([process.pid]);
-  private readonly counts = { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, reloadsTotal: 0 };
+  private readonly counts = { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, reloadsTotal: 0, stateWriteFailedTotal: 0 };
   private lastAlertMs: number | null = null;
   // Sightings and alerts for the outbox are written once per event-loop turn,
   // in one SQLite transaction each: under load that is many events a commit.
@@ -112,6 +135,12 @@ export class Daemon {
     this.scorer = new Scorer({ baseline: NO_BASELINE, config: c.detect, state: this.state, nowMs: Date.now() });
     this.scorer.enrol(hostKeyOf(this.host), Date.now());
     this.reporter = Reporter.start(c.report, { stateDir: c.stateDir, log: (level, msg, fields) => this.log[level](msg, fields) });
+    this.health = new StateHealth(this.log, c.stateDir);
+    this.watchdog = new Watchdog(c.watchdog, {
+      sample: processSample,
+      log: this.log,
+      onHardLimit: (rss) => opts.onFatal?.(EXIT_HARD_MEMORY_LIMIT, `resident memory ${rss} bytes reached watchdog.hardMemoryBytes`),
+    });
     this.sightings = new SightingsStore(join(c.stateDir, 'sightings.db'));
     this.extractor = new SightingExtractor('day', DEFAULT_POLICY, c.detect);
     this.enricher = new ConnectionEnricher(c.enrich, this.host);
@@ -136,6 +165,7 @@ export class Daemon {
       stateDir: this.config.stateDir,
     });
     this.timer = setInterval(() => this.tick(), 250);
+    this.watchdog.start();
     const m = this.config.metrics;
     if (m.enabled) {
       try {
@@ -203,6 +233,13 @@ export class Daemon {
           this.counts.selfSkippedTotal++;
           continue;
         }
+        // Over budget: the lowest-value work goes first (see watchdog.ts), counted by reason.
+        if (r.protocol === 'udp' && this.watchdog.sheds('udp_flow')) continue;
+        if (this.watchdog.level >= 2) {
+          // Connections of a common process may alert: kept. Of a process not common: dropped. Not judged yet: sampled.
+          const common = r.processStartBootNs === null ? undefined : this.commonByProcess.peek(processKey(r));
+          if (common === false ? this.watchdog.sheds('connection_not_common') : common === undefined && this.watchdog.samplesOut()) continue;
+        }
         this.queue.push(r);
       }
     } catch (err) {
@@ -213,18 +250,37 @@ export class Daemon {
   private async enrichLoop(): Promise<void> {
     const max = this.config.enrich.concurrency;
     const waiters: Array<() => void> = [];
-    for await (const c of this.queue.drain()) {
+    for await (const queued of this.queue.drain()) {
       while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
+      let c = queued;
+      // A process the baseline does not hold as common cannot alert: its stack scan is the first optional work to go.
+      if (c.stackScan.length > 0 && this.commonByProcess.peek(processKey(c)) === false && this.watchdog.sheds('injection_scan_ineligible')) {
+        c = { ...c, stackScan: [] };
+      }
       this.inFlight++;
       this.enricher
         .enrich(c, this.abort.signal)
-        .then((e) => this.scoreLive(e))
+        .then((e) => {
+          this.noteCommon(c, e.process.sha256);
+          this.scoreLive(e);
+        })
         .catch((err: unknown) => this.log.warn('A connection could not be enriched.', { pid: c.pid, error: (err as Error).message }))
         .finally(() => {
           this.inFlight--;
           waiters.shift()?.();
         });
     }
+  }
+
+  /** Remembers whether the image of this connection is common, for shedding its next stack scans. */
+  private noteCommon(c: LiveConnect, sha: string | null): void {
+    if (c.processStartBootNs === null) return;
+    if (sha === null) return;
+    const observers = this.baseline.process(sha);
+    // In bucket mode an unknown sha256 may only be not loaded yet: say nothing then.
+    if (observers === undefined && this.bucketCache !== null) return;
+    const min = this.config.detect.thresholds.commonProcessMinObservers ?? this.baseline.meta().thresholds.commonProcessMinObservers;
+    this.commonByProcess.set(processKey(c), (observers ?? 0) >= min);
   }
 
   private scoreLive(e: ConnectionEvent): void {
@@ -253,10 +309,26 @@ export class Daemon {
     if (!alreadyRecorded) this.recordOnly(rec);
     const s = this.extractor.extract(rec);
     if (s.length > 0) {
-      for (const x of s) this.pendingSightings.push(x);
-      this.scheduleFlush();
+      for (const x of s) {
+        const key = `${x.dayMs}|${x.sha256}|${x.rootDomain ?? ''}|${x.port ?? ''}`;
+        if (this.sightingsWritten.peek(key) !== undefined) {
+          if (this.watchdog.sheds('sighting_repeat')) continue;
+        } else {
+          this.sightingsWritten.set(key, true);
+        }
+        this.pendingSightings.push(x);
+      }
+      if (this.pendingSightings.length > 0) this.scheduleFlush();
     }
-    const out: ScoreOutcome = this.scorer.handle(rec);
+    let out: ScoreOutcome;
+    try {
+      out = this.scorer.handle(rec);
+    } catch (err) {
+      // The dedup state could not be written (a full disk): the record is counted as not scored.
+      this.health.failed('state', err);
+      this.counts.stateWriteFailedTotal++;
+      return;
+    }
     if (rec.type === 'connection') this.counts.scoredTotal++;
     if (out.kind === 'new' || out.kind === 'health') this.emit(out.alert);
   }
@@ -282,17 +354,47 @@ export class Daemon {
     const alerts = this.pendingAlerts;
     this.pendingSightings = [];
     this.pendingAlerts = [];
-    if (sightings.length > 0) {
-      try {
-        this.sightings.add(sightings);
-      } catch (err) {
-        this.log.warn('Sightings could not be stored.', { count: sightings.length, error: (err as Error).message });
-      }
+    if (sightings.length > 0) this.storeSightings(sightings);
+    if (alerts.length > 0) this.storeAlerts(alerts);
+  }
+
+  /** Sightings go to SQLite; on a full disk they wait in memory (bounded, the oldest go first, counted). */
+  private storeSightings(batch: Sighting[]): void {
+    const all = this.heldSightings.length === 0 ? batch : [...this.heldSightings, ...batch];
+    try {
+      // A write of repeats only touches no page: it proves nothing unless it carried the held ones.
+      if (this.sightings.add(all) > 0 || all.length > batch.length) this.health.ok('sightings');
+      this.heldSightings = [];
+    } catch (err) {
+      this.health.failed('sightings', err);
+      const over = all.length - HELD_SIGHTINGS_MAX;
+      if (over > 0) this.health.held.sightingsLost += over;
+      this.heldSightings = over > 0 ? all.slice(over) : all;
     }
-    if (alerts.length > 0) this.reporter.enqueueMany(alerts);
+    this.health.held.sightings = this.heldSightings.length;
+  }
+
+  /** Alerts go to the outbox; when it cannot take them they wait in memory and are stored again: an alert raised is never dropped. */
+  private storeAlerts(batch: Alert[]): void {
+    const all = this.heldAlerts.length === 0 ? batch : [...this.heldAlerts, ...batch];
+    const r = this.reporter.enqueueMany(all);
+    if (r.ok) {
+      this.heldAlerts = [];
+      this.health.ok('outbox');
+    } else if (r.reason !== 'closed') {
+      if (this.heldAlerts.length < HELD_ALERTS_WARN && all.length >= HELD_ALERTS_WARN) {
+        this.log.error('Many alerts wait in memory for the outbox; they are lost if the daemon stops before the state folder takes them.', { alerts: all.length });
+      }
+      this.health.failed('outbox', r);
+      this.heldAlerts = all;
+    }
+    this.health.held.alerts = this.heldAlerts.length;
   }
 
   private tick(): void {
+    if (this.heldAlerts.length > 0) this.storeAlerts([]);
+    if (this.heldSightings.length > 0) this.storeSightings([]);
+    this.health.settle();
     const cache = this.bucketCache;
     if (cache !== null) {
       const { ready, expired } = cache.takeHeld<ConnectionEvent>();
@@ -305,9 +407,34 @@ export class Daemon {
     }
     const now = Date.now();
     if (now - this.lastStatusMs >= this.config.statusIntervalMs) {
-      this.scorer.flush();
+      this.flushState();
       this.writeStatus();
     }
+  }
+
+  private flushState(): void {
+    try {
+      this.scorer.flush();
+      this.health.ok('state');
+    } catch (err) {
+      this.health.failed('state', err);
+    }
+  }
+
+  private caches(): Record<string, CacheCounts> {
+    const out: Record<string, CacheCounts> = {};
+    const dns = this.scorer.dns.stats();
+    out['dns'] = { hitsTotal: dns.hitsTotal, missesTotal: dns.missesTotal };
+    const e = this.enricher.stats() as { hash?: { cache: CacheCounts }; signer?: { cache: CacheCounts }; injection?: { mapsCache: CacheCounts } };
+    if (e.hash) out['image_hash'] = pick(e.hash.cache);
+    if (e.signer) out['signer'] = pick(e.signer.cache);
+    if (e.injection) out['injection_maps'] = pick(e.injection.mapsCache);
+    const b = (this.baseline as { cacheStats?: () => BaselineCacheStats }).cacheStats?.();
+    if (b !== undefined) {
+      out['baseline_process'] = { hitsTotal: b.processHits, missesTotal: b.processMisses };
+      out['baseline_combo'] = { hitsTotal: b.comboHits, missesTotal: b.comboMisses };
+    }
+    return out;
   }
 
   status(): DaemonStatus {
@@ -332,22 +459,55 @@ export class Daemon {
       sync: this.sync?.status() ?? null,
       rssBytes: process.memoryUsage().rss,
       cpu: process.cpuUsage(),
+      watchdog: this.watchdog.stats(),
+      stateDir: this.health.stats(),
+      caches: this.caches(),
     };
   }
 
   private writeStatus(): void {
     this.lastStatusMs = Date.now();
     const file = join(this.config.stateDir, STATUS_FILE);
+    const text = JSON.stringify(this.status(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+    // Padded to whole 4 KiB pages plus one (JSON allows trailing spaces), so on a full disk the
+    // file can still be rewritten in place in the blocks it already holds.
+    const padded = text.padEnd((Math.ceil(text.length / 4096) + 1) * 4096, ' ');
     try {
-      writeFileSync(file + '.tmp', JSON.stringify(this.status(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+      writeFileSync(file + '.tmp', padded);
       renameSync(file + '.tmp', file);
+      this.health.ok('status');
     } catch (err) {
-      this.log.warn('The status file could not be written.', { file, error: (err as Error).message });
+      this.health.failed('status', err);
+      try {
+        const fd = openSync(file, 'r+');
+        try {
+          // Within the size it has: no new block is needed.
+          const size = fstatSync(fd).size;
+          if (text.length <= size) {
+            writeSync(fd, text.padEnd(size, ' '), 0);
+          }
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        // Counted and logged above; the metrics endpoint still tells.
+      }
     }
   }
 
-  /** SIGHUP: a new config (detection settings, exclusions) and the baseline file again; a bad file keeps the old config. */
-  reload(): void {
+  /**
+   * SIGHUP: a new config (sinks and report settings, detection, watchdog budgets, log level) and the
+   * baseline file again. A bad file, or sinks that cannot be built, keep the whole running config.
+   */
+  reload(): Promise<void> {
+    this.reloading = this.reloading.then(() => this.reloadNow()).catch((err: unknown) => {
+      this.log.error('Reload failed unexpectedly; the running config stays.', { error: (err as Error).message });
+    });
+    return this.reloading;
+  }
+
+  private async reloadNow(): Promise<void> {
+    let sinks: Record<string, string[]> | null = null;
     if (this.opts.reloadConfig === null) {
       this.log.info('Reload asked; running on the embedded default, so only the baseline file is read again.');
     } else {
@@ -356,9 +516,29 @@ export class Daemon {
         this.log.error('The config file has problems; the running config stays.', { problems: next });
         return;
       }
-      this.config = { ...this.config, detect: next.detect, alertFormat: next.alertFormat, statusIntervalMs: next.statusIntervalMs };
+      const r = await this.reporter.reload(next.report);
+      if (!r.ok) {
+        this.log.error('The new sinks could not be set up; the running config stays.', { problem: r.error });
+        return;
+      }
+      sinks = { added: r.added, removed: r.removed, changed: r.changed, kept: r.kept };
+      const moved = (['stateDir', 'source', 'host', 'metrics', 'logFile', 'logStream', 'enrich'] as const).filter(
+        (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+      );
+      if (moved.length > 0) this.log.warn('Some changed settings take a restart; the running values stay until then.', { settings: moved });
+      this.config = {
+        ...this.config,
+        detect: next.detect,
+        alertFormat: next.alertFormat,
+        statusIntervalMs: next.statusIntervalMs,
+        report: next.report,
+        watchdog: next.watchdog,
+        logLevel: next.logLevel,
+      };
+      this.watchdog.setConfig(next.watchdog);
+      this.log.setLevel?.(next.logLevel);
     }
-    this.scorer.flush();
+    this.flushState();
     this.scorer = new Scorer({ baseline: this.baseline, config: this.config.detect, state: this.state, nowMs: Date.now() });
     if (this.opts.baselinePath !== null) {
       try {
@@ -368,7 +548,7 @@ export class Daemon {
       }
     }
     this.counts.reloadsTotal++;
-    this.log.info('Config reloaded.', { reloads: this.counts.reloadsTotal });
+    this.log.info('Config reloaded.', { reloads: this.counts.reloadsTotal, ...(sinks === null ? {} : { sinks }) });
   }
 
   /** SIGTERM: stop capture, finish what is in flight, write state. Safe twice. */
@@ -376,12 +556,15 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.abort.abort();
       this.queue.close();
+      this.watchdog.stop();
       if (this.timer !== null) clearInterval(this.timer);
+      await this.reloading;
       await this.source?.shutdown();
       const deadline = Date.now() + 3000;
       while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      this.scorer.flush();
+      this.flushState();
       this.flushPending();
+      if (this.heldAlerts.length > 0) this.log.error('Alerts the outbox could not take are lost at this stop.', { alerts: this.heldAlerts.length });
       this.writeStatus();
       await this.sync?.stop();
       this.sync?.close();
@@ -395,4 +578,13 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** A process image by pid and start time (eBPF only; the /proc source has no stack to scan). */
+function processKey(c: LiveConnect): string {
+  return `${c.pid}:${c.processStartBootNs}`;
+}
+
+function pick(c: CacheCounts): CacheCounts {
+  return { hitsTotal: c.hitsTotal, missesTotal: c.missesTotal };
 }

@@ -1,11 +1,15 @@
-// Logs are sentences with structured fields; JSON lines to stdout (journald)
-// or to a rotated file. ERROR means an operator must act. Nothing per event at info.
+// Logs are sentences with structured fields; JSON lines to stderr or stdout
+// (journald reads both) or to a rotated file. stderr is the default because
+// stdout carries alerts when a stdout sink is configured (the default sink).
+// ERROR means an operator must act. Nothing per event at info.
 import winston from 'winston';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFields = Record<string, unknown>;
 
 export interface Logger {
+  /** Messages below this level are not written; SIGHUP may change it. */
+  setLevel?(level: LogLevel): void;
   error(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
@@ -15,8 +19,10 @@ export interface Logger {
 
 export interface LoggerOptions {
   level: LogLevel;
-  /** null: JSON lines on stderr (stdout carries alerts). */
+  /** null: JSON lines on `stream`. */
   file: string | null;
+  /** Default stderr: stdout may carry alerts. */
+  stream?: 'stderr' | 'stdout';
   maxSizeBytes?: number;
   maxFiles?: number;
 }
@@ -24,7 +30,7 @@ export interface LoggerOptions {
 export function makeLogger(opts: LoggerOptions): Logger {
   const transport =
     opts.file === null
-      ? new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })
+      ? new winston.transports.Console({ stderrLevels: (opts.stream ?? 'stderr') === 'stderr' ? ['error', 'warn', 'info', 'debug'] : [] })
       : new winston.transports.File({ filename: opts.file, maxsize: opts.maxSizeBytes ?? 10 * 1024 * 1024, maxFiles: opts.maxFiles ?? 5, tailable: true });
   const w = winston.createLogger({
     level: opts.level,
@@ -34,6 +40,9 @@ export function makeLogger(opts: LoggerOptions): Logger {
   });
   const at = (level: LogLevel) => (msg: string, fields: LogFields = {}) => w.log(level, msg, fields);
   return {
+    setLevel: (level) => {
+      w.level = level;
+    },
     error: at('error'),
     warn: at('warn'),
     info: at('info'),

@@ -5,6 +5,13 @@ import { join } from 'node:path';
 import type { LiveSourceStats } from './live-source.js';
 import type { ScoreCounters } from '../detect/scorer.js';
 import type { SyncStatus } from '../baseline/sync-client.js';
+import type { WatchdogStats } from './watchdog.js';
+import type { StateHealthStats } from './state-health.js';
+
+export interface CacheCounts {
+  hitsTotal: number;
+  missesTotal: number;
+}
 
 export const STATUS_FILE = 'status.json';
 
@@ -26,6 +33,10 @@ export interface DaemonStatus {
   sync: SyncStatus | null;
   rssBytes: number;
   cpu: { user: number; system: number };
+  /** Absent in status files of older versions. */
+  watchdog?: WatchdogStats;
+  stateDir?: StateHealthStats;
+  caches?: Record<string, CacheCounts>;
 }
 
 export function readStatus(stateDir: string): DaemonStatus | null {
@@ -81,5 +92,29 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
     lines.push(`outbox:    ${n(outbox.rows ?? 0)} waiting${outbox.oldestAgeMs ? `, oldest ${age(outbox.oldestAgeMs)}` : ''}, ${n(outbox.deadLetteredTotal ?? 0)} dead-lettered`);
   }
   lines.push(`resources: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB resident, CPU ${((s.cpu.user + s.cpu.system) / 1e6).toFixed(1)} s since start`);
+  const w = s.watchdog;
+  if (w !== undefined) {
+    const shed = Object.entries(w.shedByReason)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${n(v)}`)
+      .join(', ');
+    const head = !w.enabled
+      ? 'off'
+      : w.level === 0
+        ? `within budget (CPU ${w.cpuPercent.toFixed(1)} % of ${w.budget.cpuPercent} %, ${(w.liveBytes / 2 ** 20).toFixed(0)} of ${(w.budget.memoryBytes / 2 ** 20).toFixed(0)} MiB in use)`
+        : `SHEDDING level ${w.level} for ${age(nowMs - w.sinceMs)}, over ${w.overBudget ?? 'budget'} (CPU ${w.cpuPercent.toFixed(1)} % of ${w.budget.cpuPercent} %, ${(w.liveBytes / 2 ** 20).toFixed(0)} of ${(w.budget.memoryBytes / 2 ** 20).toFixed(0)} MiB in use): ${w.shedding}`;
+    lines.push(`watchdog:  ${head}${shed === '' ? '' : `; shed so far: ${shed}`}`);
+  }
+  const sd = s.stateDir;
+  if (sd !== undefined && (Object.keys(sd.failing).length > 0 || sd.heldAlerts > 0 || sd.heldSightings > 0)) {
+    const failing = Object.entries(sd.failing).map(([k, v]) => `${k} (${v})`).join('; ');
+    lines.push(
+      `state:     ${sd.diskFull ? 'DISK FULL' : 'WRITES FAILING'}${failing === '' ? '' : `: ${failing}`}; holding ${n(sd.heldAlerts)} alerts and ${n(sd.heldSightings)} sightings in memory`,
+    );
+  }
+  const caches = Object.entries(s.caches ?? {}).filter(([, c]) => c.hitsTotal + c.missesTotal > 0);
+  if (caches.length > 0) {
+    lines.push(`caches:    ${caches.map(([k, c]) => `${k} ${Math.round((100 * c.hitsTotal) / (c.hitsTotal + c.missesTotal))} %`).join(', ')} hits`);
+  }
   return lines.join('\n') + '\n';
 }

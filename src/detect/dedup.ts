@@ -133,7 +133,13 @@ export class AlertDeduper {
     this.index(row);
     if (this.writes === 'each') {
       // Written at once, with its valve count in the same transaction: dedup must hold across a crash right after it.
-      this.store.saveAlerts([row], null, [v]);
+      try {
+        this.store.saveAlerts([row], null, [v]);
+      } catch {
+        // A full disk must not cost the alert: it is raised, and written by the next flush (which throws while it cannot).
+        row.dirty = true;
+        this.dirtyValves.add(v);
+      }
     } else if (this.writes === 'flush') {
       this.dirtyValves.add(v);
     }
@@ -188,6 +194,14 @@ export class AlertDeduper {
     }
     const valves = [...this.dirtyValves];
     this.dirtyValves.clear();
-    if (dirty.length > 0 || valves.length > 0 || pruneBeforeMs !== null) this.store.saveAlerts(dirty, pruneBeforeMs, valves);
+    if (dirty.length === 0 && valves.length === 0 && pruneBeforeMs === null) return;
+    try {
+      this.store.saveAlerts(dirty, pruneBeforeMs, valves);
+    } catch (err) {
+      // Not written (a full disk): written again by the next flush.
+      for (const row of dirty) row.dirty = true;
+      for (const v of valves) this.dirtyValves.add(v);
+      throw err;
+    }
   }
 }

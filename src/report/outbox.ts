@@ -160,11 +160,11 @@ interface VictimRow {
 
 export class Outbox {
   private readonly db: Database.Database;
-  private readonly sinks: readonly string[];
+  private sinks: readonly string[];
   private readonly log: LogFn;
   private readonly now: () => number;
   private readonly listeners = new Set<() => void>();
-  private readonly stmts;
+  private stmts: ReturnType<typeof Outbox.prepare>;
   private rows = 0;
   private bytes = 0;
   private closed = false;
@@ -181,7 +181,7 @@ export class Outbox {
 
   private constructor(
     db: Database.Database,
-    private readonly opts: OutboxOptions,
+    private opts: OutboxOptions,
   ) {
     this.db = db;
     this.sinks = [...opts.sinks];
@@ -189,9 +189,17 @@ export class Outbox {
     this.now = opts.now ?? Date.now;
     for (const s of this.sinks) this.perSink.set(s, { delivered: 0, retried: 0, deadLettered: 0 });
     migrate(db);
-    // The sinks are fixed for this instance: listing them lets lookups by seq use the (sink, seq) key, no second index.
-    const inSinks = this.sinks.map((n) => `'${n.replace(/'/g, "''")}'`).join(', ');
-    this.stmts = {
+    this.stmts = Outbox.prepare(db, this.sinks);
+    this.forgetRemovedSinks();
+    const size = db.prepare<[], { n: number; b: number }>('SELECT count(*) AS n, total(size_bytes) AS b FROM alerts').get();
+    this.rows = size?.n ?? 0;
+    this.bytes = size?.b ?? 0;
+  }
+
+  /** Statements for this set of sinks: listing them lets lookups by seq use the (sink, seq) key, no second index. */
+  private static prepare(db: Database.Database, sinks: readonly string[]) {
+    const inSinks = sinks.map((n) => `'${n.replace(/'/g, "''")}'`).join(', ');
+    return {
       insertAlert: db.prepare<[string, number, number, number, string]>(
         'INSERT INTO alerts (uid, severity_id, enqueued_ms, size_bytes, record) VALUES (?, ?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING',
       ),
@@ -236,10 +244,6 @@ export class Outbox {
       ),
       oldest: db.prepare<[], { enqueued_ms: number }>('SELECT enqueued_ms FROM alerts ORDER BY seq LIMIT 1'),
     };
-    this.forgetRemovedSinks();
-    const size = db.prepare<[], { n: number; b: number }>('SELECT count(*) AS n, total(size_bytes) AS b FROM alerts').get();
-    this.rows = size?.n ?? 0;
-    this.bytes = size?.b ?? 0;
   }
 
   /** Opens (creating) the outbox. Throws on start-up failures: unusable path, newer schema, no sinks. */
@@ -275,6 +279,32 @@ export class Outbox {
     })();
     for (const g of gone) {
       this.log('warn', 'Dropped the queue of a sink that is no longer configured.', { sink: g.sink, alerts: g.n });
+    }
+  }
+
+  /**
+   * New sinks and bounds (a reload): queued alerts stay for the sinks kept
+   * (a changed sink under the same name gets its queue), a removed sink's
+   * queue is dropped, an added sink starts with the next alert. Synchronous.
+   */
+  reconfigure(next: Pick<OutboxOptions, 'sinks' | 'maxRows' | 'maxBytes' | 'deadLetterMaxRows' | 'synchronous'>): StoreResult {
+    if (this.closed) return { ok: false, reason: 'closed', error: 'the outbox is closed' };
+    if (next.sinks.length === 0) throw new Error('the outbox needs at least one sink (report.sinks is empty)');
+    if (new Set(next.sinks).size !== next.sinks.length) throw new Error('sink names must be unique');
+    try {
+      this.db.pragma(`synchronous = ${next.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      const stmts = Outbox.prepare(this.db, next.sinks);
+      this.sinks = [...next.sinks];
+      this.stmts = stmts;
+      this.opts = { ...this.opts, ...next, sinks: this.sinks };
+      for (const s of this.sinks) this.sinkTotals(s);
+      this.forgetRemovedSinks();
+      const size = this.db.prepare<[], { n: number; b: number }>('SELECT count(*) AS n, total(size_bytes) AS b FROM alerts').get();
+      this.rows = size?.n ?? 0;
+      this.bytes = size?.b ?? 0;
+      return { ok: true };
+    } catch (err) {
+      return this.storeFailure(err);
     }
   }
 

@@ -57,4 +57,29 @@ describe('config', () => {
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.problems[0]!.message).toMatch(/cannot read/);
   });
+
+  it('checks the watchdog budgets and where logs go, with their lines', () => {
+    const r = parseConfigText(
+      ['logStream: stdout', 'watchdog:', '  cpuPercent: 0', '  memoryBytes: 209715200', '  hardMemoryBytes: 104857600', '  colour: red'].join('\n'),
+      'c.yaml',
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.line}: ${p.path}: ${p.message}`)).toEqual([
+      '3: watchdog.cpuPercent: must be at least 0.1, got 0',
+      expect.stringMatching(/^6: watchdog.colour: unknown setting \(known here: enabled, intervalMs, cpuPercent/),
+    ]);
+    // The cross-field rules, once the shape is right.
+    const c = parseConfigText(['logStream: stdout', 'watchdog: {memoryBytes: 209715200, hardMemoryBytes: 104857600}'].join('\n'), 'c.yaml');
+    expect(c.ok).toBe(false);
+    if (c.ok) return;
+    expect(c.problems.map((p) => `${p.line}: ${p.path}: ${p.message}`)).toEqual([
+      '1: logStream: stdout carries alerts (a stdout sink is configured): keep logs on stderr, or set logFile',
+      '2: watchdog.hardMemoryBytes: must be above watchdog.memoryBytes (209715200), or 0 for no hard limit',
+    ]);
+    // Logs on stdout are fine once no sink writes alerts there.
+    const ok = parseConfigText('logStream: stdout\nreport: {sinks: [{type: file, name: a, path: /tmp/a.jsonl}]}\nwatchdog: {hardMemoryBytes: 0}\n', 'c.yaml');
+    expect(ok.ok && ok.config.logStream).toBe('stdout');
+    expect(ok.ok && ok.config.watchdog).toMatchObject({ enabled: true, cpuPercent: 5, hardMemoryBytes: 0 });
+  });
 });

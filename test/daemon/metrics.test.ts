@@ -40,6 +40,37 @@ describe('metrics endpoint', () => {
       expect(m.body).toMatch(/^rarecon_events_dropped_total\{reason="enrich_queue"\} 0$/m);
       expect(m.body).toMatch(/^rarecon_resident_memory_bytes [1-9]\d+$/m);
       expect((await get('/other')).status).toBe(404);
+      // Every item the operator needs is exported (issue 5), even before it has a sample.
+      const families = [...m.body.matchAll(/^# TYPE (\S+) (counter|gauge)$/gm)].map((x) => x[1]);
+      expect(families).toEqual(
+        expect.arrayContaining([
+          'rarecon_events_received_total',
+          'rarecon_events_dropped_total',
+          'rarecon_enrich_errors_total',
+          'rarecon_alerts_total',
+          'rarecon_outbox_depth',
+          'rarecon_outbox_oldest_age_seconds',
+          'rarecon_sink_failures_total',
+          'rarecon_baseline_version',
+          'rarecon_baseline_age_seconds',
+          'rarecon_cache_hits_total',
+          'rarecon_cache_misses_total',
+          'rarecon_resident_memory_bytes',
+          'rarecon_cpu_seconds_total',
+          'rarecon_watchdog_shed_total',
+          'rarecon_watchdog_level',
+          'rarecon_watchdog_cpu_percent',
+          'rarecon_state_disk_full',
+          'rarecon_state_write_failures_total',
+        ]),
+      );
+      for (const cache of ['dns', 'image_hash', 'signer', 'injection_maps']) {
+        expect(m.body).toMatch(new RegExp(`^rarecon_cache_hits_total\\{cache="${cache}"\\} \\d+$`, 'm'));
+      }
+      expect(m.body).toMatch(/^rarecon_watchdog_shed_total\{reason="connection_sampled"\} 0$/m);
+      expect(m.body).toMatch(/^rarecon_watchdog_level 0$/m);
+      expect(m.body).toMatch(/^rarecon_state_disk_full 0$/m);
+      expect(m.body).toMatch(/^rarecon_sink_failures_total\{sink="archive"\} 0$/m);
     } finally {
       child.kill('SIGTERM');
       await closed;
@@ -57,5 +88,8 @@ describe('metrics endpoint', () => {
     expect(text).toContain('rarecon_ineligible_total{reason="no-hostname"} 2');
     expect(text).toContain('rarecon_learning_days_left 3');
     expect(text).toContain('rarecon_cpu_seconds_total 1');
+    // A status file of an older daemon (no watchdog, state or cache fields) still renders.
+    expect(text).toContain('# TYPE rarecon_cache_hits_total counter');
+    expect(text).not.toContain('rarecon_watchdog_level');
   });
 });
