@@ -23,9 +23,9 @@ const skipReason = rootReason();
 if (skipReason !== null) console.log(`daemon-ops-budget.e2e: skipping: ${skipReason}`);
 
 const CURL = '/usr/bin/curl';
-// 198.51.100.144/28: this file's test host (see helpers/testhost.ts).
-const DNS_IP = '198.51.100.146';
-const SERVICE_IP = '198.51.100.147';
+// 198.51.100.160/28 (bench/daemon.ts has .144/28, daemon-server.e2e .176/28): this file's test host (see helpers/testhost.ts).
+const DNS_IP = '198.51.100.162';
+const SERVICE_IP = '198.51.100.163';
 const NAME = 'svc.budget-test.example';
 // Each port is a new (root domain, port) combination for curl: a new alert.
 const PORTS = [9101, 9102, 9103, 9104, 9105, 9106, 9107, 9108];
@@ -46,7 +46,7 @@ beforeAll(async () => {
   writeBaseline(baselinePath, { commonSha256: [sha256File(CURL)] });
   host = await TestHost.start({
     tag: 'w',
-    hostSide: '198.51.100.145/28',
+    hostSide: '198.51.100.161/28',
     addresses: [DNS_IP, SERVICE_IP],
     names: { [NAME]: SERVICE_IP },
     ports: PORTS,
@@ -143,7 +143,9 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     await sleep(1500);
     const idle = d.statusFile()?.watchdog;
     const mib = (x: number | undefined): string => ((x ?? 0) / 2 ** 20).toFixed(0);
-    console.log(`daemon-ops-budget.e2e: idle CPU ${idle?.cpuPercent.toFixed(2)} % of a core, ${mib(idle?.rssBytes)} MiB resident, ${mib(idle?.liveBytes)} MiB in use`);
+    console.log(
+      `daemon-ops-budget.e2e: idle CPU ${idle?.cpuPercent.toFixed(2)} % of a core, ${mib(idle?.rssBytes)} MiB resident, ${mib(idle?.liveBytes)} MiB in use`,
+    );
     expect(idle?.level).toBe(0);
 
     const loadStart = Date.now();
@@ -154,7 +156,10 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     console.log(
       `daemon-ops-budget.e2e: shedding after ${Date.now() - loadStart} ms of load at ${shedding.watchdog?.cpuPercent.toFixed(1)} % CPU`,
     );
-    const warn = await d.waitForLog((l) => l.level === 'warn' && /^The daemon is over its (cpu|cpu and memory) budget; it sheds low-value work/.test(l.message), 2000);
+    const warn = await d.waitForLog(
+      (l) => l.level === 'warn' && /^The daemon is over its (cpu|cpu and memory) budget; it sheds low-value work/.test(l.message),
+      2000,
+    );
     expect(warn).toMatchObject({ shedLevel: 1, cpuBudgetPercent: 4 });
     const { text } = await d.status();
     expect(text).toMatch(/^watchdog:  SHEDDING level [12] for .* over cpu/m);
@@ -166,7 +171,9 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
 
     const sent = await load;
     const peak = d.statusFile()?.watchdog;
-    console.log(`daemon-ops-budget.e2e: load ${sent.tcp} TCP connections and ${sent.udp} UDP flows in 6 s; shed ${JSON.stringify(peak?.shedByReason)}`);
+    console.log(
+      `daemon-ops-budget.e2e: load ${sent.tcp} TCP connections and ${sent.udp} UDP flows in 6 s; shed ${JSON.stringify(peak?.shedByReason)}`,
+    );
 
     // Load gone: back to level 0 and said so once.
     const back = await d.waitForStatus((s) => s.watchdog?.level === 0, 15_000);
@@ -177,7 +184,17 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     await d.waitForLog((l) => l.message === 'The daemon is back under its budget; nothing is shed any more.', 2000);
     // Counted work stays counted; nothing new is shed once back.
     const shedBack = back.watchdog?.shedTotal ?? 0;
-    const c = await (host as TestHost).run([CURL, '-sS', '--noproxy', '*', '-m', '10', '-o', '/dev/null', `http://${SERVICE_IP}:${PORTS[0]}/`]);
+    const c = await (host as TestHost).run([
+      CURL,
+      '-sS',
+      '--noproxy',
+      '*',
+      '-m',
+      '10',
+      '-o',
+      '/dev/null',
+      `http://${SERVICE_IP}:${PORTS[0]}/`,
+    ]);
     await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
     expect(d.statusFile()?.watchdog?.shedTotal).toBe(shedBack);
     const changes = d.logs.filter((l) => typeof l.message === 'string' && l.message.startsWith('The daemon is '));
@@ -187,13 +204,18 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
   }, 60_000);
 
   it('at the hard memory limit logs why, stops cleanly and exits 70 for systemd to restart it', async () => {
-    const d = await startDaemon({ source: { kind: 'procfs' }, watchdog: { intervalMs: 1500, memoryBytes: 1024 * 1024, hardMemoryBytes: 2 * 1024 * 1024 } });
+    const d = await startDaemon({
+      source: { kind: 'procfs' },
+      watchdog: { intervalMs: 1500, memoryBytes: 1024 * 1024, hardMemoryBytes: 2 * 1024 * 1024 },
+    });
     await d.waitExit();
     expect(d.exit).toEqual({ code: 70, signal: null });
     const err = d.logs.find((l) => l.message === 'The daemon reached its hard memory limit; it exits so the service manager restarts it.');
     expect(err).toMatchObject({ level: 'error', hardMemoryBytes: 2 * 1024 * 1024 });
     expect(err?.rssBytes).toBeGreaterThan(2 * 1024 * 1024);
-    expect(d.logs.find((l) => l.message === 'rarecon stops and exits for the service manager to restart it.')).toMatchObject({ exitCode: 70 });
+    expect(d.logs.find((l) => l.message === 'rarecon stops and exits for the service manager to restart it.')).toMatchObject({
+      exitCode: 70,
+    });
     expect(d.logs.find((l) => l.message === 'rarecon stopped.')).toBeDefined();
   }, 30_000);
 
@@ -219,13 +241,18 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
 
     writeFileSync(
       d.configPath,
-      JSON.stringify({ ...JSON.parse(readFileSync(d.configPath, 'utf8')), report: { ...base.report, sinks: [httpSink(up.url), { type: 'file', name: 'archive', path: archive, fsync: false }] } }),
+      JSON.stringify({
+        ...JSON.parse(readFileSync(d.configPath, 'utf8')),
+        report: { ...base.report, sinks: [httpSink(up.url), { type: 'file', name: 'archive', path: archive, fsync: false }] },
+      }),
     );
     process.kill(d.pid, 'SIGHUP');
     const reloaded = await d.waitForLog((l) => l.message === 'Config reloaded.', 5000);
     expect(reloaded.sinks).toEqual({ added: ['archive'], removed: [], changed: ['siem'], kept: [] });
     // What waited in the outbox goes to the new address, once each.
-    await until('the queued alerts at the new address', 10_000, () => (deliveryReport(up.uids, queued).missing.length === 0 ? true : undefined));
+    await until('the queued alerts at the new address', 10_000, () =>
+      deliveryReport(up.uids, queued).missing.length === 0 ? true : undefined,
+    );
     expect(deliveryReport(up.uids, queued).duplicates).toBe(0);
     expect(down.uids).toEqual([]);
     // A new alert reaches both sinks; the added one gets only what came after the reload.
@@ -244,7 +271,10 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     // A sink whose token is missing: nothing changes, every problem logged, delivery goes on.
     writeFileSync(
       d.configPath,
-      JSON.stringify({ ...JSON.parse(readFileSync(d.configPath, 'utf8')), report: { ...base.report, sinks: [httpSink(down.url, { tokenEnv: 'RARECON_NO_SUCH_TOKEN' })] } }),
+      JSON.stringify({
+        ...JSON.parse(readFileSync(d.configPath, 'utf8')),
+        report: { ...base.report, sinks: [httpSink(down.url, { tokenEnv: 'RARECON_NO_SUCH_TOKEN' })] },
+      }),
     );
     process.kill(d.pid, 'SIGHUP');
     const refused = await d.waitForLog((l) => l.message === 'The new sinks could not be set up; the running config stays.', 5000);
@@ -276,7 +306,14 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       rx.mode = { kind: 'status', status: 503 };
       const port = metricsPort();
       const d = await startDaemon(
-        { metrics: { port }, report: { pollMs: 100, backoff: { initialMs: 100, maxMs: 300 }, sinks: [{ type: 'http', name: 'siem', url: rx.url, lingerMs: 0 }] } },
+        {
+          metrics: { port },
+          report: {
+            pollMs: 100,
+            backoff: { initialMs: 100, maxMs: 300 },
+            sinks: [{ type: 'http', name: 'siem', url: rx.url, lingerMs: 0 }],
+          },
+        },
         sub,
       );
       await curlName(PORTS[4] as number);
@@ -307,7 +344,10 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
         const u = alertUids(d, PORTS[5] as number);
         return u.length === 1 ? u : undefined;
       });
-      const err = await d.waitForLog((l) => l.level === 'error' && typeof l.message === 'string' && l.message.startsWith('The state folder is full'), 5000);
+      const err = await d.waitForLog(
+        (l) => l.level === 'error' && typeof l.message === 'string' && l.message.startsWith('The state folder is full'),
+        5000,
+      );
       expect(err).toMatchObject({ reason: 'disk-full' });
       const full = await d.waitForStatus((s) => s.stateDir?.diskFull === true && s.stateDir.heldAlerts === 1, 5000, fullMs);
       expect((full.report as Json).outbox.rows).toBe(1);
@@ -319,7 +359,17 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       expect(metricValue(m, 'rarecon_state_held_items{kind="alerts"}')).toBe(1);
       expect(metricValue(m, 'rarecon_state_write_failures_total{store="outbox"}')).toBeGreaterThan(0);
       // Still capturing.
-      const c = await (host as TestHost).run([CURL, '-sS', '--noproxy', '*', '-m', '10', '-o', '/dev/null', `http://${SERVICE_IP}:${PORTS[0]}/`]);
+      const c = await (host as TestHost).run([
+        CURL,
+        '-sS',
+        '--noproxy',
+        '*',
+        '-m',
+        '10',
+        '-o',
+        '/dev/null',
+        `http://${SERVICE_IP}:${PORTS[0]}/`,
+      ]);
       await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
       // Only one error line per store for the whole episode.
       await sleep(1000);
@@ -331,15 +381,20 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       rmSync(filler);
       await d.waitForLog((l) => l.message === 'The state folder takes writes again.' && l.store === 'outbox', 5000);
       rx.mode = { kind: 'up' };
-      await until('both alerts delivered', 15_000, () => (deliveryReport(rx.uids, [stored as string, whileFull as string]).missing.length === 0 ? true : undefined));
+      await until('both alerts delivered', 15_000, () =>
+        deliveryReport(rx.uids, [stored as string, whileFull as string]).missing.length === 0 ? true : undefined,
+      );
       expect(deliveryReport(rx.uids, [stored as string, whileFull as string]).duplicates).toBe(0);
-      const after = await d.waitForStatus((s) => s.stateDir?.diskFull === false && s.stateDir.heldAlerts === 0 && (s.report as Json).outbox.rows === 0, 5000);
+      const after = await d.waitForStatus(
+        (s) => s.stateDir?.diskFull === false && s.stateDir.heldAlerts === 0 && (s.report as Json).outbox.rows === 0,
+        5000,
+      );
       expect(after.stateDir?.writeFailuresTotal.outbox).toBeGreaterThan(0);
       // The sightings of the connections made while the disk was full reached sightings.db too.
       await d.waitForStatus((s) => s.stateDir?.heldSightings === 0 && s.stateDir.failing.sightings === undefined, 5000);
       const db = new Database(join(state, 'sightings.db'), { readonly: true });
       try {
-        const ports = (db.prepare("SELECT port FROM day_combo WHERE root = 'budget-test.example' ORDER BY port").pluck().all() as number[]);
+        const ports = db.prepare("SELECT port FROM day_combo WHERE root = 'budget-test.example' ORDER BY port").pluck().all() as number[];
         expect(ports).toEqual(expect.arrayContaining([PORTS[4], PORTS[5]]));
       } finally {
         db.close();
