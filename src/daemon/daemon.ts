@@ -89,6 +89,8 @@ export class Daemon {
   private readonly health: StateHealth;
   /** Whether a process image (pid and start) is common in the baseline, from its last scored connection. */
   private readonly commonByProcess = new BoundedCache<string, boolean>({ maxEntries: 4096, ttlMs: 60_000 });
+  /** The same by image (device:inode), so a new process of a judged image is not sampled out. */
+  private readonly commonByImage = new BoundedCache<string, boolean>({ maxEntries: 4096, ttlMs: 60_000 });
   /** Sightings written lately, so repeats can be skipped when shedding. */
   private readonly sightingsWritten = new BoundedCache<string, true>({ maxEntries: 65_536 });
   /** Alerts and sightings the state folder did not take yet (full disk): stored again on each tick. */
@@ -234,11 +236,12 @@ export class Daemon {
           continue;
         }
         // Over budget: the lowest-value work goes first (see watchdog.ts), counted by reason.
-        if (r.protocol === 'udp' && this.watchdog.sheds('udp_flow')) continue;
-        if (this.watchdog.level >= 2) {
-          // Connections of a common process may alert: kept. Of a process not common: dropped. Not judged yet: sampled.
-          const common = r.processStartBootNs === null ? undefined : this.commonByProcess.peek(processKey(r));
-          if (common === false ? this.watchdog.sheds('connection_not_common') : common === undefined && this.watchdog.samplesOut()) continue;
+        if (this.watchdog.level >= 1) {
+          // Connections of a common process may alert: kept. Of a process not common: dropped (UDP
+          // first). Not judged yet: sampled at level 2.
+          const common = this.judged(r);
+          if (common === false && this.watchdog.sheds(r.protocol === 'udp' ? 'udp_flow_not_common' : 'connection_not_common')) continue;
+          if (common === undefined && this.watchdog.samplesOut()) continue;
         }
         this.queue.push(r);
       }
@@ -254,7 +257,7 @@ export class Daemon {
       while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
       let c = queued;
       // A process the baseline does not hold as common cannot alert: its stack scan is the first optional work to go.
-      if (c.stackScan.length > 0 && this.commonByProcess.peek(processKey(c)) === false && this.watchdog.sheds('injection_scan_ineligible')) {
+      if (c.stackScan.length > 0 && this.judged(c) === false && this.watchdog.sheds('injection_scan_ineligible')) {
         c = { ...c, stackScan: [] };
       }
       this.inFlight++;
@@ -272,15 +275,27 @@ export class Daemon {
     }
   }
 
+  /**
+   * Whether the baseline holds this connection's process as common, as far as a recent enrichment of
+   * the same process, or of another process of the same image (device and inode), tells; undefined
+   * when not judged yet. A new process of a known image (a second curl) is judged at once.
+   */
+  private judged(c: LiveConnect): boolean | undefined {
+    const byProcess = c.processStartBootNs === null ? undefined : this.commonByProcess.peek(processKey(c));
+    if (byProcess !== undefined || c.exe === null) return byProcess;
+    return this.commonByImage.peek(imageKey(c.exe));
+  }
+
   /** Remembers whether the image of this connection is common, for shedding its next stack scans. */
   private noteCommon(c: LiveConnect, sha: string | null): void {
-    if (c.processStartBootNs === null) return;
     if (sha === null) return;
     const observers = this.baseline.process(sha);
     // In bucket mode an unknown sha256 may only be not loaded yet: say nothing then.
     if (observers === undefined && this.bucketCache !== null) return;
     const min = this.config.detect.thresholds.commonProcessMinObservers ?? this.baseline.meta().thresholds.commonProcessMinObservers;
-    this.commonByProcess.set(processKey(c), (observers ?? 0) >= min);
+    const common = (observers ?? 0) >= min;
+    if (c.processStartBootNs !== null) this.commonByProcess.set(processKey(c), common);
+    if (c.exe !== null) this.commonByImage.set(imageKey(c.exe), common);
   }
 
   private scoreLive(e: ConnectionEvent): void {
@@ -583,6 +598,10 @@ export class Daemon {
 /** A process image by pid and start time (eBPF only; the /proc source has no stack to scan). */
 function processKey(c: LiveConnect): string {
   return `${c.pid}:${c.processStartBootNs}`;
+}
+
+function imageKey(exe: { dev: number; ino: bigint }): string {
+  return `${exe.dev}:${exe.ino}`;
 }
 
 function pick(c: CacheCounts): CacheCounts {

@@ -27,7 +27,7 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now()): string {
     [{ reason: 'enrich_queue' }, s.queue.droppedTotal],
     [{ reason: 'watchdog_sampled' }, s.watchdog?.shedByReason.connection_sampled ?? 0],
     [{ reason: 'watchdog_not_common' }, s.watchdog?.shedByReason.connection_not_common ?? 0],
-    [{ reason: 'watchdog_udp_flow' }, s.watchdog?.shedByReason.udp_flow ?? 0],
+    [{ reason: 'watchdog_udp_not_common' }, s.watchdog?.shedByReason.udp_flow_not_common ?? 0],
   ]);
   family(out, 'rarecon_decode_errors_total', 'counter', 'Frames from the helper that could not be decoded.', [[{}, src?.decodeErrorsTotal ?? 0]]);
   family(out, 'rarecon_helper_restarts_total', 'counter', 'Restarts of the eBPF helper.', [[{}, src?.helperRestartsTotal ?? 0]]);

@@ -15,13 +15,16 @@ import type { Logger } from './logger.js';
 export const SHED_LEVEL = {
   /** The stack-memory scan for injected code, for a process the baseline does not hold as common (it cannot alert). */
   injection_scan_ineligible: 1,
-  /** UDP flow records. */
-  udp_flow: 1,
+  /** UDP flow records of a process the baseline does not hold as common (a common one's may alert: kept). */
+  udp_flow_not_common: 1,
   /** Sighting writes of a combo already written today. */
   sighting_repeat: 1,
   /** Connections of a process the baseline does not hold as common (they cannot alert; only their sightings are lost). */
   connection_not_common: 2,
-  /** Connections of a process not judged yet: one in `sampleOneIn` goes through. Connections of common processes are kept. */
+  /**
+   * Connections of a process not judged yet (neither it nor another process of the same image has been
+   * enriched lately): one in `sampleOneIn` goes through. Connections of common processes are kept.
+   */
   connection_sampled: 2,
 } as const;
 export type ShedReason = keyof typeof SHED_LEVEL;
@@ -29,8 +32,8 @@ export type ShedLevel = 0 | 1 | 2;
 
 const LEVEL_TEXT: Record<ShedLevel, string> = {
   0: 'nothing shed',
-  1: 'skips injection stack scans of processes that are not common, UDP flow records and repeated sighting writes',
-  2: 'skips injection stack scans of processes that are not common, UDP flow records and repeated sighting writes, drops connections of processes that are not common and scores a sample of those not judged yet',
+  1: 'skips injection stack scans and UDP flow records of processes that are not common, and repeated sighting writes',
+  2: 'skips injection stack scans of processes that are not common and repeated sighting writes, drops connections of processes that are not common and scores a sample of those not judged yet',
 };
 
 /** Recover only with headroom, so the level does not flap around the budget. */
@@ -86,7 +89,7 @@ export class Watchdog {
   private readonly st: { cpuPercent: number; rssBytes: number; liveBytes: number; sinceMs: number; overBudget: string | null; changes: number };
   private readonly shedByReason: Record<ShedReason, number> = {
     injection_scan_ineligible: 0,
-    udp_flow: 0,
+    udp_flow_not_common: 0,
     sighting_repeat: 0,
     connection_not_common: 0,
     connection_sampled: 0,

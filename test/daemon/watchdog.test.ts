@@ -38,7 +38,7 @@ describe('watchdog policy', () => {
     const { wd, step, log } = rig();
     for (let i = 0; i < 5; i++) step(2);
     expect(wd.level).toBe(0);
-    expect(wd.sheds('udp_flow')).toBe(false);
+    expect(wd.sheds('udp_flow_not_common')).toBe(false);
     expect(wd.sheds('injection_scan_ineligible')).toBe(false);
     expect(wd.samplesOut()).toBe(false);
     expect(wd.stats()).toMatchObject({ level: 0, shedTotal: 0, cpuPercent: 2 });
@@ -50,7 +50,7 @@ describe('watchdog policy', () => {
     step(12);
     expect(wd.level).toBe(1);
     expect(wd.sheds('injection_scan_ineligible')).toBe(true);
-    expect(wd.sheds('udp_flow')).toBe(true);
+    expect(wd.sheds('udp_flow_not_common')).toBe(true);
     expect(wd.sheds('sighting_repeat')).toBe(true);
     expect(wd.sheds('connection_not_common')).toBe(false);
     // Connections are still all scored at level 1.
@@ -64,7 +64,7 @@ describe('watchdog policy', () => {
     expect(wd.level).toBe(2);
     const st = wd.stats();
     expect(wd.sheds('connection_not_common')).toBe(true);
-    expect(st.shedByReason).toEqual({ injection_scan_ineligible: 1, udp_flow: 1, sighting_repeat: 1, connection_not_common: 0, connection_sampled: 6 });
+    expect(st.shedByReason).toEqual({ injection_scan_ineligible: 1, udp_flow_not_common: 1, sighting_repeat: 1, connection_not_common: 0, connection_sampled: 6 });
     expect(wd.stats().shedTotal).toBe(10);
     expect(st.overBudget).toBe('cpu');
     // One line per change of level, not per sample.
@@ -92,7 +92,7 @@ describe('watchdog policy', () => {
     step(1);
     step(1);
     expect(wd.level).toBe(0);
-    expect(wd.sheds('udp_flow')).toBe(false);
+    expect(wd.sheds('udp_flow_not_common')).toBe(false);
     expect(log.lines.slice(2).map((l) => l.msg)).toEqual([
       'The daemon is closer to its budget; it sheds less.',
       'The daemon is back under its budget; nothing is shed any more.',

@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { writeBaseline } from './helpers/baseline.js';
 import { DaemonRun, type Json } from './helpers/daemon.js';
 import { buildNative, rootReason, sha256File, sleep, until } from './helpers/env.js';
-import { TestHost } from './helpers/testhost.js';
+import { TestHost, type RunResult } from './helpers/testhost.js';
 import { deliveryReport, Receiver } from '../report/helpers/receiver.js';
 import { jsonLines } from '../helpers/cli.js';
 
@@ -140,19 +140,28 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       watchdog: { intervalMs: 500, cpuPercent: 4, recoverSamples: 2, sampleOneIn: 4 },
     });
     // Idle first: within budget.
-    await sleep(1500);
-    const idle = d.statusFile()?.watchdog;
+    // Idle (the start-up's own work may take one sample over the tiny budget).
+    const idle = (await d.waitForStatus((s) => s.watchdog?.level === 0, 8000, Date.now() + 1500)).watchdog;
     const mib = (x: number | undefined): string => ((x ?? 0) / 2 ** 20).toFixed(0);
     console.log(
       `daemon-ops-budget.e2e: idle CPU ${idle?.cpuPercent.toFixed(2)} % of a core, ${mib(idle?.rssBytes)} MiB resident, ${mib(idle?.liveBytes)} MiB in use`,
     );
     expect(idle?.level).toBe(0);
 
+    // curl once before the load: its image is judged common, so a new curl process is not sampled out later.
+    const curlIp = (): Promise<RunResult> =>
+      (host as TestHost).run([CURL, '-sS', '--noproxy', '*', '-m', '10', '-o', '/dev/null', `http://${SERVICE_IP}:${PORTS[0]}/`]);
+    const first = await curlIp();
+    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === first.pid, 3000);
+
     const loadStart = Date.now();
     const load = burst(6000);
     // Never leave the load running into the next test.
     ctxLoad = load;
-    const shedding = await d.waitForStatus((s) => (s.watchdog?.level ?? 0) >= 1 && (s.watchdog?.shedByReason.udp_flow ?? 0) > 0, 8000);
+    const shedding = await d.waitForStatus(
+      (s) => (s.watchdog?.level ?? 0) >= 1 && (s.watchdog?.shedByReason.udp_flow_not_common ?? 0) > 0,
+      8000,
+    );
     console.log(
       `daemon-ops-budget.e2e: shedding after ${Date.now() - loadStart} ms of load at ${shedding.watchdog?.cpuPercent.toFixed(1)} % CPU`,
     );
@@ -163,11 +172,17 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     expect(warn).toMatchObject({ shedLevel: 1, cpuBudgetPercent: 4 });
     const { text } = await d.status();
     expect(text).toMatch(/^watchdog:  SHEDDING level [12] for .* over cpu/m);
-    expect(text).toMatch(/shed so far: .*udp_flow \d/);
+    expect(text).toMatch(/shed so far: .*udp_flow_not_common \d/);
     const m = await metrics(port);
     expect(metricValue(m, 'rarecon_watchdog_level')).toBeGreaterThanOrEqual(1);
-    expect(metricValue(m, 'rarecon_watchdog_shed_total{reason="udp_flow"}')).toBeGreaterThan(0);
-    expect(metricValue(m, 'rarecon_events_dropped_total{reason="watchdog_udp_flow"}')).toBeGreaterThan(0);
+    expect(metricValue(m, 'rarecon_watchdog_shed_total{reason="udp_flow_not_common"}')).toBeGreaterThan(0);
+    expect(metricValue(m, 'rarecon_events_dropped_total{reason="watchdog_udp_not_common"}')).toBeGreaterThan(0);
+
+    // At level 2 connections of processes not judged yet are sampled, but a new process of an image
+    // judged common is kept: every such curl is enriched and scored.
+    await d.waitForStatus((s) => s.watchdog?.level === 2, 8000);
+    const during = await curlIp();
+    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === during.pid, 5000);
 
     const sent = await load;
     const peak = d.statusFile()?.watchdog;
@@ -198,8 +213,9 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
     expect(d.statusFile()?.watchdog?.shedTotal).toBe(shedBack);
     const changes = d.logs.filter((l) => typeof l.message === 'string' && l.message.startsWith('The daemon is '));
-    // One line per change of level, not per sample.
-    expect(changes.length).toBeLessThanOrEqual(4);
+    // One line per change of level, not per sample (some 30 samples): up and down, with at most a flap
+    // or two while shedding itself brings the CPU back under the budget.
+    expect(changes.length).toBeLessThanOrEqual(8);
     expect(d.exit).toBeNull();
   }, 60_000);
 
