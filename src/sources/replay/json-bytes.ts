@@ -5,6 +5,8 @@
 // the generic path). Every method throws BAIL when the bytes are not plain
 // JSON of the kind asked for; the caller then parses the line generically.
 
+import { ByteInterner, MAX_INTERNED_BYTES, type Latin1Buffer } from './byte-interner.js';
+
 class Bail extends Error {}
 /** Thrown to leave a parse from any depth; preallocated because bailing is routine. */
 export const BAIL = new Bail('not a plain line');
@@ -39,13 +41,24 @@ const HEX_CLASS: Uint8Array = (() => {
   return t;
 })();
 
-/** Key names as byte arrays, for matching keys in place without building strings. */
-export function keyTable(names: readonly string[]): Uint8Array[] {
-  return names.map(keyBytes);
+/**
+ * Key names as byte arrays, for matching keys in place without building
+ * strings. Writers emit keys in a fixed order, so the table remembers which
+ * key followed each one last time and tries that one first.
+ */
+export interface KeyTable {
+  readonly names: readonly Uint8Array[];
+  /** succ[k]: the key matched after key k last time. */
+  readonly succ: Int8Array;
+  prev: number;
 }
 
-/** Buffer's own latin1 decoder: toString('latin1') reaches it through two JS frames (~9% of parsing). */
-type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+export function keyTable(names: readonly string[]): KeyTable {
+  return { names: names.map(keyBytes), succ: new Int8Array(names.length), prev: 0 };
+}
+
+/** Strings of 256 bytes or less, shared across lines (sized for a day of a fleet's shas, names and paths). */
+const interner = new ByteInterner(1 << 17);
 
 export class JsonBytes {
   b: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
@@ -121,18 +134,18 @@ export class JsonBytes {
 
   /**
    * The string at the cursor; escapes are decoded by JSON.parse of the token
-   * alone. Unless `own`, a value of 13 characters or more is a slice that
-   * keeps the whole line alive while it is held: pass `own` for values that
-   * long-lived caches key on (V8 copies shorter slices anyway).
+   * alone. Plain values are interned (one shared string per value); an
+   * escaped or very long one is a string of its own, or with `slice` a slice
+   * that keeps the line's text alive while it is held.
    */
-  string(own = false): string {
+  string(slice = false): string {
     if (this.next() !== QUOTE) throw BAIL;
     const start = this.i;
     const close = this.stringEnd();
     this.i = close + 1;
     if (!this.escaped) {
-      if (own && close - start > 13) return this.b.latin1Slice(start + 1, close);
-      return this.text.slice(start + 1 - this.base, close - this.base);
+      if (slice && close - start > MAX_INTERNED_BYTES) return this.text.slice(start + 1 - this.base, close - this.base);
+      return interner.intern(this.b, start + 1, close);
     }
     try {
       return JSON.parse(this.text.slice(start - this.base, close + 1 - this.base)) as string;
@@ -154,16 +167,14 @@ export class JsonBytes {
       for (let j = start; j < start + 64; j++) seen |= HEX_CLASS[b[j]!]!;
       if (seen < NOT_HEX) {
         this.i = start + 65;
-        // Owned, not a slice of the line: caches key on it.
-        const s = this.b.latin1Slice(start, start + 64);
-        return seen >= UPPER_HEX ? s.toLowerCase() : s;
+        return seen >= UPPER_HEX ? this.b.latin1Slice(start, start + 64).toLowerCase() : interner.intern(this.b, start, start + 64);
       }
     }
     return null;
   }
 
   /** A key, matched in place against `keys`: its index, or -1 for a key not in the list. */
-  key(keys: readonly Uint8Array[]): number {
+  key(keys: KeyTable): number {
     if (this.next() !== QUOTE) throw BAIL;
     const start = this.i + 1;
     const close = this.stringEnd();
@@ -174,26 +185,35 @@ export class JsonBytes {
     return this.match(keys, start, close);
   }
 
-  /** Index of the name in `names` that bytes[start, close) spell, or -1. */
-  private match(names: readonly Uint8Array[], start: number, close: number): number {
-    const len = close - start;
-    const b = this.b;
+  /** Index of the name in `t` that bytes[start, close) spell, or -1. */
+  private match(t: KeyTable, start: number, close: number): number {
+    const guess = t.succ[t.prev]!;
+    if (this.spells(t.names[guess]!, start, close)) return (t.prev = guess);
+    const names = t.names;
     for (let k = 0; k < names.length; k++) {
-      const name = names[k]!;
-      if (name.length !== len) continue;
-      let j = 0;
-      while (j < len && b[start + j] === name[j]) j++;
-      if (j === len) return k;
+      if (k !== guess && this.spells(names[k]!, start, close)) {
+        t.succ[t.prev] = k;
+        return (t.prev = k);
+      }
     }
     return -1;
   }
 
+  private spells(name: Uint8Array, start: number, close: number): boolean {
+    const len = close - start;
+    if (name.length !== len) return false;
+    const b = this.b;
+    let j = 0;
+    while (j < len && b[start + j] === name[j]) j++;
+    return j === len;
+  }
+
   /** The index in `values` of the string at the cursor, written exactly so (no escapes). */
-  choice(values: readonly Uint8Array[]): number {
+  choice(values: KeyTable): number {
     if (this.next() !== QUOTE) throw BAIL;
     const k = this.match(values, this.i + 1, this.stringEnd());
     if (k < 0 || this.escaped) throw BAIL;
-    this.i = this.i + values[k]!.length + 2;
+    this.i = this.i + values.names[k]!.length + 2;
     return k;
   }
 

@@ -50,6 +50,35 @@ describe('NDJSON fast path', () => {
     expect(accepted).toBeGreaterThan(2500);
   });
 
+  it('agrees on lines whose keys come in varying orders, with values repeated across lines and values too long to share', () => {
+    // Key order changes from line to line (the key table's guess misses), and
+    // the same host, name and sha256 recur (the interner hands back shared strings).
+    const longCmd = 'run ' + 'z'.repeat(300);
+    const members = (i: number): string[] => [
+      '"type":"connection"',
+      `"time":${1790841780000 + i}`,
+      `"host":{"org":"o${i % 2}","id":"h${i % 3}"}`,
+      `"process":{"sha256":"${i % 2 === 0 ? SHA : 'CD'.repeat(32)}","pid":${i},"cmdline":"${i % 4 === 0 ? longCmd : 'short'}","signer":{"vendor":"V","status":"valid","subject":"S"}}`,
+      '"protocol":"tcp"',
+      `"remote":{"port":${443 + (i % 2)},"hostname":"api.r${i % 5}.example.com","ip":"203.0.113.${i % 7}"}`,
+    ];
+    let x = 7;
+    const rnd = (k: number): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % k);
+    let accepted = 0;
+    for (let i = 0; i < 400; i++) {
+      const m = members(i);
+      for (let j = m.length - 1; j > 0; j--) {
+        const k = rnd(j + 1);
+        [m[j], m[k]] = [m[k]!, m[j]!];
+      }
+      const { fast, generic } = both(`{${m.join(',')}}`);
+      expect(fast).not.toBeNull();
+      accepted++;
+      expect(JSON.parse(JSON.stringify(fast))).toEqual(JSON.parse(JSON.stringify(generic)));
+    }
+    expect(accepted).toBe(400);
+  });
+
   it.each([
     ['truncated', '{"type":"dns","time":1,"host":{"id":"h"},"query":"a.b","answers":[{"ip":"1.2.3.4","ttl":3'],
     ['wrong type', '{"type":"process","time":{},"host":{"id":"h"},"sha256":"' + SHA + '","path":"/x"}'],

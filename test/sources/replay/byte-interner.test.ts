@@ -1,0 +1,50 @@
+// The interner behind the NDJSON fast path: equal bytes give the very same
+// string while its slot holds it, other bytes never give a wrong one, and a
+// table far smaller than the input stays correct (it only shares less).
+import { describe, expect, it } from 'vitest';
+import { ByteInterner, MAX_INTERNED_BYTES, type Latin1Buffer } from '../../../src/sources/replay/byte-interner.js';
+
+const buf = (s: string): Latin1Buffer => Buffer.from(s, 'latin1') as Latin1Buffer;
+
+describe('ByteInterner', () => {
+  it('gives the same string object for the same bytes, wherever they sit', () => {
+    const t = new ByteInterner(1024);
+    const a = buf('xx"api.example.com"');
+    const b = buf('"api.example.com",yy');
+    const s1 = t.intern(a, 3, 18);
+    const s2 = t.intern(b, 1, 16);
+    expect(s1).toBe('api.example.com');
+    expect(s2).toBe(s1);
+    expect(t.hits).toBe(1);
+  });
+
+  it('returns the right value for every input even when a tiny table overwrites its slots', () => {
+    const t = new ByteInterner(4);
+    const values = Array.from({ length: 500 }, (_, i) => (i % 3 === 0 ? `${'ab'.repeat(32)}${i}` : `h${i}.example.org`));
+    for (let round = 0; round < 3; round++) {
+      for (const v of values) {
+        const b = buf(`[${v}]`);
+        expect(t.intern(b, 1, b.length - 1)).toBe(v);
+      }
+    }
+    expect(t.misses).toBeGreaterThan(0);
+  });
+
+  it('tells apart values that differ only in the middle (bytes the hash skips)', () => {
+    const t = new ByteInterner(1 << 10);
+    const a = 'a'.repeat(30) + 'X' + 'b'.repeat(30);
+    const b = 'a'.repeat(30) + 'Y' + 'b'.repeat(30);
+    expect(t.intern(buf(a), 0, a.length)).toBe(a);
+    expect(t.intern(buf(b), 0, b.length)).toBe(b);
+    expect(t.intern(buf(a), 0, a.length)).toBe(a);
+  });
+
+  it('does not hold values longer than the limit', () => {
+    const t = new ByteInterner(16);
+    const long = 'c'.repeat(MAX_INTERNED_BYTES + 1);
+    expect(t.intern(buf(long), 0, long.length)).toBe(long);
+    expect(t.intern(buf(long), 0, long.length)).toBe(long);
+    expect(t.hits).toBe(0);
+    expect(t.misses).toBe(0);
+  });
+});
