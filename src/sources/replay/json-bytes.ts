@@ -57,6 +57,9 @@ export function keyTable(names: readonly string[]): KeyTable {
   return { names: names.map(keyBytes), succ: new Int8Array(names.length), prev: 0 };
 }
 
+/** V8 copies a slice shorter than this instead of pointing into the line. */
+const SHORTEST_SLICE = 13;
+
 /** Strings of 256 bytes or less, shared across lines (sized for a day of a fleet's shas, names and paths). */
 const interner = new ByteInterner(1 << 17);
 
@@ -134,18 +137,22 @@ export class JsonBytes {
 
   /**
    * The string at the cursor; escapes are decoded by JSON.parse of the token
-   * alone. Plain values are interned (one shared string per value); an
-   * escaped or very long one is a string of its own, or with `slice` a slice
-   * that keeps the line's text alive while it is held.
+   * alone. A short plain value is a copy (V8 copies slices under 13
+   * characters); up to 256 bytes it is the one shared string for its bytes,
+   * since a slice would keep the whole line alive while an alert holds it.
+   * Longer, it is a slice of the line's text, or with `own` (for values that
+   * caches key on) a string of its own.
    */
-  string(slice = false): string {
+  string(own = false): string {
     if (this.next() !== QUOTE) throw BAIL;
     const start = this.i;
     const close = this.stringEnd();
     this.i = close + 1;
     if (!this.escaped) {
-      if (slice && close - start > MAX_INTERNED_BYTES) return this.text.slice(start + 1 - this.base, close - this.base);
-      return interner.intern(this.b, start + 1, close);
+      const len = close - start - 1;
+      if (len >= SHORTEST_SLICE && len <= MAX_INTERNED_BYTES) return interner.intern(this.b, start + 1, close);
+      if (own && len > MAX_INTERNED_BYTES) return this.b.latin1Slice(start + 1, close);
+      return this.text.slice(start + 1 - this.base, close - this.base);
     }
     try {
       return JSON.parse(this.text.slice(start - this.base, close + 1 - this.base)) as string;

@@ -9,10 +9,10 @@
 // generic path (JSON.parse + parseRareconRecord), which gives the located
 // error. For a line it accepts, the record equals the generic path's, field by
 // field and in the same key order. Unknown fields are checked and ignored, as
-// the generic path ignores them. Values up to 256 bytes are interned (one
-// string per distinct value, see byte-interner.ts); longer host, name and
-// sha256 values are strings of their own, other long ones (command lines)
-// slices that share the line's memory while an alert holds them.
+// the generic path ignores them. Values of 13 to 256 bytes are interned (one
+// string per distinct value, see byte-interner.ts), shorter ones copied;
+// longer host, name and sha256 values are strings of their own, other long
+// ones (command lines) slices that share the line's memory.
 import {
   NO_INJECTION,
   type ConnectionEvent,
@@ -50,14 +50,14 @@ function openObject(): boolean | null {
   return false;
 }
 
-/** A very long value may be a slice that shares the line's memory (paths, command lines). */
+/** A value over 256 bytes is a slice that shares the line's memory (long command lines and the like). */
 function nullableString(): string | undefined {
-  return cur.isNull() ? ABSENT : cur.string(true);
+  return cur.isNull() ? ABSENT : cur.string();
 }
 
 /** For values that caches key on (host, name, sha256): never a slice of the line. */
 function nullableOwnString(): string | undefined {
-  return cur.isNull() ? ABSENT : cur.string();
+  return cur.isNull() ? ABSENT : cur.string(true);
 }
 
 function integer(min: number, max: number): number {
@@ -99,7 +99,7 @@ function nullableStrings(): string[] | undefined {
 function sha256(): string {
   const hex = cur.hex64();
   if (hex !== null) return hex;
-  const other = lowerHex64(cur.string());
+  const other = lowerHex64(cur.string(true));
   if (other === null) throw BAIL;
   return other;
 }
