@@ -10,7 +10,7 @@ export type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): s
 
 /** Longer values are not interned: command lines and the like rarely repeat byte for byte. */
 export const MAX_INTERNED_BYTES = 256;
-/** Bytes hashed at each end of a value; the full compare on a hit makes up for the rest. */
+/** Bytes hashed at each end of a value by default; the full compare on a hit makes up for the rest. */
 const HASHED_HEAD = 24;
 const HASHED_TAIL = 8;
 
@@ -20,9 +20,18 @@ export class ByteInterner {
   private readonly mask: number;
   private readonly strings: string[];
   private readonly hashes: Int32Array;
+  private lastSlot = 0;
+  private lastHash = 0;
 
-  /** `slots` is rounded up to a power of two. */
-  constructor(slots: number) {
+  /**
+   * `slots` is rounded up to a power of two. `head` and `tail`: how many bytes
+   * at each end the hash reads (a sha256's first 8 hex digits are random enough).
+   */
+  constructor(
+    slots: number,
+    private readonly head = HASHED_HEAD,
+    private readonly tail = HASHED_TAIL,
+  ) {
     let n = 1;
     while (n < slots) n *= 2;
     this.mask = n - 1;
@@ -32,15 +41,26 @@ export class ByteInterner {
 
   /** The string of ASCII bytes[start, end), the same object as last time when still held. */
   intern(b: Latin1Buffer, start: number, end: number): string {
+    if (end - start > MAX_INTERNED_BYTES) return b.latin1Slice(start, end);
+    return this.find(b, start, end) ?? this.add(b, start, end);
+  }
+
+  /**
+   * The held string of bytes[start, end), or null. After null, add() stores
+   * the value (a caller may check the bytes between the two, so that only
+   * checked values are ever held).
+   */
+  find(b: Latin1Buffer, start: number, end: number): string | null {
     const len = end - start;
-    if (len > MAX_INTERNED_BYTES) return b.latin1Slice(start, end);
     // FNV-1a over the head and tail bytes and the length.
     let h = 0x811c9dc5 ^ len;
-    const head = len < HASHED_HEAD + HASHED_TAIL ? end : start + HASHED_HEAD;
+    const head = len < this.head + this.tail ? end : start + this.head;
     for (let j = start; j < head; j++) h = Math.imul(h ^ b[j]!, 0x01000193);
-    for (let j = Math.max(head, end - HASHED_TAIL); j < end; j++) h = Math.imul(h ^ b[j]!, 0x01000193);
+    for (let j = Math.max(head, end - this.tail); j < end; j++) h = Math.imul(h ^ b[j]!, 0x01000193);
     h ^= h >>> 15;
     const slot = h & this.mask;
+    this.lastSlot = slot;
+    this.lastHash = h;
     const s = this.strings[slot]!;
     if (this.hashes[slot] === h && s.length === len) {
       let j = 0;
@@ -51,9 +71,14 @@ export class ByteInterner {
       }
     }
     this.misses++;
+    return null;
+  }
+
+  /** Stores bytes[start, end) in the slot the last find() computed for them; returns the string. */
+  add(b: Latin1Buffer, start: number, end: number): string {
     const fresh = b.latin1Slice(start, end);
-    this.strings[slot] = fresh;
-    this.hashes[slot] = h;
+    this.strings[this.lastSlot] = fresh;
+    this.hashes[this.lastSlot] = this.lastHash;
     return fresh;
   }
 }

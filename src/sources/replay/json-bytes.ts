@@ -62,6 +62,8 @@ const SHORTEST_SLICE = 13;
 
 /** Strings of 256 bytes or less, shared across lines (sized for a day of a fleet's shas, names and paths). */
 const interner = new ByteInterner(1 << 17);
+/** Lower-case sha256 values only, checked before they are held: a hit needs no hex check. */
+const shaInterner = new ByteInterner(1 << 16, 8, 0);
 
 export class JsonBytes {
   b: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
@@ -170,11 +172,16 @@ export class JsonBytes {
     const b = this.b;
     const start = this.i + 1;
     if (start + 64 < this.end && b[start + 64] === QUOTE) {
+      const held = shaInterner.find(b, start, start + 64);
+      if (held !== null) {
+        this.i = start + 65;
+        return held;
+      }
       let seen = 0;
       for (let j = start; j < start + 64; j++) seen |= HEX_CLASS[b[j]!]!;
       if (seen < NOT_HEX) {
         this.i = start + 65;
-        return seen >= UPPER_HEX ? this.b.latin1Slice(start, start + 64).toLowerCase() : interner.intern(this.b, start, start + 64);
+        return seen >= UPPER_HEX ? this.b.latin1Slice(start, start + 64).toLowerCase() : shaInterner.add(this.b, start, start + 64);
       }
     }
     return null;

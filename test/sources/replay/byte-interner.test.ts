@@ -39,6 +39,19 @@ describe('ByteInterner', () => {
     expect(t.intern(buf(a), 0, a.length)).toBe(a);
   });
 
+  it('holds only what the caller adds after a miss (find, check, add)', () => {
+    const t = new ByteInterner(64, 8, 0);
+    const sha = 'ab'.repeat(32);
+    const b = buf(`"${sha}"`);
+    expect(t.find(b, 1, 65)).toBeNull();
+    expect(t.find(b, 1, 65)).toBeNull();
+    const added = t.add(b, 1, 65);
+    expect(added).toBe(sha);
+    expect(t.find(buf(sha), 0, 64)).toBe(added);
+    // same first 8 bytes (all the hash reads), different value: not confused
+    expect(t.find(buf('ab'.repeat(4) + 'cd'.repeat(28)), 0, 64)).toBeNull();
+  });
+
   it('does not hold values longer than the limit', () => {
     const t = new ByteInterner(16);
     const long = 'c'.repeat(MAX_INTERNED_BYTES + 1);
