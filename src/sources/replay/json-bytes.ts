@@ -63,7 +63,7 @@ const SHORTEST_SLICE = 13;
 /** Strings of 256 bytes or less, shared across lines (sized for a day of a fleet's shas, names and paths). */
 const interner = new ByteInterner(1 << 17);
 /** Lower-case sha256 values only, checked before they are held: a hit needs no hex check. */
-const shaInterner = new ByteInterner(1 << 16, 8, 0);
+const shaInterner = new ByteInterner(1 << 17, 8, 0);
 
 export class JsonBytes {
   b: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
