@@ -2,8 +2,8 @@
 // hostname or path on a million lines becomes one string object instead of a
 // million copies. Downstream maps keyed on them then find the hash already
 // computed and compare pointers, and a line allocates almost no strings.
-// Direct-mapped and fixed-size: a newcomer overwrites its slot, so memory is
-// bounded whatever the input.
+// Fixed-size, two slots a value: a newcomer takes the first of its pair and
+// pushes the older value out, so memory is bounded whatever the input.
 
 /** Buffer's own latin1 decoder (toString('latin1') reaches it through two JS frames). */
 export type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
@@ -39,18 +39,22 @@ export class ByteInterner {
     this.hashes = new Int32Array(n);
   }
 
-  /** The string of ASCII bytes[start, end), the same object as last time when still held. */
-  intern(b: Latin1Buffer, start: number, end: number): string {
+  /**
+   * The string of ASCII bytes[start, end), the same object as last time when
+   * still held. `text`, when given, holds the same characters from `textStart`
+   * on: the compare then runs natively on it.
+   */
+  intern(b: Latin1Buffer, start: number, end: number, text?: string, textStart = 0): string {
     if (end - start > MAX_INTERNED_BYTES) return b.latin1Slice(start, end);
-    return this.find(b, start, end) ?? this.add(b, start, end);
+    return this.find(b, start, end, text, textStart) ?? this.add(b, start, end);
   }
 
   /**
    * The held string of bytes[start, end), or null. After null, add() stores
    * the value (a caller may check the bytes between the two, so that only
-   * checked values are ever held).
+   * checked values are ever held). `text` as for intern().
    */
-  find(b: Latin1Buffer, start: number, end: number): string | null {
+  find(b: Latin1Buffer, start: number, end: number, text?: string, textStart = 0): string | null {
     const len = end - start;
     // FNV-1a over the head and tail bytes and the length.
     let h = 0x811c9dc5 ^ len;
@@ -58,14 +62,22 @@ export class ByteInterner {
     for (let j = start; j < head; j++) h = Math.imul(h ^ b[j]!, 0x01000193);
     for (let j = Math.max(head, end - this.tail); j < end; j++) h = Math.imul(h ^ b[j]!, 0x01000193);
     h ^= h >>> 15;
-    const slot = h & this.mask;
+    // Two slots a value (a pair): one slot each lost a quarter of the values to collisions at a third full.
+    const slot = h & this.mask & ~1;
     this.lastSlot = slot;
     this.lastHash = h;
-    const s = this.strings[slot]!;
-    if (this.hashes[slot] === h && s.length === len) {
-      let j = 0;
-      while (j < len && s.charCodeAt(j) === b[start + j]) j++;
-      if (j === len) {
+    for (let k = slot; k < slot + 2; k++) {
+      const s = this.strings[k]!;
+      if (this.hashes[k] !== h || s.length !== len) continue;
+      let same: boolean;
+      if (text !== undefined) {
+        same = text.startsWith(s, textStart);
+      } else {
+        let j = 0;
+        while (j < len && s.charCodeAt(j) === b[start + j]) j++;
+        same = j === len;
+      }
+      if (same) {
         this.hits++;
         return s;
       }
@@ -74,11 +86,14 @@ export class ByteInterner {
     return null;
   }
 
-  /** Stores bytes[start, end) in the slot the last find() computed for them; returns the string. */
+  /** Stores bytes[start, end) in the pair the last find() computed for them (first slot; its value moves to the second); returns the string. */
   add(b: Latin1Buffer, start: number, end: number): string {
     const fresh = b.latin1Slice(start, end);
-    this.strings[this.lastSlot] = fresh;
-    this.hashes[this.lastSlot] = this.lastHash;
+    const slot = this.lastSlot;
+    this.strings[slot + 1] = this.strings[slot]!;
+    this.hashes[slot + 1] = this.hashes[slot]!;
+    this.strings[slot] = fresh;
+    this.hashes[slot] = this.lastHash;
     return fresh;
   }
 }
