@@ -152,7 +152,7 @@ export class JsonBytes {
     this.i = close + 1;
     if (!this.escaped) {
       const len = close - start - 1;
-      if (len >= SHORTEST_SLICE && len <= MAX_INTERNED_BYTES) return interner.intern(this.b, start + 1, close, this.text, start + 1 - this.base);
+      if (len >= SHORTEST_SLICE && len <= MAX_INTERNED_BYTES) return interner.intern(this.b, start + 1, close);
       if (own && len > MAX_INTERNED_BYTES) return this.b.latin1Slice(start + 1, close);
       return this.text.slice(start + 1 - this.base, close - this.base);
     }
@@ -172,7 +172,7 @@ export class JsonBytes {
     const b = this.b;
     const start = this.i + 1;
     if (start + 64 < this.end && b[start + 64] === QUOTE) {
-      const held = shaInterner.find(b, start, start + 64, this.text, start - this.base);
+      const held = shaInterner.find(b, start, start + 64);
       if (held !== null) {
         this.i = start + 65;
         return held;
