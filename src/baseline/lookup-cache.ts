@@ -125,7 +125,11 @@ export interface ShaAnswers {
   readonly sha: string;
   /** Process observers, PROCESS_ABSENT, or CACHE_MISS until asked. */
   process: number;
-  /** root domain -> [port, observers, port, observers, ...]. */
+  /** The first combo answered, held inline: most processes reach one or two (a map each cost ~150 bytes). */
+  root: string | null;
+  port: number;
+  observers: number;
+  /** Further combos: root domain -> [port, observers, port, observers, ...]. */
   roots: Map<string, number[]> | null;
 }
 
@@ -150,8 +154,8 @@ export class RecentAnswers {
     const hit = this.young.get(sha);
     if (hit !== undefined) return hit;
     let a = this.old.get(sha);
-    if (a === undefined) a = { sha, process: CACHE_MISS, roots: null };
-    this.count(1 + (a.roots === null ? 0 : a.roots.size));
+    if (a === undefined) a = { sha, process: CACHE_MISS, root: null, port: 0, observers: 0, roots: null };
+    this.count(1 + (a.root === null ? 0 : 1) + (a.roots === null ? 0 : a.roots.size));
     this.young.set(a.sha, a);
     return a;
   }
@@ -168,7 +172,12 @@ export class RecentAnswers {
 
   /** Observers of (root, port) under `a`, or CACHE_MISS. */
   combo(a: ShaAnswers, root: string, port: number): number {
-    const ports = a.roots?.get(root);
+    if (a.port === port && a.root === root) {
+      this.comboHits++;
+      return a.observers;
+    }
+    if (a.roots === null) return CACHE_MISS;
+    const ports = a.roots.get(root);
     if (ports !== undefined) {
       for (let i = 0; i < ports.length; i += 2) {
         if (ports[i] === port) {
@@ -181,11 +190,17 @@ export class RecentAnswers {
   }
 
   storeCombo(a: ShaAnswers, root: string, port: number, value: number): void {
+    this.count(1);
+    if (a.root === null) {
+      a.root = root;
+      a.port = port;
+      a.observers = value;
+      return;
+    }
     if (a.roots === null) a.roots = new Map();
     const ports = a.roots.get(root);
     if (ports === undefined) a.roots.set(root, [port, value]);
     else ports.push(port, value);
-    this.count(1);
   }
 
   private count(n: number): void {

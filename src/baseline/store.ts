@@ -9,7 +9,7 @@ import { sqliteHeaderProblem } from './file-header.js';
 import { decodeMeta } from './meta-codec.js';
 import { decodeSha256, SHA256_BYTES } from './hex.js';
 import { comboCheck, comboHash, comboKey, hashCombo } from './combo-key.js';
-import { CACHE_MISS, ComboCache, PROCESS_ABSENT, ProcessCache, RecentAnswers } from './lookup-cache.js';
+import { CACHE_MISS, ComboCache, PROCESS_ABSENT, ProcessCache, RecentAnswers, type ShaAnswers } from './lookup-cache.js';
 
 export type OpenBaselineErrorCode =
   | 'missing-file'
@@ -137,6 +137,8 @@ export class SqliteBaseline implements BaselineReader {
   private readonly recent: RecentAnswers;
   /** Decoded sha256 of the current SQLite lookup; better-sqlite3 copies bound blobs, so one buffer serves all. */
   private readonly shaBuf = Buffer.alloc(SHA256_BYTES);
+  /** The answers last looked up: the detector asks process() then combo() for the same sha256. */
+  private last: ShaAnswers | null = null;
   private batchDepth = 0;
   private closed = false;
 
@@ -163,8 +165,14 @@ export class SqliteBaseline implements BaselineReader {
     return this.metaValue;
   }
 
+  private answersOf(sha256: string): ShaAnswers {
+    const last = this.last;
+    if (last !== null && last.sha === sha256) return last;
+    return (this.last = this.recent.of(sha256));
+  }
+
   process(sha256: string): number | undefined {
-    const answers = this.recent.of(sha256);
+    const answers = this.answersOf(sha256);
     let v = this.recent.process(answers);
     if (v === CACHE_MISS) {
       v = this.processUncached(sha256);
@@ -187,7 +195,7 @@ export class SqliteBaseline implements BaselineReader {
 
   combo(sha256: string, rootDomain: string, port: number): number {
     if (sha256.length !== 64 || !isPort(port)) return 0;
-    const answers = this.recent.of(sha256);
+    const answers = this.answersOf(sha256);
     let v = this.recent.combo(answers, rootDomain, port);
     if (v === CACHE_MISS) {
       v = this.comboUncached(sha256, rootDomain, port);

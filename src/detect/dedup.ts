@@ -42,8 +42,13 @@ export interface DedupOptions {
 }
 
 export class AlertDeduper {
-  private readonly open = new Map<string, OpenAlertRow>();
-  private readonly byCombo = new Map<string, Set<string>>();
+  /** Open alerts in the order they were opened (expiry and the end of a run list them in that order). */
+  private readonly open = new Set<OpenAlertRow>();
+  /**
+   * Open alerts by combo key (one, rarely a few, a combo): found by their name
+   * there, so no map holds the long dedup keys (a third of an open alert's memory).
+   */
+  private readonly byCombo = new Map<string, OpenAlertRow[]>();
   private readonly valves = new Map<string, ValveRow>();
   private readonly closed: DetectionAlert[] = [];
   /** Valve counts changed since the last write (when writes wait for flush()). */
@@ -62,18 +67,21 @@ export class AlertDeduper {
   }
 
   private index(row: OpenAlertRow): void {
-    this.open.set(row.dedupKey, row);
-    let set = this.byCombo.get(row.comboKey);
-    if (set === undefined) this.byCombo.set(row.comboKey, (set = new Set()));
-    set.add(row.dedupKey);
+    // Dedup keys are unique here: new alerts are indexed only when their key is not open, stored ones are keyed by it.
+    const rows = this.byCombo.get(row.comboKey);
+    if (rows === undefined) this.byCombo.set(row.comboKey, [row]);
+    else rows.push(row);
+    this.open.add(row);
     this.nextExpiryMs = Math.min(this.nextExpiryMs, row.alert.firstSeenMs + this.opts.windowMs);
   }
 
   private unindex(row: OpenAlertRow): void {
-    this.open.delete(row.dedupKey);
-    const set = this.byCombo.get(row.comboKey);
-    set?.delete(row.dedupKey);
-    if (set?.size === 0) this.byCombo.delete(row.comboKey);
+    this.open.delete(row);
+    const rows = this.byCombo.get(row.comboKey);
+    if (rows === undefined) return;
+    const i = rows.indexOf(row);
+    if (i >= 0) rows.splice(i, 1);
+    if (rows.length === 0) this.byCombo.delete(row.comboKey);
   }
 
   /** Moves alerts whose window closed before `nowMs` to the closed list. */
@@ -81,7 +89,7 @@ export class AlertDeduper {
     if (nowMs < this.nextExpiryMs) return;
     this.nextExpiryMs = Number.POSITIVE_INFINITY;
     const done: OpenAlertRow[] = [];
-    for (const row of this.open.values()) {
+    for (const row of this.open) {
       const end = row.alert.firstSeenMs + this.opts.windowMs;
       if (end <= nowMs) done.push(row);
       else this.nextExpiryMs = Math.min(this.nextExpiryMs, end);
@@ -107,13 +115,13 @@ export class AlertDeduper {
     if (pausedUntil !== null) return { kind: 'paused', pausedUntilMs: pausedUntil };
 
     const comboKey = comboKeyOf(hostKey, candidate.process.sha256 ?? '', candidate.connection.rootDomain, candidate.connection.port);
-    const dedupKey = `${comboKey}|${candidate.name}`;
-    const same = this.open.get(dedupKey);
-    if (same !== undefined) return { kind: 'repeat', alert: this.bump(same, nowMs) };
-    for (const key of this.byCombo.get(comboKey) ?? []) {
-      const other = this.open.get(key);
-      if (other !== undefined && other.severityId > candidate.severityId) return { kind: 'repeat', alert: this.bump(other, nowMs) };
+    const rows = this.byCombo.get(comboKey);
+    if (rows !== undefined) {
+      // The dedup key is the combo key and the name: within a combo, the name alone tells the same alert.
+      for (const row of rows) if (row.alert.name === candidate.name) return { kind: 'repeat', alert: this.bump(row, nowMs) };
+      for (const row of rows) if (row.severityId > candidate.severityId) return { kind: 'repeat', alert: this.bump(row, nowMs) };
     }
+    const dedupKey = `${comboKey}|${candidate.name}`;
 
     let v = this.valves.get(hostKey);
     if (v === undefined || nowMs - v.windowStartMs >= this.opts.windowMs) {
@@ -179,14 +187,14 @@ export class AlertDeduper {
 
   /** Every alert still open, oldest first (end of an offline run). */
   openAlerts(): DetectionAlert[] {
-    return [...this.open.values()].map((r) => r.alert as DetectionAlert).sort((a, b) => a.firstSeenMs - b.firstSeenMs);
+    return [...this.open].map((r) => r.alert as DetectionAlert).sort((a, b) => a.firstSeenMs - b.firstSeenMs);
   }
 
   /** Writes changed counts (and alerts not yet written) in one transaction; drops rows whose window closed. */
   flush(pruneBeforeMs: number | null = null): void {
     if (this.writes === 'never') return;
     const dirty: OpenAlertRow[] = [];
-    for (const row of this.open.values()) {
+    for (const row of this.open) {
       if (row.dirty) {
         dirty.push(row);
         row.dirty = false;

@@ -55,6 +55,31 @@ describe('dedup (DETECTION.md section 6)', () => {
     expect(s.handle(at(T + 2000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'repeat', alert: { severity: 'Low', count: 2 } });
   });
 
+  it('folds a lower variation into an open higher one for the same combo only', () => {
+    const s = scorer();
+    const injected = proc({ injection: { injected: true, indicators: ['memfd-exe'] } });
+    expect(s.handle(at(T, { hostname: 'rare.com', process: injected }))).toMatchObject({ kind: 'new', alert: { severity: 'High' } });
+    expect(s.handle(at(T + 1000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'repeat', alert: { severity: 'High', count: 2 } });
+    // another port is another combo: its own alert
+    expect(s.handle(at(T + 2000, { hostname: 'rare.com', port: 8443 }))).toMatchObject({ kind: 'new', alert: { severity: 'Medium' } });
+    expect(s.finish().map((a) => [a.severity, a.count])).toEqual([
+      ['High', 2],
+      ['Medium', 1],
+    ]);
+  });
+
+  it('lists alerts first seen at the same time in the order they were raised', () => {
+    const s = scorer();
+    const names = ['c.three.com', 'c.one.com', 'c.two.com'];
+    for (const hostname of names) expect(s.handle(at(T, { hostname })).kind).toBe('new');
+    expect(s.handle(at(T + HOUR, { hostname: 'c.one.com' })).kind).toBe('repeat');
+    expect(s.finish().map((a) => [a.connection.hostname, a.count])).toEqual([
+      ['c.three.com', 1],
+      ['c.one.com', 2],
+      ['c.two.com', 1],
+    ]);
+  });
+
   it('keys on host, sha256, root domain and port', () => {
     const s = scorer();
     s.enrol('o1/h2', T - 20 * DAY_MS);

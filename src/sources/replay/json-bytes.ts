@@ -5,6 +5,8 @@
 // the generic path). Every method throws BAIL when the bytes are not plain
 // JSON of the kind asked for; the caller then parses the line generically.
 
+import { ByteInterner, MAX_INTERNED_BYTES, type Latin1Buffer } from './byte-interner.js';
+
 class Bail extends Error {}
 /** Thrown to leave a parse from any depth; preallocated because bailing is routine. */
 export const BAIL = new Bail('not a plain line');
@@ -39,13 +41,29 @@ const HEX_CLASS: Uint8Array = (() => {
   return t;
 })();
 
-/** Key names as byte arrays, for matching keys in place without building strings. */
-export function keyTable(names: readonly string[]): Uint8Array[] {
-  return names.map(keyBytes);
+/**
+ * Key names as byte arrays, for matching keys in place without building
+ * strings. Writers emit keys in a fixed order, so the table remembers which
+ * key followed each one last time and tries that one first.
+ */
+export interface KeyTable {
+  readonly names: readonly Uint8Array[];
+  /** succ[k]: the key matched after key k last time. */
+  readonly succ: Int8Array;
+  prev: number;
 }
 
-/** Buffer's own latin1 decoder: toString('latin1') reaches it through two JS frames (~9% of parsing). */
-type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+export function keyTable(names: readonly string[]): KeyTable {
+  return { names: names.map(keyBytes), succ: new Int8Array(names.length), prev: 0 };
+}
+
+/** V8 copies a slice shorter than this instead of pointing into the line. */
+const SHORTEST_SLICE = 13;
+
+/** Strings of 256 bytes or less, shared across lines (sized for a day of a fleet's shas, names and paths). */
+const interner = new ByteInterner(1 << 17);
+/** Lower-case sha256 values only, checked before they are held: a hit needs no hex check. */
+const shaInterner = new ByteInterner(1 << 17, 8, 0);
 
 export class JsonBytes {
   b: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
@@ -121,9 +139,11 @@ export class JsonBytes {
 
   /**
    * The string at the cursor; escapes are decoded by JSON.parse of the token
-   * alone. Unless `own`, a value of 13 characters or more is a slice that
-   * keeps the whole line alive while it is held: pass `own` for values that
-   * long-lived caches key on (V8 copies shorter slices anyway).
+   * alone. A short plain value is a copy (V8 copies slices under 13
+   * characters); up to 256 bytes it is the one shared string for its bytes,
+   * since a slice would keep the whole line alive while an alert holds it.
+   * Longer, it is a slice of the line's text, or with `own` (for values that
+   * caches key on) a string of its own.
    */
   string(own = false): string {
     if (this.next() !== QUOTE) throw BAIL;
@@ -131,7 +151,9 @@ export class JsonBytes {
     const close = this.stringEnd();
     this.i = close + 1;
     if (!this.escaped) {
-      if (own && close - start > 13) return this.b.latin1Slice(start + 1, close);
+      const len = close - start - 1;
+      if (len >= SHORTEST_SLICE && len <= MAX_INTERNED_BYTES) return interner.intern(this.b, start + 1, close);
+      if (own && len > MAX_INTERNED_BYTES) return this.b.latin1Slice(start + 1, close);
       return this.text.slice(start + 1 - this.base, close - this.base);
     }
     try {
@@ -150,20 +172,23 @@ export class JsonBytes {
     const b = this.b;
     const start = this.i + 1;
     if (start + 64 < this.end && b[start + 64] === QUOTE) {
+      const held = shaInterner.find(b, start, start + 64);
+      if (held !== null) {
+        this.i = start + 65;
+        return held;
+      }
       let seen = 0;
       for (let j = start; j < start + 64; j++) seen |= HEX_CLASS[b[j]!]!;
       if (seen < NOT_HEX) {
         this.i = start + 65;
-        // Owned, not a slice of the line: caches key on it.
-        const s = this.b.latin1Slice(start, start + 64);
-        return seen >= UPPER_HEX ? s.toLowerCase() : s;
+        return seen >= UPPER_HEX ? this.b.latin1Slice(start, start + 64).toLowerCase() : shaInterner.add(this.b, start, start + 64);
       }
     }
     return null;
   }
 
   /** A key, matched in place against `keys`: its index, or -1 for a key not in the list. */
-  key(keys: readonly Uint8Array[]): number {
+  key(keys: KeyTable): number {
     if (this.next() !== QUOTE) throw BAIL;
     const start = this.i + 1;
     const close = this.stringEnd();
@@ -174,26 +199,35 @@ export class JsonBytes {
     return this.match(keys, start, close);
   }
 
-  /** Index of the name in `names` that bytes[start, close) spell, or -1. */
-  private match(names: readonly Uint8Array[], start: number, close: number): number {
-    const len = close - start;
-    const b = this.b;
+  /** Index of the name in `t` that bytes[start, close) spell, or -1. */
+  private match(t: KeyTable, start: number, close: number): number {
+    const guess = t.succ[t.prev]!;
+    if (this.spells(t.names[guess]!, start, close)) return (t.prev = guess);
+    const names = t.names;
     for (let k = 0; k < names.length; k++) {
-      const name = names[k]!;
-      if (name.length !== len) continue;
-      let j = 0;
-      while (j < len && b[start + j] === name[j]) j++;
-      if (j === len) return k;
+      if (k !== guess && this.spells(names[k]!, start, close)) {
+        t.succ[t.prev] = k;
+        return (t.prev = k);
+      }
     }
     return -1;
   }
 
+  private spells(name: Uint8Array, start: number, close: number): boolean {
+    const len = close - start;
+    if (name.length !== len) return false;
+    const b = this.b;
+    let j = 0;
+    while (j < len && b[start + j] === name[j]) j++;
+    return j === len;
+  }
+
   /** The index in `values` of the string at the cursor, written exactly so (no escapes). */
-  choice(values: readonly Uint8Array[]): number {
+  choice(values: KeyTable): number {
     if (this.next() !== QUOTE) throw BAIL;
     const k = this.match(values, this.i + 1, this.stringEnd());
     if (k < 0 || this.escaped) throw BAIL;
-    this.i = this.i + values[k]!.length + 2;
+    this.i = this.i + values.names[k]!.length + 2;
     return k;
   }
 

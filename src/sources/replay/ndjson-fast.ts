@@ -9,9 +9,10 @@
 // generic path (JSON.parse + parseRareconRecord), which gives the located
 // error. For a line it accepts, the record equals the generic path's, field by
 // field and in the same key order. Unknown fields are checked and ignored, as
-// the generic path ignores them. Host, names and sha256 are strings of their
-// own; other long values (paths, command lines) are slices that share the
-// line's memory while an alert holds them.
+// the generic path ignores them. Values of 13 to 256 bytes are interned (one
+// string per distinct value, see byte-interner.ts), shorter ones copied;
+// longer host, name and sha256 values are strings of their own, other long
+// ones (command lines) slices that share the line's memory.
 import {
   NO_INJECTION,
   type ConnectionEvent,
@@ -49,11 +50,12 @@ function openObject(): boolean | null {
   return false;
 }
 
+/** A value over 256 bytes is a slice that shares the line's memory (long command lines and the like). */
 function nullableString(): string | undefined {
   return cur.isNull() ? ABSENT : cur.string();
 }
 
-/** For values that caches key on (host, name, sha256): a string of its own, not a slice of the line. */
+/** For values that caches key on (host, name, sha256): never a slice of the line. */
 function nullableOwnString(): string | undefined {
   return cur.isNull() ? ABSENT : cur.string(true);
 }

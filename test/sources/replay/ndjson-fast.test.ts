@@ -16,7 +16,7 @@ function both(text: string) {
 // A small deterministic generator of lines in the writers' plain shape, with variations.
 function* lines(n: number): Generator<string> {
   let x = 12345;
-  const rnd = (k: number): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % k);
+  const rnd = (k: number): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % k;
   for (let i = 0; i < n; i++) {
     const host = rnd(3) === 0 ? `{"id":"h${i}"}` : `{"id":"h${i}","org":"o${rnd(5)}","name":"n${i}.example"}`;
     const time = rnd(2) === 0 ? String(1790841780000 + i) : `"2026-10-0${1 + rnd(8)}T10:00:0${rnd(10)}Z"`;
@@ -28,9 +28,13 @@ function* lines(n: number): Generator<string> {
         yield `{"type":"process","time":${time},"host":${host},"sha256":"${SHA}","path":"/usr/bin/p${i}"}`;
         break;
       default: {
-        const signer = rnd(2) === 0 ? '{"status":"valid","subject":"Debian","vendor":"Debian"}' : '{"status":"unsigned","subject":null,"vendor":null}';
+        const signer =
+          rnd(2) === 0 ? '{"status":"valid","subject":"Debian","vendor":"Debian"}' : '{"status":"unsigned","subject":null,"vendor":null}';
         const inj = rnd(4) === 0 ? '{"injected":true,"indicators":["memfd-exe:x"]}' : '{"injected":false,"indicators":[]}';
-        const remote = rnd(3) === 0 ? `{"ip":"198.51.100.${rnd(250)}","port":${rnd(65536)}}` : `{"ip":"203.0.113.${rnd(250)}","port":${rnd(65536)},"hostname":"c${i}.example.org"}`;
+        const remote =
+          rnd(3) === 0
+            ? `{"ip":"198.51.100.${rnd(250)}","port":${rnd(65536)}}`
+            : `{"ip":"203.0.113.${rnd(250)}","port":${rnd(65536)},"hostname":"c${i}.example.org"}`;
         yield `{"type":"connection","time":${time},"host":${host},"process":{"pid":${rnd(99999)},"tid":${rnd(99999)},"path":"/usr/bin/x","sha256":"${SHA}","signer":${signer},"injection":${inj},"cmdline":"x --a \\"q\\"","user":"u"},"protocol":"${rnd(2) === 0 ? 'tcp' : 'udp'}","remote":${remote}}`;
       }
     }
@@ -50,10 +54,44 @@ describe('NDJSON fast path', () => {
     expect(accepted).toBeGreaterThan(2500);
   });
 
+  it('agrees on lines whose keys come in varying orders, with values repeated across lines and values too long to share', () => {
+    // Key order changes from line to line (the key table's guess misses), and
+    // the same host, name and sha256 recur (the interner hands back shared strings).
+    const longCmd = 'run ' + 'z'.repeat(300);
+    const members = (i: number): string[] => [
+      '"type":"connection"',
+      `"time":${1790841780000 + i}`,
+      `"host":{"org":"o${i % 2}","id":"h${i % 3}"}`,
+      `"process":{"sha256":"${i % 2 === 0 ? SHA : 'CD'.repeat(32)}","pid":${i},"cmdline":"${i % 4 === 0 ? longCmd : 'short'}","signer":{"vendor":"V","status":"valid","subject":"S"}}`,
+      '"protocol":"tcp"',
+      `"remote":{"port":${443 + (i % 2)},"hostname":"api.r${i % 5}.example.com","ip":"203.0.113.${i % 7}"}`,
+    ];
+    let x = 7;
+    const rnd = (k: number): number => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % k;
+    let accepted = 0;
+    for (let i = 0; i < 400; i++) {
+      const m = members(i);
+      for (let j = m.length - 1; j > 0; j--) {
+        const k = rnd(j + 1);
+        [m[j], m[k]] = [m[k]!, m[j]!];
+      }
+      const { fast, generic } = both(`{${m.join(',')}}`);
+      expect(fast).not.toBeNull();
+      accepted++;
+      expect(JSON.parse(JSON.stringify(fast))).toEqual(JSON.parse(JSON.stringify(generic)));
+    }
+    expect(accepted).toBe(400);
+  });
+
   it.each([
     ['truncated', '{"type":"dns","time":1,"host":{"id":"h"},"query":"a.b","answers":[{"ip":"1.2.3.4","ttl":3'],
     ['wrong type', '{"type":"process","time":{},"host":{"id":"h"},"sha256":"' + SHA + '","path":"/x"}'],
-    ['bad port', '{"type":"connection","time":1,"host":{"id":"h"},"process":{"pid":1,"sha256":"' + SHA + '"},"protocol":"tcp","remote":{"ip":"1.2.3.4","port":70000}}'],
+    [
+      'bad port',
+      '{"type":"connection","time":1,"host":{"id":"h"},"process":{"pid":1,"sha256":"' +
+        SHA +
+        '"},"protocol":"tcp","remote":{"ip":"1.2.3.4","port":70000}}',
+    ],
     ['missing field', '{"type":"connection","time":1,"host":{"id":"h"},"process":{"pid":1},"remote":{"ip":"1.2.3.4","port":1}}'],
   ])('declines a bad line (%s) so the generic path reports it', (_name, text) => {
     const { fast, generic } = both(text);
