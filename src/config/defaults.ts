@@ -70,7 +70,7 @@ export interface BaselineStoreConfig {
 }
 
 export const DEFAULT_BASELINE_STORE: BaselineStoreConfig = {
-  cacheSizeKiB: 16 * 1024,
+  cacheSizeKiB: 8 * 1024,
   lookupCacheEntries: 200_000,
 };
 
