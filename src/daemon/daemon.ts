@@ -3,7 +3,17 @@
 // bounded queue for enrichment (a few at once), then are scored in the order
 // their enrichment finishes. Local state, sightings and the outbox are SQLite
 // files in the state folder.
-import { closeSync, createWriteStream, fstatSync, mkdirSync, openSync, renameSync, writeFileSync, writeSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+  type WriteStream,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { RareconConfig } from '../config/schema.js';
 import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
@@ -20,6 +30,7 @@ import { DAY_MS } from '../model/baseline.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
+import { RepeatedLog } from '../report/log.js';
 import { Reporter } from '../report/reporter.js';
 import { toRareconRecord } from '../sources/replay/ndjson-reader.js';
 import { DEFAULT_POLICY, rootDomainOf } from '../enrich/root-domain.js';
@@ -81,6 +92,8 @@ export interface DaemonOptions {
 export class Daemon {
   private config: RareconConfig;
   private readonly log: Logger;
+  /** Enrichment failures can come per connection: a line a minute at most, with the count left out. */
+  private readonly enrichFailLog: RepeatedLog;
   private readonly host: HostRef;
   private readonly state: StateStore;
   private scorer: Scorer;
@@ -116,7 +129,15 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private inFlight = 0;
   private readonly ownPids = new Set<number>([process.pid]);
-  private readonly counts = { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, reloadsTotal: 0, stateWriteFailedTotal: 0 };
+  private readonly counts = {
+    alertsTotal: 0,
+    heldTotal: 0,
+    heldExpiredTotal: 0,
+    selfSkippedTotal: 0,
+    scoredTotal: 0,
+    reloadsTotal: 0,
+    stateWriteFailedTotal: 0,
+  };
   private lastAlertMs: number | null = null;
   // Sightings and alerts for the outbox are written once per event-loop turn,
   // in one SQLite transaction each: under load that is many events a commit.
@@ -127,12 +148,18 @@ export class Daemon {
   constructor(private readonly opts: DaemonOptions) {
     this.config = opts.config;
     this.log = opts.log;
+    this.enrichFailLog = new RepeatedLog(
+      (level, msg, fields) => this.log[level](msg, fields),
+      'warn',
+      'A connection could not be enriched.',
+    );
     const c = this.config;
     mkdirSync(c.stateDir, { recursive: true, mode: 0o700 });
     this.host = hostIdentity(c.host.org, c.host.id);
     this.state = StateStore.open(c.stateDir, {
       batchWrites: true,
-      onWriteError: (err, rows) => this.log.warn('Dedup state could not be saved; it is tried again with the next write.', { rows, error: err.message }),
+      onWriteError: (err, rows) =>
+        this.log.warn('Dedup state could not be saved; it is tried again with the next write.', { rows, error: err.message }),
     });
     this.scorer = new Scorer({ baseline: NO_BASELINE, config: c.detect, state: this.state, nowMs: Date.now() });
     this.scorer.enrol(hostKeyOf(this.host), Date.now());
@@ -172,8 +199,16 @@ export class Daemon {
     if (m.enabled) {
       try {
         this.metricsServer = await serveMetrics(m.host, m.port, () => this.status());
+        const at = this.metricsServer.address();
+        // The port actually bound (port 0 = any free one).
+        if (at !== null && typeof at === 'object')
+          this.log.info('Metrics and health are served.', { url: `http://${m.host}:${at.port}/metrics` });
       } catch (err) {
-        this.log.warn('The metrics endpoint could not listen; the daemon runs without it.', { host: m.host, port: m.port, error: (err as Error).message });
+        this.log.warn('The metrics endpoint could not listen; the daemon runs without it.', {
+          host: m.host,
+          port: m.port,
+          error: (err as Error).message,
+        });
       }
     }
     this.writeStatus();
@@ -187,7 +222,8 @@ export class Daemon {
     });
     try {
       const r = await Promise.race([source.ready.then(() => 'ready' as const), late]);
-      if (r === 'late') this.log.warn(`The event source is not capturing yet after ${timeoutMs / 1000} s; starting anyway.`, { source: source.name });
+      if (r === 'late')
+        this.log.warn(`The event source is not capturing yet after ${timeoutMs / 1000} s; starting anyway.`, { source: source.name });
     } finally {
       clearTimeout(timer);
     }
@@ -221,7 +257,12 @@ export class Daemon {
     this.baseline = reader;
     this.scorer.setBaseline(reader);
     const m = reader.meta();
-    this.log.info('A baseline is in force.', { version: m.version, unit: m.observerUnit, windowStart: new Date(m.windowStartMs).toISOString(), windowEnd: new Date(m.windowEndMs).toISOString() });
+    this.log.info('A baseline is in force.', {
+      version: m.version,
+      unit: m.observerUnit,
+      windowStart: new Date(m.windowStartMs).toISOString(),
+      windowEnd: new Date(m.windowEndMs).toISOString(),
+    });
   }
 
   private async sourceLoop(source: LiveSource): Promise<void> {
@@ -246,7 +287,8 @@ export class Daemon {
         this.queue.push(r);
       }
     } catch (err) {
-      if (!this.abort.signal.aborted) this.log.error('The event source stopped; no connections are seen until rarecon restarts.', { error: (err as Error).message });
+      if (!this.abort.signal.aborted)
+        this.log.error('The event source stopped; no connections are seen until rarecon restarts.', { error: (err as Error).message });
     }
   }
 
@@ -267,7 +309,7 @@ export class Daemon {
           this.noteCommon(c, e.process.sha256);
           this.scoreLive(e);
         })
-        .catch((err: unknown) => this.log.warn('A connection could not be enriched.', { pid: c.pid, error: (err as Error).message }))
+        .catch((err: unknown) => this.enrichFailLog.note({ pid: c.pid, error: (err as Error).message }))
         .finally(() => {
           this.inFlight--;
           waiters.shift()?.();
@@ -398,7 +440,9 @@ export class Daemon {
       this.health.ok('outbox');
     } else if (r.reason !== 'closed') {
       if (this.heldAlerts.length < HELD_ALERTS_WARN && all.length >= HELD_ALERTS_WARN) {
-        this.log.error('Many alerts wait in memory for the outbox; they are lost if the daemon stops before the state folder takes them.', { alerts: all.length });
+        this.log.error('Many alerts wait in memory for the outbox; they are lost if the daemon stops before the state folder takes them.', {
+          alerts: all.length,
+        });
       }
       this.health.failed('outbox', r);
       this.heldAlerts = all;
@@ -440,7 +484,11 @@ export class Daemon {
     const out: Record<string, CacheCounts> = {};
     const dns = this.scorer.dns.stats();
     out['dns'] = { hitsTotal: dns.hitsTotal, missesTotal: dns.missesTotal };
-    const e = this.enricher.stats() as { hash?: { cache: CacheCounts }; signer?: { cache: CacheCounts }; injection?: { mapsCache: CacheCounts } };
+    const e = this.enricher.stats() as {
+      hash?: { cache: CacheCounts };
+      signer?: { cache: CacheCounts };
+      injection?: { mapsCache: CacheCounts };
+    };
     if (e.hash) out['image_hash'] = pick(e.hash.cache);
     if (e.signer) out['signer'] = pick(e.signer.cache);
     if (e.injection) out['injection_maps'] = pick(e.injection.mapsCache);
@@ -467,7 +515,18 @@ export class Daemon {
       score: this.scorer.counters,
       enrich: this.enricher.stats(),
       learningDaysLeft: learning?.daysLeft ?? 0,
-      baseline: meta.version === 0 ? null : { version: meta.version, builtAtMs: meta.builtAtMs, ageMs: now - meta.builtAtMs, unit: meta.observerUnit, windowStartMs: meta.windowStartMs, windowEndMs: meta.windowEndMs, path: this.opts.baselinePath },
+      baseline:
+        meta.version === 0
+          ? null
+          : {
+              version: meta.version,
+              builtAtMs: meta.builtAtMs,
+              ageMs: now - meta.builtAtMs,
+              unit: meta.observerUnit,
+              windowStartMs: meta.windowStartMs,
+              windowEndMs: meta.windowEndMs,
+              path: this.opts.baselinePath,
+            },
       alertsLast24h: this.state.alertsSince(now - DAY_MS),
       lastAlertMs: this.lastAlertMs,
       report: this.reporter.stats(),
@@ -515,9 +574,11 @@ export class Daemon {
    * baseline file again. A bad file, or sinks that cannot be built, keep the whole running config.
    */
   reload(): Promise<void> {
-    this.reloading = this.reloading.then(() => this.reloadNow()).catch((err: unknown) => {
-      this.log.error('Reload failed unexpectedly; the running config stays.', { error: (err as Error).message });
-    });
+    this.reloading = this.reloading
+      .then(() => this.reloadNow())
+      .catch((err: unknown) => {
+        this.log.error('Reload failed unexpectedly; the running config stays.', { error: (err as Error).message });
+      });
     return this.reloading;
   }
 
@@ -579,7 +640,8 @@ export class Daemon {
       while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       this.flushState();
       this.flushPending();
-      if (this.heldAlerts.length > 0) this.log.error('Alerts the outbox could not take are lost at this stop.', { alerts: this.heldAlerts.length });
+      if (this.heldAlerts.length > 0)
+        this.log.error('Alerts the outbox could not take are lost at this stop.', { alerts: this.heldAlerts.length });
       this.writeStatus();
       await this.sync?.stop();
       this.sync?.close();

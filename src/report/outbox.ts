@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Alert, SeverityName } from '../model/alert.js';
-import { silentLog, type LogFn } from './log.js';
+import { RepeatedLog, silentLog, type LogFn } from './log.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -162,6 +162,8 @@ export class Outbox {
   private readonly db: Database.Database;
   private sinks: readonly string[];
   private readonly log: LogFn;
+  /** At most a line a minute while alerts are evicted at the size bound, with the count left out. */
+  private readonly evictionLog: RepeatedLog;
   private readonly now: () => number;
   private readonly listeners = new Set<() => void>();
   private stmts: ReturnType<typeof Outbox.prepare>;
@@ -186,6 +188,11 @@ export class Outbox {
     this.db = db;
     this.sinks = [...opts.sinks];
     this.log = opts.log ?? silentLog;
+    this.evictionLog = new RepeatedLog(
+      this.log,
+      'warn',
+      'The outbox is at its size bound; the lowest-severity, oldest alerts were dropped.',
+    );
     this.now = opts.now ?? Date.now;
     for (const s of this.sinks) this.perSink.set(s, { delivered: 0, retried: 0, deadLettered: 0 });
     migrate(db);
@@ -390,9 +397,10 @@ export class Outbox {
       if (n > 0) this.totals.evictedBySeverity[severityName(id)] += n;
     });
     if (evicted + rejected > 0) {
-      this.log('warn', 'The outbox is at its size bound; the lowest-severity, oldest alerts were dropped.', {
+      this.evictionLog.note({
         evicted,
         rejected,
+        evictedTotal: this.totals.evicted,
         maxRows: this.opts.maxRows,
         maxBytes: this.opts.maxBytes,
       });
