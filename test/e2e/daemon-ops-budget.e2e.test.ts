@@ -87,6 +87,11 @@ function metricValue(text: string, series: string): number {
   return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
 }
 
+/** curl by address (no name, nothing to alert on): a connection to find in the record. */
+function curlIp(): Promise<RunResult> {
+  return (host as TestHost).run([CURL, '-sS', '--noproxy', '*', '-m', '10', '-o', '/dev/null', `http://${SERVICE_IP}:${PORTS[0]}/`]);
+}
+
 /** curl by name (resolved by the test host's DNS, seen by the daemon): a new alert for each port. */
 async function curlName(port: number): Promise<void> {
   const r = await (host as TestHost).run([CURL, '-sS', '--noproxy', '*', '-m', '10', '-o', '/dev/null', `http://${NAME}:${port}/`]);
@@ -149,8 +154,6 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     expect(idle?.level).toBe(0);
 
     // curl once before the load: its image is judged common, so a new curl process is not sampled out later.
-    const curlIp = (): Promise<RunResult> =>
-      (host as TestHost).run([CURL, '-sS', '--noproxy', '*', '-m', '10', '-o', '/dev/null', `http://${SERVICE_IP}:${PORTS[0]}/`]);
     const first = await curlIp();
     await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === first.pid, 3000);
 
@@ -199,17 +202,7 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     await d.waitForLog((l) => l.message === 'The daemon is back under its budget; nothing is shed any more.', 2000);
     // Counted work stays counted; nothing new is shed once back.
     const shedBack = back.watchdog?.shedTotal ?? 0;
-    const c = await (host as TestHost).run([
-      CURL,
-      '-sS',
-      '--noproxy',
-      '*',
-      '-m',
-      '10',
-      '-o',
-      '/dev/null',
-      `http://${SERVICE_IP}:${PORTS[0]}/`,
-    ]);
+    const c = await curlIp();
     await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
     expect(d.statusFile()?.watchdog?.shedTotal).toBe(shedBack);
     const changes = d.logs.filter((l) => typeof l.message === 'string' && l.message.startsWith('The daemon is '));
@@ -375,17 +368,7 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       expect(metricValue(m, 'rarecon_state_held_items{kind="alerts"}')).toBe(1);
       expect(metricValue(m, 'rarecon_state_write_failures_total{store="outbox"}')).toBeGreaterThan(0);
       // Still capturing.
-      const c = await (host as TestHost).run([
-        CURL,
-        '-sS',
-        '--noproxy',
-        '*',
-        '-m',
-        '10',
-        '-o',
-        '/dev/null',
-        `http://${SERVICE_IP}:${PORTS[0]}/`,
-      ]);
+      const c = await curlIp();
       await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
       // Only one error line per store for the whole episode.
       await sleep(1000);

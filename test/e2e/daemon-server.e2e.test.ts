@@ -4,13 +4,13 @@
 // with the org token, fetches the bucket of curl's sha256 when curl first
 // connects, and raises the very rare variation for a combo the fleet never saw,
 // and nothing for the fleet's common one. Needs root; skips with the reason otherwise.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, REPO, rarecon } from '../helpers/cli.js';
-import { DAY, enrolHosts, http, isoDay } from '../server/helpers.js';
+import { rarecon } from '../helpers/cli.js';
+import { DAY, enrolHosts, http, isoDay, startServerProcess } from '../server/helpers.js';
 import { DaemonRun, VERY_RARE, alertKey } from './helpers/daemon.js';
 import { buildNative, rootReason, sha256File, sleep } from './helpers/env.js';
 import { TestHost } from './helpers/testhost.js';
@@ -33,27 +33,6 @@ let version = 0;
 
 const curlArgs = (url: string): string[] => [CURL, '-sS', '--noproxy', '*', '-m', '5', '-o', '/dev/null', url];
 
-/** Starts `rarecon server` and returns its URL, read from its "listening" log line. */
-function startServer(cfg: string): Promise<string> {
-  const child = spawn(process.execPath, [CLI, 'server', '--config', cfg], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  server = child;
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const t = setTimeout(() => reject(new Error(`rarecon server did not start: ${seen}`)), 30_000);
-    const look = (b: Buffer): void => {
-      seen += b.toString();
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(seen);
-      if (m !== null) {
-        clearTimeout(t);
-        resolve(m[1] as string);
-      }
-    };
-    child.stdout?.on('data', look);
-    child.stderr?.on('data', look);
-    child.on('close', (code) => reject(new Error(`rarecon server exited with ${code}: ${seen}`)));
-  });
-}
-
 beforeAll(async () => {
   if (skipReason !== null) return;
   await buildNative();
@@ -65,7 +44,9 @@ beforeAll(async () => {
   const e = await rarecon(['server', 'enroll', '--org', 'acme', '--json', '--config', serverCfg]);
   expect(e.code, e.stderr).toBe(0);
   const { token, publicKey } = JSON.parse(e.stdout) as { token: string; publicKey: string };
-  const url = await startServer(serverCfg);
+  const started = await startServerProcess(serverCfg);
+  server = started.child;
+  const url = started.url;
 
   // The fleet: 12 hosts, 14 days each, curl to common-srv.example:PORT every day.
   const today = Math.floor(Date.now() / DAY) * DAY;
@@ -103,7 +84,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await daemon?.stop('SIGTERM');
   host?.stop();
-  server?.removeAllListeners('close');
   server?.kill('SIGTERM');
   if (dir !== '' && !process.env['RARECON_E2E_KEEP']) rmSync(dir, { recursive: true, force: true });
   else if (dir !== '') console.log(`daemon-server.e2e: kept ${dir}`);

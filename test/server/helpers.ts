@@ -10,9 +10,36 @@ import { gunzipSync } from 'node:zlib';
 import { DEFAULT_SERVER, type ServerConfig } from '../../src/server/config.js';
 import { startBaselineServer, type RunningServer } from '../../src/server/server.js';
 import type { LogFn } from '../../src/report/log.js';
-import { REPO } from '../helpers/cli.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI, REPO } from '../helpers/cli.js';
 
 export const DIST_SERVER_CLI = join(REPO, 'dist', 'src', 'cli', 'server.js');
+
+/** Starts `rarecon server --config FILE` (the built CLI) and waits for the URL in its "listening" log line. */
+export function startServerProcess(configPath: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [CLI, 'server', '--config', configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const t = setTimeout(() => reject(new Error(`rarecon server did not start: ${seen}`)), 30_000);
+    const look = (b: Buffer): void => {
+      seen += b.toString();
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(seen);
+      if (m !== null) {
+        clearTimeout(t);
+        child.off('close', early);
+        resolve({ child, url: m[1] as string });
+      }
+    };
+    const early = (code: number | null): void => {
+      clearTimeout(t);
+      reject(new Error(`rarecon server exited with ${code} before it listened: ${seen}`));
+    };
+    // The log goes to stdout or stderr depending on the logger's set-up: read both.
+    child.stdout?.on('data', look);
+    child.stderr?.on('data', look);
+    child.on('close', early);
+  });
+}
 
 export function tempDir(name: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `rarecon-${name}-`));

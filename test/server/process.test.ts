@@ -8,7 +8,19 @@ import { join } from 'node:path';
 import { openBaseline } from '../../src/baseline/store.js';
 import { BucketCache } from '../../src/baseline/bucket-cache.js';
 import { SightingsStore } from '../../src/baseline/sightings-store.js';
-import { DAY, DIST_SERVER_CLI, POPULAR, enrolHosts, http, isoDay, sha, startProxy, tempDir, uploadFleetDay } from './helpers.js';
+import {
+  DAY,
+  DIST_SERVER_CLI,
+  POPULAR,
+  enrolHosts,
+  startServerProcess,
+  http,
+  isoDay,
+  sha,
+  startProxy,
+  tempDir,
+  uploadFleetDay,
+} from './helpers.js';
 import { CLI, REPO } from '../helpers/cli.js';
 
 function run(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -62,22 +74,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     pubkey = enrolled.publicKey;
     expect(statSync(join(serverDir, 'signing-key.pem')).mode & 0o777).toBe(0o600);
 
-    serverProc = spawn(process.execPath, [CLI, 'server', '--config', serverCfg], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    // The log goes to stdout or stderr depending on the logger's set-up: read both.
-    url = await new Promise<string>((resolve, reject) => {
-      let seen = '';
-      const t = setTimeout(() => reject(new Error(`the server did not start: ${seen}`)), 30_000);
-      const look = (b: Buffer): void => {
-        seen += b.toString();
-        const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(seen);
-        if (m !== null) {
-          clearTimeout(t);
-          resolve(m[1] as string);
-        }
-      };
-      serverProc.stdout?.on('data', look);
-      serverProc.stderr?.on('data', look);
-    });
+    ({ child: serverProc, url } = await startServerProcess(serverCfg));
     adminToken = readFileSync(join(serverDir, 'admin-token'), 'utf8').trim();
     proxy = await startProxy(url);
   });
