@@ -50,6 +50,29 @@ import { writeSecretFile } from '../server/secrets.js';
 export const BASELINE_FILE = 'baseline.db';
 export const BUCKET_CACHE_FILE = 'bucket-cache.db';
 export const CREDENTIAL_FILE = 'server-credential.json';
+
+/**
+ * The credential this host got from the server at `serverUrl` when it enrolled
+ * (kept in the state folder), for other clients of the same server (the alert
+ * sink). An error says why there is none.
+ */
+export function readHostCredential(stateDir: string, serverUrl: string): { ok: true; value: string } | { ok: false; error: string } {
+  try {
+    const c = JSON.parse(readFileSync(join(stateDir, CREDENTIAL_FILE), 'utf8')) as Partial<Credential>;
+    if (c.serverUrl !== serverUrl || typeof c.credential !== 'string')
+      return { ok: false, error: `this host is not enrolled with ${serverUrl} yet` };
+    return { ok: true, value: c.credential };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return {
+      ok: false,
+      error:
+        code === 'ENOENT'
+          ? `this host is not enrolled with ${serverUrl} yet`
+          : `cannot read its credential: ${code ?? (err as Error).message}`,
+    };
+  }
+}
 export const SYNC_STATUS_FILE = 'sync-status.json';
 const DOWNLOAD_PREFIX = 'sync-download-';
 

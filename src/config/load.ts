@@ -42,7 +42,11 @@ export function parseConfigText(text: string, file: string): ConfigResult {
     return {
       ok: false,
       file,
-      problems: doc.errors.map((e) => ({ path: '(syntax)', message: e.message.split('\n')[0] ?? e.message, line: lc.linePos(e.pos[0]).line })),
+      problems: doc.errors.map((e) => ({
+        path: '(syntax)',
+        message: e.message.split('\n')[0] ?? e.message,
+        line: lc.linePos(e.pos[0]).line,
+      })),
     };
   }
   const value: unknown = doc.toJS() ?? {};
@@ -73,9 +77,21 @@ function daemonProblems(c: RareconConfig, report: RareconConfig['report'] | null
   if (c.logStream === 'stdout' && c.logFile === null && report !== null && report.sinks.some((s) => s.type === 'stdout')) {
     out.push({ path: 'logStream', message: 'stdout carries alerts (a stdout sink is configured): keep logs on stderr, or set logFile' });
   }
+  if (c.sync.serverUrl === null && report !== null) {
+    report.sinks.forEach((s, i) => {
+      if (s.type === 'server')
+        out.push({
+          path: `report.sinks[${i}].type`,
+          message: 'a server sink sends to the baseline server of sync.serverUrl, which is not set',
+        });
+    });
+  }
   const w = c.watchdog;
   if (w.hardMemoryBytes !== 0 && w.hardMemoryBytes <= w.memoryBytes) {
-    out.push({ path: 'watchdog.hardMemoryBytes', message: `must be above watchdog.memoryBytes (${w.memoryBytes}), or 0 for no hard limit` });
+    out.push({
+      path: 'watchdog.hardMemoryBytes',
+      message: `must be above watchdog.memoryBytes (${w.memoryBytes}), or 0 for no hard limit`,
+    });
   }
   return out;
 }

@@ -17,7 +17,7 @@ import {
 import { join } from 'node:path';
 import type { RareconConfig } from '../config/schema.js';
 import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
-import { SyncClient } from '../baseline/sync-client.js';
+import { SyncClient, readHostCredential } from '../baseline/sync-client.js';
 import { SightingsStore } from '../baseline/sightings-store.js';
 import type { BucketCache } from '../baseline/bucket-cache.js';
 import { Scorer, type ScoreOutcome } from '../detect/scorer.js';
@@ -163,7 +163,21 @@ export class Daemon {
     });
     this.scorer = new Scorer({ baseline: NO_BASELINE, config: c.detect, state: this.state, nowMs: Date.now() });
     this.scorer.enrol(hostKeyOf(this.host), Date.now());
-    this.reporter = Reporter.start(c.report, { stateDir: c.stateDir, log: (level, msg, fields) => this.log[level](msg, fields) });
+    const serverUrl = c.sync.serverUrl?.replace(/\/+$/, '') ?? null;
+    this.reporter = Reporter.start(c.report, {
+      stateDir: c.stateDir,
+      log: (level, msg, fields) => this.log[level](msg, fields),
+      ...(serverUrl === null
+        ? {}
+        : {
+            server: {
+              url: serverUrl,
+              caFile: c.sync.caFile,
+              serverName: c.sync.serverName,
+              credential: () => readHostCredential(c.stateDir, c.sync.serverUrl as string),
+            },
+          }),
+    });
     this.health = new StateHealth(this.log, c.stateDir);
     this.watchdog = new Watchdog(c.watchdog, {
       sample: processSample,

@@ -7,7 +7,7 @@
 import type { Problem, Spec } from '../config/schema.js';
 import type { AlertFormat } from './render.js';
 
-export type SinkType = 'http' | 'syslog' | 'file' | 'stdout';
+export type SinkType = 'http' | 'syslog' | 'file' | 'stdout' | 'server';
 
 // In code order: a facility's index is its number (RFC 5424 section 6.2.1).
 export const SYSLOG_FACILITIES = [
@@ -93,7 +93,18 @@ export interface StdoutSinkConfig extends SinkCommon {
   type: 'stdout';
 }
 
-export type SinkConfig = HttpSinkConfig | SyslogSinkConfig | FileSinkConfig | StdoutSinkConfig;
+/**
+ * The baseline server's alert intake (`POST /v1/alerts`): the address, CA and
+ * credential are the sync's (`sync.serverUrl`, `sync.caFile`, the host
+ * credential the enrolment got), so nothing is configured twice.
+ */
+export interface ServerSinkConfig extends SinkCommon {
+  type: 'server';
+  timeoutMs: number;
+  gzip: boolean;
+}
+
+export type SinkConfig = HttpSinkConfig | SyslogSinkConfig | FileSinkConfig | StdoutSinkConfig | ServerSinkConfig;
 
 export interface OutboxConfig {
   /** null = `<stateDir>/outbox.db`. */
@@ -140,6 +151,7 @@ export const SINK_DEFAULTS: { [T in SinkType]: Omit<Extract<SinkConfig, { type: 
   },
   file: { type: 'file', ...COMMON, path: '', maxBytes: 50 * 1024 * 1024, maxFiles: 5, fsync: true },
   stdout: { type: 'stdout', ...COMMON, lingerMs: 0 },
+  server: { type: 'server', ...COMMON, timeoutMs: 10_000, gzip: false },
 };
 
 export const DEFAULT_REPORT: ReportConfig = {
@@ -178,7 +190,7 @@ export const REPORT_SPEC: Spec = {
         kind: 'object',
         partial: true,
         fields: {
-          type: { kind: 'string', oneOf: ['http', 'syslog', 'file', 'stdout'] },
+          type: { kind: 'string', oneOf: ['http', 'syslog', 'file', 'stdout', 'server'] },
           name: { kind: 'string', pattern: SINK_NAME, patternText: '1 to 64 letters, digits, dots, dashes or underscores' },
           format: { kind: 'string', oneOf: ['ocsf', 'ecs'] },
           batchMaxAlerts: count(1, 100_000),
@@ -216,14 +228,15 @@ export type ReportResult = { ok: true; config: ReportConfig } | { ok: false; pro
 export function resolveReport(report: ReportConfig, at = 'report'): ReportResult {
   const problems: Problem[] = [];
   const sinks: SinkConfig[] = [];
-  if (report.sinks.length === 0) problems.push({ path: `${at}.sinks`, message: 'needs at least one sink (http, syslog, file or stdout)' });
+  if (report.sinks.length === 0)
+    problems.push({ path: `${at}.sinks`, message: 'needs at least one sink (http, syslog, file, stdout or server)' });
   const names = new Map<string, number>();
   report.sinks.forEach((raw, i) => {
     const p = `${at}.sinks[${i}]`;
     const given = raw as unknown as Record<string, unknown>;
     const type = given['type'];
-    if (type !== 'http' && type !== 'syslog' && type !== 'file' && type !== 'stdout') {
-      problems.push({ path: `${p}.type`, message: 'is required: one of http, syslog, file, stdout' });
+    if (type !== 'http' && type !== 'syslog' && type !== 'file' && type !== 'stdout' && type !== 'server') {
+      problems.push({ path: `${p}.type`, message: 'is required: one of http, syslog, file, stdout, server' });
       return;
     }
     const defaults = SINK_DEFAULTS[type] as unknown as Record<string, unknown>;
@@ -259,6 +272,7 @@ export function resolveReport(report: ReportConfig, at = 'report'): ReportResult
         need('path', sink.path !== '', 'is required: the NDJSON file alerts are appended to');
         break;
       case 'stdout':
+      case 'server':
         break;
     }
     sinks.push(sink);
@@ -300,5 +314,7 @@ export function describeSink(s: SinkConfig): Record<string, unknown> {
       return { sink: s.name, type: s.type, path: s.path, format: s.format };
     case 'stdout':
       return { sink: s.name, type: s.type, format: s.format };
+    case 'server':
+      return { sink: s.name, type: s.type, format: s.format, auth: 'host credential' };
   }
 }

@@ -11,7 +11,7 @@ import { PRODUCT_VERSION } from '../model/product.js';
 import type { HttpSinkConfig } from './config.js';
 import { parseRetryAfterMs } from './backoff.js';
 import { renderAlert } from './render.js';
-import { TokenSource } from './secret.js';
+import { TokenSource, type SecretResult } from './secret.js';
 import { errorText, failure, retryable, type AlertSink, type SendResult } from './sink.js';
 import { loadTlsFiles } from './tls-files.js';
 
@@ -21,13 +21,15 @@ const ERROR_BODY_BYTES = 2048;
 export interface HttpSinkOptions {
   env?: NodeJS.ProcessEnv;
   now?: () => number;
+  /** The bearer token from elsewhere than tokenEnv/tokenFile (the server sink's host credential); asked per batch. */
+  token?: () => SecretResult | null;
 }
 
 export class HttpSink implements AlertSink {
   readonly name: string;
   private readonly url: URL;
   private readonly agent: http.Agent;
-  private readonly token: TokenSource;
+  private readonly token: () => SecretResult | null;
   private readonly now: () => number;
   /** The address without credentials or query, for messages. */
   private readonly where: string;
@@ -41,9 +43,14 @@ export class HttpSink implements AlertSink {
     this.url = new URL(cfg.url);
     this.where = `${this.url.protocol}//${this.url.host}${this.url.pathname}`;
     this.now = opts.now ?? Date.now;
-    this.token = new TokenSource(cfg.tokenEnv, cfg.tokenFile, opts.env);
-    const first = this.token.get();
-    if (first !== null && !first.ok) throw new Error(`sink ${cfg.name}: ${first.error}`);
+    if (opts.token !== undefined) {
+      this.token = opts.token;
+    } else {
+      const source = new TokenSource(cfg.tokenEnv, cfg.tokenFile, opts.env);
+      const first = source.get();
+      if (first !== null && !first.ok) throw new Error(`sink ${cfg.name}: ${first.error}`);
+      this.token = () => source.get();
+    }
     this.agent =
       this.url.protocol === 'https:'
         ? new https.Agent({ keepAlive: true, maxSockets: 1, ...loadTlsFiles(cfg, cfg.name) })
@@ -61,7 +68,7 @@ export class HttpSink implements AlertSink {
       'content-type': this.cfg.body === 'ndjson' ? 'application/x-ndjson' : 'application/json',
       'user-agent': `rarecon/${PRODUCT_VERSION}`,
     };
-    const token = this.token.get();
+    const token = this.token();
     if (token !== null) {
       if (!token.ok) return Promise.resolve(retryable(`no bearer token: ${token.error}`));
       headers['authorization'] = `Bearer ${token.value}`;

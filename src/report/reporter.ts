@@ -35,8 +35,7 @@ interface Lane {
 }
 
 export type ReloadResult =
-  | { ok: true; added: string[]; removed: string[]; changed: string[]; kept: string[] }
-  | { ok: false; error: string };
+  { ok: true; added: string[]; removed: string[]; changed: string[]; kept: string[] } | { ok: false; error: string };
 
 export class Reporter {
   private shuttingDown: Promise<void> | null = null;
@@ -58,7 +57,13 @@ export class Reporter {
     const loop = new DeliveryLoop(
       outbox,
       sink,
-      { batchMaxAlerts: s.batchMaxAlerts, lingerMs: s.lingerMs, pollMs: cfg.pollMs, backoff: cfg.backoff, maxAttempts: cfg.backoff.maxAttempts },
+      {
+        batchMaxAlerts: s.batchMaxAlerts,
+        lingerMs: s.lingerMs,
+        pollMs: cfg.pollMs,
+        backoff: cfg.backoff,
+        maxAttempts: cfg.backoff.maxAttempts,
+      },
       log,
     );
     return { key: Reporter.laneKey(s, cfg), cfg: s, sink, loop };
@@ -126,7 +131,9 @@ export class Reporter {
       await Promise.all(stopping.map((l) => l.loop.shutdown()));
       await Promise.all(stopping.filter((l) => l.sink !== fresh.get(l.cfg.name)).map((l) => l.sink.close()));
       if (Reporter.outboxPath(cfg, this.opts) !== Reporter.outboxPath(this.cfg, this.opts)) {
-        log('warn', 'A new outbox path takes a restart; the running outbox stays in use.', { path: Reporter.outboxPath(this.cfg, this.opts) });
+        log('warn', 'A new outbox path takes a restart; the running outbox stays in use.', {
+          path: Reporter.outboxPath(this.cfg, this.opts),
+        });
       }
       const r = this.outbox.reconfigure({
         sinks: cfg.sinks.map((s) => s.name),
@@ -135,7 +142,11 @@ export class Reporter {
         deadLetterMaxRows: cfg.outbox.deadLetterMaxRows,
         synchronous: cfg.outbox.synchronous,
       });
-      if (!r.ok) log('error', 'The outbox could not take the new sinks in full; it tries again at the next start.', { reason: r.reason, error: r.error });
+      if (!r.ok)
+        log('error', 'The outbox could not take the new sinks in full; it tries again at the next start.', {
+          reason: r.reason,
+          error: r.error,
+        });
       const lanes: Lane[] = [];
       const result = { added: [] as string[], removed: [] as string[], changed: [] as string[], kept: [] as string[] };
       for (const s of cfg.sinks) {
@@ -150,7 +161,11 @@ export class Reporter {
         lane.loop.start();
         lanes.push(lane);
         (was === undefined ? result.added : result.changed).push(s.name);
-        log('info', was === undefined ? 'Delivering alerts to a new sink.' : 'Delivering alerts to a sink with new settings.', describeSink(s));
+        log(
+          'info',
+          was === undefined ? 'Delivering alerts to a new sink.' : 'Delivering alerts to a sink with new settings.',
+          describeSink(s),
+        );
       }
       for (const name of old.keys()) if (!next.has(name)) result.removed.push(name);
       this.lanes = lanes;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText, loadConfig } from '../../src/config/load.js';
 import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+import { generateSigningKey } from '../../src/baseline/signature.js';
 
 describe('config', () => {
   it('gives every default when there is no file', () => {
@@ -60,7 +61,14 @@ describe('config', () => {
 
   it('checks the watchdog budgets and where logs go, with their lines', () => {
     const r = parseConfigText(
-      ['logStream: stdout', 'watchdog:', '  cpuPercent: 0', '  memoryBytes: 209715200', '  hardMemoryBytes: 104857600', '  colour: red'].join('\n'),
+      [
+        'logStream: stdout',
+        'watchdog:',
+        '  cpuPercent: 0',
+        '  memoryBytes: 209715200',
+        '  hardMemoryBytes: 104857600',
+        '  colour: red',
+      ].join('\n'),
       'c.yaml',
     );
     expect(r.ok).toBe(false);
@@ -78,8 +86,28 @@ describe('config', () => {
       '2: watchdog.hardMemoryBytes: must be above watchdog.memoryBytes (209715200), or 0 for no hard limit',
     ]);
     // Logs on stdout are fine once no sink writes alerts there.
-    const ok = parseConfigText('logStream: stdout\nreport: {sinks: [{type: file, name: a, path: /tmp/a.jsonl}]}\nwatchdog: {hardMemoryBytes: 0}\n', 'c.yaml');
+    const ok = parseConfigText(
+      'logStream: stdout\nreport: {sinks: [{type: file, name: a, path: /tmp/a.jsonl}]}\nwatchdog: {hardMemoryBytes: 0}\n',
+      'c.yaml',
+    );
     expect(ok.ok && ok.config.logStream).toBe('stdout');
     expect(ok.ok && ok.config.watchdog).toMatchObject({ enabled: true, cpuPercent: 5, hardMemoryBytes: 0 });
+  });
+  it('takes a server sink only with sync.serverUrl, and fills its defaults', () => {
+    const bad = parseConfigText('report:\n  sinks:\n    - {type: server, name: hq}\n', 'c.yaml');
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.problems.map((p) => `${p.line}: ${p.path}: ${p.message}`)).toEqual([
+      '3: report.sinks[0].type: a server sink sends to the baseline server of sync.serverUrl, which is not set',
+    ]);
+    const sync = `sync: {serverUrl: "https://baseline.example:8787", serverPublicKey: "${generateSigningKey().publicKeyText}"}\n`;
+    const good = parseConfigText(`${sync}report: {sinks: [{type: server, format: ecs}]}\n`, 'c.yaml');
+    expect(good.ok && good.config.report.sinks).toEqual([
+      { type: 'server', name: 'server', format: 'ecs', batchMaxAlerts: 500, lingerMs: 200, timeoutMs: 10_000, gzip: false },
+    ]);
+    const wrong = parseConfigText(`${sync}report: {sinks: [{type: server, url: "https://x.example"}]}\n`, 'c.yaml');
+    expect(!wrong.ok && wrong.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      'report.sinks[0].url: does not apply to a server sink',
+    ]);
   });
 });

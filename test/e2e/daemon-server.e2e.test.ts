@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rarecon } from '../helpers/cli.js';
 import { DAY, enrolHosts, http, isoDay, startServerProcess } from '../server/helpers.js';
 import { DaemonRun, VERY_RARE, alertKey } from './helpers/daemon.js';
-import { buildNative, rootReason, sha256File, sleep } from './helpers/env.js';
+import { buildNative, rootReason, sha256File, sleep, until } from './helpers/env.js';
 import { TestHost } from './helpers/testhost.js';
 
 const skipReason = rootReason();
@@ -30,6 +30,8 @@ let host: TestHost | null = null;
 let daemon: DaemonRun | null = null;
 let curlSha = '';
 let version = 0;
+let serverUrl = '';
+let adminToken = '';
 
 const curlArgs = (url: string): string[] => [CURL, '-sS', '--noproxy', '*', '-m', '5', '-o', '/dev/null', url];
 
@@ -47,6 +49,7 @@ beforeAll(async () => {
   const started = await startServerProcess(serverCfg);
   server = started.child;
   const url = started.url;
+  serverUrl = url;
 
   // The fleet: 12 hosts, 14 days each, curl to common-srv.example:PORT every day.
   const today = Math.floor(Date.now() / DAY) * DAY;
@@ -60,7 +63,7 @@ beforeAll(async () => {
     const up = await http(`${url}/v1/sightings`, { token: cred, body: { days } });
     expect(up.status, up.body.toString()).toBe(200);
   }
-  const adminToken = readFileSync(join(dir, 'server', 'admin-token'), 'utf8').trim();
+  adminToken = readFileSync(join(dir, 'server', 'admin-token'), 'utf8').trim();
   const b = await http(`${url}/v1/admin/build`, { method: 'POST', token: adminToken });
   expect(b.status, b.body.toString()).toBe(200);
   version = b.json.version as number;
@@ -77,7 +80,16 @@ beforeAll(async () => {
   writeFileSync(tokenFile, token, { mode: 0o600 });
   daemon = await DaemonRun.start({
     dir,
-    config: { sync: { serverUrl: url, serverPublicKey: publicKey, enrolTokenFile: tokenFile, mode: 'buckets', jitterMs: 0 } },
+    config: {
+      sync: { serverUrl: url, serverPublicKey: publicKey, enrolTokenFile: tokenFile, mode: 'buckets', jitterMs: 0 },
+      // Alerts go to the file the helper reads, and to the server's alert intake with the host credential.
+      report: {
+        sinks: [
+          { type: 'file', name: 'e2e', path: join(dir, 'sink.jsonl'), fsync: false },
+          { type: 'server', name: 'baseline-server', lingerMs: 0 },
+        ],
+      },
+    },
   });
 }, 180_000);
 
@@ -120,5 +132,19 @@ describe.skipIf(skipReason !== null)('rarecon run with a baseline server', () =>
     await sleep(300);
     expect(d.alerts().some((x) => alertKey(x.alert).domain === 'common-srv.example')).toBe(false);
     expect(after.sync?.buckets.cached).toBeGreaterThanOrEqual(1);
+
+    // The server sink delivered the alert to the server's intake, under this host and org.
+    const uid = seen.alert.metadata.uid as string;
+    const stored = await until(
+      'the alert at the server',
+      10_000,
+      async () => {
+        const r = await http(`${serverUrl}/v1/alerts?org=acme`, { method: 'GET', token: adminToken });
+        expect(r.status, r.body.toString()).toBe(200);
+        return (r.json.alerts as Array<{ uid: string; org: string; severityId: number }>).find((a) => a.uid === uid);
+      },
+      200,
+    );
+    expect(stored).toMatchObject({ org: 'acme', severityId: 3 });
   });
 });

@@ -74,7 +74,7 @@ describe('report config', () => {
       { path: 'report.sinks[3].url', message: 'does not apply to a file sink' },
       { path: 'report.sinks[3].path', message: expect.stringMatching(/is required/) },
       { path: 'report.sinks[4].certFile', message: 'does not apply to a stdout sink' },
-      { path: 'report.sinks[5].type', message: 'is required: one of http, syslog, file, stdout' },
+      { path: 'report.sinks[5].type', message: 'is required: one of http, syslog, file, stdout, server' },
     ]);
     expect(load({ sinks: [] }).problems).toEqual([{ path: 'report.sinks', message: expect.stringMatching(/at least one sink/) }]);
   });
