@@ -96,6 +96,12 @@ export class SightingsStore {
     };
   }
 
+  /** True when this sighting is stored already today (known in memory, no database read). */
+  has(s: Sighting): boolean {
+    const day = Math.floor(s.dayMs / DAY_MS);
+    return day === this.seenDay && typeof s.sha256 === 'string' && this.seen.has(sightingKey(s.sha256.toLowerCase(), s));
+  }
+
   /** Stores sightings (the observer field is ignored: they are this host's). One transaction. */
   add(sightings: readonly Sighting[]): number {
     let added = 0;
@@ -115,7 +121,7 @@ export class SightingsStore {
           this.seen = new Set();
         }
         const isCombo = s.rootDomain !== null && s.port !== null;
-        const key = isCombo ? `${sha}|${s.rootDomain as string}|${s.port as number}` : sha;
+        const key = sightingKey(sha, s);
         if (this.seen.has(key)) continue;
         const counts = this.stmts.dayCounts.get(day) as { combos: number; processes: number } | undefined;
         if (isCombo && (counts?.combos ?? 0) >= this.maxCombos) {
@@ -263,4 +269,9 @@ export function buildStandaloneBaseline(store: SightingsStore, opts: StandaloneB
   const fed = store.feed(builder, endMs - opts.windowDays * DAY_MS, endMs);
   const r = builder.write(opts.outPath, { version: opts.version ?? opts.nowMs, builtAtMs: opts.nowMs, windowEndMs: endMs });
   return r.ok ? { ...r, fed } : r;
+}
+
+/** The in-memory key of a sighting of one day: the sha256, and the root domain and port of a combo. */
+function sightingKey(sha: string, s: Sighting): string {
+  return s.rootDomain !== null && s.port !== null ? `${sha}|${s.rootDomain}|${s.port}` : sha;
 }

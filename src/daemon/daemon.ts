@@ -104,8 +104,6 @@ export class Daemon {
   private readonly commonByProcess = new BoundedCache<string, boolean>({ maxEntries: 4096, ttlMs: 60_000 });
   /** The same by image (device:inode), so a new process of a judged image is not sampled out. */
   private readonly commonByImage = new BoundedCache<string, boolean>({ maxEntries: 4096, ttlMs: 60_000 });
-  /** Sightings written lately, so repeats can be skipped when shedding. */
-  private readonly sightingsWritten = new BoundedCache<string, true>({ maxEntries: 65_536 });
   /** Alerts and sightings the state folder did not take yet (full disk): stored again on each tick. */
   private heldAlerts: Alert[] = [];
   private heldSightings: Sighting[] = [];
@@ -381,12 +379,8 @@ export class Daemon {
     const s = this.extractor.extract(rec);
     if (s.length > 0) {
       for (const x of s) {
-        const key = `${x.dayMs}|${x.sha256}|${x.rootDomain ?? ''}|${x.port ?? ''}`;
-        if (this.sightingsWritten.peek(key) !== undefined) {
-          if (this.watchdog.sheds('sighting_repeat')) continue;
-        } else {
-          this.sightingsWritten.set(key, true);
-        }
+        // Over budget, a sighting the store holds already today is not even queued (the store would skip it anyway).
+        if (this.watchdog.level >= 1 && this.sightings.has(x) && this.watchdog.sheds('sighting_repeat')) continue;
         this.pendingSightings.push(x);
       }
       if (this.pendingSightings.length > 0) this.scheduleFlush();

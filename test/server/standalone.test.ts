@@ -52,4 +52,17 @@ describe('standalone baseline', () => {
     c.close();
     store.close();
   });
+  it('tells which sightings it holds already today without a database read', () => {
+    const store = new SightingsStore(join(tmp.dir, 'has.db'));
+    const today = Math.floor(Date.now() / DAY) * DAY;
+    const s = { observer: '', dayMs: today, sha256: sha('wget'), rootDomain: 'gnu.org', port: 443 };
+    expect(store.has(s)).toBe(false);
+    expect(store.add([s])).toBe(1);
+    expect(store.has(s)).toBe(true);
+    expect(store.has({ ...s, sha256: s.sha256.toUpperCase() })).toBe(true);
+    expect(store.has({ ...s, port: 80 })).toBe(false);
+    expect(store.has({ ...s, rootDomain: null, port: null })).toBe(false);
+    expect(store.has({ ...s, dayMs: today + DAY })).toBe(false);
+    store.close();
+  });
 });
