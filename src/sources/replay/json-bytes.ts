@@ -1,11 +1,12 @@
 // A cursor over the bytes of one JSON line, for the NDJSON fast path
 // (ndjson-fast.ts). Reading bytes is ~3x cheaper than charCodeAt here. Strings
-// are sliced from the line's decoded text or copied from its bytes; the
-// indices agree because the cursor refuses any byte >= 0x80 (such lines take
-// the generic path). Every method throws BAIL when the bytes are not plain
-// JSON of the kind asked for; the caller then parses the line generically.
+// are interned from the bytes or copied from the line decoded as latin1: the
+// cursor refuses any byte >= 0x80 (such lines take the generic path), so that
+// equals the UTF-8 decoding the reader no longer has to do. Every method
+// throws BAIL when the bytes are not plain JSON of the kind asked for; the
+// caller then parses the line generically.
 
-import { ByteInterner, MAX_INTERNED_BYTES, type Latin1Buffer } from './byte-interner.js';
+import { ByteInterner, type Latin1Buffer } from './byte-interner.js';
 
 class Bail extends Error {}
 /** Thrown to leave a parse from any depth; preallocated because bailing is routine. */
@@ -57,9 +58,8 @@ export function keyTable(names: readonly string[]): KeyTable {
   return { names: names.map(keyBytes), succ: new Int8Array(names.length), prev: 0 };
 }
 
-/** V8 copies a slice shorter than this instead of pointing into the line. */
-const SHORTEST_SLICE = 13;
-
+/** Shorter strings are copied: V8 copies a slice under 13 characters anyway, and a copy is cheaper than a lookup. */
+const SHORTEST_INTERNED = 13;
 /** Strings of 256 bytes or less, shared across lines (sized for a day of a fleet's shas, names and paths). */
 const interner = new ByteInterner(1 << 17);
 /** Lower-case sha256 values only, checked before they are held: a hit needs no hex check. */
@@ -69,18 +69,24 @@ export class JsonBytes {
   b: Latin1Buffer = Buffer.alloc(0) as Latin1Buffer;
   i = 0;
   end = 0;
-  private base = 0;
-  private text = '';
   /** Set by stringEnd() when the string holds an escape. */
   private escaped = false;
 
-  /** `text` must be the decoding of bytes[start, end). */
-  reset(bytes: Buffer, start: number, end: number, text: string): void {
+  /** The line as text, decoded on first need: V8 copies a short slice of it faster than latin1Slice() builds one. */
+  private text: string | null = null;
+  private base = 0;
+
+  reset(bytes: Buffer, start: number, end: number): void {
     this.b = bytes as Latin1Buffer;
     this.i = start;
     this.end = end;
     this.base = start;
-    this.text = text;
+    this.text = null;
+  }
+
+  private slice(start: number, end: number): string {
+    this.text ??= this.b.latin1Slice(this.base, this.end);
+    return this.text.slice(start - this.base, end - this.base);
   }
 
   /** Skips whitespace; the next byte, or -1 at the end of the line. */
@@ -139,25 +145,22 @@ export class JsonBytes {
 
   /**
    * The string at the cursor; escapes are decoded by JSON.parse of the token
-   * alone. A short plain value is a copy (V8 copies slices under 13
-   * characters); up to 256 bytes it is the one shared string for its bytes,
-   * since a slice would keep the whole line alive while an alert holds it.
-   * Longer, it is a slice of the line's text, or with `own` (for values that
-   * caches key on) a string of its own.
+   * alone. A short plain value is a copy; from 13 to 256 bytes it is the one
+   * shared string for its bytes (names and shas repeat on every line, and
+   * downstream maps then find their hash computed); longer, a string of its
+   * own, never a slice that would keep the line alive while an alert holds it.
    */
-  string(own = false): string {
+  string(): string {
     if (this.next() !== QUOTE) throw BAIL;
-    const start = this.i;
-    const close = this.stringEnd();
+    return this.stringTo(this.i, this.stringEnd());
+  }
+
+  /** The string whose quotes are at `open` and `close` (stringEnd() was just called for it). */
+  private stringTo(open: number, close: number): string {
     this.i = close + 1;
-    if (!this.escaped) {
-      const len = close - start - 1;
-      if (len >= SHORTEST_SLICE && len <= MAX_INTERNED_BYTES) return interner.intern(this.b, start + 1, close);
-      if (own && len > MAX_INTERNED_BYTES) return this.b.latin1Slice(start + 1, close);
-      return this.text.slice(start + 1 - this.base, close - this.base);
-    }
+    if (!this.escaped) return close - open <= SHORTEST_INTERNED ? this.slice(open + 1, close) : interner.intern(this.b, open + 1, close);
     try {
-      return JSON.parse(this.text.slice(start - this.base, close + 1 - this.base)) as string;
+      return JSON.parse(this.slice(open, close + 1)) as string;
     } catch {
       throw BAIL;
     }
@@ -299,7 +302,14 @@ export class JsonBytes {
     this.i = i;
     // Short integers are summed exactly; the rest get the conversion JSON.parse uses.
     if (plain) return negative ? -value : value;
-    return Number(this.text.slice(first - this.base, i - this.base));
+    return Number(this.slice(first, i));
+  }
+
+  /** With the cursor on an opening quote: checks the string and moves past it without building it. */
+  private skipString(): void {
+    const close = this.stringEnd();
+    if (this.escaped) this.string();
+    else this.i = close + 1;
   }
 
   /** Checks and skips any JSON value (an unknown field: the generic reader ignores it). */
@@ -307,9 +317,7 @@ export class JsonBytes {
     if (depth > MAX_SKIP_DEPTH) throw BAIL;
     const c = this.next();
     if (c === QUOTE) {
-      const close = this.stringEnd();
-      if (this.escaped) this.string();
-      else this.i = close + 1;
+      this.skipString();
     } else if (c === OPEN_BRACE) {
       this.i++;
       if (this.next() === CLOSE_BRACE) {
@@ -317,7 +325,8 @@ export class JsonBytes {
         return;
       }
       do {
-        this.string();
+        if (this.next() !== QUOTE) throw BAIL;
+        this.skipString();
         this.expect(COLON);
         this.skip(depth + 1);
       } while (this.more(CLOSE_BRACE));

@@ -130,13 +130,10 @@ export class LogReader implements AsyncIterable<ReaderItem> {
           continue;
         }
         st.lines++;
-        if (isBlank(item.text)) {
-          st.blankLines++;
-          continue;
-        }
         const origin = { file, line: item.line };
+        // First, before the line is decoded to text: a blank line is not a plain record, so it is never taken here.
         if (st.format !== 'sysmon' && fastMisses < FAST_MISSES_TO_GIVE_UP) {
-          const rec = parseRareconLineFast(item.bytes, item.start, item.end, item.text, origin);
+          const rec = parseRareconLineFast(item.bytes, item.start, item.end, origin);
           if (rec !== null) {
             fastMisses = 0;
             st.format = 'rarecon';
@@ -144,8 +141,12 @@ export class LogReader implements AsyncIterable<ReaderItem> {
             out.push(rec);
             continue;
           }
-          fastMisses++;
         }
+        if (isBlank(item.text)) {
+          st.blankLines++;
+          continue;
+        }
+        if (st.format !== 'sysmon') fastMisses++;
         let o: unknown;
         try {
           o = JSON.parse(item.text);

@@ -9,10 +9,9 @@
 // generic path (JSON.parse + parseRareconRecord), which gives the located
 // error. For a line it accepts, the record equals the generic path's, field by
 // field and in the same key order. Unknown fields are checked and ignored, as
-// the generic path ignores them. Values of 13 to 256 bytes are interned (one
-// string per distinct value, see byte-interner.ts), shorter ones copied;
-// longer host, name and sha256 values are strings of their own, other long
-// ones (command lines) slices that share the line's memory.
+// the generic path ignores them. Values up to 256 bytes are interned (one
+// string per distinct value, see byte-interner.ts). The line's text is never
+// needed: the reader decodes it only for lines this path gives back.
 import {
   NO_INJECTION,
   type ConnectionEvent,
@@ -50,14 +49,8 @@ function openObject(): boolean | null {
   return false;
 }
 
-/** A value over 256 bytes is a slice that shares the line's memory (long command lines and the like). */
 function nullableString(): string | undefined {
   return cur.isNull() ? ABSENT : cur.string();
-}
-
-/** For values that caches key on (host, name, sha256): never a slice of the line. */
-function nullableOwnString(): string | undefined {
-  return cur.isNull() ? ABSENT : cur.string(true);
 }
 
 function integer(min: number, max: number): number {
@@ -99,7 +92,7 @@ function nullableStrings(): string[] | undefined {
 function sha256(): string {
   const hex = cur.hex64();
   if (hex !== null) return hex;
-  const other = lowerHex64(cur.string(true));
+  const other = lowerHex64(cur.string());
   if (other === null) throw BAIL;
   return other;
 }
@@ -132,9 +125,9 @@ function readHost(): HostRef {
         continue;
       }
       mask = seen(mask, k);
-      if (k === 0) id = nullableOwnString();
-      else if (k === 1) org = nullableOwnString();
-      else name = nullableOwnString();
+      if (k === 0) id = nullableString();
+      else if (k === 1) org = nullableString();
+      else name = nullableString();
     } while (cur.more(CLOSE_BRACE));
   }
   const host: HostRef = { id: requiredText(id), org: org === ABSENT || org.trim() === '' ? DEFAULT_ORG : org };
@@ -333,7 +326,7 @@ function readEndpoint(): Endpoint | null {
       mask = seen(mask, k);
       if (k === 0) address = nullableString();
       else if (k === 1) port = nullableInteger(0, 65_535);
-      else hostname = nullableOwnString();
+      else hostname = nullableString();
     } while (cur.more(CLOSE_BRACE));
   }
   if (port === ABSENT) throw BAIL;
@@ -395,12 +388,12 @@ const TOP_KEYS = keyTable([
 ]);
 
 /**
- * The record of one rarecon NDJSON line given as bytes[start, end) and their
- * decoding `text`, or null when the line is not in the plain shape this path
- * reads (bad lines included): parse it generically then.
+ * The record of one rarecon NDJSON line given as bytes[start, end), or null
+ * when the line is not in the plain shape this path reads (bad lines
+ * included): parse it generically then.
  */
-export function parseRareconLineFast(bytes: Buffer, start: number, end: number, text: string, origin: Origin): SourceRecord | null {
-  cur.reset(bytes, start, end, text);
+export function parseRareconLineFast(bytes: Buffer, start: number, end: number, origin: Origin): SourceRecord | null {
+  cur.reset(bytes, start, end);
   try {
     return readRecord(origin);
   } catch (e) {
@@ -458,7 +451,7 @@ function readRecord(origin: Origin): SourceRecord {
         local = readEndpoint();
         break;
       case 8:
-        query = nullableOwnString();
+        query = nullableString();
         break;
       case 9:
         answers = readAnswers();

@@ -1,6 +1,7 @@
 // Streams the lines of a log file, plain or gzipped, with bounded memory.
 // Chunks are split by hand: `readline` costs ~7% more and cannot cap a line's
 // size, and one 10 MB line must not be buffered whole.
+import { isAscii } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { pipeline, Readable } from 'node:stream';
@@ -19,12 +20,33 @@ export interface ReadLinesOptions {
 }
 
 export interface TextLine {
-  line: number;
-  text: string;
+  readonly line: number;
+  /** The line decoded as UTF-8 (done on first use for lines of plain ASCII). */
+  readonly text: string;
   /** The line's bytes are bytes[start, end) (valid until the next batch is read): the NDJSON fast path reads them. */
-  bytes: Buffer;
-  start: number;
-  end: number;
+  readonly bytes: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * A line of a chunk that is all ASCII without NUL: it cannot be binary data, so
+ * its text is decoded only when asked for. The NDJSON fast path reads the bytes
+ * alone, and decoding every line cost ~0.2 us of ~8 us a scored event.
+ */
+class AsciiLine implements TextLine {
+  private decoded: string | null = null;
+
+  constructor(
+    readonly line: number,
+    readonly bytes: Buffer,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get text(): string {
+    return (this.decoded ??= (this.bytes as Buffer & { latin1Slice(s: number, e: number): string }).latin1Slice(this.start, this.end));
+  }
 }
 
 export type LineItem = TextLine | RecordError;
@@ -65,6 +87,8 @@ class LineSplitter {
   private carryBytes = 0;
   /** The current line already exceeded the limit: drop bytes until its newline. */
   private skipping = false;
+  /** The chunk being split has no byte >= 0x80. */
+  private asciiChunk = false;
 
   constructor(
     private readonly file: string,
@@ -83,6 +107,8 @@ class LineSplitter {
   push(chunk: Buffer, out: LineItem[]): void {
     let start = 0;
     let nextNul = chunk.indexOf(0);
+    // One native check a chunk (~1 ns a line): ASCII lines skip the UTF-8 decode and the binary-data test.
+    this.asciiChunk = isAscii(chunk);
     for (;;) {
       const nl = chunk.indexOf(10, start);
       if (nl === -1) {
@@ -106,7 +132,12 @@ class LineSplitter {
         out.push(this.tooLong());
       } else {
         while (nextNul !== -1 && nextNul < start) nextNul = chunk.indexOf(0, start);
-        out.push(this.decode(chunk, start, nl, nextNul !== -1 && nextNul < nl));
+        const hasNul = nextNul !== -1 && nextNul < nl;
+        if (this.asciiChunk && !hasNul) {
+          out.push(new AsciiLine(this.lineNo, chunk, start, nl > start && chunk[nl - 1] === 13 ? nl - 1 : nl));
+        } else {
+          out.push(this.decode(chunk, start, nl, hasNul));
+        }
       }
       this.lineNo++;
       start = nl + 1;

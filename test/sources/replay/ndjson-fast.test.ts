@@ -10,7 +10,7 @@ const SHA = 'ab'.repeat(32);
 
 function both(text: string) {
   const bytes = Buffer.from(text, 'utf8');
-  return { fast: parseRareconLineFast(bytes, 0, bytes.length, text, origin), generic: parseRareconRecord(text, origin) };
+  return { fast: parseRareconLineFast(bytes, 0, bytes.length, origin), generic: parseRareconRecord(text, origin) };
 }
 
 // A small deterministic generator of lines in the writers' plain shape, with variations.

@@ -36,6 +36,21 @@ describe('readLines', () => {
     ]);
   });
 
+  it('reads an all-ASCII file (decoded only when asked) the same way: CRLF stripped, blank and tabbed lines kept', async () => {
+    const f = join(dir, 'ascii-crlf.ndjson');
+    writeFileSync(f, '{"a":1}\r\n\r\n\t{"b":"x\\u00e9"}\n\r\n{"c":3}\r\n');
+    const items = await collect(f);
+    expect(texts(items)).toEqual([
+      [1, '{"a":1}'],
+      [2, ''],
+      [3, '\t{"b":"x\\u00e9"}'],
+      [4, ''],
+      [5, '{"c":3}'],
+    ]);
+    const third = items[2] as { bytes: Buffer; start: number; end: number };
+    expect(third.bytes.toString('utf8', third.start, third.end)).toBe('\t{"b":"x\\u00e9"}');
+  });
+
   it('reads an empty file as no lines', async () => {
     const f = join(dir, 'empty.ndjson');
     writeFileSync(f, '');
