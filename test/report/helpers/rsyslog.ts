@@ -114,7 +114,7 @@ action(type="omfile" file="${this.out}" template="fields")
     const sock = dgram.createSocket('udp4');
     const probe = Buffer.from(`<14>1 - - probe - probe - ${Date.now()}`);
     try {
-      const end = Date.now() + 10_000;
+      const end = Date.now() + 30_000;
       while (Date.now() < end) {
         sock.send(probe, this.udpPort, '127.0.0.1');
         await new Promise((r) => setTimeout(r, 100));
@@ -127,7 +127,7 @@ action(type="omfile" file="${this.out}" template="fields")
   }
 
   private async waitForPort(port: number): Promise<void> {
-    const end = Date.now() + 10_000;
+    const end = Date.now() + 30_000;
     while (Date.now() < end) {
       if (this.proc?.exitCode !== null) throw new Error(`rsyslogd exited: ${this.stderr}`);
       const ok = await new Promise<boolean>((resolve) => {
