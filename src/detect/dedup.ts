@@ -41,6 +41,24 @@ export interface DedupOptions {
   alertWrites?: AlertWrites;
 }
 
+/**
+ * An alert the deduper holds open. Its dedup key is built when asked (for
+ * writes and the uid), not kept: a third of a held alert's index memory.
+ */
+class HeldAlert implements OpenAlertRow {
+  constructor(
+    readonly comboKey: string,
+    readonly hostKey: string,
+    readonly severityId: number,
+    readonly alert: DetectionAlert,
+    public dirty: boolean,
+  ) {}
+
+  get dedupKey(): string {
+    return `${this.comboKey}|${this.alert.name}`;
+  }
+}
+
 export class AlertDeduper {
   /** Open alerts in the order they were opened (expiry and the end of a run list them in that order). */
   private readonly open = new Set<OpenAlertRow>();
@@ -121,7 +139,6 @@ export class AlertDeduper {
       for (const row of rows) if (row.alert.name === candidate.name) return { kind: 'repeat', alert: this.bump(row, nowMs) };
       for (const row of rows) if (row.severityId > candidate.severityId) return { kind: 'repeat', alert: this.bump(row, nowMs) };
     }
-    const dedupKey = `${comboKey}|${candidate.name}`;
 
     let v = this.valves.get(hostKey);
     if (v === undefined || nowMs - v.windowStartMs >= this.opts.windowMs) {
@@ -136,8 +153,8 @@ export class AlertDeduper {
       return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, v, nowMs) };
     }
 
-    const alert: DetectionAlert = { ...candidate, uid: alertUid(dedupKey, candidate.firstSeenMs) };
-    const row: OpenAlertRow = { dedupKey, comboKey, hostKey, severityId: alert.severityId, alert, dirty: this.writes === 'flush' };
+    const alert: DetectionAlert = { ...candidate, uid: alertUid(`${comboKey}|${candidate.name}`, candidate.firstSeenMs) };
+    const row = new HeldAlert(comboKey, hostKey, alert.severityId, alert, this.writes === 'flush');
     this.index(row);
     if (this.writes === 'each') {
       // Written at once, with its valve count in the same transaction: dedup must hold across a crash right after it.

@@ -9,7 +9,8 @@ import type { Alert } from '../model/alert.js';
 const SCHEMA_VERSION = 1;
 
 export interface OpenAlertRow {
-  dedupKey: string;
+  /** The combo key, '|' and the alert's name. */
+  readonly dedupKey: string;
   comboKey: string;
   hostKey: string;
   severityId: number;
