@@ -34,6 +34,7 @@ export async function benchScore(opts: { combos: number; events: number }): Prom
   console.log(`  end to end (read + parse + score): ${fmt(f.endToEndPerSec)} events/s (${fmt(f.endToEndPerCpuSec)} per CPU second); reading and parsing alone ${fmt(f.readOnlyPerSec)} records/s`);
   console.log(`  scoring alone (parsed records):    ${fmt(f.scoringOnlyPerSec)} events/s, ${fmt(f.lookupsPerSec)} baseline lookups/s`);
   console.log(`  baseline lookups alone (the same, fresh store): ${fmt(f.lookupOnlyPerSec)} lookups/s`);
+  console.log(`  scoring again, caches already filled: ${fmt(f.warmScoringPerSec)} events/s; SQLite reads end to end: ${fmt(f.sqliteReads)} (about one per distinct sha256 and combo)`);
   console.log(`  per-event scoring latency: p50 ${fmt(f.p50Us, 1)} us, p99 ${fmt(f.p99Us, 1)} us, p99.9 ${fmt(f.p999Us, 1)} us`);
   console.log(`  alerts: ${fmt(f.alerts)}; peak RSS: end to end ${mib(f.endToEndPeakRssMiB)}, with all records held for the scoring pass ${mib(f.peakRssMiB)}`);
 }
