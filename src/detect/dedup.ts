@@ -42,31 +42,74 @@ export interface DedupOptions {
 }
 
 /**
- * An alert the deduper holds open. Its dedup key is built when asked (for
- * writes and the uid), not kept: a third of a held alert's index memory.
+ * Index key of a combo: a 53-bit hash (cyrb53) of what comboKeyOf() joins,
+ * fed piece by piece, so no held alert keeps the ~170-character key string.
+ */
+function comboHashOf(hostKey: string, sha256: string, rootDomain: string, port: number): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  const feed = (s: string): void => {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 2654435761);
+      h2 = Math.imul(h2 ^ c, 1597334677);
+    }
+    h1 = Math.imul(h1 ^ 124, 2654435761);
+    h2 = Math.imul(h2 ^ 124, 1597334677);
+  };
+  feed(hostKey);
+  feed(sha256);
+  feed(rootDomain);
+  h1 = Math.imul(h1 ^ port, 2654435761);
+  h2 = Math.imul(h2 ^ port, 1597334677);
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4_294_967_296 * (2_097_151 & h2) + (h1 >>> 0);
+}
+
+/**
+ * An alert the deduper holds open. Its combo and dedup keys are built when
+ * asked (for writes), not kept: they were over half of a held alert's index
+ * memory. Lookups go by comboHashOf() and check the fields themselves.
  */
 class HeldAlert implements OpenAlertRow {
   constructor(
-    readonly comboKey: string,
+    readonly hash: number,
     readonly hostKey: string,
     readonly severityId: number,
     readonly alert: DetectionAlert,
     public dirty: boolean,
   ) {}
 
+  static of(hostKey: string, severityId: number, alert: DetectionAlert, dirty: boolean): HeldAlert {
+    const c = alert.connection;
+    return new HeldAlert(comboHashOf(hostKey, alert.process.sha256 ?? '', c.rootDomain, c.port), hostKey, severityId, alert, dirty);
+  }
+
+  get comboKey(): string {
+    return comboKeyOf(this.hostKey, this.alert.process.sha256 ?? '', this.alert.connection.rootDomain, this.alert.connection.port);
+  }
+
   get dedupKey(): string {
     return `${this.comboKey}|${this.alert.name}`;
+  }
+
+  isCombo(hostKey: string, sha256: string, rootDomain: string, port: number): boolean {
+    const a = this.alert;
+    return (
+      this.hostKey === hostKey &&
+      (a.process.sha256 ?? '') === sha256 &&
+      a.connection.rootDomain === rootDomain &&
+      a.connection.port === port
+    );
   }
 }
 
 export class AlertDeduper {
   /** Open alerts in the order they were opened (expiry and the end of a run list them in that order). */
-  private readonly open = new Set<OpenAlertRow>();
-  /**
-   * Open alerts by combo key (one, rarely a few, a combo): found by their name
-   * there, so no map holds the long dedup keys (a third of an open alert's memory).
-   */
-  private readonly byCombo = new Map<string, OpenAlertRow[]>();
+  private readonly open = new Set<HeldAlert>();
+  /** Open alerts by comboHashOf() (one, rarely a few, a combo): found by their combo and name there. */
+  private readonly byCombo = new Map<number, HeldAlert[]>();
   private readonly valves = new Map<string, ValveRow>();
   private readonly closed: DetectionAlert[] = [];
   /** Valve counts changed since the last write (when writes wait for flush()). */
@@ -80,33 +123,35 @@ export class AlertDeduper {
     nowMs: number,
   ) {
     this.writes = opts.alertWrites ?? 'each';
-    for (const row of store.openAlerts(nowMs - opts.windowMs)) this.index(row);
+    // Stored open alerts are all detections: health alerts are never admitted.
+    for (const row of store.openAlerts(nowMs - opts.windowMs))
+      this.index(HeldAlert.of(row.hostKey, row.severityId, row.alert as DetectionAlert, false));
     for (const v of store.valves()) this.valves.set(v.hostKey, v);
   }
 
-  private index(row: OpenAlertRow): void {
+  private index(row: HeldAlert): void {
     // Dedup keys are unique here: new alerts are indexed only when their key is not open, stored ones are keyed by it.
-    const rows = this.byCombo.get(row.comboKey);
-    if (rows === undefined) this.byCombo.set(row.comboKey, [row]);
+    const rows = this.byCombo.get(row.hash);
+    if (rows === undefined) this.byCombo.set(row.hash, [row]);
     else rows.push(row);
     this.open.add(row);
     this.nextExpiryMs = Math.min(this.nextExpiryMs, row.alert.firstSeenMs + this.opts.windowMs);
   }
 
-  private unindex(row: OpenAlertRow): void {
+  private unindex(row: HeldAlert): void {
     this.open.delete(row);
-    const rows = this.byCombo.get(row.comboKey);
+    const rows = this.byCombo.get(row.hash);
     if (rows === undefined) return;
     const i = rows.indexOf(row);
     if (i >= 0) rows.splice(i, 1);
-    if (rows.length === 0) this.byCombo.delete(row.comboKey);
+    if (rows.length === 0) this.byCombo.delete(row.hash);
   }
 
   /** Moves alerts whose window closed before `nowMs` to the closed list. */
   expire(nowMs: number): void {
     if (nowMs < this.nextExpiryMs) return;
     this.nextExpiryMs = Number.POSITIVE_INFINITY;
-    const done: OpenAlertRow[] = [];
+    const done: HeldAlert[] = [];
     for (const row of this.open) {
       const end = row.alert.firstSeenMs + this.opts.windowMs;
       if (end <= nowMs) done.push(row);
@@ -132,12 +177,19 @@ export class AlertDeduper {
     const pausedUntil = this.isPaused(hostKey, nowMs);
     if (pausedUntil !== null) return { kind: 'paused', pausedUntilMs: pausedUntil };
 
-    const comboKey = comboKeyOf(hostKey, candidate.process.sha256 ?? '', candidate.connection.rootDomain, candidate.connection.port);
-    const rows = this.byCombo.get(comboKey);
+    const sha = candidate.process.sha256 ?? '';
+    const { rootDomain, port } = candidate.connection;
+    const hash = comboHashOf(hostKey, sha, rootDomain, port);
+    const rows = this.byCombo.get(hash);
     if (rows !== undefined) {
       // The dedup key is the combo key and the name: within a combo, the name alone tells the same alert.
-      for (const row of rows) if (row.alert.name === candidate.name) return { kind: 'repeat', alert: this.bump(row, nowMs) };
-      for (const row of rows) if (row.severityId > candidate.severityId) return { kind: 'repeat', alert: this.bump(row, nowMs) };
+      for (const row of rows)
+        if (row.alert.name === candidate.name && row.isCombo(hostKey, sha, rootDomain, port))
+          return { kind: 'repeat', alert: this.bump(row, nowMs) };
+      for (const row of rows) {
+        if (row.severityId > candidate.severityId && row.isCombo(hostKey, sha, rootDomain, port))
+          return { kind: 'repeat', alert: this.bump(row, nowMs) };
+      }
     }
 
     let v = this.valves.get(hostKey);
@@ -153,8 +205,9 @@ export class AlertDeduper {
       return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, v, nowMs) };
     }
 
+    const comboKey = comboKeyOf(hostKey, sha, rootDomain, port);
     const alert: DetectionAlert = { ...candidate, uid: alertUid(`${comboKey}|${candidate.name}`, candidate.firstSeenMs) };
-    const row = new HeldAlert(comboKey, hostKey, alert.severityId, alert, this.writes === 'flush');
+    const row = new HeldAlert(hash, hostKey, alert.severityId, alert, this.writes === 'flush');
     this.index(row);
     if (this.writes === 'each') {
       // Written at once, with its valve count in the same transaction: dedup must hold across a crash right after it.
@@ -171,7 +224,7 @@ export class AlertDeduper {
     return { kind: 'new', alert };
   }
 
-  private bump(row: OpenAlertRow, nowMs: number): DetectionAlert {
+  private bump(row: HeldAlert, nowMs: number): DetectionAlert {
     const a = row.alert as DetectionAlert;
     a.count++;
     a.lastSeenMs = Math.max(a.lastSeenMs, nowMs);
@@ -210,7 +263,7 @@ export class AlertDeduper {
   /** Writes changed counts (and alerts not yet written) in one transaction; drops rows whose window closed. */
   flush(pruneBeforeMs: number | null = null): void {
     if (this.writes === 'never') return;
-    const dirty: OpenAlertRow[] = [];
+    const dirty: HeldAlert[] = [];
     for (const row of this.open) {
       if (row.dirty) {
         dirty.push(row);
