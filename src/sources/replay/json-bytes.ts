@@ -152,11 +152,8 @@ export class JsonBytes {
    */
   string(): string {
     if (this.next() !== QUOTE) throw BAIL;
-    return this.stringTo(this.i, this.stringEnd());
-  }
-
-  /** The string whose quotes are at `open` and `close` (stringEnd() was just called for it). */
-  private stringTo(open: number, close: number): string {
+    const open = this.i;
+    const close = this.stringEnd();
     this.i = close + 1;
     if (!this.escaped) return close - open <= SHORTEST_INTERNED ? this.slice(open + 1, close) : interner.intern(this.b, open + 1, close);
     try {

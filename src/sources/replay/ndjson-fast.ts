@@ -9,9 +9,10 @@
 // generic path (JSON.parse + parseRareconRecord), which gives the located
 // error. For a line it accepts, the record equals the generic path's, field by
 // field and in the same key order. Unknown fields are checked and ignored, as
-// the generic path ignores them. Values up to 256 bytes are interned (one
-// string per distinct value, see byte-interner.ts). The line's text is never
-// needed: the reader decodes it only for lines this path gives back.
+// the generic path ignores them. Values of 13 to 256 bytes are interned (one
+// string per distinct value, see byte-interner.ts), shorter ones copied,
+// longer ones strings of their own. The reader decodes a line to UTF-8 text
+// only for lines this path gives back.
 import {
   NO_INJECTION,
   type ConnectionEvent,
