@@ -102,7 +102,13 @@ describe('dedup (DETECTION.md section 6)', () => {
     const again = s2.handle(at(T + 2 * HOUR));
     expect(again).toMatchObject({ kind: 'repeat', alert: { count: 3 } });
     expect(st2.enrolledAt('o1/h1')).toBe(T - 20 * DAY_MS);
+    // The repeat is written over the same row (same dedup key), not beside it.
+    s2.flush();
     st2.close();
+    const st3 = StateStore.open(dir);
+    const rows = st3.openAlerts(0);
+    expect(rows.map((r) => [r.dedupKey, r.alert.count])).toEqual([[`o1/h1|${SHA_A}|example.com|443|${rows[0]!.alert.name}`, 3]]);
+    st3.close();
   });
 
   it('pauses a host after too many alerts in 24 h and raises one health alert', () => {
