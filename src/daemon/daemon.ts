@@ -52,6 +52,15 @@ import type { BaselineCacheStats } from '../baseline/store.js';
 const HELD_ALERTS_WARN = 10_000;
 /** Sightings held while the state folder is full; beyond this the oldest go (counted). */
 const HELD_SIGHTINGS_MAX = 50_000;
+/** The config sections SIGHUP applies to a running daemon. */
+const APPLIED_ON_RELOAD: ReadonlySet<keyof RareconConfig> = new Set([
+  'detect',
+  'alertFormat',
+  'statusIntervalMs',
+  'report',
+  'watchdog',
+  'logLevel',
+] as const);
 /** Exit status at the hard memory limit: non-zero, so systemd's Restart=on-failure restarts the daemon. */
 export const EXIT_HARD_MEMORY_LIMIT = 70;
 
@@ -606,8 +615,9 @@ export class Daemon {
         return;
       }
       sinks = { added: r.added, removed: r.removed, changed: r.changed, kept: r.kept };
-      const moved = (['stateDir', 'source', 'host', 'metrics', 'logFile', 'logStream', 'enrich'] as const).filter(
-        (k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+      // Every other section takes a restart (the `server` one is not the daemon's): say which changed.
+      const moved = (Object.keys(next) as (keyof RareconConfig)[]).filter(
+        (k) => !APPLIED_ON_RELOAD.has(k) && k !== 'server' && JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
       );
       if (moved.length > 0) this.log.warn('Some changed settings take a restart; the running values stay until then.', { settings: moved });
       this.config = {

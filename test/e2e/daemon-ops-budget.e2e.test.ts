@@ -253,11 +253,16 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       JSON.stringify({
         ...JSON.parse(readFileSync(d.configPath, 'utf8')),
         report: { ...base.report, sinks: [httpSink(up.url), { type: 'file', name: 'archive', path: archive, fsync: false }] },
+        // Not applied while running: the reload must say so rather than pass over it.
+        baselineStore: { lookupCacheEntries: 12_345 },
       }),
     );
     process.kill(d.pid, 'SIGHUP');
     const reloaded = await d.waitForLog((l) => l.message === 'Config reloaded.', 5000);
     expect(reloaded.sinks).toEqual({ added: ['archive'], removed: [], changed: ['siem'], kept: [] });
+    expect(d.logs.find((l) => l.message === 'Some changed settings take a restart; the running values stay until then.')).toMatchObject({
+      settings: ['baselineStore'],
+    });
     // What waited in the outbox goes to the new address, once each.
     await until('the queued alerts at the new address', 10_000, () =>
       deliveryReport(up.uids, queued).missing.length === 0 ? true : undefined,
