@@ -191,12 +191,33 @@ export class JsonBytes {
   key(keys: KeyTable): number {
     if (this.next() !== QUOTE) throw BAIL;
     const start = this.i + 1;
+    const guessed = this.guessed(keys, start);
+    if (guessed >= 0) {
+      this.expect(COLON);
+      return guessed;
+    }
     const close = this.stringEnd();
     // A key written with escapes may still spell a known key: leave it to JSON.parse.
     if (this.escaped) throw BAIL;
     this.i = close + 1;
     this.expect(COLON);
     return this.match(keys, start, close);
+  }
+
+  /**
+   * The key writers put next, when the string at `start` spells it and its
+   * closing quote follows (then it holds no escape): moves past it and returns
+   * its index, without the scan for the string's end. -1 otherwise.
+   */
+  private guessed(t: KeyTable, start: number): number {
+    const guess = t.succ[t.prev]!;
+    const name = t.names[guess]!;
+    const len = name.length;
+    const b = this.b;
+    if (start + len >= this.end || b[start + len] !== QUOTE) return -1;
+    for (let j = 0; j < len; j++) if (b[start + j] !== name[j]) return -1;
+    this.i = start + len + 1;
+    return (t.prev = guess);
   }
 
   /** Index of the name in `t` that bytes[start, close) spell, or -1. */
@@ -225,6 +246,8 @@ export class JsonBytes {
   /** The index in `values` of the string at the cursor, written exactly so (no escapes). */
   choice(values: KeyTable): number {
     if (this.next() !== QUOTE) throw BAIL;
+    const guessed = this.guessed(values, this.i + 1);
+    if (guessed >= 0) return guessed;
     const k = this.match(values, this.i + 1, this.stringEnd());
     if (k < 0 || this.escaped) throw BAIL;
     this.i = this.i + values.names[k]!.length + 2;

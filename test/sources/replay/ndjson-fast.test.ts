@@ -54,6 +54,22 @@ describe('NDJSON fast path', () => {
     expect(accepted).toBeGreaterThan(2500);
   });
 
+  it('does not take a key or value that only starts like the one it expects next, nor one spelled with escapes', () => {
+    const plain = `{"type":"connection","time":1790841780000,"host":{"id":"h1"},"process":{"pid":1,"sha256":"${SHA}"},"protocol":"tcp","remote":{"ip":"203.0.113.9","port":443,"hostname":"c.example.org"}}`;
+    // Read once so the key tables expect this order.
+    expect(both(plain).fast).not.toBeNull();
+    const longerKeys = plain.replace('"time":', '"timeZone":"UTC","time":').replace('"host":', '"hostx":1,"host":');
+    const longer = both(longerKeys);
+    expect(longer.fast).not.toBeNull();
+    expect(JSON.parse(JSON.stringify(longer.fast))).toEqual(JSON.parse(JSON.stringify(longer.generic)));
+    // An escaped key may spell a known one: JSON.parse decides, so the fast path declines it.
+    expect(both(plain.replace('"type":', '"ty\\u0070e":')).fast).toBeNull();
+    // A value that extends a known one is not that value: declined, and the generic path reports it.
+    const badProtocol = both(plain.replace('"tcp"', '"tcpx"'));
+    expect(badProtocol.fast).toBeNull();
+    expect(badProtocol.generic.type).toBe('error');
+  });
+
   it('agrees on lines whose keys come in varying orders, with values repeated across lines and values too long to share', () => {
     // Key order changes from line to line (the key table's guess misses), and
     // the same host, name and sha256 recur (the interner hands back shared strings).
