@@ -4,6 +4,7 @@
 // combo is a new key and raises; a lower one inside the window of a higher one
 // counts as a repeat of the higher alert (an analyst gains nothing from it).
 import { createHash } from 'node:crypto';
+import { comboHash, comboKey as keyOfHash, hashCombo } from '../baseline/combo-key.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
 import { HEALTH_ALERT_NAME } from '../model/alert.js';
 import type { HostRef } from '../model/records.js';
@@ -42,29 +43,14 @@ export interface DedupOptions {
 }
 
 /**
- * Index key of a combo: a 53-bit hash (cyrb53) of what comboKeyOf() joins,
- * fed piece by piece, so no held alert keeps the ~170-character key string.
+ * Index key of a combo: the baseline's combo hash (combo-key.ts) over host and
+ * sha256, root domain and port, so no held alert keeps the ~170-character key
+ * string. Its hex-case folding can only make two keys collide, and
+ * HeldAlert.isCombo() tells those apart.
  */
 function comboHashOf(hostKey: string, sha256: string, rootDomain: string, port: number): number {
-  let h1 = 0xdeadbeef;
-  let h2 = 0x41c6ce57;
-  const feed = (s: string): void => {
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      h1 = Math.imul(h1 ^ c, 2654435761);
-      h2 = Math.imul(h2 ^ c, 1597334677);
-    }
-    h1 = Math.imul(h1 ^ 124, 2654435761);
-    h2 = Math.imul(h2 ^ 124, 1597334677);
-  };
-  feed(hostKey);
-  feed(sha256);
-  feed(rootDomain);
-  h1 = Math.imul(h1 ^ port, 2654435761);
-  h2 = Math.imul(h2 ^ port, 1597334677);
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return 4_294_967_296 * (2_097_151 & h2) + (h1 >>> 0);
+  hashCombo(`${hostKey}|${sha256}`, rootDomain, port);
+  return keyOfHash(comboHash[0]!, comboHash[1]!, 53);
 }
 
 /**

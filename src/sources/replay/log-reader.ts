@@ -132,7 +132,8 @@ export class LogReader implements AsyncIterable<ReaderItem> {
         st.lines++;
         const origin = { file, line: item.line };
         // First, before the line is decoded to text: a blank line is not a plain record, so it is never taken here.
-        if (st.format !== 'sysmon' && fastMisses < FAST_MISSES_TO_GIVE_UP) {
+        const tryFast = st.format !== 'sysmon' && fastMisses < FAST_MISSES_TO_GIVE_UP;
+        if (tryFast) {
           const rec = parseRareconLineFast(item.bytes, item.start, item.end, origin);
           if (rec !== null) {
             fastMisses = 0;
@@ -146,7 +147,7 @@ export class LogReader implements AsyncIterable<ReaderItem> {
           st.blankLines++;
           continue;
         }
-        if (st.format !== 'sysmon') fastMisses++;
+        if (tryFast) fastMisses++;
         let o: unknown;
         try {
           o = JSON.parse(item.text);
@@ -161,7 +162,12 @@ export class LogReader implements AsyncIterable<ReaderItem> {
         if (st.format === null) {
           st.format = formatOf(o);
           if (st.format === null) {
-            out.push(this.countError(st, lineError('unknown-format', 'neither a rarecon record (type dns/connection/process) nor a Windows event', file, item.line)));
+            out.push(
+              this.countError(
+                st,
+                lineError('unknown-format', 'neither a rarecon record (type dns/connection/process) nor a Windows event', file, item.line),
+              ),
+            );
             continue;
           }
         }
