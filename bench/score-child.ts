@@ -9,10 +9,15 @@ import { Scorer } from '../src/detect/scorer.js';
 import { StateStore } from '../src/detect/state-store.js';
 import type { SourceRecord } from '../src/model/records.js';
 import { readLogFiles } from '../src/sources/replay/log-reader.js';
+import { loadLineScanner, type LineScanner } from '../src/sources/replay/native-scan.js';
 
 export interface ScoreFigures {
   events: number;
+  /** How lines were read end to end: the native line scanner, or JavaScript and why. */
+  reader: string;
   endToEndPerSec: number;
+  /** End to end with every line parsed in JavaScript (`rarecon score --js-reader`). */
+  endToEndJsPerSec: number;
   /** Events per second of the process's own CPU time (user + system): steadier on a shared machine. */
   endToEndPerCpuSec: number;
   /** Reading and parsing alone (no scoring), same file. */
@@ -83,44 +88,54 @@ function scorer(
 async function endToEnd(
   baselinePath: string,
   eventsPath: string,
+  scanner: LineScanner | null,
 ): Promise<{ events: number; perSec: number; perCpuSec: number; alerts: number; sqliteReads: number }> {
   const a = scorer(baselinePath, null);
   let events = 0;
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  for await (const batch of readLogFiles([eventsPath]).batches()) {
-    for (let i = 0; i < batch.length; i += BATCH_RECORDS) {
-      a.baseline.beginBatch();
-      for (let j = i; j < Math.min(batch.length, i + BATCH_RECORDS); j++) {
-        const item = batch[j]!;
-        if (item.type === 'error') continue;
-        events++;
-        a.s.handle(item);
-      }
-      a.baseline.endBatch();
+  // As `rarecon score` reads: batches of at most 256 lines, one read transaction each.
+  for await (const { items, scanned } of readLogFiles([eventsPath]).scanBatches(scanner)) {
+    a.baseline.beginBatch();
+    for (let j = 0; j < items.length; j++) {
+      const item = items[j]!;
+      if (typeof item === 'number') a.s.handleScanned(scanned!, item);
+      else if (item.type === 'error') continue;
+      else a.s.handle(item);
+      events++;
     }
+    a.baseline.endBatch();
   }
   const alerts = a.s.finish().length;
   const perSec = events / ((performance.now() - t0) / 1000);
   const cpu = process.cpuUsage(c0);
   const cache = a.baseline.cacheStats();
   a.close();
-  return { events, perSec, perCpuSec: events / ((cpu.user + cpu.system) / 1e6), alerts, sqliteReads: cache.processMisses + cache.comboMisses };
+  return {
+    events,
+    perSec,
+    perCpuSec: events / ((cpu.user + cpu.system) / 1e6),
+    alerts,
+    sqliteReads: cache.processMisses + cache.comboMisses,
+  };
 }
 
-async function readOnly(eventsPath: string): Promise<number> {
+async function readOnly(eventsPath: string, scanner: LineScanner | null): Promise<number> {
   let n = 0;
   const t0 = performance.now();
-  for await (const batch of readLogFiles([eventsPath]).batches()) n += batch.length;
+  for await (const batch of readLogFiles([eventsPath]).scanBatches(scanner)) n += batch.items.length;
   return n / ((performance.now() - t0) / 1000);
 }
 
 async function main(): Promise<void> {
   const [baselinePath, eventsPath] = process.argv.slice(2) as [string, string];
-  // 1. End to end: read, parse, score.
-  const e2e = await endToEnd(baselinePath, eventsPath);
+  // 1. End to end: read, parse, score, as `rarecon score` does (native line scanner when built).
+  const loaded = loadLineScanner();
+  const scanner = loaded.ok ? loaded.scanner : null;
+  const e2e = await endToEnd(baselinePath, eventsPath, scanner);
   const endToEndPeakRssMiB = vmHwmMiB();
-  const readOnlyPerSec = await readOnly(eventsPath);
+  const readOnlyPerSec = await readOnly(eventsPath, scanner);
+  const js = await endToEnd(baselinePath, eventsPath, null);
 
   // 2. Scoring alone on pre-parsed records, timed one by one.
   const records: SourceRecord[] = [];
@@ -180,7 +195,9 @@ async function main(): Promise<void> {
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]!;
   const figures: ScoreFigures = {
     events: e2e.events,
+    reader: loaded.ok ? 'native line scanner' : `JavaScript (native line scanner not loaded: ${loaded.reason})`,
     endToEndPerSec: e2e.perSec,
+    endToEndJsPerSec: js.perSec,
     endToEndPerCpuSec: e2e.perCpuSec,
     readOnlyPerSec,
     scoringOnlyPerSec: lat.length / secs,

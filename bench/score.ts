@@ -17,7 +17,9 @@ export async function benchScore(opts: { combos: number; events: number }): Prom
   const baseline = join(dir, `score-baseline-${opts.combos}.db`);
   if (!existsSync(baseline)) {
     const b = buildScoreBaseline(baseline, opts.combos);
-    console.log(`score: built a ${fmt(opts.combos)}-combo baseline from ${fmt(b.sightings)} sightings in ${fmt(b.seconds, 1)} s (${fmt(b.sightings / b.seconds)} sightings/s)`);
+    console.log(
+      `score: built a ${fmt(opts.combos)}-combo baseline from ${fmt(b.sightings)} sightings in ${fmt(b.seconds, 1)} s (${fmt(b.sightings / b.seconds)} sightings/s)`,
+    );
   }
   console.log(`score: baseline ${baseline} ${fmt(statSync(baseline).size / 2 ** 20)} MiB`);
   const events = join(dir, `score-events-${opts.combos}-${opts.events}.jsonl`);
@@ -31,12 +33,20 @@ export async function benchScore(opts: { combos: number; events: number }): Prom
   const f = JSON.parse(r.stdout) as ScoreFigures;
   console.log(`score: ${fmt(f.events)} NDJSON events against ${fmt(opts.combos)} combos, one core`);
   const mib = (x: number | null): string => (x === null ? 'n/a' : fmt(x) + ' MiB');
-  console.log(`  end to end (read + parse + score): ${fmt(f.endToEndPerSec)} events/s (${fmt(f.endToEndPerCpuSec)} per CPU second); reading and parsing alone ${fmt(f.readOnlyPerSec)} records/s`);
+  console.log(`  reader: ${f.reader}`);
+  console.log(
+    `  end to end (read + parse + score): ${fmt(f.endToEndPerSec)} events/s (${fmt(f.endToEndPerCpuSec)} per CPU second); reading and parsing alone ${fmt(f.readOnlyPerSec)} records/s`,
+  );
+  console.log(`  end to end with every line parsed in JavaScript (--js-reader): ${fmt(f.endToEndJsPerSec)} events/s`);
   console.log(`  scoring alone (parsed records):    ${fmt(f.scoringOnlyPerSec)} events/s, ${fmt(f.lookupsPerSec)} baseline lookups/s`);
   console.log(`  baseline lookups alone (the same, fresh store): ${fmt(f.lookupOnlyPerSec)} lookups/s`);
-  console.log(`  scoring again, caches already filled: ${fmt(f.warmScoringPerSec)} events/s; SQLite reads end to end: ${fmt(f.sqliteReads)} (about one per distinct sha256 and combo)`);
+  console.log(
+    `  scoring again, caches already filled: ${fmt(f.warmScoringPerSec)} events/s; SQLite reads end to end: ${fmt(f.sqliteReads)} (about one per distinct sha256 and combo)`,
+  );
   console.log(`  per-event scoring latency: p50 ${fmt(f.p50Us, 1)} us, p99 ${fmt(f.p99Us, 1)} us, p99.9 ${fmt(f.p999Us, 1)} us`);
-  console.log(`  alerts: ${fmt(f.alerts)}; peak RSS: end to end ${mib(f.endToEndPeakRssMiB)}, with all records held for the scoring pass ${mib(f.peakRssMiB)}`);
+  console.log(
+    `  alerts: ${fmt(f.alerts)}; peak RSS: end to end ${mib(f.endToEndPeakRssMiB)}, with all records held for the scoring pass ${mib(f.peakRssMiB)}`,
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

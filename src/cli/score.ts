@@ -7,19 +7,21 @@ import type { Writable } from 'node:stream';
 import { openBaseline } from '../baseline/store.js';
 import { loadConfig, formatProblems } from '../config/load.js';
 import type { RareconConfig } from '../config/schema.js';
-import { Scorer, type ScoreCounters, type HostLearning } from '../detect/scorer.js';
+import { Scorer, type ScoreCounters, type ScoreOutcome, type HostLearning } from '../detect/scorer.js';
 import { StateStore } from '../detect/state-store.js';
 import type { Alert } from '../model/alert.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode } from '../model/records.js';
 import { readLogFiles } from '../sources/replay/log-reader.js';
+import { loadLineScanner } from '../sources/replay/native-scan.js';
 import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
 export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]
                      [--config FILE] [--state DIR] [--strict] [--summary-json FILE]
-                     [--max-error-lines N] INPUT...
-Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a line.`;
+                     [--max-error-lines N] [--js-reader] INPUT...
+Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a line.
+--js-reader parses every line in JavaScript, without the native line scanner.`;
 
 export interface ScoreSummary {
   files: number;
@@ -30,6 +32,10 @@ export interface ScoreSummary {
   alertsTotal: number;
   hostsLearning: HostLearning[];
   elapsedMs: number;
+  /** How lines were read: the native line scanner, or JavaScript and why. */
+  reader: string;
+  /** Connections the native line scanner read (the rest of the records were parsed in JavaScript). */
+  scannedRecords: number;
 }
 
 export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.WriteStream | Writable): Promise<number> {
@@ -45,6 +51,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
       strict: { type: 'boolean', default: false },
       'summary-json': { type: 'string' },
       'max-error-lines': { type: 'string', default: '50' },
+      'js-reader': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -63,7 +70,8 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const config: RareconConfig = cfgResult.config;
   if (values['activation-days'] !== undefined) {
     const days = Number(values['activation-days']);
-    if (!Number.isFinite(days) || days < 0) throw new UsageError(`--activation-days takes a number of days >= 0, not "${values['activation-days']}"`);
+    if (!Number.isFinite(days) || days < 0)
+      throw new UsageError(`--activation-days takes a number of days >= 0, not "${values['activation-days']}"`);
     config.detect.activationDays = days;
   }
   const totalBytes = checkInputs(positionals);
@@ -90,28 +98,44 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   let errorsTotal = 0;
   let alertsTotal = 0;
   let records = 0;
+  let scannedRecords = 0;
   const progress = new Progress(err, positionals.length, totalBytes);
+  const loaded = values['js-reader'] ? null : loadLineScanner();
+  const scanner = loaded?.ok === true ? loaded.scanner : null;
+  const reader =
+    loaded === null
+      ? 'JavaScript (--js-reader)'
+      : loaded.ok
+        ? 'native line scanner'
+        : `JavaScript (native line scanner not loaded: ${loaded.reason})`;
 
   try {
     // Each reader batch (up to 256 records) is scored in one baseline read
     // transaction, which ends before the alerts it raised are written out.
     const ready: Alert[] = [];
-    for await (const batch of readLogFiles(positionals).batches()) {
+    for await (const { items, scanned, file } of readLogFiles(positionals).scanBatches(scanner)) {
       baseline.beginBatch();
       try {
-        for (const item of batch) {
-          if (item.type === 'error') {
+        for (let i = 0; i < items.length; i++) {
+          const item = items[i]!;
+          let outcome: ScoreOutcome;
+          if (typeof item === 'number') {
+            // A connection the native scanner read.
+            outcome = scorer.handleScanned(scanned!, item);
+            scannedRecords++;
+          } else if (item.type === 'error') {
             errorsTotal++;
             errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
             if (errorsTotal <= maxErrorLines) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
             continue;
+          } else {
+            outcome = scorer.handle(item);
           }
           records++;
-          const outcome = scorer.handle(item);
           if (outcome.kind === 'health') ready.push(outcome.alert);
           if ((records & 0x3ff) === 0) {
             for (const a of scorer.takeClosed()) ready.push(a);
-            progress.update(item.origin?.file ?? '', records);
+            progress.update(file, records);
           }
         }
       } finally {
@@ -143,6 +167,8 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
     alertsTotal,
     hostsLearning: scorer.learningHosts(),
     elapsedMs: Date.now() - startMs,
+    reader,
+    scannedRecords,
   };
   err.write(formatSummary(summary));
   if (values['summary-json'] !== undefined) writeFileSync(values['summary-json'], JSON.stringify(summary, null, 2) + '\n');
@@ -161,10 +187,13 @@ export function formatSummary(s: ScoreSummary): string {
     `  alerts: ${n(s.alertsTotal)} (${formatCounts(c.alertsByName)}); repeats folded into them: ${n(c.repeatsTotal)}` +
       (c.healthAlertsTotal > 0 ? `; detector paused ${c.healthAlertsTotal} times, ${n(c.pausedTotal)} events not scored` : ''),
     `  errors: ${n(s.errorsTotal)} (${formatCounts(s.errorsByCode as Record<string, number>)})`,
+    `  reader: ${s.reader}` + (s.scannedRecords > 0 ? `, which read ${n(s.scannedRecords)} of the records` : ''),
   ];
   if (s.hostsLearning.length > 0) {
     const shown = s.hostsLearning.slice(0, 10).map((h) => `${h.hostKey} ${h.daysLeft} day${h.daysLeft === 1 ? '' : 's'} left`);
-    lines.push(`  hosts still learning: ${shown.join(', ')}${s.hostsLearning.length > 10 ? `, and ${s.hostsLearning.length - 10} more` : ''}`);
+    lines.push(
+      `  hosts still learning: ${shown.join(', ')}${s.hostsLearning.length > 10 ? `, and ${s.hostsLearning.length - 10} more` : ''}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -4,12 +4,14 @@
 import type { BaselineMeta, BaselineReader, TierThresholds } from '../model/baseline.js';
 import { DAY_MS } from '../model/baseline.js';
 import type { ConnectionEvent } from '../model/records.js';
+import { FLAG_INBOUND, L_FLAGS, L_IP, L_NAME, L_PORT, L_SHA, LINE_STRIDE, type ScannedLines, type ScannedTable } from '../model/scanned.js';
 import type { Tier, Variation, VariationId } from '../model/alert.js';
 import { VARIATIONS } from '../model/alert.js';
 import type { DetectConfig } from '../config/defaults.js';
-import { makeRootDomainResolver } from '../enrich/root-domain.js';
-import { makeAddressClassifier, type AddressClassifier } from './address.js';
+import { makeRootDomainResolver, type RootDomainResult } from '../enrich/root-domain.js';
+import { makeAddressClassifier, type AddressClass, type AddressClassifier } from './address.js';
 import { compileExclusions, type CompiledExclusions, type ExclusionKind } from './exclusions.js';
+import { IdCaches } from './id-caches.js';
 
 export type IneligibleReason =
   | 'inbound'
@@ -45,6 +47,12 @@ export interface Finding {
 
 export interface Detector {
   evaluate(e: ConnectionEvent, hostname: string | null, b: BaselineReader, enrolledAtMs: number, nowMs: number): Verdict;
+  /**
+   * evaluate() for line i of scanned lines, when its verdict is ineligible
+   * (the reason) or common; null when it takes more than the scanned fields
+   * (an alert, a name from DNS, learning, exclusions): evaluate the record then.
+   */
+  quick(s: ScannedLines, i: number, b: BaselineReader, enrolledAtMs: number, nowMs: number): IneligibleReason | 'common' | null;
 }
 
 type IneligibleVerdict = Extract<Verdict, { kind: 'ineligible' }>;
@@ -97,6 +105,28 @@ function variationsFor(e: ConnectionEvent, tier: Tier, knownVendor: boolean): Va
   return VARIATIONS.filter((v) => held.has(v.id));
 }
 
+function rootDomainIneligible(reason: Extract<RootDomainResult, { ok: false }>['reason']): IneligibleReason {
+  switch (reason) {
+    case 'ip-literal':
+      return 'ip-literal-hostname';
+    case 'single-label':
+      return 'single-label-hostname';
+    case 'internal-name':
+      return 'internal-hostname';
+    case 'no-registrable-domain':
+      return 'no-root-domain';
+    default:
+      return 'invalid-hostname';
+  }
+}
+
+const ADDRESS_INELIGIBLE: Record<AddressClass, IneligibleReason | null> = {
+  external: null,
+  internal: 'internal-address',
+  'configured-internal': 'configured-internal-address',
+  invalid: 'invalid-address',
+};
+
 export function makeDetector(config: DetectConfig): Detector {
   const classifier: AddressClassifier = makeAddressClassifier(config.internalNetworks);
   const exclusions: CompiledExclusions = compileExclusions(config.exclusions);
@@ -104,6 +134,13 @@ export function makeDetector(config: DetectConfig): Detector {
   const activationMs = config.activationDays * DAY_MS;
   const minBaselineMs = config.minBaselineDays * DAY_MS;
   const rootDomainOf = makeRootDomainResolver(config.internalDomains);
+  const noExclusions = Object.values(config.exclusions).every((list: readonly unknown[]) => list.length === 0);
+  // What evaluate() would work out per id of scanned lines, kept per table and baseline.
+  let ids: IdCaches | null = null;
+  const idsFor = (table: ScannedTable, b: BaselineReader, meta: BaselineMeta): IdCaches => {
+    if (ids === null || !ids.isFor(table, b, meta)) ids = new IdCaches(table, b, meta);
+    return ids;
+  };
   // Thresholds change only with the baseline: one shared (frozen) object per meta.
   let cached: { meta: BaselineMeta; thresholds: TierThresholds } | null = null;
   const thresholdsFor = (meta: BaselineMeta): TierThresholds => {
@@ -122,20 +159,7 @@ export function makeDetector(config: DetectConfig): Detector {
 
       const meta = b.meta();
       const rd = rootDomainOf(hostname, meta.policy);
-      if (!rd.ok) {
-        switch (rd.reason) {
-          case 'ip-literal':
-            return ineligible('ip-literal-hostname');
-          case 'single-label':
-            return ineligible('single-label-hostname');
-          case 'internal-name':
-            return ineligible('internal-hostname');
-          case 'no-registrable-domain':
-            return ineligible('no-root-domain');
-          default:
-            return ineligible('invalid-hostname');
-        }
-      }
+      if (!rd.ok) return ineligible(rootDomainIneligible(rd.reason));
 
       const sha = e.process.sha256;
       if (sha === null) return ineligible('no-sha256');
@@ -170,6 +194,30 @@ export function makeDetector(config: DetectConfig): Detector {
           thresholds,
         },
       };
+    },
+
+    // The steps of evaluate(), in its order, from ids; each answer per id is kept.
+    quick(s, i, b, enrolledAtMs, nowMs) {
+      const L = s.lines;
+      const o = i * LINE_STRIDE;
+      if ((L[o + L_FLAGS]! & FLAG_INBOUND) !== 0) return 'inbound';
+      const meta = b.meta();
+      const c = idsFor(s.table, b, meta);
+      const address = c.addressIneligible(L[o + L_IP]!, classifier, ADDRESS_INELIGIBLE);
+      if (address !== null) return address;
+      const nameId = L[o + L_NAME]!;
+      const hostname = nameId < 0 ? null : s.table.hostname(nameId);
+      // The name from DNS answers: the record path has the DNS cache.
+      if (hostname === null || hostname === '-') return null;
+      const rd = c.rootDomain(nameId, hostname, rootDomainOf);
+      if (!rd.ok) return rootDomainIneligible(rd.reason);
+      const shaId = L[o + L_SHA]!;
+      if (shaId < 0) return 'no-sha256';
+      const thresholds = thresholdsFor(meta);
+      if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
+      if (nowMs - enrolledAtMs < activationMs || meta.windowEndMs - meta.windowStartMs < minBaselineMs || !noExclusions) return null;
+      const comboObservers = b.combo(s.table.text(shaId), rd.rootDomain, L[o + L_PORT]!);
+      return tierOf(comboObservers, thresholds) === 'common' ? 'common' : null;
     },
   };
 }

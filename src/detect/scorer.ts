@@ -5,6 +5,7 @@ import type { BaselineReader } from '../model/baseline.js';
 import { DAY_MS } from '../model/baseline.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
+import { L_HOST, L_ORG, LINE_STRIDE, type ScannedLines, type ScannedTable } from '../model/scanned.js';
 import type { DetectConfig } from '../config/defaults.js';
 import { DnsCache } from '../enrich/dns-cache.js';
 import { makeDetector, type Detector, type Finding } from './detector.js';
@@ -75,6 +76,9 @@ export class Scorer {
   private readonly byOrg = new Map<string, Map<string, HostState>>();
   private baseline: BaselineReader;
   private lastTimeMs = 0;
+  /** Hosts by id pair of scanned lines, for `idTable`. */
+  private readonly byIds = new Map<number, HostState>();
+  private idTable: ScannedTable | null = null;
   readonly counters: ScoreCounters = {
     recordsTotal: 0,
     connectionsTotal: 0,
@@ -154,6 +158,46 @@ export class Scorer {
         this.counters.connectionsTotal++;
         return this.scoreConnection(rec, enrolledAt);
     }
+  }
+
+  /**
+   * handle() for line i of scanned lines: the common outcomes (ineligible,
+   * common) from the ids alone, anything else from the full record.
+   */
+  handleScanned(s: ScannedLines, i: number): ScoreOutcome {
+    const timeMs = s.times[i]!;
+    const L = s.lines;
+    const o = i * LINE_STRIDE;
+    const st = this.stateOfIds(s.table, L[o + L_HOST]!, L[o + L_ORG]!);
+    // Enrolment as handle() would leave it, but written only once the line is scored here.
+    const enrolledAt = Math.min(st.enrolledAtMs, timeMs);
+    const v = this.detector.quick(s, i, this.baseline, enrolledAt, timeMs);
+    if (v === null) return this.handle(s.record(i));
+    const c = this.counters;
+    c.recordsTotal++;
+    if (timeMs > this.lastTimeMs) this.lastTimeMs = timeMs;
+    this.enrolState(st, timeMs);
+    c.connectionsTotal++;
+    if (v === 'common') {
+      c.eligibleTotal++;
+      c.commonCombosTotal++;
+    } else {
+      bump(c.ineligibleByReason, v);
+    }
+    return NONE;
+  }
+
+  /** The host of scanned ids, kept per id pair for the table's epoch. */
+  private stateOfIds(table: ScannedTable, hostId: number, orgId: number): HostState {
+    if (this.idTable !== table) {
+      this.idTable = table;
+      this.byIds.clear();
+    }
+    // Ids stay far below 2^21 (the scanner drops them at a million): one exact number per pair.
+    const key = (orgId + 1) * 2_097_152 + hostId;
+    let st = this.byIds.get(key);
+    if (st === undefined) this.byIds.set(key, (st = this.stateOfHost({ id: table.text(hostId), org: table.org(orgId) })));
+    return st;
   }
 
   /** The name behind the remote address: the record's own, else the latest DNS answer still valid. */

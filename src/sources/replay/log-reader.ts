@@ -2,11 +2,33 @@
 // into records and located errors. The format is decided per file by its first
 // recognisable line. Memory stays bounded: lines are streamed, and the Sysmon
 // join keeps only its capped state and a reorder window.
-import type { ReaderItem, RecordError, RecordErrorCode, SourceRecord } from '../../model/records.js';
+import type { ConnectionEvent, ReaderItem, RecordError, RecordErrorCode, SourceRecord } from '../../model/records.js';
+import {
+  KIND_CONNECTION,
+  KIND_NUL,
+  L_END,
+  L_KIND,
+  L_START,
+  LINE_STRIDE,
+  type ScannedLines,
+  type ScannedTable,
+} from '../../model/scanned.js';
 import { isJsonObject } from './field-reader.js';
 import { parseRareconLineFast } from './ndjson-fast.js';
 import { jsonErrorReason, parseRareconRecord, RARECON_TYPES } from './ndjson-reader.js';
-import { readLineBatches, isLineError, type ReadLinesOptions } from './read-lines.js';
+import type { LineScanner } from './native-scan.js';
+import {
+  DEFAULT_MAX_LINE_BYTES,
+  isLineError,
+  isLineRegion,
+  readLineBatches,
+  regionLine,
+  regionLines,
+  type LineRegion,
+  type ReadLinesOptions,
+  type TextLine,
+} from './read-lines.js';
+import { IdTable } from './scanned-table.js';
 import { isWindowsEventObject } from './sysmon-event.js';
 import { SysmonReader, type SysmonReaderOptions, type SysmonStats } from './sysmon-reader.js';
 
@@ -36,6 +58,47 @@ export interface LogReaderStats {
   sysmon: SysmonStats;
 }
 
+/** A record or an error, or (a number) the index of a connection in the batch's `scanned` lines. */
+export type ScanItem = ReaderItem | number;
+
+export interface ScanBatch {
+  items: ScanItem[];
+  /** The scanned lines the numbers of `items` index; null when there are none. */
+  scanned: ScannedLines | null;
+  /** The file the batch was read from (a joined Sysmon record may name an earlier one). */
+  file: string;
+}
+
+/** Reading state of one file. */
+interface FileRead {
+  file: string;
+  st: FileStats;
+  /** Lines the fast path gave back in a row: a file in another shape stops trying it. */
+  fastMisses: number;
+}
+
+/** Scanned lines of one scan() call; the full record is parsed on demand. */
+class ScannedChunk implements ScannedLines {
+  constructor(
+    readonly lines: Int32Array,
+    readonly times: Float64Array,
+    readonly table: ScannedTable,
+    private readonly bytes: Buffer,
+    private readonly file: string,
+    private readonly firstLine: number,
+  ) {}
+
+  record(i: number): ConnectionEvent {
+    const o = i * LINE_STRIDE;
+    const line = this.firstLine + i;
+    const r = parseRareconLineFast(this.bytes, this.lines[o + L_START]!, this.lines[o + L_END]!, { file: this.file, line });
+    if (r === null || r.type !== 'connection') {
+      throw new Error(`${this.file}:${line}: the native line scanner took a line that the JavaScript reader does not (a rarecon bug)`);
+    }
+    return r;
+  }
+}
+
 function newFileStats(file: string): FileStats {
   return { file, format: null, lines: 0, blankLines: 0, records: { connection: 0, dns: 0, process: 0 }, errors: {} };
 }
@@ -61,6 +124,9 @@ function formatOf(o: Record<string, unknown>): LogFormat | null {
 export class LogReader implements AsyncIterable<ReaderItem> {
   private readonly perFile = new Map<string, FileStats>();
   private readonly sysmon: SysmonReader;
+  /** What the scanner's ids stand for, for its current epoch. */
+  private table: IdTable | null = null;
+  private tableEpoch = -1;
 
   constructor(
     private readonly files: readonly string[],
@@ -79,9 +145,20 @@ export class LogReader implements AsyncIterable<ReaderItem> {
 
   /** Batches of items (one a chunk read), for callers that want to spare an await per item. */
   async *batches(): AsyncGenerator<ReaderItem[], void, undefined> {
-    for (const file of this.files) yield* this.readFile(file);
+    // Without a scanner no item is a scanned line.
+    for await (const b of this.scanBatches(null)) yield b.items as ReaderItem[];
+  }
+
+  /**
+   * Batches in which the connections the native line scanner read are left
+   * as line indices into `scanned` (see model/scanned.ts); every other line
+   * is a record or an error, as from batches(). Each batch must be used up
+   * before the next is asked for: the scanner reuses its arrays.
+   */
+  async *scanBatches(scanner: LineScanner | null): AsyncGenerator<ScanBatch, void, undefined> {
+    for (const file of this.files) yield* this.readFile(file, scanner);
     const tail = this.count(this.sysmon.flush());
-    if (tail.length > 0) yield tail;
+    if (tail.length > 0) yield { items: tail, scanned: null, file: this.files[this.files.length - 1] ?? '' };
   }
 
   // Hand-written rather than an async generator: yielding item by item from a
@@ -110,80 +187,142 @@ export class LogReader implements AsyncIterable<ReaderItem> {
   }
 
   /** Batches of items, to spare an await per line on the hot path. */
-  private async *readFile(file: string): AsyncGenerator<ReaderItem[], void, undefined> {
+  private async *readFile(file: string, scanner: LineScanner | null): AsyncGenerator<ScanBatch, void, undefined> {
     const st = this.perFile.get(file) ?? newFileStats(file);
     this.perFile.set(file, st);
-    // Lines the fast path gave back in a row: a file in another shape stops trying it.
-    let fastMisses = 0;
-    for await (const lines of readLineBatches(file, this.opts)) {
-      let out: ReaderItem[] = [];
+    const f: FileRead = { file, st, fastMisses: 0 };
+    const maxLineBytes = this.opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    for await (const lines of readLineBatches(file, scanner === null ? this.opts : { ...this.opts, regions: true })) {
+      let out: ScanItem[] = [];
       for (let n = 0; n < lines.length; n++) {
         // Small batches die young: a whole 1 MiB chunk of records outlived scavenges and cost GC time.
         if (out.length >= BATCH_ITEMS) {
-          yield out;
+          yield { items: out, scanned: null, file };
           out = [];
         }
         const item = lines[n]!;
-        if (isLineError(item)) {
-          if (item.code !== 'read-failed') st.lines++;
-          out.push(this.countError(st, item));
-          continue;
-        }
-        st.lines++;
-        const origin = { file, line: item.line };
-        // First, before the line is decoded to text: a blank line is not a plain record, so it is never taken here.
-        const tryFast = st.format !== 'sysmon' && fastMisses < FAST_MISSES_TO_GIVE_UP;
-        if (tryFast) {
-          const rec = parseRareconLineFast(item.bytes, item.start, item.end, origin);
-          if (rec !== null) {
-            fastMisses = 0;
-            st.format = 'rarecon';
-            st.records[rec.type]++;
-            out.push(rec);
-            continue;
-          }
-        }
-        if (isBlank(item.text)) {
-          st.blankLines++;
-          continue;
-        }
-        if (tryFast) fastMisses++;
-        let o: unknown;
-        try {
-          o = JSON.parse(item.text);
-        } catch (e) {
-          out.push(this.countError(st, lineError('invalid-json', `not JSON: ${jsonErrorReason(e)}`, file, item.line)));
-          continue;
-        }
-        if (!isJsonObject(o)) {
-          out.push(this.countError(st, lineError('not-an-object', 'a record must be a JSON object', file, item.line)));
-          continue;
-        }
-        if (st.format === null) {
-          st.format = formatOf(o);
-          if (st.format === null) {
-            out.push(
-              this.countError(
-                st,
-                lineError('unknown-format', 'neither a rarecon record (type dns/connection/process) nor a Windows event', file, item.line),
-              ),
-            );
-            continue;
-          }
-        }
-        if (st.format === 'rarecon') {
-          const r = parseRareconRecord(o, origin);
-          if (r.type === 'error') this.countError(st, r);
-          else st.records[r.type]++;
-          out.push(r);
-        } else if (isWindowsEventObject(o)) {
-          // A joined Sysmon record may carry the origin of an earlier file.
-          for (const r of this.count(this.sysmon.push(o, origin))) out.push(r);
+        if (!isLineRegion(item)) {
+          this.line(f, item, out);
+        } else if (scanner !== null && this.scannable(f)) {
+          if (out.length > 0) yield { items: out, scanned: null, file };
+          out = [];
+          yield* this.scanRegion(f, item, scanner, maxLineBytes);
         } else {
-          this.sysmon.countNonSysmon();
+          for (const l of regionLines(file, item, maxLineBytes)) {
+            if (out.length >= BATCH_ITEMS) {
+              yield { items: out, scanned: null, file };
+              out = [];
+            }
+            this.line(f, l, out);
+          }
         }
       }
-      if (out.length > 0) yield out;
+      if (out.length > 0) yield { items: out, scanned: null, file };
+    }
+  }
+
+  /** The scanner reads only rarecon connections: not for a Sysmon file, nor one whose lines the fast path keeps giving back. */
+  private scannable(f: FileRead): boolean {
+    return f.st.format !== 'sysmon' && f.fastMisses < FAST_MISSES_TO_GIVE_UP;
+  }
+
+  /** A region's lines through the native scanner; what it declines goes the JavaScript way. */
+  private *scanRegion(f: FileRead, r: LineRegion, scanner: LineScanner, maxLineBytes: number): Generator<ScanBatch, void, undefined> {
+    const { st, file } = f;
+    let firstLine = r.firstLine;
+    for (let from = r.start; from < r.end;) {
+      const scan = scanner.scan(r.bytes, from, r.end, maxLineBytes);
+      if (this.table === null || this.tableEpoch !== scanner.epoch) {
+        this.table = new IdTable(scanner.strings);
+        this.tableEpoch = scanner.epoch;
+      }
+      const table = this.table;
+      const L = scanner.lines;
+      const scanned = new ScannedChunk(L, scanner.times, table, r.bytes, file, firstLine);
+      let out: ScanItem[] = [];
+      for (let i = 0, o = 0; i < scan.count; i++, o += LINE_STRIDE) {
+        if (out.length >= BATCH_ITEMS) {
+          yield { items: out, scanned, file };
+          out = [];
+        }
+        const kind = L[o + L_KIND]!;
+        if (kind === KIND_CONNECTION && table.accepts(L, o)) {
+          st.lines++;
+          st.format = 'rarecon';
+          st.records.connection++;
+          f.fastMisses = 0;
+          out.push(i);
+          continue;
+        }
+        const line = regionLine(file, firstLine + i, r.bytes, L[o + L_START]!, L[o + L_END]!, maxLineBytes, kind === KIND_NUL);
+        this.line(f, line, out);
+      }
+      if (out.length > 0) yield { items: out, scanned, file };
+      firstLine += scan.count;
+      from = scan.next;
+    }
+  }
+
+  /** One line read the JavaScript way: a record, an error, or nothing for a blank line. */
+  private line(f: FileRead, item: TextLine | RecordError, out: ScanItem[]): void {
+    const { st, file } = f;
+    if (isLineError(item)) {
+      if (item.code !== 'read-failed') st.lines++;
+      out.push(this.countError(st, item));
+      return;
+    }
+    st.lines++;
+    const origin = { file, line: item.line };
+    // First, before the line is decoded to text: a blank line is not a plain record, so it is never taken here.
+    const tryFast = st.format !== 'sysmon' && f.fastMisses < FAST_MISSES_TO_GIVE_UP;
+    if (tryFast) {
+      const rec = parseRareconLineFast(item.bytes, item.start, item.end, origin);
+      if (rec !== null) {
+        f.fastMisses = 0;
+        st.format = 'rarecon';
+        st.records[rec.type]++;
+        out.push(rec);
+        return;
+      }
+    }
+    if (isBlank(item.text)) {
+      st.blankLines++;
+      return;
+    }
+    if (tryFast) f.fastMisses++;
+    let o: unknown;
+    try {
+      o = JSON.parse(item.text);
+    } catch (e) {
+      out.push(this.countError(st, lineError('invalid-json', `not JSON: ${jsonErrorReason(e)}`, file, item.line)));
+      return;
+    }
+    if (!isJsonObject(o)) {
+      out.push(this.countError(st, lineError('not-an-object', 'a record must be a JSON object', file, item.line)));
+      return;
+    }
+    if (st.format === null) {
+      st.format = formatOf(o);
+      if (st.format === null) {
+        out.push(
+          this.countError(
+            st,
+            lineError('unknown-format', 'neither a rarecon record (type dns/connection/process) nor a Windows event', file, item.line),
+          ),
+        );
+        return;
+      }
+    }
+    if (st.format === 'rarecon') {
+      const r = parseRareconRecord(o, origin);
+      if (r.type === 'error') this.countError(st, r);
+      else st.records[r.type]++;
+      out.push(r);
+    } else if (isWindowsEventObject(o)) {
+      // A joined Sysmon record may carry the origin of an earlier file.
+      for (const r of this.count(this.sysmon.push(o, origin))) out.push(r);
+    } else {
+      this.sysmon.countNonSysmon();
     }
   }
 

@@ -17,6 +17,11 @@ const CHUNK_BYTES = 256 * 1024;
 export interface ReadLinesOptions {
   /** A longer line is reported as `line-too-long` and skipped. */
   maxLineBytes?: number;
+  /**
+   * Hand the complete lines of an all-ASCII chunk over as one LineRegion, for
+   * the native line scanner to split and read (see log-reader.ts).
+   */
+  regions?: boolean;
 }
 
 export interface TextLine {
@@ -49,10 +54,59 @@ class AsciiLine implements TextLine {
   }
 }
 
-export type LineItem = TextLine | RecordError;
+/** Whole lines bytes[start, end) of an all-ASCII chunk, left unsplit (`regions` option); `end` is just after a newline. */
+export interface LineRegion {
+  readonly type: 'region';
+  readonly bytes: Buffer;
+  readonly start: number;
+  readonly end: number;
+  /** Line number of the region's first line. */
+  readonly firstLine: number;
+}
+
+export type LineItem = TextLine | RecordError | LineRegion;
 
 export function isLineError(item: LineItem): item is RecordError {
   return (item as RecordError).type === 'error';
+}
+
+export function isLineRegion(item: LineItem): item is LineRegion {
+  return (item as LineRegion).type === 'region';
+}
+
+/**
+ * A line of a region as the splitter would have given it: `bytes[start, end)`
+ * without its newline or a trailing CR; `hasNul` when the line holds a NUL.
+ */
+export function regionLine(
+  file: string,
+  line: number,
+  bytes: Buffer,
+  start: number,
+  end: number,
+  maxLineBytes: number,
+  hasNul: boolean,
+): TextLine | RecordError {
+  // The splitter's test counts a stripped CR.
+  const rawEnd = bytes[end] === 13 ? end + 1 : end;
+  if (rawEnd - start > maxLineBytes) return lineError(file, line, 'line-too-long', `line longer than ${maxLineBytes} bytes, skipped`);
+  if (hasNul) return decodeLine(file, line, bytes, start, end, true);
+  return new AsciiLine(line, bytes, start, end);
+}
+
+/** The lines of a region split in JavaScript, for a file the native scanner does not read. */
+export function regionLines(file: string, r: LineRegion, maxLineBytes: number): (TextLine | RecordError)[] {
+  const out: (TextLine | RecordError)[] = [];
+  let nextNul = r.bytes.indexOf(0, r.start);
+  let line = r.firstLine;
+  for (let start = r.start; start < r.end; line++) {
+    const nl = r.bytes.indexOf(10, start);
+    while (nextNul !== -1 && nextNul < start) nextNul = r.bytes.indexOf(0, start);
+    const end = nl > start && r.bytes[nl - 1] === 13 ? nl - 1 : nl;
+    out.push(regionLine(file, line, r.bytes, start, end, maxLineBytes, nextNul !== -1 && nextNul < nl));
+    start = nl + 1;
+  }
+  return out;
 }
 
 function lineError(file: string, line: number, code: RecordError['code'], message: string): RecordError {
@@ -93,6 +147,7 @@ class LineSplitter {
   constructor(
     private readonly file: string,
     private readonly maxLineBytes: number,
+    private readonly regions: boolean,
   ) {}
 
   get currentLine(): number {
@@ -110,6 +165,9 @@ class LineSplitter {
     // One native check a chunk (~1 ns a line): ASCII lines skip the UTF-8 decode and the binary-data test.
     this.asciiChunk = isAscii(chunk);
     for (;;) {
+      if (this.regions && this.asciiChunk && !this.skipping && this.carryBytes === 0) {
+        start = this.region(chunk, start, out);
+      }
       const nl = chunk.indexOf(10, start);
       if (nl === -1) {
         this.keepPartial(chunk, start);
@@ -142,6 +200,15 @@ class LineSplitter {
       this.lineNo++;
       start = nl + 1;
     }
+  }
+
+  /** The complete lines from `start` as one region; returns where the unterminated rest begins. */
+  private region(chunk: Buffer, start: number, out: LineItem[]): number {
+    const last = chunk.lastIndexOf(10);
+    if (last < start) return start;
+    out.push({ type: 'region', bytes: chunk, start, end: last + 1, firstLine: this.lineNo });
+    for (let nl = chunk.indexOf(10, start); nl !== -1 && nl <= last; nl = chunk.indexOf(10, nl + 1)) this.lineNo++;
+    return last + 1;
   }
 
   /** End of input: the last line, when it has no newline. */
@@ -178,17 +245,22 @@ class LineSplitter {
     return lineError(this.file, this.lineNo, 'line-too-long', `line longer than ${this.maxLineBytes} bytes, skipped`);
   }
 
-  private decode(buf: Buffer, start: number, end: number, hasNul: boolean): LineItem {
+  private decode(buf: Buffer, start: number, end: number, hasNul: boolean): TextLine | RecordError {
     if (end > start && buf[end - 1] === 13) end--;
-    if (this.lineNo === 1 && end - start >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf) {
-      start += 3;
-    }
-    const text = buf.toString('utf8', start, end);
-    if ((hasNul || text.includes(REPLACEMENT)) && looksBinary(text)) {
-      return lineError(this.file, this.lineNo, 'binary-data', 'binary data (NUL bytes or invalid UTF-8), not a text line');
-    }
-    return { line: this.lineNo, text, bytes: buf, start, end };
+    return decodeLine(this.file, this.lineNo, buf, start, end, hasNul);
   }
+}
+
+/** A line decoded as UTF-8 (after a first-line BOM), or a binary-data error. */
+function decodeLine(file: string, line: number, buf: Buffer, start: number, end: number, hasNul: boolean): TextLine | RecordError {
+  if (line === 1 && end - start >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf) {
+    start += 3;
+  }
+  const text = buf.toString('utf8', start, end);
+  if ((hasNul || text.includes(REPLACEMENT)) && looksBinary(text)) {
+    return lineError(file, line, 'binary-data', 'binary data (NUL bytes or invalid UTF-8), not a text line');
+  }
+  return { line, text, bytes: buf, start, end };
 }
 
 /**
@@ -229,7 +301,7 @@ async function* fileBytes(file: string, state: { gzip: boolean }): AsyncGenerato
  * a `read-failed` error (line 0 when nothing could be read at all).
  */
 export async function* readLineBatches(file: string, opts: ReadLinesOptions = {}): AsyncGenerator<LineItem[], void, undefined> {
-  const splitter = new LineSplitter(file, opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+  const splitter = new LineSplitter(file, opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, opts.regions === true);
   const state = { gzip: false };
   try {
     for await (const chunk of fileBytes(file, state)) {
