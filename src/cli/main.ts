@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The `rarecon` command.
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { UsageError } from './io.js';
 import { PRODUCT_VERSION } from '../model/product.js';
 
@@ -37,10 +39,27 @@ function withUsage(usage: string, run: Handler): Handler {
   };
 }
 
+// V8 takes the young generation's size only at start-up, so `rarecon score`
+// runs itself once more with SCORE_NODE_FLAG unless the user chose a size.
+function scoreInSmallYoungGeneration(argv: string[], flag: string): Promise<number> | null {
+  const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
+  if (chosen || process.argv[1] === undefined) return null;
+  const child = spawn(process.execPath, [...process.execArgv, flag, process.argv[1], 'score', ...argv], { stdio: 'inherit' });
+  // Whoever stops rarecon stops the scoring.
+  const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0))));
+  });
+}
+
 const commands: Record<string, () => Promise<Handler>> = {
   score: async () => {
     const m = await import('./score.js');
-    return withUsage(m.SCORE_USAGE, (argv) => m.scoreCommand(argv, process.stdout, process.stderr));
+    const again = (argv: string[]): Promise<number> | null =>
+      argv.includes('--help') || argv.includes('-h') ? null : scoreInSmallYoungGeneration(argv, m.SCORE_NODE_FLAG);
+    return withUsage(m.SCORE_USAGE, (argv) => again(argv) ?? m.scoreCommand(argv, process.stdout, process.stderr));
   },
   baseline: async () => {
     const m = await import('./baseline-build.js');
