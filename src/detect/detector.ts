@@ -216,7 +216,7 @@ export function makeDetector(config: DetectConfig): Detector {
       const thresholds = thresholdsFor(meta);
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
       if (nowMs - enrolledAtMs < activationMs || meta.windowEndMs - meta.windowStartMs < minBaselineMs || !noExclusions) return null;
-      const comboObservers = b.combo(s.table.text(shaId), rd.rootDomain, L[o + L_PORT]!);
+      const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
       return tierOf(comboObservers, thresholds) === 'common' ? 'common' : null;
     },
   };

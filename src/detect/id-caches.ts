@@ -9,6 +9,8 @@ import type { RootDomainResolver, RootDomainResult } from '../enrich/root-domain
 import type { AddressClass, AddressClassifier } from './address.js';
 
 const NOT_YET = 0;
+/** Slots of the combo table (16 bytes each); it starts again when three quarters full. */
+const COMBO_SLOTS = 1 << 18;
 const ADDRESS_CLASSES: readonly AddressClass[] = ['external', 'internal', 'configured-internal', 'invalid'];
 
 export class IdCaches {
@@ -17,6 +19,18 @@ export class IdCaches {
   private readonly roots: (RootDomainResult | undefined)[] = [];
   /** Observers + 1 per sha256 id (0: not looked up yet); 1 for a sha256 the baseline has never seen. */
   private processes = new Float64Array(1024);
+  /** Root domain id + 1 per name id (0: not worked out yet), root domains numbered in first-seen order. */
+  private rootIds = new Int32Array(1024);
+  private readonly rootIdOf = new Map<string, number>();
+  /**
+   * Combo observers by (sha256 id, root id, port), open addressing: a Map
+   * keyed by numbers that large hashed heap numbers and cost more than the
+   * string-keyed cache it was to spare. Slot k: keys[3k..3k+2], observers[k];
+   * sha256 id -1 marks a free slot.
+   */
+  private readonly comboKeys = new Int32Array(COMBO_SLOTS * 3).fill(-1);
+  private readonly comboObserversBySlot = new Int32Array(COMBO_SLOTS);
+  private combosHeld = 0;
 
   constructor(
     private readonly table: ScannedTable,
@@ -41,7 +55,15 @@ export class IdCaches {
 
   rootDomain(nameId: number, hostname: string, rootDomainOf: RootDomainResolver): RootDomainResult {
     let r = this.roots[nameId];
-    if (r === undefined) this.roots[nameId] = r = rootDomainOf(hostname, this.meta.policy);
+    if (r === undefined) {
+      this.roots[nameId] = r = rootDomainOf(hostname, this.meta.policy);
+      if (r.ok) {
+        let rootId = this.rootIdOf.get(r.rootDomain);
+        if (rootId === undefined) this.rootIdOf.set(r.rootDomain, (rootId = this.rootIdOf.size));
+        if (nameId >= this.rootIds.length) this.rootIds = grow(this.rootIds, nameId);
+        this.rootIds[nameId] = rootId + 1;
+      }
+    }
     return r;
   }
 
@@ -52,9 +74,41 @@ export class IdCaches {
     if (n === NOT_YET) this.processes[shaId] = n = (this.baseline.process(this.table.text(shaId)) ?? 0) + 1;
     return n - 1;
   }
+
+  /**
+   * Observers of the combo of a sha256 id, the root domain of a name id (asked
+   * for with rootDomain() first, and found) and a port: the baseline's answer,
+   * kept by ids so a repeat costs a probe of integer keys and no string hashing.
+   */
+  comboObservers(shaId: number, nameId: number, rootDomain: string, port: number): number {
+    const rootId = this.rootIds[nameId]! - 1;
+    const keys = this.comboKeys;
+    const mask = COMBO_SLOTS - 1;
+    let slot = (Math.imul(shaId, 0x9e3779b1) ^ Math.imul(rootId, 0x85ebca77) ^ Math.imul(port, 0xc2b2ae3d)) >>> 14;
+    for (; ; slot = (slot + 1) & mask) {
+      const k = slot * 3;
+      const sha = keys[k]!;
+      if (sha === -1) break;
+      if (sha === shaId && keys[k + 1] === rootId && keys[k + 2] === port) return this.comboObserversBySlot[slot]!;
+    }
+    const n = this.baseline.combo(this.table.text(shaId), rootDomain, port);
+    if (this.combosHeld >= (COMBO_SLOTS >> 2) * 3) {
+      // Full enough that probes grow long: start again (the baseline's own cache still holds recent answers).
+      keys.fill(-1);
+      this.combosHeld = 0;
+      return n;
+    }
+    const k = slot * 3;
+    keys[k] = shaId;
+    keys[k + 1] = rootId;
+    keys[k + 2] = port;
+    this.comboObserversBySlot[slot] = n;
+    this.combosHeld++;
+    return n;
+  }
 }
 
-function grow<T extends Uint8Array | Float64Array>(a: T, index: number): T {
+function grow<T extends Uint8Array | Int32Array | Float64Array>(a: T, index: number): T {
   let size = a.length * 2;
   while (size <= index) size *= 2;
   const b = new (a.constructor as new (n: number) => T)(size);
