@@ -25,8 +25,8 @@ Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a l
 
 /**
  * Node flag `rarecon score` runs with: a 4 MiB young generation keeps its peak
- * memory under 200 MB (measured with the native line scanner: 180 MiB instead
- * of 217, at the same speed, since scanned lines leave little young garbage).
+ * memory under 200 MB (measured with the native line scanner: 180-190 MiB instead
+ * of 216-217, at the same speed, since scanned lines leave little young garbage).
  */
 export const SCORE_NODE_FLAG = '--max-semi-space-size=4';
 
