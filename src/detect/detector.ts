@@ -134,7 +134,6 @@ export function makeDetector(config: DetectConfig): Detector {
   const activationMs = config.activationDays * DAY_MS;
   const minBaselineMs = config.minBaselineDays * DAY_MS;
   const rootDomainOf = makeRootDomainResolver(config.internalDomains);
-  const noExclusions = Object.values(config.exclusions).every((list: readonly unknown[]) => list.length === 0);
   // What evaluate() would work out per id of scanned lines, kept per table and baseline.
   let ids: IdCaches | null = null;
   const idsFor = (table: ScannedTable, b: BaselineReader, meta: BaselineMeta): IdCaches => {
@@ -215,7 +214,7 @@ export function makeDetector(config: DetectConfig): Detector {
       if (shaId < 0) return 'no-sha256';
       const thresholds = thresholdsFor(meta);
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
-      if (nowMs - enrolledAtMs < activationMs || meta.windowEndMs - meta.windowStartMs < minBaselineMs || !noExclusions) return null;
+      if (nowMs - enrolledAtMs < activationMs || meta.windowEndMs - meta.windowStartMs < minBaselineMs || !exclusions.empty) return null;
       const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
       return tierOf(comboObservers, thresholds) === 'common' ? 'common' : null;
     },

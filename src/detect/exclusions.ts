@@ -5,6 +5,8 @@ import type { ConnectionEvent } from '../model/records.js';
 export type ExclusionKind = 'domain-suffix' | 'sha256' | 'signer' | 'port' | 'process-path';
 
 export interface CompiledExclusions {
+  /** Nothing is excluded: match() is always null. */
+  readonly empty: boolean;
   match(e: ConnectionEvent, hostname: string, rootDomain: string): ExclusionKind | null;
 }
 
@@ -32,6 +34,7 @@ export function compileExclusions(x: Exclusions): CompiledExclusions {
   const empty = suffixes.length === 0 && shas.size === 0 && signers.length === 0 && ports.size === 0 && x.processPaths.length === 0;
 
   return {
+    empty,
     match(e, hostname, rootDomain) {
       if (empty) return null;
       for (const s of suffixes) {

@@ -76,8 +76,8 @@ export class Scorer {
   private readonly byOrg = new Map<string, Map<string, HostState>>();
   private baseline: BaselineReader;
   private lastTimeMs = 0;
-  /** Hosts by id pair of scanned lines, for `idTable`. */
-  private readonly byIds = new Map<number, HostState>();
+  /** Host of a scanned host id and the org id it came with, for `idTable`. */
+  private readonly byHostId: ({ orgId: number; st: HostState } | undefined)[] = [];
   private idTable: ScannedTable | null = null;
   readonly counters: ScoreCounters = {
     recordsTotal: 0,
@@ -187,16 +187,16 @@ export class Scorer {
     return NONE;
   }
 
-  /** The host of scanned ids, kept per id pair for the table's epoch. */
+  /** The host of scanned ids, kept per host id for the table's epoch (a host id seen under another org asks the org map). */
   private stateOfIds(table: ScannedTable, hostId: number, orgId: number): HostState {
     if (this.idTable !== table) {
       this.idTable = table;
-      this.byIds.clear();
+      this.byHostId.length = 0;
     }
-    // Ids stay far below 2^21 (the scanner drops them at a million): one exact number per pair.
-    const key = (orgId + 1) * 2_097_152 + hostId;
-    let st = this.byIds.get(key);
-    if (st === undefined) this.byIds.set(key, (st = this.stateOfHost({ id: table.text(hostId), org: table.org(orgId) })));
+    const known = this.byHostId[hostId];
+    if (known !== undefined && known.orgId === orgId) return known.st;
+    const st = this.stateOfHost({ id: table.text(hostId), org: table.org(orgId) });
+    this.byHostId[hostId] = { orgId, st };
     return st;
   }
 

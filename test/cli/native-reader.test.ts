@@ -102,6 +102,8 @@ function day(n: number): string {
     { id: ' h7 ', org: 'o1' },
     { id: '', org: 'o1' },
     { id: 'h9', org: 'o2' },
+    // The same host id in another org is another host.
+    { id: 'h1', org: 'o2' },
   ];
   const names: unknown[] = [
     'www.d1.net',
