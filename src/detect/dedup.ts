@@ -156,7 +156,7 @@ export class AlertDeduper {
     return v !== undefined && nowMs < v.pausedUntilMs ? v.pausedUntilMs : null;
   }
 
-  /** `candidate` carries count 1 and first = last seen = the event time; its uid is filled here. */
+  /** `candidate` (a fresh object, kept as the alert) carries count 1 and first = last seen = the event time; its uid is filled here. */
   admit(candidate: DetectionAlert, nowMs: number): Admission {
     this.expire(nowMs);
     const hostKey = hostKeyOf(candidate.host);
@@ -192,7 +192,9 @@ export class AlertDeduper {
     }
 
     const comboKey = comboKeyOf(hostKey, sha, rootDomain, port);
-    const alert: DetectionAlert = { ...candidate, uid: alertUid(`${comboKey}|${candidate.name}`, candidate.firstSeenMs) };
+    // The candidate is the caller's fresh object: it becomes the held alert (a spread copy cost old-generation memory, see ocsf.ts).
+    const alert = candidate;
+    alert.uid = alertUid(`${comboKey}|${candidate.name}`, candidate.firstSeenMs);
     const row = new HeldAlert(hash, hostKey, alert.severityId, alert, this.writes === 'flush');
     this.index(row);
     if (this.writes === 'each') {

@@ -7,6 +7,7 @@ export type EcsDocument = Record<string, unknown>;
 const ECS_SEVERITY: Record<number, number> = { 1: 21, 2: 47, 3: 73, 4: 99 };
 
 export function toEcs(a: Alert): EcsDocument {
+  // Fields every document has; the rest are added with Object.assign (see classHeader in ocsf.ts for why not a spread).
   const common = {
     '@timestamp': new Date(a.firstSeenMs).toISOString(),
     ecs: { version: '8.11.0' },
@@ -26,12 +27,11 @@ export function toEcs(a: Alert): EcsDocument {
     observer: { product: 'rarecon', vendor: 'rarecon project', version: PRODUCT_VERSION, type: 'endpoint' },
   };
   if (a.kind === 'health') {
-    return {
-      ...common,
+    return Object.assign(common, {
       message: a.reason,
       rule: { name: a.name, id: 'rarecon.safety-valve', category: 'health' },
       labels: { paused_until: new Date(a.pausedUntilMs).toISOString(), alerts_in_window: a.alertsInWindow },
-    };
+    });
   }
   const p = a.process;
   const technique = [{ id: 'T1071', name: 'Application Layer Protocol', reference: 'https://attack.mitre.org/techniques/T1071/' }];
@@ -44,14 +44,14 @@ export function toEcs(a: Alert): EcsDocument {
       technique: [{ id: 'T1055', name: 'Process Injection', reference: 'https://attack.mitre.org/techniques/T1055/' }],
     });
   }
-  return {
-    ...common,
+  return Object.assign(common, {
     message: `${p.path ?? p.sha256 ?? 'a process'} connected to ${a.connection.hostname}:${a.connection.port}, a root-domain port combination seen by ${a.prevalence.comboObservers} ${a.prevalence.observerUnit} observers`,
     rule: {
       name: a.name,
       id: `rarecon.${a.variation}`,
       category: 'Global Anomaly Analytics',
-      description: 'A process with a common sha256 connected to an external domain in a specific port that, on a global level, it usually does not connect to.',
+      description:
+        'A process with a common sha256 connected to an external domain in a specific port that, on a global level, it usually does not connect to.',
       ruleset: 'rarecon',
     },
     threat,
@@ -90,5 +90,5 @@ export function toEcs(a: Alert): EcsDocument {
       injection: a.injection,
       unusual_libraries: p.unusualLibraries,
     },
-  };
+  });
 }
