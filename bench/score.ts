@@ -50,6 +50,25 @@ export async function benchScore(opts: { combos: number; events: number }): Prom
   console.log(
     `  alerts: ${fmt(f.alerts)}; peak RSS: end to end ${mib(f.endToEndPeakRssMiB)}, with all records held for the scoring pass ${mib(f.peakRssMiB)}`,
   );
+  console.log(`  ${cliRun(baseline, events, f.events)}`);
+}
+
+/** The whole `rarecon score` command as a user runs it, alerts rendered as OCSF (to /dev/null): its own summary gives the figures. */
+function cliRun(baseline: string, events: string, records: number): string {
+  const main = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [main, 'score', '--baseline', baseline, events], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', 'pipe'],
+    maxBuffer: 1 << 20,
+  });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const res = /resources: ([\d.]+) CPU s, peak resident memory (\d+) MiB/.exec(r.stderr ?? '');
+  if (r.status !== 0 || res === null) return `rarecon score (the CLI): failed: ${r.stderr}`;
+  return (
+    `rarecon score (the CLI, OCSF to /dev/null): ${fmt(records / seconds)} events/s including start-up, ` +
+    `${res[1]} CPU s, peak RSS ${res[2]} MiB`
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

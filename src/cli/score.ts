@@ -43,6 +43,10 @@ export interface ScoreSummary {
   reader: string;
   /** Connections the native line scanner read (the rest of the records were parsed in JavaScript). */
   scannedRecords: number;
+  /** CPU time of this process, user and system. */
+  cpuMs: number;
+  /** Peak resident memory of this process (the one `rarecon score` re-executes with SCORE_NODE_FLAG). */
+  peakRssBytes: number;
 }
 
 export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.WriteStream | Writable): Promise<number> {
@@ -95,6 +99,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const baseline = opened.baseline;
   const state = StateStore.open(values.state ?? null);
   const startMs = Date.now();
+  const startCpu = process.cpuUsage();
   const render = format === 'ecs' ? toEcs : toOcsf;
   const emit = (a: Alert): Promise<void> => writeLine(out, JSON.stringify(render(a)));
 
@@ -174,12 +179,19 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
     alertsTotal,
     hostsLearning: scorer.learningHosts(),
     elapsedMs: Date.now() - startMs,
+    cpuMs: cpuMsSince(startCpu),
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
     reader,
     scannedRecords,
   };
   err.write(formatSummary(summary));
   if (values['summary-json'] !== undefined) writeFileSync(values['summary-json'], JSON.stringify(summary, null, 2) + '\n');
   return values.strict && errorsTotal > 0 ? 2 : 0;
+}
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }
 
 export function formatSummary(s: ScoreSummary): string {
@@ -195,6 +207,7 @@ export function formatSummary(s: ScoreSummary): string {
       (c.healthAlertsTotal > 0 ? `; detector paused ${c.healthAlertsTotal} times, ${n(c.pausedTotal)} events not scored` : ''),
     `  errors: ${n(s.errorsTotal)} (${formatCounts(s.errorsByCode as Record<string, number>)})`,
     `  reader: ${s.reader}` + (s.scannedRecords > 0 ? `, which read ${n(s.scannedRecords)} of the records` : ''),
+    `  resources: ${(s.cpuMs / 1000).toFixed(1)} CPU s, peak resident memory ${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
   ];
   if (s.hostsLearning.length > 0) {
     const shown = s.hostsLearning.slice(0, 10).map((h) => `${h.hostKey} ${h.daysLeft} day${h.daysLeft === 1 ? '' : 's'} left`);

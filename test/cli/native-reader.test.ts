@@ -175,11 +175,11 @@ function day(n: number): string {
   return lines.join('\n') + '\n';
 }
 
-async function score(extra: string[]): Promise<{ alerts: any[]; summary: any }> {
+async function score(extra: string[]): Promise<{ alerts: any[]; summary: any; stderr: string }> {
   const summaryPath = join(tmp, `summary-${extra.join('-').replace(/[^a-z0-9]/gi, '')}.json`);
   const r = await rarecon(['score', '--baseline', baseline, '--summary-json', summaryPath, ...extra, today]);
   expect(r.code, r.stderr).toBe(0);
-  return { alerts: jsonLines(r.stdout), summary: JSON.parse(readFileSync(summaryPath, 'utf8')) };
+  return { alerts: jsonLines(r.stdout), summary: JSON.parse(readFileSync(summaryPath, 'utf8')), stderr: r.stderr };
 }
 
 /** What must not depend on the reader. */
@@ -200,6 +200,11 @@ describe('rarecon score: native line scanner and JavaScript reader agree', () =>
     const native = await score(['--activation-days', '0']);
     const js = await score(['--activation-days', '0', '--js-reader']);
     expect(js.summary.reader).toBe('JavaScript (--js-reader)');
+    // The user sees what the run cost; the summary file carries the same figures.
+    const mib = Number(/\n {2}resources: \d+\.\d CPU s, peak resident memory (\d+) MiB\n/.exec(js.stderr)?.[1]);
+    expect(mib).toBe(Math.round(js.summary.peakRssBytes / 2 ** 20));
+    expect(mib).toBeGreaterThan(20);
+    expect(js.summary.cpuMs).toBeGreaterThan(0);
     expect(js.summary.scannedRecords).toBe(0);
     if (addonBuilt || process.env.CI === 'true') {
       expect(native.summary.reader).toBe('native line scanner');
