@@ -213,8 +213,16 @@ export function makeDetector(config: DetectConfig): Detector {
       const shaId = L[o + L_SHA]!;
       if (shaId < 0) return 'no-sha256';
       const thresholds = thresholdsFor(meta);
+      const scored = nowMs - enrolledAtMs >= activationMs && meta.windowEndMs - meta.windowStartMs >= minBaselineMs && exclusions.empty;
+      if (scored && !c.processKnown(shaId)) {
+        // A sha256 not looked up yet: ask for the combo first. Every observer of a combo ran its sha256, so
+        // the process has at least the combo's observers; a combo that common settles the event with one
+        // baseline read instead of two (the verdict is the same whatever the process read would say).
+        const combo = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
+        if (combo >= thresholds.commonProcessMinObservers && tierOf(combo, thresholds) === 'common') return 'common';
+      }
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
-      if (nowMs - enrolledAtMs < activationMs || meta.windowEndMs - meta.windowStartMs < minBaselineMs || !exclusions.empty) return null;
+      if (!scored) return null;
       const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
       return tierOf(comboObservers, thresholds) === 'common' ? 'common' : null;
     },

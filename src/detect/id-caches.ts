@@ -67,6 +67,11 @@ export class IdCaches {
     return r;
   }
 
+  /** Whether processObservers(shaId) is already known (answers without a baseline read). */
+  processKnown(shaId: number): boolean {
+    return shaId < this.processes.length && this.processes[shaId] !== NOT_YET;
+  }
+
   /** Observers of the sha256 behind the id; 0 when the baseline has never seen it. */
   processObservers(shaId: number): number {
     if (shaId >= this.processes.length) this.processes = grow(this.processes, shaId);

@@ -242,4 +242,21 @@ describe('rarecon score: native line scanner and JavaScript reader agree', () =>
     expect(outcome(excluded)).toEqual(outcome(await score(['--activation-days', '0', '--config', config, '--js-reader'])));
     expect(excluded.summary.counters.excludedByKind['domain-suffix']).toBeGreaterThan(0);
   });
+
+  it('when the combination is common but the process is not (the scanned path reads the combination first)', async () => {
+    // Every process has 40 observers, the combinations 2 to 40: with these thresholds the combination answer
+    // alone cannot settle an event, and the scanned path must still find the process not common.
+    const strict = join(tmp, 'strict.yaml');
+    writeFileSync(strict, 'detect:\n  thresholds:\n    uncommonBelowObservers: 3\n    commonProcessMinObservers: 41\n');
+    const native = await score(['--activation-days', '0', '--config', strict]);
+    expect(outcome(native)).toEqual(outcome(await score(['--activation-days', '0', '--config', strict, '--js-reader'])));
+    expect(native.summary.counters.commonCombosTotal).toBe(0);
+    expect(native.summary.counters.ineligibleByReason['process-not-common']).toBeGreaterThan(1000);
+    // And where it can: the same outcome as the JavaScript reader, which reads the process first.
+    const loose = join(tmp, 'loose.yaml');
+    writeFileSync(loose, 'detect:\n  thresholds:\n    uncommonBelowObservers: 3\n    commonProcessMinObservers: 2\n');
+    const fast = await score(['--activation-days', '0', '--config', loose]);
+    expect(outcome(fast)).toEqual(outcome(await score(['--activation-days', '0', '--config', loose, '--js-reader'])));
+    expect(fast.summary.counters.commonCombosTotal).toBeGreaterThan(500);
+  });
 });
