@@ -3,7 +3,7 @@
 // Repeats update count and last-seen. A higher-severity variation for the same
 // combo is a new key and raises; a lower one inside the window of a higher one
 // counts as a repeat of the higher alert (an analyst gains nothing from it).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { comboHash, comboKey as keyOfHash, hashCombo } from '../baseline/combo-key.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
 import { HEALTH_ALERT_NAME } from '../model/alert.js';
@@ -25,7 +25,8 @@ export function comboKeyOf(hostKey: string, sha256: string, rootDomain: string, 
 }
 
 export function alertUid(dedupKey: string, firstSeenMs: number): string {
-  return createHash('sha256').update(`${dedupKey}|${firstSeenMs}`).digest('hex').slice(0, 32);
+  // One-shot hash (Node 20.12+): half the cost of a Hash object, and one is made per alert.
+  return hash('sha256', `${dedupKey}|${firstSeenMs}`, 'hex').slice(0, 32);
 }
 
 /**
