@@ -28,6 +28,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "line_scan.h"
 
@@ -77,10 +80,18 @@ typedef struct {
   int32_t flags;
 } Rec;
 
+/*
+ * A key or enum value. The name is stored zero-padded so spells() can compare
+ * it 8 bytes at a time; m0 and m1 mask the bytes of those two words that are
+ * the name's (a name longer than 23 bytes does not compile).
+ */
 typedef struct {
-  const char *name;
+  char name[24];
   size_t len;
+  uint64_t m0, m1;
 } Name;
+
+#define WORD_MASK(n) ((n) >= 8 ? ~0ull : ((1ull << (8 * ((n) & 7))) - 1))
 
 typedef struct {
   const Name *names;
@@ -88,7 +99,7 @@ typedef struct {
   int table;  // index into Guess
 } Keys;
 
-#define N(s) {s, sizeof(s) - 1}
+#define N(s) {s, sizeof(s) - 1, WORD_MASK(sizeof(s) - 1), (sizeof(s) - 1) <= 8 ? 0 : WORD_MASK(sizeof(s) - 9)}
 
 /* Whitespace as json-bytes.ts next() skips it; the next byte, or -1 at the end. */
 static inline int cnext(Cur *c) {
@@ -140,13 +151,34 @@ static inline uint64_t special8(uint64_t w) {
   return ((q - ONES) & ~q) | ((bs - ONES) & ~bs) | ((w - ONES * 0x20) & ~w) | w;
 }
 
+#if defined(__SSE2__)
+/* Bit k set when byte k of p[0, 16) is a quote, a backslash, < 0x20 or >= 0x80 (a signed compare catches both). */
+static inline unsigned special16(const uint8_t *p) {
+  __m128i v = _mm_loadu_si128((const __m128i *)p);
+  __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                             _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+  return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
 static bool cstring(Cur *c, size_t *s, size_t *e, bool *esc) {
   if (cnext(c) != '"') return false;
   const uint8_t *b = c->b;
   size_t end = c->end;
   bool escaped = false;
   for (size_t j = c->i + 1; j < end; j++) {
-    // Eight plain bytes at a time: most of a line is string contents.
+    // Sixteen, then eight, plain bytes at a time: most of a line is string contents.
+#if defined(__SSE2__)
+    for (;;) {
+      if (j + 16 > end) break;
+      unsigned m = special16(b + j);
+      if (m != 0) {
+        j += (size_t)__builtin_ctz(m);
+        break;
+      }
+      j += 16;
+    }
+#endif
     while (j + 8 <= end && (special8(rd64(b + j)) & HIGHS) == 0) j += 8;
     if (j >= end) break;
     uint8_t ch = b[j];
@@ -325,9 +357,14 @@ static bool cskip(Cur *c, int depth) {
 static inline bool spells(const Cur *c, size_t start, const Name *nm) {
   size_t len = nm->len;
   if (start + len >= c->end || c->b[start + len] != '"') return false;
-  for (size_t j = 0; j < len; j++)
-    if (c->b[start + j] != (uint8_t)nm->name[j]) return false;
-  return true;
+  const uint8_t *p = c->b + start;
+  const uint8_t *w = (const uint8_t *)nm->name;
+  // Two masked words where the line has 16 bytes left (almost always): names are at most 16 bytes here.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  // The masks cover a word's first bytes, its low ones on a little-endian machine.
+  if (len <= 16 && start + 16 <= c->end) return (((rd64(p) ^ rd64(w)) & nm->m0) | ((rd64(p + 8) ^ rd64(w + 8)) & nm->m1)) == 0;
+#endif
+  return memcmp(p, w, len) == 0;
 }
 
 /*
