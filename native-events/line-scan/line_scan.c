@@ -105,7 +105,8 @@ typedef struct {
 static inline int cnext(Cur *c) {
   while (c->i < c->end) {
     uint8_t ch = c->b[c->i];
-    if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') return ch;
+    // Above the space: not whitespace (one compare for the usual case, compact JSON).
+    if (ch > ' ' || (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')) return ch;
     c->i++;
   }
   return -1;
