@@ -207,8 +207,9 @@ export function makeDetector(config: DetectConfig): Detector {
       const nameId = L[o + L_NAME]!;
       const hostname = nameId < 0 ? null : s.table.hostname(nameId);
       // The name from DNS answers: the record path has the DNS cache.
-      if (hostname === null || hostname === '-') return null;
-      const rd = c.rootDomain(nameId, hostname, rootDomainOf);
+      // (The length first: comparing a line's string with a literal took a runtime call per event.)
+      if (hostname === null || (hostname.length === 1 && hostname === '-')) return null;
+      const rd = c.rootDomain(nameId, hostname, rootDomainOf.uncached);
       if (!rd.ok) return rootDomainIneligible(rd.reason);
       const shaId = L[o + L_SHA]!;
       if (shaId < 0) return 'no-sha256';

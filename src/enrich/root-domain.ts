@@ -15,7 +15,17 @@ export const DEFAULT_POLICY: RootDomainPolicy = Object.freeze({
 });
 
 /** Names that never leave the site, whatever the PSL says (DETECTION.md section 2). */
-export const BUILTIN_INTERNAL_SUFFIXES: readonly string[] = ['local', 'internal', 'lan', 'home.arpa', 'corp', 'localhost', 'localdomain', 'intranet', 'private'];
+export const BUILTIN_INTERNAL_SUFFIXES: readonly string[] = [
+  'local',
+  'internal',
+  'lan',
+  'home.arpa',
+  'corp',
+  'localhost',
+  'localdomain',
+  'intranet',
+  'private',
+];
 
 export type RootDomainResult =
   | { ok: true; hostname: string; rootDomain: string }
@@ -97,18 +107,26 @@ export type RootDomainResolver = (raw: string, policy: Pick<RootDomainPolicy, 'a
  * of answers by raw name: a host asks for the same few names all day, and
  * tldts plus the checks cost ~1 us a name. Answers are frozen and shared.
  */
-export function makeRootDomainResolver(internalSuffixes: readonly string[], entriesPerGeneration = 65_536): RootDomainResolver {
+export function makeRootDomainResolver(
+  internalSuffixes: readonly string[],
+  entriesPerGeneration = 65_536,
+): RootDomainResolver & { uncached: RootDomainResolver } {
   const extra = compileSuffixes(internalSuffixes);
   const memos = [new GenerationalMemo(entriesPerGeneration), new GenerationalMemo(entriesPerGeneration)] as const;
-  return (raw, policy) => {
-    const memo = memos[policy.allowPrivateDomains ? 1 : 0];
-    let r = memo.get(raw);
-    if (r === undefined) {
-      r = Object.freeze(resolve(raw, policy.allowPrivateDomains, extra));
-      memo.set(raw, r);
-    }
-    return r;
-  };
+  const uncached: RootDomainResolver = (raw, policy) => Object.freeze(resolve(raw, policy.allowPrivateDomains, extra));
+  // Without the memo, for callers that keep each answer themselves (the detector's per-id caches).
+  return Object.assign(
+    (raw: string, policy: Pick<RootDomainPolicy, 'allowPrivateDomains'>): RootDomainResult => {
+      const memo = memos[policy.allowPrivateDomains ? 1 : 0];
+      let r = memo.get(raw);
+      if (r === undefined) {
+        r = Object.freeze(resolve(raw, policy.allowPrivateDomains, extra));
+        memo.set(raw, r);
+      }
+      return r;
+    },
+    { uncached },
+  );
 }
 
 /** Two maps: a full young one becomes the old one, so recently used names survive at O(1) upkeep. */
