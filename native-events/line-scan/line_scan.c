@@ -12,6 +12,12 @@
 // Strings are reported raw, as written (no trim, no IP normalisation): the
 // wrapper decodes and checks each distinct id once.
 //
+// Most lines are read without the parser: the last line it accepted is kept as
+// a shape (its bytes and where its values were), and a line with the same bytes
+// outside its values, whose values pass the checks the parser made at those
+// places, is read as that one was (shape_match). Anything else goes to the
+// parser, whose accepted line becomes the new shape.
+//
 // DECLINES beyond the JavaScript fast path (it would read these lines):
 // records other than `connection`; an `answers` key; a `\` escape in an
 // extracted string (host.id, host.org, process.sha256, remote.ip,
@@ -51,12 +57,44 @@ typedef struct {
   uint8_t prev[N_TABLES];
 } Guess;
 
+/* A value the parser read: a string's contents or a number's digits, and how it was checked. */
+#define V_STRING 0
+#define V_NUMBER 1 /* an integer checked against max (cuint) */
+#define V_ANY_NUMBER 2 /* any JSON number, only checked (cnumber_skip) */
+#define MAX_VALUES 96
+
+typedef struct {
+  uint32_t s, e;
+  uint8_t kind;
+  bool hex64; /* checked by lower_hex64 (a sha256) */
+  uint64_t max;
+} Value;
+
+/* Where the parser notes the values of the line it reads (see Shape). */
+typedef struct {
+  Value v[MAX_VALUES];
+  int n;
+  bool unusable; /* an unknown key, or more values than fit */
+  int time, port; /* the values that are the record's time and remote port, -1 if none */
+} Notes;
+
 typedef struct {
   const uint8_t *b;
   size_t i;
   size_t end;
   Guess *g;
+  Notes *notes; /* NULL: not noting */
 } Cur;
+
+static inline void note(Cur *c, size_t s, size_t e, uint8_t kind, uint64_t max) {
+  Notes *n = c->notes;
+  if (n == NULL) return;
+  if (n->n == MAX_VALUES) {
+    n->unusable = true;
+    return;
+  }
+  n->v[n->n++] = (Value){(uint32_t)s, (uint32_t)e, kind, false, max};
+}
 
 #define NONE SIZE_MAX
 /* Deeper unknown values decline, as json-bytes.ts MAX_SKIP_DEPTH. */
@@ -187,6 +225,7 @@ static bool cstring(Cur *c, size_t *s, size_t *e, bool *esc) {
       *s = c->i + 1;
       *e = j;
       *esc = escaped;
+      note(c, c->i + 1, j, V_STRING, 0);
       c->i = j + 1;
       return true;
     }
@@ -281,6 +320,7 @@ static bool cnumber_skip(Cur *c) {
     do ch = NEXT_AT();
     while (DIGIT(ch));
   }
+  note(c, c->i, i, V_ANY_NUMBER, 0);
   c->i = i;
   return true;
 }
@@ -310,6 +350,7 @@ static bool cuint(Cur *c, uint64_t max, uint64_t *out) {
     return false;
   }
   if (ch == '.' || ch == 'e' || ch == 'E' || v > max) return false;
+  note(c, c->i, i, V_NUMBER, max);
   c->i = i;
   *out = v;
   return true;
@@ -395,6 +436,8 @@ static int cname(Cur *c, const Keys *t) {
     size_t s, e;
     bool esc;
     if (!cstring(c, &s, &e, &esc) || esc) return KEY_BAD;
+    // A line with an unknown key is no shape to match others by: another name there may be a known key.
+    if (c->notes != NULL) c->notes->unusable = true;
     return KEY_UNKNOWN;
   }
   c->i = start + t->names[k].len + 1;
@@ -634,6 +677,11 @@ static bool lower_hex64(const uint8_t *p, size_t len) {
   return bad == 0;
 }
 
+/* The value just noted was a sha256 checked by lower_hex64: a matching line's must be checked too. */
+static inline void note_hex64(Cur *c) {
+  if (c->notes != NULL && c->notes->n > 0) c->notes->v[c->notes->n - 1].hex64 = true;
+}
+
 static bool read_process(Cur *c, Rec *r) {
   if (copen(c) != 2) return false;  // null or {} lack the required pid
   unsigned mask = 0;
@@ -667,6 +715,7 @@ static bool read_process(Cur *c, Rec *r) {
         case 4:
           n = cspan(c, &r->sha);
           if (n < 0 || (n == 1 && !lower_hex64(c->b + r->sha.s, r->sha.e - r->sha.s))) return false;
+          if (n == 1) note_hex64(c);
           break;
         case 5:
           if (!read_signer(c)) return false;
@@ -724,6 +773,7 @@ static bool read_endpoint(Cur *c, bool remote, bool *present, Span *ip, uint32_t
         if (n < 0) return false;
         port_set = n == 1;
         *port = (uint32_t)v;
+        if (remote && n == 1 && c->notes != NULL) c->notes->port = c->notes->n - 1;
       } else if (remote) {
         if (cspan(c, name) < 0) return false;
       } else if (!cnullstr(c)) {
@@ -774,6 +824,7 @@ static bool read_record(Cur *c, Rec *r) {
           break;
         case K_TIME:
           if (!ctime_ms(c, &r->time)) return false;
+          if (c->notes != NULL) c->notes->time = c->notes->n - 1;
           break;
         case K_HOST:
           if (!read_host(c, r)) return false;
@@ -811,6 +862,7 @@ static bool read_record(Cur *c, Rec *r) {
         case K_SHA256:
           n = cspan(c, &sha);
           if (n < 0 || (n == 1 && !lower_hex64(c->b + sha.s, sha.e - sha.s))) return false;
+          if (n == 1) note_hex64(c);
           break;
       }
     }
@@ -844,10 +896,144 @@ typedef struct {
   uint32_t count;
 } Intern;
 
+/*
+ * The shape of the last line the parser accepted: its bytes, where its values
+ * were and what they mean. Lines of one writer share their keys, order and
+ * spacing, so most lines have the same bytes outside their values: such a line
+ * is read by comparing those bytes and checking each value as the parser did
+ * at that place (see shape_match), without parsing it.
+ */
+typedef struct {
+  bool ok;
+  uint8_t *bytes;
+  size_t len, cap;
+  Value v[MAX_VALUES];
+  int n;
+  /* Value index of host, org, sha, ip, name and local ip (-1: none), of the time and the remote port. */
+  int field[LS_MAX_NEW_PER_LINE];
+  int time, port;
+  int32_t flags;
+} Shape;
+
 typedef struct {
   Intern t;
   Guess guess;
+  Notes notes;
+  Shape shape;
 } Scanner;
+
+/* The first byte of b[j, end) that is a quote, a backslash, < 0x20 or >= 0x80; end if none. */
+static inline size_t special_at(const uint8_t *b, size_t j, size_t end) {
+#if defined(__SSE2__)
+  for (; j + 16 <= end; j += 16) {
+    unsigned m = special16(b + j);
+    if (m != 0) return j + (size_t)__builtin_ctz(m);
+  }
+#endif
+  while (j + 8 <= end && (special8(rd64(b + j)) & HIGHS) == 0) j += 8;
+  for (; j < end; j++) {
+    uint8_t ch = b[j];
+    if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x80) return j;
+  }
+  return end;
+}
+
+/* Notes the shape of the line data[start, end) the parser just accepted into *r (or forgets the shape). */
+static void shape_learn(Shape *sh, const Notes *notes, const uint8_t *data, size_t start, size_t end, const Rec *r) {
+  sh->ok = false;
+  if (notes->unusable || notes->time < 0 || notes->port < 0) return;
+  size_t len = end - start;
+  if (len > sh->cap) {
+    size_t cap = sh->cap == 0 ? 1024 : sh->cap;
+    while (cap < len) cap *= 2;
+    uint8_t *bytes = realloc(sh->bytes, cap);
+    if (bytes == NULL) return;
+    sh->bytes = bytes;
+    sh->cap = cap;
+  }
+  memcpy(sh->bytes, data + start, len);
+  sh->len = len;
+  sh->n = notes->n;
+  for (int k = 0; k < notes->n; k++) {
+    Value v = notes->v[k];
+    v.s -= (uint32_t)start;
+    v.e -= (uint32_t)start;
+    // A number other than plain digits (a sign, a fraction) would make every later line miss: no shape.
+    if (v.kind == V_ANY_NUMBER)
+      for (uint32_t j = v.s; j < v.e; j++)
+        if (!DIGIT(sh->bytes[j])) return;
+    sh->v[k] = v;
+  }
+  const Span spans[LS_MAX_NEW_PER_LINE] = {r->host, r->org, r->sha, r->ip, r->name, r->lip};
+  for (int f = 0; f < LS_MAX_NEW_PER_LINE; f++) {
+    sh->field[f] = -1;
+    if (spans[f].s == NONE) continue;
+    for (int k = 0; k < sh->n; k++) {
+      if (sh->v[k].kind == V_STRING && sh->v[k].s == spans[f].s - start) {
+        sh->field[f] = k;
+        break;
+      }
+    }
+    if (sh->field[f] < 0) return;
+  }
+  sh->time = notes->time;
+  sh->port = notes->port;
+  sh->flags = r->flags;
+  sh->ok = true;
+}
+
+/*
+ * Reads data[start, end) into *r as the parser would when the line has the
+ * shape's bytes outside its values and each value passes the check the parser
+ * made there: a string without escapes or bytes it refuses, an integer of the
+ * same grammar and bounds, a sha256 of 64 lower-case hex digits. False (and *r
+ * unusable) otherwise: the parser then reads the line.
+ */
+static bool shape_match(const Shape *sh, const uint8_t *data, size_t start, size_t end, Rec *r) {
+  size_t vs[MAX_VALUES], ve[MAX_VALUES];
+  uint64_t num[MAX_VALUES];
+  size_t pos = start;
+  size_t prev = 0;
+  for (int k = 0; k < sh->n; k++) {
+    const Value *v = &sh->v[k];
+    size_t lit = v->s - prev;
+    if (end - pos < lit || memcmp(data + pos, sh->bytes + prev, lit) != 0) return false;
+    pos += lit;
+    vs[k] = pos;
+    if (v->kind == V_STRING) {
+      pos = special_at(data, pos, end);
+      if (pos >= end || data[pos] != '"') return false;
+    } else {
+      if (pos >= end || !DIGIT(data[pos])) return false;
+      uint64_t x = 0;
+      if (data[pos] == '0') {
+        pos++;
+      } else {
+        size_t first = pos;
+        do x = x * 10 + (uint64_t)(data[pos++] - '0');
+        while (pos < end && DIGIT(data[pos]) && (v->kind == V_ANY_NUMBER || pos - first < MAX_DIGITS));
+      }
+      if (pos < end && DIGIT(data[pos])) return false;  // "01", or more digits than cuint takes
+      if (v->kind == V_NUMBER && x > v->max) return false;
+      num[k] = x;
+    }
+    ve[k] = pos;
+    if (v->hex64 && !lower_hex64(data + vs[k], pos - vs[k])) return false;
+    prev = v->e;
+  }
+  size_t tail = sh->len - prev;
+  if (end - pos != tail || memcmp(data + pos, sh->bytes + prev, tail) != 0) return false;
+  Span *spans[LS_MAX_NEW_PER_LINE] = {&r->host, &r->org, &r->sha, &r->ip, &r->name, &r->lip};
+  for (int f = 0; f < LS_MAX_NEW_PER_LINE; f++) {
+    int k = sh->field[f];
+    spans[f]->s = k < 0 ? NONE : vs[k];
+    spans[f]->e = k < 0 ? NONE : ve[k];
+  }
+  r->time = (double)num[sh->time];
+  r->port = (uint32_t)num[sh->port];
+  r->flags = sh->flags;
+  return true;
+}
 
 static uint32_t hash_bytes(const uint8_t *p, size_t n) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
@@ -1022,11 +1208,20 @@ static bool scan(Scanner *sc, const uint8_t *data, size_t from, size_t to, size_
     // read-lines.ts measures a line before its CR is stripped.
     if (nlpos - start > max_line) {
       kind = LS_KIND_TOO_LONG;
+    } else if (sc->shape.ok && shape_match(&sc->shape, data, start, end, &r)) {
+      kind = LS_KIND_CONNECTION;  // (a NUL byte cannot match a shape: it is no digit, string byte or shape byte)
     } else if (memchr(data + start, 0, end - start) != NULL) {
       kind = LS_KIND_NUL;
     } else {
-      Cur c = {data, start, end, &sc->guess};
-      if (read_record(&c, &r)) kind = LS_KIND_CONNECTION;
+      Notes *notes = &sc->notes;
+      notes->n = 0;
+      notes->unusable = false;
+      notes->time = notes->port = -1;
+      Cur c = {data, start, end, &sc->guess, notes};
+      if (read_record(&c, &r)) {
+        kind = LS_KIND_CONNECTION;
+        shape_learn(&sc->shape, notes, data, start, end, &r);
+      }
     }
     l[LS_START] = (int32_t)start;
     l[LS_END] = (int32_t)end;
@@ -1075,6 +1270,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   Scanner *sc = data;
   intern_free(&sc->t);
+  free(sc->shape.bytes);
   free(sc);
 }
 

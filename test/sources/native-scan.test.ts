@@ -382,13 +382,62 @@ describe.skipIf(!loaded.ok)('native line scanner', () => {
     let taken = 0;
     let jsOnly = 0;
     for (const base of bases) {
-      const v = differential(scanner(), mutations(base));
-      taken += v.filter((x) => x.kind === KIND_CONNECTION).length;
-      jsOnly += v.filter((x) => x.jsConnection && x.kind !== KIND_CONNECTION).length;
+      // Each mutation right after its base: the scanner has just learnt the base's shape, so a mutation that
+      // keeps the bytes outside the values is read by shape matching, and its values must be checked as the parser would.
+      const texts = mutations(base).flatMap((m) => [base, m]);
+      const v = differential(scanner(), texts);
+      taken += v.filter((x, i) => i % 2 === 1 && x.kind === KIND_CONNECTION).length;
+      jsOnly += v.filter((x, i) => i % 2 === 1 && x.jsConnection && x.kind !== KIND_CONNECTION).length;
     }
     expect(taken).toBeGreaterThan(1000);
     // Declining more than the fast path is allowed; report how much.
     console.log(`mutations: ${taken} taken, ${jsOnly} read by the fast path only`);
+  });
+
+  it('checks the values of a line read by its shape as the parser does (bounds, grammar, escapes)', () => {
+    const line = (time: string, pid: string, sha: string, port: string, name: string, cmd = 'app --sync'): string =>
+      `{"type":"connection","time":${time},"host":{"id":"h1","org":"o"},"process":{"pid":${pid},"sha256":"${sha}","cmdline":"${cmd}"},` +
+      `"protocol":"tcp","remote":{"ip":"203.0.113.5","port":${port},"hostname":"${name}"}}`;
+    const base = line('1790841780000', '7', SHAS[0]!, '443', 'api.example.com');
+    const variants = [
+      line('999999999999999', '7', SHAS[0]!, '443', 'api.example.com'),
+      line('1000000000000000', '7', SHAS[0]!, '443', 'api.example.com'),
+      line('0', '0', SHAS[1]!, '0', 'a'),
+      line('01', '7', SHAS[0]!, '443', 'api.example.com'),
+      line('1790841780000', '4294967295', SHAS[0]!, '65535', 'api.example.com'),
+      line('1790841780000', '4294967296', SHAS[0]!, '443', 'api.example.com'),
+      line('1790841780000', '7', SHAS[0]!, '65536', 'api.example.com'),
+      line('1790841780000', '7', SHAS[0]!, '0443', 'api.example.com'),
+      line('1790841780000', '7', SHAS[0]!.toUpperCase(), '443', 'api.example.com'),
+      line('1790841780000', '7', SHAS[0]!.slice(1), '443', 'api.example.com'),
+      line('1790841780000', '7', SHAS[0]!, '443', 'api\\u0041.example.com'),
+      line('1790841780000', '7', SHAS[0]!, '443', 'api.example.com', 'say \\"hi\\"'),
+      line('1790841780000', '7', SHAS[0]!, '443', 'caf\u00e9.example.com'),
+      line('1790841780000', '7', SHAS[0]!, '443', 'tab\there'),
+      line('1790841780000', '7', SHAS[0]!, '443', ''),
+    ];
+    const v = differential(
+      scanner(),
+      variants.flatMap((x) => [base, x]),
+    );
+    const kinds = v.filter((_, i) => i % 2 === 1).map((x) => x.kind);
+    expect(kinds).toEqual([
+      KIND_CONNECTION, // 15 digits
+      KIND_DECLINED, // 16 digits
+      KIND_CONNECTION,
+      KIND_DECLINED, // a leading zero is no JSON
+      KIND_CONNECTION, // the largest pid and port
+      KIND_DECLINED,
+      KIND_DECLINED,
+      KIND_DECLINED,
+      KIND_DECLINED, // an upper-case sha256 is left to JavaScript
+      KIND_DECLINED,
+      KIND_DECLINED, // an escape in an extracted value
+      KIND_CONNECTION, // an escape elsewhere: the parser takes it
+      KIND_DECLINED, // a byte >= 0x80
+      KIND_DECLINED, // a raw tab in a string is no JSON
+      KIND_CONNECTION,
+    ]);
   });
 
   it('splits lines as read-lines.ts does', () => {
