@@ -11,7 +11,7 @@ import type { DetectConfig } from '../config/defaults.js';
 import { makeRootDomainResolver, type RootDomainResult } from '../enrich/root-domain.js';
 import { makeAddressClassifier, type AddressClass, type AddressClassifier } from './address.js';
 import { compileExclusions, type CompiledExclusions, type ExclusionKind } from './exclusions.js';
-import { IdCaches } from './id-caches.js';
+import { ADDRESS_CLASSES, IdCaches } from './id-caches.js';
 
 export type IneligibleReason =
   | 'inbound'
@@ -202,12 +202,11 @@ export function makeDetector(config: DetectConfig): Detector {
       if ((L[o + L_FLAGS]! & FLAG_INBOUND) !== 0) return 'inbound';
       const meta = b.meta();
       const c = idsFor(s.table, b, meta);
-      const address = c.addressIneligible(L[o + L_IP]!, classifier, ADDRESS_INELIGIBLE);
-      if (address !== null) return address;
+      const cls = c.addressClass(L[o + L_IP]!, classifier);
+      if (cls !== 0) return ADDRESS_INELIGIBLE[ADDRESS_CLASSES[cls]!];
       const nameId = L[o + L_NAME]!;
       const hostname = nameId < 0 ? null : s.table.hostname(nameId);
       // The name from DNS answers: the record path has the DNS cache.
-      // (The length first: comparing a line's string with a literal took a runtime call per event.)
       if (hostname === null || (hostname.length === 1 && hostname === '-')) return null;
       const rd = c.rootDomain(nameId, hostname, rootDomainOf.uncached);
       if (!rd.ok) return rootDomainIneligible(rd.reason);
@@ -220,12 +219,13 @@ export function makeDetector(config: DetectConfig): Detector {
         // the process has at least the combo's observers; a combo that common settles the event with one
         // baseline read instead of two (the verdict is the same whatever the process read would say).
         const combo = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
-        if (combo >= thresholds.commonProcessMinObservers && tierOf(combo, thresholds) === 'common') return 'common';
+        if (combo >= thresholds.commonProcessMinObservers && combo >= thresholds.uncommonBelowObservers) return 'common';
       }
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
       if (!scored) return null;
       const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
-      return tierOf(comboObservers, thresholds) === 'common' ? 'common' : null;
+      // tierOf()'s 'common', as a number compare: comparing its answer with a literal took a runtime call an event.
+      return comboObservers >= thresholds.uncommonBelowObservers ? 'common' : null;
     },
   };
 }

@@ -11,7 +11,8 @@ import type { AddressClass, AddressClassifier } from './address.js';
 const NOT_YET = 0;
 /** Slots of the combo table (16 bytes each); it starts again when three quarters full. */
 const COMBO_SLOTS = 1 << 18;
-const ADDRESS_CLASSES: readonly AddressClass[] = ['external', 'internal', 'configured-internal', 'invalid'];
+/** Address classes by the index addressClass() answers; 0 is external. */
+export const ADDRESS_CLASSES: readonly AddressClass[] = ['external', 'internal', 'configured-internal', 'invalid'];
 
 export class IdCaches {
   /** Address class + 1 per ip id (0: not worked out yet). */
@@ -42,7 +43,8 @@ export class IdCaches {
     return this.table === table && this.baseline === baseline && this.meta === meta;
   }
 
-  addressIneligible<R>(ipId: number, classifier: AddressClassifier, ineligible: Record<AddressClass, R>): R {
+  /** The class of the address behind the id, as an index into ADDRESS_CLASSES (a number: the hot path compares it). */
+  addressClass(ipId: number, classifier: AddressClassifier): number {
     if (ipId >= this.addresses.length) this.addresses = grow(this.addresses, ipId);
     let k = this.addresses[ipId]!;
     if (k === NOT_YET) {
@@ -50,7 +52,7 @@ export class IdCaches {
       const cls = classifier.classify(this.table.ip(ipId)!);
       this.addresses[ipId] = k = ADDRESS_CLASSES.indexOf(cls) + 1;
     }
-    return ineligible[ADDRESS_CLASSES[k - 1]!];
+    return k - 1;
   }
 
   rootDomain(nameId: number, hostname: string, rootDomainOf: RootDomainResolver): RootDomainResult {

@@ -5,8 +5,8 @@ import { L_HOST, L_IP, L_LOCAL_IP, type ScannedTable } from '../../model/scanned
 import { isBlank, normaliseIp } from './field-reader.js';
 import { DEFAULT_ORG } from './ndjson-reader.js';
 
-/** Not worked out yet (ids are dense, so plain arrays indexed by id). */
-const UNKNOWN = undefined;
+// Ids are dense, so plain arrays indexed by id; undefined: not worked out yet. Compared with the literal
+// `undefined`: a compare with a constant holding it took a runtime call per line (Node 20, measured).
 
 export class IdTable implements ScannedTable {
   private readonly ips: (string | null | undefined)[] = [];
@@ -23,7 +23,7 @@ export class IdTable implements ScannedTable {
 
   ip(id: number): string | null {
     let v = this.ips[id];
-    if (v === UNKNOWN) {
+    if (v === undefined) {
       const s = this.strings[id]!;
       this.ips[id] = v = isBlank(s) ? null : normaliseIp(s);
     }
@@ -32,7 +32,7 @@ export class IdTable implements ScannedTable {
 
   hostname(id: number): string | null {
     let v = this.names[id];
-    if (v === UNKNOWN) {
+    if (v === undefined) {
       const s = this.strings[id]!.trim();
       this.names[id] = v = s === '' ? null : s;
     }
@@ -42,7 +42,7 @@ export class IdTable implements ScannedTable {
   org(id: number): string {
     if (id < 0) return DEFAULT_ORG;
     let v = this.orgs[id];
-    if (v === UNKNOWN) {
+    if (v === undefined) {
       const s = this.strings[id]!;
       this.orgs[id] = v = s.trim() === '' ? DEFAULT_ORG : s;
     }
@@ -53,7 +53,7 @@ export class IdTable implements ScannedTable {
   accepts(lines: Int32Array, o: number): boolean {
     const host = lines[o + L_HOST]!;
     let ok = this.hostIds[host];
-    if (ok === UNKNOWN) this.hostIds[host] = ok = !isBlank(this.strings[host]!);
+    if (ok === undefined) this.hostIds[host] = ok = !isBlank(this.strings[host]!);
     if (!ok || this.ip(lines[o + L_IP]!) === null) return false;
     const local = lines[o + L_LOCAL_IP]!;
     return local < 0 || this.ip(local) !== null;
