@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildScoreBaseline, writeScoreEvents } from './score-data.js';
 import type { ScoreFigures } from './score-child.js';
-import { SCORE_NODE_FLAG } from '../src/cli/score.js';
+import { SCORE_NODE_FLAGS } from '../src/cli/score.js';
 
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -26,8 +26,8 @@ export async function benchScore(opts: { combos: number; events: number }): Prom
   const events = join(dir, `score-events-${opts.combos}-${opts.events}.jsonl`);
   if (!existsSync(events)) await writeScoreEvents(events, opts.combos, opts.events);
   const child = fileURLToPath(new URL('./score-child.js', import.meta.url));
-  // With the Node flag `rarecon score` runs with, unless NODE_OPTIONS chose a young generation size.
-  const flags = (process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size') ? [] : [SCORE_NODE_FLAG];
+  // With the Node flags `rarecon score` runs with, unless NODE_OPTIONS chose a young generation size.
+  const flags = (process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size') ? [] : SCORE_NODE_FLAGS;
   const r = spawnSync(process.execPath, [...flags, child, baseline, events], { encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) {
     console.log(`score: the measuring process failed: ${r.stderr}`);

@@ -39,12 +39,12 @@ function withUsage(usage: string, run: Handler): Handler {
   };
 }
 
-// V8 takes the young generation's size only at start-up, so `rarecon score`
-// runs itself once more with SCORE_NODE_FLAG unless the user chose a size.
-function scoreInSmallYoungGeneration(argv: string[], flag: string): Promise<number> | null {
+// V8 takes its heap settings only at start-up, so `rarecon score` runs itself
+// once more with SCORE_NODE_FLAGS unless the user chose a young generation size.
+function scoreInSmallYoungGeneration(argv: string[], flags: readonly string[]): Promise<number> | null {
   const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
   if (chosen || process.argv[1] === undefined) return null;
-  const child = spawn(process.execPath, [...process.execArgv, flag, process.argv[1], 'score', ...argv], { stdio: 'inherit' });
+  const child = spawn(process.execPath, [...process.execArgv, ...flags, process.argv[1], 'score', ...argv], { stdio: 'inherit' });
   // Whoever stops rarecon stops the scoring.
   const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward);
@@ -58,7 +58,7 @@ const commands: Record<string, () => Promise<Handler>> = {
   score: async () => {
     const m = await import('./score.js');
     const again = (argv: string[]): Promise<number> | null =>
-      argv.includes('--help') || argv.includes('-h') ? null : scoreInSmallYoungGeneration(argv, m.SCORE_NODE_FLAG);
+      argv.includes('--help') || argv.includes('-h') ? null : scoreInSmallYoungGeneration(argv, m.SCORE_NODE_FLAGS);
     return withUsage(m.SCORE_USAGE, (argv) => again(argv) ?? m.scoreCommand(argv, process.stdout, process.stderr));
   },
   baseline: async () => {
