@@ -79,6 +79,17 @@ function scorer(
       return b.baseline.combo(sha, root, port);
     },
     meta: () => b.baseline.meta(),
+    // As the store offers them to the detector's per-id caches.
+    uncached: {
+      process: (sha: string) => {
+        note(sha, null, 0);
+        return b.baseline.uncached.process(sha);
+      },
+      combo: (sha: string, root: string, port: number) => {
+        note(sha, root, port);
+        return b.baseline.uncached.combo(sha, root, port);
+      },
+    },
   };
   // As `rarecon score` without --state: the in-memory state is thrown away, so alerts are not written to it.
   const s = new Scorer({ baseline: counted, config: DEFAULT_DETECT, state, nowMs: 0, alertWrites: 'never' });

@@ -12,18 +12,9 @@ import { comboCheck, comboHash, comboKey, hashCombo } from './combo-key.js';
 import { CACHE_MISS, ComboCache, PROCESS_ABSENT, ProcessCache, RecentAnswers, type ShaAnswers } from './lookup-cache.js';
 
 export type OpenBaselineErrorCode =
-  | 'missing-file'
-  | 'unreadable'
-  | 'not-sqlite'
-  | 'truncated'
-  | 'corrupt'
-  | 'wrong-format-version'
-  | 'bad-meta'
-  | 'policy';
+  'missing-file' | 'unreadable' | 'not-sqlite' | 'truncated' | 'corrupt' | 'wrong-format-version' | 'bad-meta' | 'policy';
 
-export type OpenBaselineResult =
-  | { ok: true; baseline: SqliteBaseline }
-  | { ok: false; code: OpenBaselineErrorCode; error: string };
+export type OpenBaselineResult = { ok: true; baseline: SqliteBaseline } | { ok: false; code: OpenBaselineErrorCode; error: string };
 
 /** Hits were answered from memory (either cache level), misses by SQLite. */
 export interface BaselineCacheStats {
@@ -33,14 +24,17 @@ export interface BaselineCacheStats {
   comboMisses: number;
 }
 
-
 function fail(path: string, code: OpenBaselineErrorCode, detail: string): OpenBaselineResult {
   return { ok: false, code, error: `baseline ${path}: ${detail}` };
 }
 
 function checkConfig(cfg: BaselineStoreConfig): void {
-  for (const [name, v] of [['cacheSizeKiB', cfg.cacheSizeKiB], ['lookupCacheEntries', cfg.lookupCacheEntries]] as const) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`baseline store config: ${name} must be a positive integer, got ${String(v)}`);
+  for (const [name, v] of [
+    ['cacheSizeKiB', cfg.cacheSizeKiB],
+    ['lookupCacheEntries', cfg.lookupCacheEntries],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new RangeError(`baseline store config: ${name} must be a positive integer, got ${String(v)}`);
   }
 }
 
@@ -71,13 +65,15 @@ export function openBaseline(path: string, cfg: BaselineStoreConfig = DEFAULT_BA
     db.pragma('query_only = 1');
 
     const userVersion = db.pragma('user_version', { simple: true }) as number;
-    const tables = new Set(
-      (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]),
-    );
+    const tables = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[]);
     if (userVersion !== FORMAT_VERSION) {
       closeQuietly();
       if (userVersion === 0 && tables.size === 0) return fail(path, 'wrong-format-version', 'an empty SQLite file, not a rarecon baseline');
-      return fail(path, 'wrong-format-version', `format version ${userVersion}, this rarecon reads version ${FORMAT_VERSION} only; rebuild or resync the baseline`);
+      return fail(
+        path,
+        'wrong-format-version',
+        `format version ${userVersion}, this rarecon reads version ${FORMAT_VERSION} only; rebuild or resync the baseline`,
+      );
     }
     const missingTables = REQUIRED_TABLES.filter((t) => !tables.has(t));
     if (missingTables.length > 0) {
@@ -150,8 +146,12 @@ export class SqliteBaseline implements BaselineReader {
     this.keyBits = comboKeyBits;
     this.processStmt = db.prepare<[Buffer], number>('SELECT observers FROM process WHERE sha = ?').pluck();
     // A row answers only when its check bits match, or when it sends us to combo_exact.
-    this.comboStmt = db.prepare<[number, number], number>('SELECT observers FROM combo WHERE key = ? AND (chk = ? OR observers < 0)').pluck();
-    this.exactStmt = db.prepare<[Buffer, string, number], number>('SELECT observers FROM combo_exact WHERE sha = ? AND root = ? AND port = ?').pluck();
+    this.comboStmt = db
+      .prepare<[number, number], number>('SELECT observers FROM combo WHERE key = ? AND (chk = ? OR observers < 0)')
+      .pluck();
+    this.exactStmt = db
+      .prepare<[Buffer, string, number], number>('SELECT observers FROM combo_exact WHERE sha = ? AND root = ? AND port = ?')
+      .pluck();
     this.beginStmt = db.prepare('BEGIN');
     this.commitStmt = db.prepare('COMMIT');
     // The typed caches are a second tier behind the recent answers, which hold as many: a quarter is
@@ -167,6 +167,14 @@ export class SqliteBaseline implements BaselineReader {
   meta(): BaselineMeta {
     return this.metaValue;
   }
+
+  readonly uncached: Pick<BaselineReader, 'process' | 'combo'> = {
+    process: (sha256) => {
+      const v = this.processUncached(sha256);
+      return v === PROCESS_ABSENT ? undefined : v;
+    },
+    combo: (sha256, rootDomain, port) => (sha256.length !== 64 || !isPort(port) ? 0 : this.comboUncached(sha256, rootDomain, port)),
+  };
 
   private answersOf(sha256: string): ShaAnswers {
     const last = this.last;

@@ -33,11 +33,16 @@ export class IdCaches {
   private readonly comboObserversBySlot = new Int32Array(COMBO_SLOTS);
   private combosHeld = 0;
 
+  /** Where answers come from: every one is kept here, so not through the reader's own recent-answers cache. */
+  private readonly lookups: Pick<BaselineReader, 'process' | 'combo'>;
+
   constructor(
     private readonly table: ScannedTable,
     private readonly baseline: BaselineReader,
     private readonly meta: BaselineMeta,
-  ) {}
+  ) {
+    this.lookups = baseline.uncached ?? baseline;
+  }
 
   isFor(table: ScannedTable, baseline: BaselineReader, meta: BaselineMeta): boolean {
     return this.table === table && this.baseline === baseline && this.meta === meta;
@@ -78,7 +83,7 @@ export class IdCaches {
   processObservers(shaId: number): number {
     if (shaId >= this.processes.length) this.processes = grow(this.processes, shaId);
     let n = this.processes[shaId]!;
-    if (n === NOT_YET) this.processes[shaId] = n = (this.baseline.process(this.table.text(shaId)) ?? 0) + 1;
+    if (n === NOT_YET) this.processes[shaId] = n = (this.lookups.process(this.table.text(shaId)) ?? 0) + 1;
     return n - 1;
   }
 
@@ -98,7 +103,7 @@ export class IdCaches {
       if (sha === -1) break;
       if (sha === shaId && keys[k + 1] === rootId && keys[k + 2] === port) return this.comboObserversBySlot[slot]!;
     }
-    const n = this.baseline.combo(this.table.text(shaId), rootDomain, port);
+    const n = this.lookups.combo(this.table.text(shaId), rootDomain, port);
     if (this.combosHeld >= (COMBO_SLOTS >> 2) * 3) {
       // Full enough that probes grow long: start again (the baseline's own cache still holds recent answers).
       keys.fill(-1);

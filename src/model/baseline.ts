@@ -44,6 +44,12 @@ export interface BaselineReader {
   /** Observers of the combo; 0 = never seen (or left out as single-observer). */
   combo(sha256: string, rootDomain: string, port: number): number;
   meta(): BaselineMeta;
+  /**
+   * The same answers for a caller that keeps each one itself (the detector's
+   * per-id caches): without the reader's cache of recent answers, which would
+   * only hold a second copy. Optional: readers without it are asked as above.
+   */
+  readonly uncached?: Pick<BaselineReader, 'process' | 'combo'>;
 }
 
 /** One sighting fed to the baseline builder: what one observer saw on one day. */

@@ -71,4 +71,24 @@ describe('IdCaches', () => {
     for (let round = 0; round < 2; round++) for (let sha = 0; sha < 150_000; sha++) c2.comboObservers(sha, 1, rd.rootDomain, 443);
     expect(b2.asked).toBe(150_000);
   });
+
+  it("asks a reader's uncached lookups when it has them (it keeps every answer itself)", () => {
+    const inner = counting();
+    const reader: BaselineReader = {
+      process: () => {
+        throw new Error('asked the cached lookup');
+      },
+      combo: () => {
+        throw new Error('asked the cached lookup');
+      },
+      meta: () => meta,
+      uncached: inner,
+    };
+    const c = new IdCaches(table, reader, meta);
+    const rd = c.rootDomain(2, table.hostname(2)!, rootOf);
+    if (!rd.ok) throw new Error('no root');
+    expect(c.comboObservers(5, 2, rd.rootDomain, 443)).toBe((5 * 31 + rd.rootDomain.length * 7 + 443) % 100_000);
+    expect(c.processObservers(7)).toBe(2);
+    expect(inner.asked).toBe(1);
+  });
 });
