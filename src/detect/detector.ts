@@ -207,7 +207,7 @@ export function makeDetector(config: DetectConfig): Detector {
       const nameId = L[o + L_NAME]!;
       const hostname = nameId < 0 ? null : s.table.hostname(nameId);
       // The name from DNS answers: the record path has the DNS cache.
-      if (hostname === null || (hostname.length === 1 && hostname === '-')) return null;
+      if (hostname === null || hostname === '-') return null;
       const rd = c.rootDomain(nameId, hostname, rootDomainOf.uncached);
       if (!rd.ok) return rootDomainIneligible(rd.reason);
       const shaId = L[o + L_SHA]!;
@@ -224,8 +224,7 @@ export function makeDetector(config: DetectConfig): Detector {
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
       if (!scored) return null;
       const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
-      // tierOf()'s 'common', as a number compare: comparing its answer with a literal took a runtime call an event.
-      return comboObservers >= thresholds.uncommonBelowObservers ? 'common' : null;
+      return comboObservers >= thresholds.uncommonBelowObservers ? 'common' : null; // tierOf()'s 'common'
     },
   };
 }

@@ -120,7 +120,7 @@ export function makeRootDomainResolver(
       const memo = memos[policy.allowPrivateDomains ? 1 : 0];
       let r = memo.get(raw);
       if (r === undefined) {
-        r = Object.freeze(resolve(raw, policy.allowPrivateDomains, extra));
+        r = uncached(raw, policy);
         memo.set(raw, r);
       }
       return r;
