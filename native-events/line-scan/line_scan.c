@@ -200,25 +200,30 @@ static inline unsigned special16(const uint8_t *p) {
 }
 #endif
 
+/* The first byte of b[j, end) that is a quote, a backslash, < 0x20 or >= 0x80; end if none. */
+static inline size_t special_at(const uint8_t *b, size_t j, size_t end) {
+#if defined(__SSE2__)
+  for (; j + 16 <= end; j += 16) {
+    unsigned m = special16(b + j);
+    if (m != 0) return j + (size_t)__builtin_ctz(m);
+  }
+#endif
+  while (j + 8 <= end && (special8(rd64(b + j)) & HIGHS) == 0) j += 8;
+  for (; j < end; j++) {
+    uint8_t ch = b[j];
+    if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x80) return j;
+  }
+  return end;
+}
+
 static bool cstring(Cur *c, size_t *s, size_t *e, bool *esc) {
   if (cnext(c) != '"') return false;
   const uint8_t *b = c->b;
   size_t end = c->end;
   bool escaped = false;
   for (size_t j = c->i + 1; j < end; j++) {
-    // Sixteen, then eight, plain bytes at a time: most of a line is string contents.
-#if defined(__SSE2__)
-    for (;;) {
-      if (j + 16 > end) break;
-      unsigned m = special16(b + j);
-      if (m != 0) {
-        j += (size_t)__builtin_ctz(m);
-        break;
-      }
-      j += 16;
-    }
-#endif
-    while (j + 8 <= end && (special8(rd64(b + j)) & HIGHS) == 0) j += 8;
+    // Plain bytes skipped in blocks: most of a line is string contents.
+    j = special_at(b, j, end);
     if (j >= end) break;
     uint8_t ch = b[j];
     if (ch == '"') {
@@ -907,11 +912,9 @@ typedef struct {
   bool ok;
   uint8_t *bytes;
   size_t len, cap;
-  Value v[MAX_VALUES];
-  int n;
-  /* Value index of host, org, sha, ip, name and local ip (-1: none), of the time and the remote port. */
+  Notes at; /* the values, offsets from the line's start */
+  /* Value index of host, org, sha, ip, name and local ip (-1: none). */
   int field[LS_MAX_NEW_PER_LINE];
-  int time, port;
   int32_t flags;
 } Shape;
 
@@ -921,22 +924,6 @@ typedef struct {
   Notes notes;
   Shape shape;
 } Scanner;
-
-/* The first byte of b[j, end) that is a quote, a backslash, < 0x20 or >= 0x80; end if none. */
-static inline size_t special_at(const uint8_t *b, size_t j, size_t end) {
-#if defined(__SSE2__)
-  for (; j + 16 <= end; j += 16) {
-    unsigned m = special16(b + j);
-    if (m != 0) return j + (size_t)__builtin_ctz(m);
-  }
-#endif
-  while (j + 8 <= end && (special8(rd64(b + j)) & HIGHS) == 0) j += 8;
-  for (; j < end; j++) {
-    uint8_t ch = b[j];
-    if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x80) return j;
-  }
-  return end;
-}
 
 /* Notes the shape of the line data[start, end) the parser just accepted into *r (or forgets the shape). */
 static void shape_learn(Shape *sh, const Notes *notes, const uint8_t *data, size_t start, size_t end, const Rec *r) {
@@ -953,31 +940,28 @@ static void shape_learn(Shape *sh, const Notes *notes, const uint8_t *data, size
   }
   memcpy(sh->bytes, data + start, len);
   sh->len = len;
-  sh->n = notes->n;
-  for (int k = 0; k < notes->n; k++) {
-    Value v = notes->v[k];
-    v.s -= (uint32_t)start;
-    v.e -= (uint32_t)start;
+  sh->at = *notes;
+  for (int k = 0; k < sh->at.n; k++) {
+    Value *v = &sh->at.v[k];
+    v->s -= (uint32_t)start;
+    v->e -= (uint32_t)start;
     // A number other than plain digits (a sign, a fraction) would make every later line miss: no shape.
-    if (v.kind == V_ANY_NUMBER)
-      for (uint32_t j = v.s; j < v.e; j++)
+    if (v->kind == V_ANY_NUMBER)
+      for (uint32_t j = v->s; j < v->e; j++)
         if (!DIGIT(sh->bytes[j])) return;
-    sh->v[k] = v;
   }
   const Span spans[LS_MAX_NEW_PER_LINE] = {r->host, r->org, r->sha, r->ip, r->name, r->lip};
   for (int f = 0; f < LS_MAX_NEW_PER_LINE; f++) {
     sh->field[f] = -1;
     if (spans[f].s == NONE) continue;
-    for (int k = 0; k < sh->n; k++) {
-      if (sh->v[k].kind == V_STRING && sh->v[k].s == spans[f].s - start) {
+    for (int k = 0; k < sh->at.n; k++) {
+      if (sh->at.v[k].kind == V_STRING && sh->at.v[k].s == spans[f].s - start) {
         sh->field[f] = k;
         break;
       }
     }
     if (sh->field[f] < 0) return;
   }
-  sh->time = notes->time;
-  sh->port = notes->port;
   sh->flags = r->flags;
   sh->ok = true;
 }
@@ -994,8 +978,8 @@ static bool shape_match(const Shape *sh, const uint8_t *data, size_t start, size
   uint64_t num[MAX_VALUES];
   size_t pos = start;
   size_t prev = 0;
-  for (int k = 0; k < sh->n; k++) {
-    const Value *v = &sh->v[k];
+  for (int k = 0; k < sh->at.n; k++) {
+    const Value *v = &sh->at.v[k];
     size_t lit = v->s - prev;
     if (end - pos < lit || memcmp(data + pos, sh->bytes + prev, lit) != 0) return false;
     pos += lit;
@@ -1029,8 +1013,8 @@ static bool shape_match(const Shape *sh, const uint8_t *data, size_t start, size
     spans[f]->s = k < 0 ? NONE : vs[k];
     spans[f]->e = k < 0 ? NONE : ve[k];
   }
-  r->time = (double)num[sh->time];
-  r->port = (uint32_t)num[sh->port];
+  r->time = (double)num[sh->at.time];
+  r->port = (uint32_t)num[sh->at.port];
   r->flags = sh->flags;
   return true;
 }
