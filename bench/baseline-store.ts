@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BaselineBuilder } from '../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import { DAY_MS, type Sighting } from '../src/model/baseline.js';
 import { BENCH_DAY0_MS, BENCH_DAYS, BENCH_ORGS, comboParts, mix32, observersOf, processCountFor, rootName, shaHex, type ComboParts } from './baseline-data.js';
 import type { ReadFigures } from './baseline-read-child.js';

@@ -39,7 +39,7 @@ import { promisify } from 'node:util';
 
 import { BaselineBuilder } from '../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import { DAY_MS } from '../src/model/baseline.js';
 
 const execFileP = promisify(execFile);

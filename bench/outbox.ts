@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DetectionAlert } from '../src/model/alert.js';
-import { SINK_DEFAULTS } from '../src/report/config.js';
+import { SINK_DEFAULTS } from '../src/config/defaults.js';
 import { DeliveryLoop } from '../src/report/delivery.js';
 import { HttpSink } from '../src/report/http-sink.js';
 import { Outbox } from '../src/report/outbox.js';

@@ -9,7 +9,7 @@ import { Scorer } from '../src/detect/scorer.js';
 import { StateStore } from '../src/detect/state-store.js';
 import type { SourceRecord } from '../src/model/records.js';
 import { readLogFiles } from '../src/sources/replay/log-reader.js';
-import { loadLineScanner, type LineScanner } from '../src/sources/replay/native-scan.js';
+import { loadLineScanner, type LineScanner } from '../src/sources/replay/fast/native-scan.js';
 
 export interface ScoreFigures {
   events: number;

@@ -15,12 +15,12 @@ import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_FLEET, simulateFleet, shaOf, tokensFromStateDir } from './fleet-sim.js';
-import { BucketCache } from '../src/baseline/bucket-cache.js';
-import { SyncClient } from '../src/baseline/sync-client.js';
-import { DEFAULT_SYNC } from '../src/baseline/sync-config.js';
+import { BucketCache } from '../src/sync/bucket-cache.js';
+import { SyncClient } from '../src/sync/sync-client.js';
+import { DEFAULT_SYNC } from '../src/config/defaults.js';
 import { generateSigningKey, signContent, verifySigned } from '../src/baseline/signature.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import type { BaselineMeta } from '../src/model/baseline.js';
 
 export interface BenchServerOptions {

@@ -1,6 +1,6 @@
 // The baseline server in its own process for the benchmarks: config as JSON in
 // argv[2]; prints {"url": ...} once listening; stops on SIGTERM.
-import { DEFAULT_SERVER, type ServerConfig } from '../src/server/config.js';
+import { DEFAULT_SERVER, type ServerConfig } from '../src/config/defaults.js';
 import { startBaselineServer } from '../src/server/server.js';
 
 const over = JSON.parse(process.argv[2] ?? '{}') as Partial<ServerConfig>;

@@ -14,7 +14,7 @@ import { ObserverSets } from './observer-sets.js';
 import { radixSort } from './radix-sort.js';
 import { ShaTable } from './sha-table.js';
 
-export { observerId } from './observer-id.js';
+export { observerId } from '../model/observer.js';
 
 export interface BaselineBuilderOptions {
   unit: ObserverUnit;

@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
 import { DEFAULT_BASELINE_STORE, type BaselineStoreConfig } from '../config/defaults.js';
-import { policyProblem } from '../enrich/root-domain.js';
+import { policyProblem } from '../model/root-domain.js';
 import { FORMAT_VERSION, REQUIRED_TABLES } from './format.js';
 import { sqliteHeaderProblem } from './file-header.js';
 import { decodeMeta } from './meta-codec.js';

@@ -4,11 +4,11 @@
 import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { BaselineBuilder } from '../baseline/builder.js';
-import { loadConfig, formatProblems } from '../config/load.js';
+import { loadConfig, formatProblems } from './config-file.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import { SightingExtractor } from '../detect/sightings.js';
 import type { ObserverUnit, TierThresholds } from '../model/baseline.js';
-import { DEFAULT_POLICY } from '../enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { readLogFiles } from '../sources/replay/log-reader.js';
 import { checkInputs, formatCounts, Progress, UsageError } from './io.js';
 

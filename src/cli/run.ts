@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH } from '../config/defaults.js';
-import { formatProblems, loadConfig } from '../config/load.js';
-import type { RareconConfig } from '../config/schema.js';
+import { formatProblems, loadConfig } from './config-file.js';
+import type { RareconConfig } from '../config/defaults.js';
 import { Daemon } from '../daemon/daemon.js';
-import { makeLogger } from '../daemon/logger.js';
+import { makeLogger } from '../common/logger.js';
 import { UsageError } from './io.js';
 
 export const RUN_USAGE = `usage: rarecon run [--config FILE] [--baseline FILE] [--state DIR] [--alerts FILE]

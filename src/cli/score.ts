@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { openBaseline } from '../baseline/store.js';
-import { loadConfig, formatProblems } from '../config/load.js';
-import type { RareconConfig } from '../config/schema.js';
+import { loadConfig, formatProblems } from './config-file.js';
+import type { RareconConfig } from '../config/defaults.js';
 import { Scorer, type ScoreCounters, type ScoreOutcome, type HostLearning } from '../detect/scorer.js';
 import { StateStore } from '../detect/state-store.js';
 import type { Alert } from '../model/alert.js';
@@ -14,7 +14,7 @@ import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode } from '../model/records.js';
 import { readLogFiles } from '../sources/replay/log-reader.js';
-import { loadLineScanner } from '../sources/replay/native-scan.js';
+import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
 export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]

@@ -5,13 +5,13 @@
 //   rarecon server pubkey                          the public key endpoints pin
 //   rarecon server build                           aggregate and publish once, then exit
 import { parseArgs } from 'node:util';
-import type { ServerConfig } from '../server/config.js';
-import { formatProblems, loadConfig } from '../config/load.js';
+import type { ServerConfig } from '../config/defaults.js';
+import { formatProblems, loadConfig } from './config-file.js';
 import { serverPaths, startBaselineServer } from '../server/server.js';
 import { IntakeStore } from '../server/intake-store.js';
 import { loadOrCreateSigningKey } from '../server/keys.js';
-import { makeLogger } from '../daemon/logger.js';
-import type { LogFn } from '../report/log.js';
+import { makeLogger } from '../common/logger.js';
+import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
 
 export const SERVER_USAGE = `usage: rarecon server [--config FILE] [--state DIR] [--listen HOST] [--port N]

@@ -5,12 +5,12 @@
 //       prints the last sync status (version, age, last error)
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { formatProblems, loadConfig } from '../config/load.js';
-import { syncConfigProblems } from '../baseline/sync-config.js';
-import { SyncClient, readSyncStatus, type SyncStatus } from '../baseline/sync-client.js';
-import { SightingsStore } from '../baseline/sightings-store.js';
-import { hostIdentity } from '../daemon/host-identity.js';
-import type { LogFn } from '../report/log.js';
+import { formatProblems, loadConfig } from './config-file.js';
+import { syncConfigProblems } from '../sync/config.js';
+import { SyncClient, readSyncStatus, type SyncStatus } from '../sync/sync-client.js';
+import { SightingsStore } from '../sync/sightings-store.js';
+import { hostIdentity } from '../enrich/host-identity.js';
+import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
 
 export const SYNC_USAGE = `usage: rarecon sync --now [--config FILE] [--state DIR] [--host-id ID] [--json]

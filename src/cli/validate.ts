@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { DEFAULT_CONFIG_PATH } from '../config/defaults.js';
-import { formatProblems, loadConfig } from '../config/load.js';
+import { formatProblems, loadConfig } from './config-file.js';
 
 export async function validateCommand(argv: string[], out: Writable, err: Writable): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' } } });

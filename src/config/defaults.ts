@@ -1,6 +1,8 @@
-// Every default of rarecon, in one place. The config file overrides these;
-// `schema.ts` validates a file against the shape given here.
+// Every default of rarecon, in one place, with the type of each section. The
+// config file overrides these; each section's shape (its Spec) sits beside the
+// component it configures, and `cli/config-file.ts` puts the sections together.
 import type { TierThresholds } from '../model/baseline.js';
+import type { TlsFiles } from '../common/tls-files.js';
 
 export const DEFAULT_THRESHOLDS: TierThresholds = Object.freeze({
   uncommonBelowObservers: 10,
@@ -110,4 +112,387 @@ export const DEFAULT_WATCHDOG: WatchdogConfig = {
   hardMemoryBytes: 280 * 1024 * 1024,
   recoverSamples: 3,
   sampleOneIn: 4,
+};
+
+// ---------------------------------------------------------------------------
+// report: the outbox, the backoff and the sinks
+
+/** The form an alert leaves the host in: OCSF (canonical) or ECS. */
+export type AlertFormat = 'ocsf' | 'ecs';
+
+export type SinkType = 'http' | 'syslog' | 'file' | 'stdout' | 'server';
+
+// In code order: a facility's index is its number (RFC 5424 section 6.2.1).
+export const SYSLOG_FACILITIES = [
+  'kern',
+  'user',
+  'mail',
+  'daemon',
+  'auth',
+  'syslog',
+  'lpr',
+  'news',
+  'uucp',
+  'cron',
+  'authpriv',
+  'ftp',
+  'ntp',
+  'security',
+  'console',
+  'solaris-cron',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
+] as const;
+export type SyslogFacility = (typeof SYSLOG_FACILITIES)[number];
+
+interface SinkCommon {
+  name: string;
+  format: AlertFormat;
+  batchMaxAlerts: number;
+  /** Wait this long for a batch to fill once alerts are waiting. */
+  lingerMs: number;
+}
+
+export interface HttpSinkConfig extends SinkCommon, TlsFiles {
+  type: 'http';
+  url: string;
+  /** `json`: one JSON array a request; `ndjson`: one document a line. */
+  body: 'json' | 'ndjson';
+  /** Bearer token from this environment variable ... */
+  tokenEnv: string | null;
+  /** ... or from this file (read again when it changes). */
+  tokenFile: string | null;
+  timeoutMs: number;
+  gzip: boolean;
+}
+
+export interface SyslogSinkConfig extends SinkCommon, TlsFiles {
+  type: 'syslog';
+  transport: 'udp' | 'tcp' | 'tls';
+  host: string;
+  port: number;
+  facility: SyslogFacility;
+  timeoutMs: number;
+}
+
+export interface FileSinkConfig extends SinkCommon {
+  type: 'file';
+  path: string;
+  /** Rotate when the file would grow past this. */
+  maxBytes: number;
+  /** Rotated files kept beside the current one (path.1 ... path.N). */
+  maxFiles: number;
+  /** fsync after each batch, so an acknowledged alert survives a power loss. */
+  fsync: boolean;
+}
+
+export interface StdoutSinkConfig extends SinkCommon {
+  type: 'stdout';
+}
+
+/**
+ * The baseline server's alert intake (`POST /v1/alerts`): the address, CA and
+ * credential are the sync's (`sync.serverUrl`, `sync.caFile`, the host
+ * credential the enrolment got), so nothing is configured twice.
+ */
+export interface ServerSinkConfig extends SinkCommon {
+  type: 'server';
+  timeoutMs: number;
+  gzip: boolean;
+}
+
+export type SinkConfig = HttpSinkConfig | SyslogSinkConfig | FileSinkConfig | StdoutSinkConfig | ServerSinkConfig;
+
+export interface OutboxConfig {
+  /** null = `<stateDir>/outbox.db`. */
+  path: string | null;
+  maxRows: number;
+  maxBytes: number;
+  /** `normal`: survives a crash of rarecon; `full`: also a power loss, at some cost in enqueue speed. */
+  synchronous: 'normal' | 'full';
+  deadLetterMaxRows: number;
+}
+
+export interface ReportBackoffConfig {
+  initialMs: number;
+  maxMs: number;
+  maxRetryAfterMs: number;
+  /** Retryable failures before an alert is dead-lettered; 0 = retry for ever (the size bound still applies). */
+  maxAttempts: number;
+}
+
+export interface ReportConfig {
+  outbox: OutboxConfig;
+  backoff: ReportBackoffConfig;
+  /** Idle delivery loops look at the outbox this often even without a new alert. */
+  pollMs: number;
+  sinks: SinkConfig[];
+}
+
+const COMMON = { format: 'ocsf' as AlertFormat, batchMaxAlerts: 500, lingerMs: 200 };
+const NO_TLS: TlsFiles = { caFile: null, certFile: null, keyFile: null, serverName: null };
+
+/** Defaults of each sink type (all but `name`, which defaults to the type). */
+export const SINK_DEFAULTS: { [T in SinkType]: Omit<Extract<SinkConfig, { type: T }>, 'name'> } = {
+  http: { type: 'http', ...COMMON, ...NO_TLS, url: '', body: 'json', tokenEnv: null, tokenFile: null, timeoutMs: 10_000, gzip: false },
+  syslog: {
+    type: 'syslog',
+    ...COMMON,
+    ...NO_TLS,
+    transport: 'tcp',
+    host: '',
+    port: 0,
+    facility: 'local0',
+    timeoutMs: 10_000,
+    batchMaxAlerts: 100,
+  },
+  file: { type: 'file', ...COMMON, path: '', maxBytes: 50 * 1024 * 1024, maxFiles: 5, fsync: true },
+  stdout: { type: 'stdout', ...COMMON, lingerMs: 0 },
+  server: { type: 'server', ...COMMON, timeoutMs: 10_000, gzip: false },
+};
+
+export const DEFAULT_REPORT: ReportConfig = {
+  outbox: { path: null, maxRows: 100_000, maxBytes: 256 * 1024 * 1024, synchronous: 'normal', deadLetterMaxRows: 10_000 },
+  backoff: { initialMs: 1_000, maxMs: 5 * 60_000, maxRetryAfterMs: 60 * 60_000, maxAttempts: 0 },
+  pollMs: 1_000,
+  sinks: [{ ...SINK_DEFAULTS.stdout, name: 'stdout' }],
+};
+
+// ---------------------------------------------------------------------------
+// sync: how an endpoint talks to the baseline server (no serverUrl = standalone)
+
+export interface SyncConfig {
+  /** Base URL of the baseline server, e.g. https://baseline.example.org:8787; null = standalone. */
+  serverUrl: string | null;
+  /** The org enrolment token (from `rarecon server enroll`), from this environment variable ... */
+  enrolTokenEnv: string | null;
+  /** ... or from this file. Used once: the per-host credential it buys is kept in the state folder. */
+  enrolTokenFile: string | null;
+  /** The server's public key as printed by `rarecon server` (`ed25519:...`) or a PEM; pinned. */
+  serverPublicKey: string | null;
+  serverPublicKeyFile: string | null;
+  /** `buckets`: fetch only the sha256 prefixes this host has seen (large baselines); `snapshot`: the whole file. */
+  mode: 'buckets' | 'snapshot';
+  /** node-cron expression of the sync (baseline down, sightings up). */
+  syncCron: string;
+  /** Each scheduled sync waits a random 0..jitterMs first, so a fleet does not arrive at once. */
+  jitterMs: number;
+  /** After a failed sync: retry after a random wait up to initialMs * 2^(failures-1), capped at maxMs. */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  requestTimeoutMs: number;
+  /** A download larger than this is cut and refused. */
+  maxDownloadBytes: number;
+  /** PEM CA bundle for an HTTPS server; null = the system's. */
+  caFile: string | null;
+  /** Name to check the server certificate against, when not the URL's host. */
+  serverName: string | null;
+  /** Events held while their bucket is on its way. */
+  pendingMaxEvents: number;
+  /** A held event is scored as not common after this long without its bucket. */
+  pendingTimeoutMs: number;
+  /** Buckets not used for this long are dropped from the cache at a sync. */
+  bucketIdleMs: number;
+  /** Wait this long to gather missing buckets into one request. */
+  bucketFetchLingerMs: number;
+  /** Standalone: days of own sightings learnt from (the training period). */
+  standaloneWindowDays: number;
+  /** Days of own sightings kept on disk. */
+  sightingsRetentionDays: number;
+}
+
+export const DEFAULT_SYNC: SyncConfig = {
+  serverUrl: null,
+  enrolTokenEnv: null,
+  enrolTokenFile: null,
+  serverPublicKey: null,
+  serverPublicKeyFile: null,
+  mode: 'buckets',
+  syncCron: '7 */4 * * *',
+  jitterMs: 30 * 60_000,
+  backoffInitialMs: 30_000,
+  backoffMaxMs: 60 * 60_000,
+  requestTimeoutMs: 60_000,
+  maxDownloadBytes: 2 * 1024 * 1024 * 1024,
+  caFile: null,
+  serverName: null,
+  pendingMaxEvents: 10_000,
+  pendingTimeoutMs: 10 * 60_000,
+  bucketIdleMs: 45 * 86_400_000,
+  bucketFetchLingerMs: 200,
+  standaloneWindowDays: 30,
+  sightingsRetentionDays: 35,
+};
+
+// ---------------------------------------------------------------------------
+// server: the baseline server (`rarecon server`)
+
+export interface ServerLimits {
+  /** A request body larger than this is refused with 413 (after gunzip, when gzipped). */
+  maxBodyBytes: number;
+  /** Host-days in one sightings upload. */
+  maxDaysPerBatch: number;
+  maxCombosPerDay: number;
+  maxProcessesPerDay: number;
+  maxAlertsPerBatch: number;
+  /** Prefixes in one POST /v1/baseline/buckets. */
+  maxPrefixesPerRequest: number;
+}
+
+export interface ServerConfig {
+  /** SQLite databases, the signing key, published baseline files. */
+  stateDir: string;
+  listenHost: string;
+  port: number;
+  /** PEM files; both set = HTTPS. */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  /** `org` for a multi-tenant server, `host` for one organisation's fleet. */
+  observerUnit: 'org' | 'host';
+  /** The training period: days of sightings a baseline covers. */
+  windowDays: number;
+  thresholds: TierThresholds;
+  /** Leave out combos seen by one observer (only when veryRareMaxObservers >= 1). */
+  omitSingleObserverCombos: boolean;
+  allowPrivateDomains: boolean;
+  /** node-cron expression (UTC) of the aggregation. A first build also runs at start when none is published. */
+  buildCron: string;
+  /** Hex digits of a sha256 prefix that names a bucket (16^n buckets). */
+  bucketHexChars: number;
+  /** A process with more combos than this is heavy: its combos ship in cells by root domain, fetched as the endpoint meets them. */
+  heavyProcessCombos: number;
+  /** Combos per cell of a heavy process, roughly. */
+  combosPerCell: number;
+  /** Deltas can start from any of the last N published versions; older holders fetch buckets or the snapshot again. */
+  deltaHistoryVersions: number;
+  /** Published snapshot files kept on disk. */
+  keepSnapshots: number;
+  /** Sightings older than the window plus this many days are deleted at each build. */
+  retainExtraDays: number;
+  /** Idle keep-alive sockets and slow requests are cut after this. */
+  requestTimeoutMs: number;
+  /** Run the aggregation in a worker thread, so the HTTP loop stays responsive. */
+  buildInWorker: boolean;
+  limits: ServerLimits;
+}
+
+export const DEFAULT_SERVER_STATE_DIR = '/var/lib/rarecon-server';
+
+export const DEFAULT_SERVER: ServerConfig = {
+  stateDir: DEFAULT_SERVER_STATE_DIR,
+  listenHost: '0.0.0.0',
+  port: 8787,
+  tlsCertFile: null,
+  tlsKeyFile: null,
+  observerUnit: 'org',
+  windowDays: 30,
+  thresholds: { ...DEFAULT_THRESHOLDS },
+  omitSingleObserverCombos: true,
+  allowPrivateDomains: true,
+  buildCron: '20 0 * * *',
+  bucketHexChars: 4,
+  heavyProcessCombos: 1_000,
+  combosPerCell: 16,
+  deltaHistoryVersions: 30,
+  keepSnapshots: 3,
+  retainExtraDays: 2,
+  requestTimeoutMs: 60_000,
+  buildInWorker: true,
+  limits: {
+    maxBodyBytes: 32 * 1024 * 1024,
+    maxDaysPerBatch: 31,
+    maxCombosPerDay: 200_000,
+    maxProcessesPerDay: 100_000,
+    maxAlertsPerBatch: 5_000,
+    maxPrefixesPerRequest: 20_000,
+  },
+};
+
+// ---------------------------------------------------------------------------
+// The daemon's own settings, and the whole file
+
+export interface RareconConfig {
+  detect: DetectConfig;
+  baselineStore: BaselineStoreConfig;
+  /** Folder of the daemon's SQLite state. */
+  stateDir: string;
+  /** A baseline file to score against, when no server is configured. */
+  baselinePath: string | null;
+  /** Where the daemon appends alerts (one a line); null = stdout. */
+  alertsPath: string | null;
+  alertFormat: 'ocsf' | 'ecs';
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** null: JSON lines on `logStream` (journald reads both); else a rotated file. */
+  logFile: string | null;
+  /** stderr by default: stdout carries alerts when a stdout sink is configured (the default sink). */
+  logStream: 'stderr' | 'stdout';
+  logFileMaxBytes: number;
+  logFileMaxFiles: number;
+  host: HostConfig;
+  source: SourceConfig;
+  enrich: EnrichConfig;
+  /** How often the daemon writes status.json for `rarecon status`. */
+  statusIntervalMs: number;
+  /** Prometheus text at /metrics and a health check at /healthz; keep it on loopback. */
+  metrics: { enabled: boolean; host: string; port: number };
+  /** CPU and memory budgets of the daemon and the load it sheds over them. */
+  watchdog: WatchdogConfig;
+  report: ReportConfig;
+  sync: SyncConfig;
+  /** Read by `rarecon server` only; one file can configure both sides. */
+  server: ServerConfig;
+}
+
+export interface HostConfig {
+  /** The org id from enrolment; `default` for a standalone host. */
+  org: string;
+  /** Pseudonymous host id; null = derived from /etc/machine-id. */
+  id: string | null;
+}
+
+export interface SourceConfig {
+  /** auto: the eBPF helper where it can run, else /proc polling (and the reason is logged and in status). */
+  kind: 'auto' | 'ebpf' | 'procfs';
+  helperPath: string | null;
+  pollIntervalMs: number;
+  udpDedupMs: number;
+  stackFrames: number;
+  /** Connections waiting for enrichment; beyond this the newest are dropped and counted. */
+  queueMaxEvents: number;
+}
+
+export interface EnrichConfig {
+  /** Connections enriched at once. */
+  concurrency: number;
+  timeoutMs: number;
+  cacheEntries: number;
+}
+
+export const DEFAULT_CONFIG: RareconConfig = {
+  detect: DEFAULT_DETECT,
+  baselineStore: DEFAULT_BASELINE_STORE,
+  stateDir: DEFAULT_STATE_DIR,
+  baselinePath: null,
+  alertsPath: null,
+  alertFormat: 'ocsf',
+  logLevel: 'info',
+  logFile: null,
+  logStream: 'stderr',
+  logFileMaxBytes: 10 * 1024 * 1024,
+  logFileMaxFiles: 5,
+  host: { org: 'default', id: null },
+  source: { kind: 'auto', helperPath: null, pollIntervalMs: 1000, udpDedupMs: 60_000, stackFrames: 32, queueMaxEvents: 10_000 },
+  enrich: { concurrency: 16, timeoutMs: 2000, cacheEntries: 4096 },
+  statusIntervalMs: 5000,
+  metrics: { enabled: true, host: '127.0.0.1', port: 9464 },
+  watchdog: DEFAULT_WATCHDOG,
+  report: DEFAULT_REPORT,
+  sync: DEFAULT_SYNC,
+  server: DEFAULT_SERVER,
 };

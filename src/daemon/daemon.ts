@@ -15,11 +15,11 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { RareconConfig } from '../config/schema.js';
+import type { RareconConfig } from '../config/defaults.js';
 import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
-import { SyncClient, readHostCredential } from '../baseline/sync-client.js';
-import { SightingsStore } from '../baseline/sightings-store.js';
-import type { BucketCache } from '../baseline/bucket-cache.js';
+import { SyncClient, readHostCredential } from '../sync/sync-client.js';
+import { SightingsStore } from '../sync/sightings-store.js';
+import type { BucketCache } from '../sync/bucket-cache.js';
 import { Scorer, type ScoreOutcome } from '../detect/scorer.js';
 import { StateStore } from '../detect/state-store.js';
 import { hostKeyOf } from '../detect/dedup.js';
@@ -30,22 +30,22 @@ import { DAY_MS } from '../model/baseline.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
-import { RepeatedLog } from '../report/log.js';
+import { RepeatedLog } from '../common/log.js';
 import { Reporter } from '../report/reporter.js';
 import { toRareconRecord } from '../sources/replay/ndjson-reader.js';
-import { DEFAULT_POLICY, rootDomainOf } from '../enrich/root-domain.js';
+import { DEFAULT_POLICY, rootDomainOf } from '../model/root-domain.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import { BoundedQueue } from './bounded-queue.js';
-import { ConnectionEnricher } from './connection-enricher.js';
-import { hostIdentity } from './host-identity.js';
-import { openLiveSource, type LiveConnect, type LiveSource } from './live-source.js';
-import type { Logger } from './logger.js';
+import { ConnectionEnricher } from '../enrich/connection-enricher.js';
+import { hostIdentity } from '../enrich/host-identity.js';
+import { openLiveSource, type LiveConnect, type LiveSource } from '../sources/live-source.js';
+import type { Logger } from '../common/logger.js';
 import type { Server } from 'node:http';
 import { serveMetrics } from './metrics.js';
 import { STATUS_FILE, type CacheCounts, type DaemonStatus } from './status.js';
 import { processSample, Watchdog } from './watchdog.js';
 import { StateHealth } from './state-health.js';
-import { BoundedCache } from '../enrich/bounded-cache.js';
+import { BoundedCache } from '../common/bounded-cache.js';
 import type { BaselineCacheStats } from '../baseline/store.js';
 
 /** Alerts that could not be stored are held in memory and stored later; past this many, new ones are still held but an operator is told. */

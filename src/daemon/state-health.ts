@@ -3,7 +3,7 @@
 // counted per store, and shown in status and metrics. The daemon keeps what
 // it could not write in memory (bounded) and tries again.
 import { classifyStoreError, type StoreFailure } from '../report/outbox.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 
 export type StateStoreName = 'outbox' | 'sightings' | 'state' | 'status';
 

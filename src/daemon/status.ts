@@ -2,9 +2,9 @@
 // seconds, read by `rarecon status` in another process.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LiveSourceStats } from './live-source.js';
+import type { LiveSourceStats } from '../sources/live-source.js';
 import type { ScoreCounters } from '../detect/scorer.js';
-import type { SyncStatus } from '../baseline/sync-client.js';
+import type { SyncStatus } from '../sync/sync-client.js';
 import type { WatchdogStats } from './watchdog.js';
 import type { StateHealthStats } from './state-health.js';
 

@@ -6,7 +6,7 @@
 // shed: they go to the outbox whatever the level.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { WatchdogConfig } from '../config/defaults.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 
 /**
  * Work the daemon may skip, in order of value (lowest first). Level 1 stops the

@@ -8,8 +8,8 @@ import { FLAG_INBOUND, L_FLAGS, L_IP, L_NAME, L_PORT, L_SHA, LINE_STRIDE, type S
 import type { Tier, Variation, VariationId } from '../model/alert.js';
 import { VARIATIONS } from '../model/alert.js';
 import type { DetectConfig } from '../config/defaults.js';
-import { makeRootDomainResolver, type RootDomainResult } from '../enrich/root-domain.js';
-import { makeAddressClassifier, type AddressClass, type AddressClassifier } from './address.js';
+import { makeRootDomainResolver, type RootDomainResult } from '../model/root-domain.js';
+import { makeAddressClassifier, type AddressClass, type AddressClassifier } from '../model/address.js';
 import { compileExclusions, type CompiledExclusions, type ExclusionKind } from './exclusions.js';
 import { ADDRESS_CLASSES, IdCaches } from './id-caches.js';
 

@@ -5,8 +5,8 @@
 // any of them changes.
 import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
 import type { ScannedTable } from '../model/scanned.js';
-import type { RootDomainResolver, RootDomainResult } from '../enrich/root-domain.js';
-import type { AddressClass, AddressClassifier } from './address.js';
+import type { RootDomainResolver, RootDomainResult } from '../model/root-domain.js';
+import type { AddressClass, AddressClassifier } from '../model/address.js';
 
 const NOT_YET = 0;
 /** Slots of the combo table (16 bytes each); it starts again when three quarters full. */

@@ -6,8 +6,8 @@ import { dayStart } from '../model/baseline.js';
 import type { SourceRecord } from '../model/records.js';
 import type { DetectConfig } from '../config/defaults.js';
 import { DnsCache } from '../enrich/dns-cache.js';
-import { rootDomainOf } from '../enrich/root-domain.js';
-import { makeAddressClassifier } from './address.js';
+import { rootDomainOf } from '../model/root-domain.js';
+import { makeAddressClassifier } from '../model/address.js';
 
 export function observerOf(unit: ObserverUnit, org: string, hostId: string, timeMs: number): string {
   switch (unit) {

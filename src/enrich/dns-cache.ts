@@ -1,7 +1,7 @@
 // ip -> the name it was resolved from, per host, with TTL plus a grace period
 // (DETECTION.md section 10). Bounded: the oldest entry goes first.
 import type { DnsAnswer, HostRef } from '../model/records.js';
-import { normaliseIp } from '../detect/address.js';
+import { normaliseIp } from '../model/address.js';
 
 interface Entry {
   hostname: string;

@@ -4,8 +4,8 @@
 import { createHash } from 'node:crypto';
 import { open, readlink, stat, type FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import { BoundedCache, type CacheStats } from './bounded-cache.js';
-import { ABORTED, deadline, procErrorCode, raceAbort, type ProcErrorCode } from './process-info.js';
+import { BoundedCache, type CacheStats } from '../common/bounded-cache.js';
+import { ABORTED, deadline, procErrorCode, raceAbort, type ProcErrorCode } from '../common/proc.js';
 
 /** `no-such-file` only from `hashFile`; a pid's image that vanished is `no-such-process`. */
 export type ImageHashError = ProcErrorCode | 'no-such-file';

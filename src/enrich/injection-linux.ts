@@ -6,9 +6,9 @@
 import { open, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import type { Injection } from '../model/records.js';
-import { BoundedCache, type CacheStats } from './bounded-cache.js';
+import { BoundedCache, type CacheStats } from '../common/bounded-cache.js';
 import { readExeLink } from './image-hash.js';
-import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readSmallProcSync, readStat, type ProcErrorCode } from './process-info.js';
+import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readSmallProcSync, readStat, type ProcErrorCode } from '../common/proc.js';
 
 export interface Mapping {
   start: number;

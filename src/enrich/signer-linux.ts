@@ -8,9 +8,9 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { lstat, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import type { Signer } from '../model/records.js';
 import { UNKNOWN_SIGNER } from '../model/records.js';
-import { BoundedCache, type CacheStats } from './bounded-cache.js';
+import { BoundedCache, type CacheStats } from '../common/bounded-cache.js';
 import { contentKey, digestHandle, readExeLink } from './image-hash.js';
-import { ABORTED, deadline, procErrorCode, raceAbort, type ProcErrorCode } from './process-info.js';
+import { ABORTED, deadline, procErrorCode, raceAbort, type ProcErrorCode } from '../common/proc.js';
 
 export type SignerErrorCode = ProcErrorCode | 'no-such-file';
 

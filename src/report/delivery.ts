@@ -4,9 +4,9 @@
 // anything behind it, so each sink sees every host's alerts in order.
 import type { Outbox, OutboxItem, StoreFailure } from './outbox.js';
 import type { AlertSink, SendResult } from './sink.js';
-import { backoffDelayMs, type BackoffOptions } from './backoff.js';
+import { backoffDelayMs, type BackoffOptions } from '../common/backoff.js';
 import { errorText } from './sink.js';
-import { silentLog, type LogFn } from './log.js';
+import { silentLog, type LogFn } from '../common/log.js';
 
 export interface DeliveryOptions {
   batchMaxAlerts: number;

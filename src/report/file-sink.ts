@@ -5,7 +5,7 @@
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Alert } from '../model/alert.js';
-import type { FileSinkConfig } from './config.js';
+import type { FileSinkConfig } from '../config/defaults.js';
 import { ndjson } from './render.js';
 import { errorText, retryable, type AlertSink, type SendResult } from './sink.js';
 

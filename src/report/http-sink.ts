@@ -8,12 +8,12 @@ import https from 'node:https';
 import { gzipSync } from 'node:zlib';
 import type { Alert } from '../model/alert.js';
 import { PRODUCT_VERSION } from '../model/product.js';
-import type { HttpSinkConfig } from './config.js';
-import { parseRetryAfterMs } from './backoff.js';
+import type { HttpSinkConfig } from '../config/defaults.js';
+import { parseRetryAfterMs } from '../common/backoff.js';
 import { renderAlert } from './render.js';
-import { TokenSource, type SecretResult } from './secret.js';
+import { TokenSource, type SecretResult } from '../common/token-source.js';
 import { errorText, failure, retryable, type AlertSink, type SendResult } from './sink.js';
-import { loadTlsFiles } from './tls-files.js';
+import { loadTlsFiles } from '../common/tls-files.js';
 
 const RETRYABLE_STATUS = new Set([408, 425, 429]);
 const ERROR_BODY_BYTES = 2048;

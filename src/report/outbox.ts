@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Alert, SeverityName } from '../model/alert.js';
-import { RepeatedLog, silentLog, type LogFn } from './log.js';
+import { RepeatedLog, silentLog, type LogFn } from '../common/log.js';
 
 const SCHEMA_VERSION = 1;
 

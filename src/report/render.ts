@@ -1,9 +1,8 @@
-// The form an alert leaves the host in: OCSF (canonical) or ECS.
+// The form an alert leaves the host in: OCSF (canonical) or ECS (AlertFormat).
 import type { Alert } from '../model/alert.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
-
-export type AlertFormat = 'ocsf' | 'ecs';
+import type { AlertFormat } from '../config/defaults.js';
 
 export function renderAlert(a: Alert, format: AlertFormat): Record<string, unknown> {
   return format === 'ecs' ? toEcs(a) : toOcsf(a);

@@ -5,9 +5,10 @@
 // outbox for the next start.
 import { join } from 'node:path';
 import type { Alert } from '../model/alert.js';
-import { describeSink, type ReportConfig, type SinkConfig } from './config.js';
+import { describeSink } from './config.js';
+import { type ReportConfig, type SinkConfig } from '../config/defaults.js';
 import { DeliveryLoop, type DeliveryStats } from './delivery.js';
-import { silentLog, type LogFn } from './log.js';
+import { silentLog, type LogFn } from '../common/log.js';
 import { Outbox, type DeadLetter, type EnqueueResult, type OutboxStats } from './outbox.js';
 import type { AlertSink } from './sink.js';
 import { createSink, type SinkEnvironment } from './sinks.js';

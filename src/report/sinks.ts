@@ -1,8 +1,8 @@
 // Builds the sink a config entry names. Throws on start-up failures (an
 // unreadable certificate, a token that is not there).
 import type { Writable } from 'node:stream';
-import { SINK_DEFAULTS, type HttpSinkConfig, type SinkConfig } from './config.js';
-import type { SecretResult } from './secret.js';
+import { SINK_DEFAULTS, type HttpSinkConfig, type SinkConfig } from '../config/defaults.js';
+import type { SecretResult } from '../common/token-source.js';
 import { FileSink } from './file-sink.js';
 import { HttpSink } from './http-sink.js';
 import type { AlertSink } from './sink.js';

@@ -2,7 +2,7 @@
 // and for a pipe the daemon owns). Success once the stream took the bytes.
 import type { Writable } from 'node:stream';
 import type { Alert } from '../model/alert.js';
-import type { StdoutSinkConfig } from './config.js';
+import type { StdoutSinkConfig } from '../config/defaults.js';
 import { ndjson } from './render.js';
 import { errorText, retryable, type AlertSink, type SendResult } from './sink.js';
 

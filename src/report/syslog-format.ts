@@ -2,8 +2,9 @@
 // section 3.4.1 (the framing RFC 5425 requires over TLS).
 import { hostname as osHostname } from 'node:os';
 import type { Alert, SeverityId } from '../model/alert.js';
-import { SYSLOG_FACILITIES, type SyslogFacility } from './config.js';
-import { renderAlert, type AlertFormat } from './render.js';
+import { SYSLOG_FACILITIES, type SyslogFacility } from '../config/defaults.js';
+import { renderAlert } from './render.js';
+import { type AlertFormat } from '../config/defaults.js';
 
 export const APP_NAME = 'rarecon';
 /** 32473 is the Private Enterprise Number reserved for documentation (RFC 5612). */

@@ -6,10 +6,10 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Alert } from '../model/alert.js';
-import type { SyslogSinkConfig } from './config.js';
+import type { SyslogSinkConfig } from '../config/defaults.js';
 import { errorText, failure, retryable, type AlertSink, type SendResult } from './sink.js';
 import { formatRfc5424, octetFrame } from './syslog-format.js';
-import { loadTlsFiles, type TlsMaterial } from './tls-files.js';
+import { loadTlsFiles, type TlsMaterial } from '../common/tls-files.js';
 
 export interface SyslogSinkOptions {
   procId?: number;

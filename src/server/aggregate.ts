@@ -14,7 +14,7 @@ import { closeSync, openSync, readSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BaselineBuilder, observerId } from '../baseline/builder.js';
 import { ComboTable } from '../baseline/combo-table.js';
-import { cellBitsFor, rootHash } from '../baseline/bucket-cache.js';
+import { cellBitsFor, rootHash } from '../baseline/bucket-keys.js';
 import { openBaseline } from '../baseline/store.js';
 import { signHeader, signingKeyFromPem } from '../baseline/signature.js';
 import { DAY_MS, type BaselineMeta, type RootDomainPolicy, type Sighting, type TierThresholds } from '../model/baseline.js';

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, privateKeyPem, signingKeyFromPem, type SigningKey } from '../baseline/signature.js';
-import { ADMIN_TOKEN_PREFIX, loadOrCreateSecretFile, newSecret, writeSecretFile } from './secrets.js';
+import { ADMIN_TOKEN_PREFIX, loadOrCreateSecretFile, newSecret, writeSecretFile } from '../common/secrets.js';
 
 export const SIGNING_KEY_FILE = 'signing-key.pem';
 export const PUBLIC_KEY_FILE = 'signing-key.pub';

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { BaselineMeta } from '../model/baseline.js';
-import { parseKey, prefixRange } from '../baseline/bucket-cache.js';
+import { parseKey, prefixRange } from '../baseline/bucket-keys.js';
 
 export { prefixRange };
 

@@ -2,17 +2,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
 import { SIGNED_MEDIA_TYPE, signContent, type SigningKey } from '../baseline/signature.js';
-import type { LogFn } from '../report/log.js';
+import type { LogFn } from '../common/log.js';
 import { DAY_MS } from '../model/baseline.js';
 import { PRODUCT_VERSION } from '../model/product.js';
-import type { ServerConfig } from './config.js';
+import type { ServerConfig } from '../config/defaults.js';
 import type { HostRow, IntakeStore } from './intake-store.js';
 import { encodeRows, type PublicationReader, type PublishedVersion } from './publication.js';
 import { checkSightingsBatch } from './sightings-batch.js';
 import { parseAlertsBody } from './alerts-batch.js';
 import { bearer, notModified, readBody, readJson, sendBytes, sendError, sendJson } from './http-io.js';
-import { sameSecret } from './secrets.js';
-import { parseKey } from '../baseline/bucket-cache.js';
+import { sameSecret } from '../common/secrets.js';
+import { parseKey } from '../baseline/bucket-keys.js';
 import type { AggregateResult } from './aggregate.js';
 
 export interface RouteContext {

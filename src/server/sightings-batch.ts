@@ -2,8 +2,8 @@
 // malformed batch is refused whole, with the path of the first bad row and
 // field, so an endpoint's bug is visible instead of half a day going missing.
 import { DAY_MS } from '../model/baseline.js';
-import { rootDomainOf } from '../enrich/root-domain.js';
-import type { ServerLimits } from './config.js';
+import { rootDomainOf } from '../model/root-domain.js';
+import type { ServerLimits } from '../config/defaults.js';
 
 export interface DayBatch {
   dayMs: number;

@@ -12,7 +12,7 @@ import { comboHash, comboKeyOf, hashCombo, hashComboBytes } from '../../src/base
 import { COMBO_SEE_EXACT } from '../../src/baseline/format.js';
 import { openBaseline } from '../../src/baseline/store.js';
 import { DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../../src/model/root-domain.js';
 
 const DAY = Date.UTC(2026, 9, 1);
 const sha = (name: string): string => createHash('sha256').update(name).digest('hex');

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BaselineBuilder } from '../../src/baseline/builder.js';
 import { openBaseline } from '../../src/baseline/store.js';
 import { DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../../src/model/root-domain.js';
 
 const DAY = Date.UTC(2026, 9, 1);
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BaselineBuilder, observerId, type BaselineBuilderOptions } from '../../src/baseline/builder.js';
 import { openBaseline, type SqliteBaseline } from '../../src/baseline/store.js';
 import { DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../../src/model/root-domain.js';
 import { DAY_MS, type Sighting } from '../../src/model/baseline.js';
 
 const DAY0 = Date.UTC(2026, 9, 1);

@@ -11,9 +11,9 @@ import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BaselineBuilder } from '../../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../../src/model/root-domain.js';
 import { DAY_MS } from '../../src/model/baseline.js';
-import { jsonLines, rarecon, REPO, type CliResult } from '../helpers/cli.js';
+import { jsonLines, rarecon, REPO, type CliResult } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rarecon-cli-bad-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

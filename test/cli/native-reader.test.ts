@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, rarecon, REPO } from '../helpers/cli.js';
+import { jsonLines, rarecon, REPO } from '../support/cli.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 8, 1, 9);

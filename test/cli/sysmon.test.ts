@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BaselineBuilder } from '../../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../../src/model/root-domain.js';
 import { DAY_MS } from '../../src/model/baseline.js';
-import { jsonLines, rarecon, REPO } from '../helpers/cli.js';
+import { jsonLines, rarecon, REPO } from '../support/cli.js';
 
 const fixtures = join(REPO, 'test', 'fixtures', 'sysmon');
 const COVENANT = join(fixtures, 'covenant_lolbin_wuauclt_createremotethread.json.gz');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfigText, loadConfig } from '../../src/config/load.js';
-import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+import { parseConfigText, loadConfig } from '../../src/cli/config-file.js';
+import { DEFAULT_CONFIG } from '../../src/config/defaults.js';
 import { generateSigningKey } from '../../src/baseline/signature.js';
 
 describe('config', () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, REPO } from '../helpers/cli.js';
+import { CLI, REPO } from '../support/cli.js';
 import { metricsText } from '../../src/daemon/metrics.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rarecon-metrics-'));

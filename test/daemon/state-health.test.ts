@@ -2,7 +2,7 @@
 // starts failing, one info line once it has taken writes for a while, and a
 // nearly full disk that takes a write now and then does not flap the log.
 import { describe, expect, it } from 'vitest';
-import { memoryLogger } from '../../src/daemon/logger.js';
+import { memoryLogger } from '../../src/common/logger.js';
 import { StateHealth } from '../../src/daemon/state-health.js';
 
 const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });

@@ -3,7 +3,7 @@
 // the hard memory limit.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_WATCHDOG, type WatchdogConfig } from '../../src/config/defaults.js';
-import { memoryLogger } from '../../src/daemon/logger.js';
+import { memoryLogger } from '../../src/common/logger.js';
 import { Watchdog, processSample, type ResourceSample } from '../../src/daemon/watchdog.js';
 
 const MiB = 1024 * 1024;

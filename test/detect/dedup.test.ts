@@ -7,8 +7,8 @@ import { StateStore } from '../../src/detect/state-store.js';
 import { DEFAULT_DETECT, type DetectConfig } from '../../src/config/defaults.js';
 import { DAY_MS } from '../../src/model/baseline.js';
 import type { SourceRecord } from '../../src/model/records.js';
-import { memoryBaseline } from '../helpers/memory-baseline.js';
-import { conn, proc, SHA_A } from '../helpers/records.js';
+import { memoryBaseline } from '../support/memory-baseline.js';
+import { conn, proc, SHA_A } from '../support/records.js';
 
 const T = Date.UTC(2026, 9, 1, 12);
 const HOUR = 3_600_000;

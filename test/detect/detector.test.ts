@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { makeDetector, tierOf } from '../../src/detect/detector.js';
 import { DEFAULT_DETECT, DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
 import { DAY_MS } from '../../src/model/baseline.js';
-import { memoryBaseline } from '../helpers/memory-baseline.js';
-import { conn, proc, SHA_A, SHA_B } from '../helpers/records.js';
+import { memoryBaseline } from '../support/memory-baseline.js';
+import { conn, proc, SHA_A, SHA_B } from '../support/records.js';
 
 const NOW = Date.UTC(2026, 9, 1, 12);
 const ENROLLED = NOW - 20 * DAY_MS;

@@ -2,7 +2,7 @@
 // combo while the table has room, and start again (still right) when full.
 import { describe, expect, it } from 'vitest';
 import { IdCaches } from '../../src/detect/id-caches.js';
-import { DEFAULT_POLICY, makeRootDomainResolver } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY, makeRootDomainResolver } from '../../src/model/root-domain.js';
 import type { BaselineMeta, BaselineReader } from '../../src/model/baseline.js';
 import type { ScannedTable } from '../../src/model/scanned.js';
 

@@ -9,8 +9,8 @@ import { Scorer } from '../../src/detect/scorer.js';
 import { StateStore } from '../../src/detect/state-store.js';
 import { DEFAULT_DETECT } from '../../src/config/defaults.js';
 import { DAY_MS } from '../../src/model/baseline.js';
-import { memoryBaseline } from '../helpers/memory-baseline.js';
-import { conn, SHA_A } from '../helpers/records.js';
+import { memoryBaseline } from '../support/memory-baseline.js';
+import { conn, SHA_A } from '../support/records.js';
 
 const T = Date.UTC(2026, 9, 1, 12);
 const baseline = memoryBaseline({ [SHA_A]: 50 }, []);

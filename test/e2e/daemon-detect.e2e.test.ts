@@ -9,18 +9,18 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, rarecon } from '../helpers/cli.js';
-import { writeBaseline } from './helpers/baseline.js';
-import { DaemonRun, INJECTED, VERY_RARE, alertKey, type Json } from './helpers/daemon.js';
-import { buildNative, buildTrigger, kernelVersion, rootReason, sha256File, sleep, until } from './helpers/env.js';
-import { TestHost, runProcess } from './helpers/testhost.js';
+import { jsonLines, rarecon } from '../support/cli.js';
+import { writeBaseline } from '../support/e2e-baseline.js';
+import { DaemonRun, INJECTED, VERY_RARE, alertKey, type Json } from '../support/daemon.js';
+import { buildNative, buildTrigger, kernelVersion, rootReason, sha256File, sleep, until } from '../support/env.js';
+import { TestHost, runProcess } from '../support/testhost.js';
 
 const skipReason = rootReason();
 if (skipReason !== null) console.log(`daemon-detect.e2e: skipping: ${skipReason}`);
 
 const CURL = '/usr/bin/curl';
 const PORT = 8443;
-// 203.0.113.128/28: this file's test host (see helpers/testhost.ts).
+// 203.0.113.128/28: this file's test host (see support/testhost.ts).
 const IP = {
   dns: '203.0.113.130',
   c2: '203.0.113.131',

@@ -12,18 +12,18 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { writeBaseline } from './helpers/baseline.js';
-import { DaemonRun, type Json } from './helpers/daemon.js';
-import { buildNative, rootReason, sha256File, sleep, until } from './helpers/env.js';
-import { TestHost, type RunResult } from './helpers/testhost.js';
-import { deliveryReport, Receiver } from '../report/helpers/receiver.js';
-import { jsonLines } from '../helpers/cli.js';
+import { writeBaseline } from '../support/e2e-baseline.js';
+import { DaemonRun, type Json } from '../support/daemon.js';
+import { buildNative, rootReason, sha256File, sleep, until } from '../support/env.js';
+import { TestHost, type RunResult } from '../support/testhost.js';
+import { deliveryReport, Receiver } from '../support/receiver.js';
+import { jsonLines } from '../support/cli.js';
 
 const skipReason = rootReason();
 if (skipReason !== null) console.log(`daemon-ops-budget.e2e: skipping: ${skipReason}`);
 
 const CURL = '/usr/bin/curl';
-// 198.51.100.160/28 (bench/daemon.ts has .144/28, daemon-server.e2e .176/28): this file's test host (see helpers/testhost.ts).
+// 198.51.100.160/28 (bench/daemon.ts has .144/28, daemon-server.e2e .176/28): this file's test host (see support/testhost.ts).
 const DNS_IP = '198.51.100.162';
 const SERVICE_IP = '198.51.100.163';
 const NAME = 'svc.budget-test.example';

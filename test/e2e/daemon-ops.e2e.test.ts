@@ -7,17 +7,17 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeBaseline } from './helpers/baseline.js';
-import { DaemonRun, type Json } from './helpers/daemon.js';
-import { HELPER_BIN, buildNative, rootReason, sha256File, sleep, until } from './helpers/env.js';
-import { TestHost } from './helpers/testhost.js';
+import { writeBaseline } from '../support/e2e-baseline.js';
+import { DaemonRun, type Json } from '../support/daemon.js';
+import { HELPER_BIN, buildNative, rootReason, sha256File, sleep, until } from '../support/env.js';
+import { TestHost } from '../support/testhost.js';
 
 const skipReason = rootReason();
 if (skipReason !== null) console.log(`daemon-ops.e2e: skipping: ${skipReason}`);
 
 const CURL = '/usr/bin/curl';
 const PORT = 8443;
-// 198.51.100.128/28: this file's test host (see helpers/testhost.ts).
+// 198.51.100.128/28: this file's test host (see support/testhost.ts).
 const DNS_IP = '198.51.100.130';
 const SERVICE_IP = '198.51.100.131';
 const NAME = 'svc.ops-test.example';

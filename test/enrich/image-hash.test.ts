@@ -6,7 +6,7 @@ import { readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageHasher } from '../../src/enrich/image-hash.js';
-import { procErrorCode } from '../../src/enrich/process-info.js';
+import { procErrorCode } from '../../src/common/proc.js';
 
 const SLEEP = '/usr/bin/sleep';
 const sha256Of = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessInfoReader, deadline, formatCmdline, parseStat, procErrorCode, readSmallProcSync } from '../../src/enrich/process-info.js';
+import { ProcessInfoReader } from '../../src/enrich/process-info.js';
+import { deadline, formatCmdline, parseStat, procErrorCode, readSmallProcSync } from '../../src/common/proc.js';
 
 const SLEEP = '/usr/bin/sleep';
 let dir: string;

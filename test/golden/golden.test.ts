@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, rarecon, REPO } from '../helpers/cli.js';
+import { jsonLines, rarecon, REPO } from '../support/cli.js';
 
 const dir = join(REPO, 'test', 'golden', 'basic');
 const tmp = mkdtempSync(join(tmpdir(), 'rarecon-golden-'));

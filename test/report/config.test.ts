@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { mergeDefaults, validate, type Problem } from '../../src/config/schema.js';
-import { DEFAULT_REPORT, REPORT_SPEC, describeSink, resolveReport, type ReportConfig } from '../../src/report/config.js';
+import { mergeDefaults, validate, type Problem } from '../../src/config/spec.js';
+import { DEFAULT_REPORT, type ReportConfig } from '../../src/config/defaults.js';
+import { REPORT_SPEC, describeSink, resolveReport } from '../../src/report/config.js';
 
 function load(raw: unknown): { problems: Problem[]; config?: ReportConfig } {
   const problems: Problem[] = [];

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detection, eventually } from './helpers/alerts.js';
-import { deliveryReport, outOfOrder, Receiver } from './helpers/receiver.js';
+import { detection, eventually } from '../support/alerts.js';
+import { deliveryReport, outOfOrder, Receiver } from '../support/receiver.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 let dir: string;
@@ -30,7 +30,7 @@ interface Child {
 }
 
 function child(count: number): Child {
-  const proc = spawn(process.execPath, ['--import', join(HERE, 'helpers', 'ts-register.mjs'), join(HERE, 'helpers', 'outbox-child.ts')], {
+  const proc = spawn(process.execPath, ['--import', join(HERE, '..', 'support', 'ts-register.mjs'), join(HERE, '..', 'support', 'outbox-child.ts')], {
     env: { ...process.env, RARECON_OUTBOX: join(dir, 'outbox.db'), RARECON_URL: rx.url, RARECON_COUNT: String(count) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

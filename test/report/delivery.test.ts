@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DeliveryLoop, type DeliveryOptions } from '../../src/report/delivery.js';
 import { MemorySink } from '../../src/report/memory-sink.js';
 import { Outbox } from '../../src/report/outbox.js';
-import { detection, eventually } from './helpers/alerts.js';
+import { detection, eventually } from '../support/alerts.js';
 
 const FAST: DeliveryOptions = {
   batchMaxAlerts: 10,
@@ -148,7 +148,7 @@ describe('reporter', () => {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const { Reporter } = await import('../../src/report/reporter.js');
-    const { DEFAULT_REPORT, SINK_DEFAULTS } = await import('../../src/report/config.js');
+    const { DEFAULT_REPORT, SINK_DEFAULTS } = await import('../../src/config/defaults.js');
     const dir = mkdtempSync(join(tmpdir(), 'rarecon-reporter-'));
     const cfg = {
       ...DEFAULT_REPORT,

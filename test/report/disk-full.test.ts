@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_REPORT, SINK_DEFAULTS } from '../../src/report/config.js';
+import { DEFAULT_REPORT, SINK_DEFAULTS } from '../../src/config/defaults.js';
 import { Reporter } from '../../src/report/reporter.js';
-import { detection, eventually } from './helpers/alerts.js';
-import { deliveryReport, Receiver } from './helpers/receiver.js';
+import { detection, eventually } from '../support/alerts.js';
+import { deliveryReport, Receiver } from '../support/receiver.js';
 
 let mnt = '';
 let skipReason: string | null = null;

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SINK_DEFAULTS } from '../../src/report/config.js';
+import { SINK_DEFAULTS } from '../../src/config/defaults.js';
 import { FileSink } from '../../src/report/file-sink.js';
 import { StdoutSink } from '../../src/report/stdout-sink.js';
-import { detection } from './helpers/alerts.js';
+import { detection } from '../support/alerts.js';
 
 let dir: string;
 beforeEach(() => {

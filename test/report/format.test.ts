@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMs, parseRetryAfterMs } from '../../src/report/backoff.js';
+import { backoffDelayMs, parseRetryAfterMs } from '../../src/common/backoff.js';
 import { formatRfc5424, octetFrame, priority } from '../../src/report/syslog-format.js';
-import { detection, health } from './helpers/alerts.js';
+import { detection, health } from '../support/alerts.js';
 
 describe('backoff', () => {
   const opts = { initialMs: 100, maxMs: 10_000, maxRetryAfterMs: 60_000 };

@@ -3,12 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SINK_DEFAULTS, DEFAULT_REPORT, type HttpSinkConfig, type ReportConfig } from '../../src/report/config.js';
+import { SINK_DEFAULTS, DEFAULT_REPORT, type HttpSinkConfig, type ReportConfig } from '../../src/config/defaults.js';
 import { HttpSink } from '../../src/report/http-sink.js';
 import { Reporter } from '../../src/report/reporter.js';
-import { detection, eventually } from './helpers/alerts.js';
-import { makeCerts, type TestCerts } from './helpers/certs.js';
-import { deliveryReport, outOfOrder, Receiver } from './helpers/receiver.js';
+import { detection, eventually } from '../support/alerts.js';
+import { makeCerts, type TestCerts } from '../support/certs.js';
+import { deliveryReport, outOfOrder, Receiver } from '../support/receiver.js';
 
 let dir: string;
 let certs: TestCerts;

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Outbox, type OutboxOptions } from '../../src/report/outbox.js';
 import type { SeverityId } from '../../src/model/alert.js';
-import { detection, health } from './helpers/alerts.js';
+import { detection, health } from '../support/alerts.js';
 
 let dir: string;
 beforeEach(() => {

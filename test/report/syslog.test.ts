@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Alert, SeverityId } from '../../src/model/alert.js';
-import { DEFAULT_REPORT, SINK_DEFAULTS, type SyslogSinkConfig } from '../../src/report/config.js';
+import { DEFAULT_REPORT, SINK_DEFAULTS, type SyslogSinkConfig } from '../../src/config/defaults.js';
 import { Reporter } from '../../src/report/reporter.js';
 import { SyslogSink } from '../../src/report/syslog-sink.js';
-import { detection, eventually, health } from './helpers/alerts.js';
-import { makeCerts } from './helpers/certs.js';
-import { gtlsAvailable, Rsyslog, rsyslogMissing } from './helpers/rsyslog.js';
+import { detection, eventually, health } from '../support/alerts.js';
+import { makeCerts } from '../support/certs.js';
+import { gtlsAvailable, Rsyslog, rsyslogMissing } from '../support/rsyslog.js';
 
 const missing = rsyslogMissing();
 if (missing !== null) console.log(`syslog tests skipped: ${missing}`);

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePublicKey, verifySigned } from '../../src/baseline/signature.js';
 import type { RunningServer } from '../../src/server/server.js';
-import { DAY, http, isoDay, sha, startTestServer, tempDir } from './helpers.js';
+import { DAY, http, isoDay, sha, startTestServer, tempDir } from '../support/server.js';
 
 describe('baseline server API', () => {
   const tmp = tempDir('api');

@@ -4,11 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_SYNC } from '../../src/baseline/sync-config.js';
-import { SyncClient } from '../../src/baseline/sync-client.js';
+import { DEFAULT_SYNC } from '../../src/config/defaults.js';
+import { SyncClient } from '../../src/sync/sync-client.js';
 import { IntakeStore } from '../../src/server/intake-store.js';
 import { serverPaths, type RunningServer } from '../../src/server/server.js';
-import { DAY, enrolHosts, http, isoDay, memoryLog, sha, startTestServer, tempDir } from './helpers.js';
+import { DAY, enrolHosts, http, isoDay, memoryLog, sha, startTestServer, tempDir } from '../support/server.js';
 
 const BROWSER = sha('browser');
 const UPDATER = sha('updater');

@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openBaseline } from '../../src/baseline/store.js';
-import { BucketCache } from '../../src/baseline/bucket-cache.js';
-import { SightingsStore } from '../../src/baseline/sightings-store.js';
+import { BucketCache } from '../../src/sync/bucket-cache.js';
+import { SightingsStore } from '../../src/sync/sightings-store.js';
 import {
   DAY,
   DIST_SERVER_CLI,
@@ -20,8 +20,8 @@ import {
   startProxy,
   tempDir,
   uploadFleetDay,
-} from './helpers.js';
-import { CLI, REPO } from '../helpers/cli.js';
+} from '../support/server.js';
+import { CLI, REPO } from '../support/cli.js';
 
 function run(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

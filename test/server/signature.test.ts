@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, generateSigningKey, parsePublicKey, signContent, verifySigned } from '../../src/baseline/signature.js';
 import { DEFAULT_THRESHOLDS } from '../../src/config/defaults.js';
-import { DEFAULT_POLICY } from '../../src/enrich/root-domain.js';
+import { DEFAULT_POLICY } from '../../src/model/root-domain.js';
 import type { BaselineMeta } from '../../src/model/baseline.js';
 
 const meta: BaselineMeta = {
@@ -53,7 +53,7 @@ describe('signature envelope', () => {
     ]);
     expect(verifySigned(forged, key.publicKey)).toMatchObject({ ok: false, code: 'bad-signature' });
     const flipped = Buffer.from(body);
-    flipped[flipped.length - 2] ^= 1;
+    flipped[flipped.length - 2]! ^= 1;
     expect(verifySigned(flipped, key.publicKey)).toMatchObject({ ok: false, code: 'digest-mismatch' });
     expect(verifySigned(body.subarray(0, body.length - 3), key.publicKey)).toMatchObject({ ok: false, code: 'truncated' });
     expect(verifySigned(Buffer.from('{"processes":[]}'), key.publicKey)).toMatchObject({ ok: false, code: 'unsigned' });

@@ -3,11 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { DEFAULT_SYNC } from '../../src/baseline/sync-config.js';
-import { SyncClient } from '../../src/baseline/sync-client.js';
+import { DEFAULT_SYNC } from '../../src/config/defaults.js';
+import { SyncClient } from '../../src/sync/sync-client.js';
 import { IntakeStore } from '../../src/server/intake-store.js';
 import { serverPaths, type RunningServer } from '../../src/server/server.js';
-import { memoryLog, startTestServer, tempDir } from './helpers.js';
+import { memoryLog, startTestServer, tempDir } from '../support/server.js';
 
 function haveOpenssl(): boolean {
   try {

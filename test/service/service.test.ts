@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rarecon, REPO } from '../helpers/cli.js';
+import { rarecon, REPO } from '../support/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rarecon-service-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

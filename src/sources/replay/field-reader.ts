@@ -2,7 +2,7 @@
 // kept (with the field's dotted path) instead of thrown, so a bad line becomes
 // a value the caller reports and reading goes on.
 import { isIP } from 'node:net';
-import { parseStrictIpv4 } from '../../detect/address.js';
+import { parseStrictIpv4 } from '../../model/address.js';
 import type { RecordErrorCode } from '../../model/records.js';
 
 export type JsonObject = Record<string, unknown>;

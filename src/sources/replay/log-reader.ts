@@ -14,9 +14,9 @@ import {
   type ScannedTable,
 } from '../../model/scanned.js';
 import { isJsonObject } from './field-reader.js';
-import { parseRareconLineFast } from './ndjson-fast.js';
+import { parseRareconLineFast } from './fast/ndjson-fast.js';
 import { jsonErrorReason, parseRareconRecord, RARECON_TYPES } from './ndjson-reader.js';
-import type { LineScanner } from './native-scan.js';
+import type { LineScanner } from './fast/native-scan.js';
 import {
   DEFAULT_MAX_LINE_BYTES,
   isLineError,
@@ -28,7 +28,7 @@ import {
   type ReadLinesOptions,
   type TextLine,
 } from './read-lines.js';
-import { IdTable } from './scanned-table.js';
+import { IdTable } from './fast/scanned-table.js';
 import { isWindowsEventObject } from './sysmon-event.js';
 import { SysmonReader, type SysmonReaderOptions, type SysmonStats } from './sysmon-reader.js';
 
