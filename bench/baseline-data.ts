@@ -22,7 +22,10 @@ export function processCountFor(combos: number): number {
 /** A 64-hex-digit sha256-like string for process j. */
 export function shaHex(j: number): string {
   let s = '';
-  for (let k = 0; k < 8; k++) s += mix32(j * 8 + k + 0x9e37_79b9).toString(16).padStart(8, '0');
+  for (let k = 0; k < 8; k++)
+    s += mix32(j * 8 + k + 0x9e37_79b9)
+      .toString(16)
+      .padStart(8, '0');
   return s;
 }
 

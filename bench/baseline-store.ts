@@ -11,7 +11,18 @@ import { BaselineBuilder } from '../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
 import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import { DAY_MS, type Sighting } from '../src/model/baseline.js';
-import { BENCH_DAY0_MS, BENCH_DAYS, BENCH_ORGS, comboParts, mix32, observersOf, processCountFor, rootName, shaHex, type ComboParts } from './baseline-data.js';
+import {
+  BENCH_DAY0_MS,
+  BENCH_DAYS,
+  BENCH_ORGS,
+  comboParts,
+  mix32,
+  observersOf,
+  processCountFor,
+  rootName,
+  shaHex,
+  type ComboParts,
+} from './baseline-data.js';
 import type { ReadFigures } from './baseline-read-child.js';
 
 const READ_RSS_LIMIT_MIB = 200;
@@ -50,7 +61,7 @@ export async function benchBaseline(opts: { combos: number }): Promise<void> {
       const h = mix32(i);
       for (let j = 0; j < k; j++) {
         s.observer = orgPool[(h + j * 7) % BENCH_ORGS] as string;
-        s.dayMs = BENCH_DAY0_MS + ((h >>> 3) + j) % BENCH_DAYS * DAY_MS;
+        s.dayMs = BENCH_DAY0_MS + (((h >>> 3) + j) % BENCH_DAYS) * DAY_MS;
         builder.add(s);
         sightings++;
       }
@@ -73,10 +84,18 @@ export async function benchBaseline(opts: { combos: number }): Promise<void> {
     const buildRssMiB = process.resourceUsage().maxRSS / 1024;
 
     console.log(`baseline store, ${fmt(combos)} combos, ${fmt(shas)} processes, ${fmt(BENCH_ORGS)} orgs`);
-    console.log(`  build: ${fmt(sightings)} sightings added in ${fmt(addMs / 1000, 1)} s = ${fmt(sightings / (addMs / 1000))} sightings/s wall, ${fmt(sightings / (addCpuMs / 1000))} per CPU-second (incl. generating them)`);
-    console.log(`         ${fmt(stats.comboObserverPairs)} combo-observer pairs, ${fmt(stats.processObserverPairs)} process-observer pairs, builder arrays ${fmt(stats.arrayBytes / 1_048_576)} MiB`);
-    console.log(`  write: ${fmt(w.meta.comboCount)} combo rows, ${fmt(w.meta.processCount)} process rows in ${fmt(w.elapsedMs / 1000, 1)} s; ${fmt(w.collidingComboKeys)} colliding keys (${fmt(w.exactCombos)} exact rows)`);
-    console.log(`  file: ${fmt(w.sizeBytes / 1_048_576, 1)} MiB (${fmt(w.sizeBytes / (w.meta.comboCount + w.meta.processCount), 1)} B a row)`);
+    console.log(
+      `  build: ${fmt(sightings)} sightings added in ${fmt(addMs / 1000, 1)} s = ${fmt(sightings / (addMs / 1000))} sightings/s wall, ${fmt(sightings / (addCpuMs / 1000))} per CPU-second (incl. generating them)`,
+    );
+    console.log(
+      `         ${fmt(stats.comboObserverPairs)} combo-observer pairs, ${fmt(stats.processObserverPairs)} process-observer pairs, builder arrays ${fmt(stats.arrayBytes / 1_048_576)} MiB`,
+    );
+    console.log(
+      `  write: ${fmt(w.meta.comboCount)} combo rows, ${fmt(w.meta.processCount)} process rows in ${fmt(w.elapsedMs / 1000, 1)} s; ${fmt(w.collidingComboKeys)} colliding keys (${fmt(w.exactCombos)} exact rows)`,
+    );
+    console.log(
+      `  file: ${fmt(w.sizeBytes / 1_048_576, 1)} MiB (${fmt(w.sizeBytes / (w.meta.comboCount + w.meta.processCount), 1)} B a row)`,
+    );
     console.log(`  build process peak RSS: ${fmt(buildRssMiB)} MiB`);
 
     const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
@@ -89,13 +108,19 @@ export async function benchBaseline(opts: { combos: number }): Promise<void> {
     const f = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as ReadFigures;
     console.log(`  read (child process, cache_size ${fmt(16)} MiB, no mmap, 200k-entry lookup caches):`);
     console.log(`    RSS after open ${fmt(f.rssAfterOpenMiB)} MiB`);
-    console.log(`    combo cold, batches of 256:  ${fmt(f.comboColdBatchedPerSec)} lookups/s  (p50 ${fmt(f.comboColdP50Us, 1)} us, p99 ${fmt(f.comboColdP99Us, 1)} us)`);
+    console.log(
+      `    combo cold, batches of 256:  ${fmt(f.comboColdBatchedPerSec)} lookups/s  (p50 ${fmt(f.comboColdP50Us, 1)} us, p99 ${fmt(f.comboColdP99Us, 1)} us)`,
+    );
     console.log(`    combo cold, autocommit:      ${fmt(f.comboColdAutocommitPerSec)} lookups/s`);
     console.log(`    process cold, batches:       ${fmt(f.processColdBatchedPerSec)} lookups/s`);
-    console.log(`    Zipf(1) stream, batches:     ${fmt(f.zipfEventsPerSec)} events/s (process + combo), hit rate combo ${fmt(f.zipfComboHitRate * 100, 1)}% process ${fmt(f.zipfProcessHitRate * 100, 1)}%, combo p99 ${fmt(f.zipfComboP99Us, 1)} us`);
+    console.log(
+      `    Zipf(1) stream, batches:     ${fmt(f.zipfEventsPerSec)} events/s (process + combo), hit rate combo ${fmt(f.zipfComboHitRate * 100, 1)}% process ${fmt(f.zipfProcessHitRate * 100, 1)}%, combo p99 ${fmt(f.zipfComboP99Us, 1)} us`,
+    );
     console.log(`    absent combo reads 0: ${f.absentReadZero ? 'yes' : 'NO'}`);
     const peak = f.peakRssMiB ?? f.maxRssMiB;
-    console.log(`    read path peak RSS ${fmt(peak)} MiB (VmHWM; getrusage maxRSS ${fmt(f.maxRssMiB)} MiB includes the forking parent's): ${peak < READ_RSS_LIMIT_MIB ? 'under' : 'OVER'} the ${READ_RSS_LIMIT_MIB} MiB budget`);
+    console.log(
+      `    read path peak RSS ${fmt(peak)} MiB (VmHWM; getrusage maxRSS ${fmt(f.maxRssMiB)} MiB includes the forking parent's): ${peak < READ_RSS_LIMIT_MIB ? 'under' : 'OVER'} the ${READ_RSS_LIMIT_MIB} MiB budget`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

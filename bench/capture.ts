@@ -114,9 +114,7 @@ async function runPass(dir: string, load: string, ticks: number, pass: Pass): Pr
       const cpu0 = helperPid ? cpuSeconds(helperPid, ticks) : null;
       const node0 = process.cpuUsage();
       const t0 = Date.now();
-      const runs = await Promise.all(
-        Array.from({ length: generators }, () => runLoad(load, rate === 'max' ? 0 : rate, durationMs)),
-      );
+      const runs = await Promise.all(Array.from({ length: generators }, () => runLoad(load, rate === 'max' ? 0 : rate, durationMs)));
       // Let the pipeline drain, then read the counters.
       await new Promise((r) => setTimeout(r, 500));
       const loss = await waitLoss();

@@ -7,7 +7,17 @@ import { BaselineBuilder } from '../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
 import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import { DAY_MS, type Sighting } from '../src/model/baseline.js';
-import { BENCH_DAY0_MS, BENCH_DAYS, BENCH_ORGS, comboParts, mix32, observersOf, processCountFor, shaHex, type ComboParts } from './baseline-data.js';
+import {
+  BENCH_DAY0_MS,
+  BENCH_DAYS,
+  BENCH_ORGS,
+  comboParts,
+  mix32,
+  observersOf,
+  processCountFor,
+  shaHex,
+  type ComboParts,
+} from './baseline-data.js';
 
 export const EVENTS_DAY_MS = BENCH_DAY0_MS + BENCH_DAYS * DAY_MS + 8 * 3_600_000;
 export const rootOf = (r: number): string => `r${r.toString(36)}-shop${r % 10}.com`;
@@ -67,7 +77,9 @@ export async function writeScoreEvents(path: string, combos: number, events: num
     if (!out.write(line)) await once(out, 'drain');
   };
   for (let h = 0; h < hosts; h++) {
-    await write(`{"type":"process","time":${EVENTS_DAY_MS - 20 * DAY_MS},"host":{"id":"host-${h}","org":"bench"},"sha256":"${shaHex(0)}","path":"/usr/bin/curl"}\n`);
+    await write(
+      `{"type":"process","time":${EVENTS_DAY_MS - 20 * DAY_MS},"host":{"id":"host-${h}","org":"bench"},"sha256":"${shaHex(0)}","path":"/usr/bin/curl"}\n`,
+    );
   }
   for (let e = 0; e < events; e++) {
     const u = mix32(e * 3 + 1) / 4_294_967_296;

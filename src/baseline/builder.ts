@@ -3,7 +3,14 @@
 // thing, in typed arrays: a sha256 is 32 bytes once, a combo ~16 bytes, an
 // (observer, entity) pair 8 bytes inline or ~16-24 in the pair table, each pair
 // with its first and last day so the window can be cut when writing.
-import { DAY_MS, type BaselineMeta, type ObserverUnit, type RootDomainPolicy, type Sighting, type TierThresholds } from '../model/baseline.js';
+import {
+  DAY_MS,
+  type BaselineMeta,
+  type ObserverUnit,
+  type RootDomainPolicy,
+  type Sighting,
+  type TierThresholds,
+} from '../model/baseline.js';
 import { comboCheck, comboHash, comboKey, hashComboBytes } from './combo-key.js';
 import { ComboTable } from './combo-table.js';
 import { DEFAULT_COMBO_KEY_BITS } from './format.js';
@@ -79,7 +86,8 @@ const UNITS: readonly ObserverUnit[] = ['org', 'host', 'day'];
 const MAX_DAY = 65_535; // days are kept as Uint16 epoch days: 1970 to 2149
 
 function requireCount(name: string, v: unknown): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`baseline builder: ${name} must be a non-negative integer, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new RangeError(`baseline builder: ${name} must be a non-negative integer, got ${String(v)}`);
 }
 
 function isPort(p: unknown): p is number {
@@ -123,7 +131,11 @@ export class BaselineBuilder {
     requireCount('thresholds.rareMaxObservers', t.rareMaxObservers);
     requireCount('thresholds.veryRareMaxObservers', t.veryRareMaxObservers);
     requireCount('thresholds.commonProcessMinObservers', t.commonProcessMinObservers);
-    if (typeof opts.policy.allowPrivateDomains !== 'boolean' || typeof opts.policy.pslVersion !== 'string' || opts.policy.pslVersion === '') {
+    if (
+      typeof opts.policy.allowPrivateDomains !== 'boolean' ||
+      typeof opts.policy.pslVersion !== 'string' ||
+      opts.policy.pslVersion === ''
+    ) {
       throw new RangeError('baseline builder: policy needs allowPrivateDomains (boolean) and pslVersion (string)');
     }
     const bits = opts.comboKeyBits ?? DEFAULT_COMBO_KEY_BITS;
@@ -226,8 +238,13 @@ export class BaselineBuilder {
       firstDayMs: this.lastDay < 0 ? null : this.firstDay * DAY_MS,
       lastDayMs: this.lastDay < 0 ? null : this.lastDay * DAY_MS,
       arrayBytes:
-        this.shas.byteLength + this.combos.byteLength + this.processSets.byteLength + this.comboSets.byteLength +
-        this.obsMin.byteLength + this.obsMax.byteLength + this.sightingsPerDay.byteLength,
+        this.shas.byteLength +
+        this.combos.byteLength +
+        this.processSets.byteLength +
+        this.comboSets.byteLength +
+        this.obsMin.byteLength +
+        this.obsMax.byteLength +
+        this.sightingsPerDay.byteLength,
     };
   }
 
@@ -238,11 +255,14 @@ export class BaselineBuilder {
    */
   write(outPath: string, opts: WriteOptions): WriteResult {
     const started = performance.now();
-    if (!Number.isSafeInteger(opts.version) || opts.version < 1) return { ok: false, error: `baseline version must be a positive integer, got ${String(opts.version)}` };
-    if (!Number.isSafeInteger(opts.builtAtMs)) return { ok: false, error: `builtAtMs must be a time in epoch ms, got ${String(opts.builtAtMs)}` };
+    if (!Number.isSafeInteger(opts.version) || opts.version < 1)
+      return { ok: false, error: `baseline version must be a positive integer, got ${String(opts.version)}` };
+    if (!Number.isSafeInteger(opts.builtAtMs))
+      return { ok: false, error: `builtAtMs must be a time in epoch ms, got ${String(opts.builtAtMs)}` };
     let endDay: number;
     if (opts.windowEndMs !== undefined) {
-      if (!Number.isFinite(opts.windowEndMs)) return { ok: false, error: `windowEndMs must be a time in epoch ms, got ${String(opts.windowEndMs)}` };
+      if (!Number.isFinite(opts.windowEndMs))
+        return { ok: false, error: `windowEndMs must be a time in epoch ms, got ${String(opts.windowEndMs)}` };
       endDay = Math.ceil(opts.windowEndMs / DAY_MS);
     } else if (this.lastDay >= 0) {
       endDay = this.lastDay + 1;
@@ -274,7 +294,12 @@ export class BaselineBuilder {
       if ((procObservers[i] as number) === 0) continue;
       const o = i * SHA256_BYTES;
       pHi[k] = ((shaBytes[o] as number) << 8) | (shaBytes[o + 1] as number);
-      pLo[k] = (((shaBytes[o + 2] as number) << 24) | ((shaBytes[o + 3] as number) << 16) | ((shaBytes[o + 4] as number) << 8) | (shaBytes[o + 5] as number)) >>> 0;
+      pLo[k] =
+        (((shaBytes[o + 2] as number) << 24) |
+          ((shaBytes[o + 3] as number) << 16) |
+          ((shaBytes[o + 4] as number) << 8) |
+          (shaBytes[o + 5] as number)) >>>
+        0;
       pIdx[k++] = i;
     }
     const procSorted = radixSort({ hi: pHi, lo: pLo, idx: pIdx });

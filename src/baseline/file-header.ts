@@ -7,8 +7,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 const MAGIC = 'SQLite format 3\u0000';
 const HEADER_BYTES = 100;
 
-export type HeaderProblem =
-  | { code: 'missing-file' | 'unreadable' | 'not-sqlite' | 'truncated'; detail: string };
+export type HeaderProblem = { code: 'missing-file' | 'unreadable' | 'not-sqlite' | 'truncated'; detail: string };
 
 export function sqliteHeaderProblem(path: string): HeaderProblem | null {
   let fd: number;

@@ -33,9 +33,7 @@ export interface ComboRows {
   shaBytes: Uint8Array;
 }
 
-export type WriteFileResult =
-  | { ok: true; sizeBytes: number; collidingKeys: number; exactCombos: number }
-  | { ok: false; error: string };
+export type WriteFileResult = { ok: true; sizeBytes: number; collidingKeys: number; exactCombos: number } | { ok: false; error: string };
 
 const CHUNK_ROWS = 256;
 const TWO_32 = 4_294_967_296;
@@ -83,7 +81,7 @@ function writeCombos(db: Database.Database, c: ComboRows): { collidingKeys: numb
   let collidingKeys = 0;
   let exactCombos = 0;
   const n = c.ids.length;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const hi = c.keyHi[i] as number;
     const lo = c.keyLo[i] as number;
     let j = i + 1;

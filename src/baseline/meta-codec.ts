@@ -117,10 +117,20 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
   }
 
   if (
-    problems.length > 0 || version === undefined || builtAtMs === undefined || windowStartMs === undefined ||
-    windowEndMs === undefined || observerUnit === undefined || populationSize === undefined || omits === undefined ||
-    processCount === undefined || comboCount === undefined || keyHash === undefined || keyBits === undefined ||
-    policy === undefined || thresholds === undefined
+    problems.length > 0 ||
+    version === undefined ||
+    builtAtMs === undefined ||
+    windowStartMs === undefined ||
+    windowEndMs === undefined ||
+    observerUnit === undefined ||
+    populationSize === undefined ||
+    omits === undefined ||
+    processCount === undefined ||
+    comboCount === undefined ||
+    keyHash === undefined ||
+    keyBits === undefined ||
+    policy === undefined ||
+    thresholds === undefined
   ) {
     return { ok: false, problems };
   }

@@ -34,8 +34,13 @@ export class ObserverSets {
 
   get byteLength(): number {
     return (
-      this.firstObs.byteLength + this.firstMin.byteLength + this.firstMax.byteLength +
-      this.pEntity.byteLength + this.pObs.byteLength + this.pMin.byteLength + this.pMax.byteLength
+      this.firstObs.byteLength +
+      this.firstMin.byteLength +
+      this.firstMax.byteLength +
+      this.pEntity.byteLength +
+      this.pObs.byteLength +
+      this.pMin.byteLength +
+      this.pMax.byteLength
     );
   }
 

@@ -55,8 +55,14 @@ export class ShaTable {
       if (slot === 0) break;
       const b = (slot - 1) * WORDS;
       if (
-        words[b] === s0 && words[b + 1] === s1 && words[b + 2] === s[2] && words[b + 3] === s[3] &&
-        words[b + 4] === s[4] && words[b + 5] === s[5] && words[b + 6] === s[6] && words[b + 7] === s[7]
+        words[b] === s0 &&
+        words[b + 1] === s1 &&
+        words[b + 2] === s[2] &&
+        words[b + 3] === s[3] &&
+        words[b + 4] === s[4] &&
+        words[b + 5] === s[5] &&
+        words[b + 6] === s[6] &&
+        words[b + 7] === s[7]
       ) {
         this.lastHex = hex;
         this.lastId = slot - 1;

@@ -62,7 +62,12 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     uncommonBelowObservers: intOption('uncommon-below', values['uncommon-below'], DEFAULT_THRESHOLDS.uncommonBelowObservers, 1),
     rareMaxObservers: intOption('rare-max', values['rare-max'], DEFAULT_THRESHOLDS.rareMaxObservers, 0),
     veryRareMaxObservers: intOption('very-rare-max', values['very-rare-max'], DEFAULT_THRESHOLDS.veryRareMaxObservers, 0),
-    commonProcessMinObservers: intOption('common-process-min', values['common-process-min'], DEFAULT_THRESHOLDS.commonProcessMinObservers, 1),
+    commonProcessMinObservers: intOption(
+      'common-process-min',
+      values['common-process-min'],
+      DEFAULT_THRESHOLDS.commonProcessMinObservers,
+      1,
+    ),
   };
   if (values['omit-single-observer'] && thresholds.veryRareMaxObservers < 1) {
     throw new UsageError('--omit-single-observer needs --very-rare-max 1 or more (otherwise 0 and 1 observers are different tiers)');
@@ -102,7 +107,8 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
   }
   progress.done();
   if (errorsTotal > MAX_ERROR_LINES) err.write(`... ${errorsTotal - MAX_ERROR_LINES} more errors not shown\n`);
-  if (sightings === 0) throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
+  if (sightings === 0)
+    throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
   const written = builder.write(values.out, { version, builtAtMs });
   if (!written.ok) throw new UsageError(`cannot write ${values.out}: ${written.error}`);
   const meta = written.meta;

@@ -58,7 +58,9 @@ export class Progress {
     const fileIndex = this.files.get(file) ?? 0;
     const rate = Math.round(records / Math.max(0.001, (now - this.startMs) / 1000));
     const name = file.length > 40 ? '…' + file.slice(-39) : file;
-    this.err.write(`\r\x1b[K[${fileIndex + 1}/${this.totalFiles}] ${name}  ${records.toLocaleString('en-US')} records  ${rate.toLocaleString('en-US')}/s`);
+    this.err.write(
+      `\r\x1b[K[${fileIndex + 1}/${this.totalFiles}] ${name}  ${records.toLocaleString('en-US')} records  ${rate.toLocaleString('en-US')}/s`,
+    );
   }
 
   done(): void {

@@ -35,7 +35,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (values.state !== undefined) c.stateDir = values.state;
     if (values['activation-days'] !== undefined) {
       const d = Number(values['activation-days']);
-      if (!Number.isFinite(d) || d < 0) throw new UsageError(`--activation-days takes a number of days >= 0, not "${values['activation-days']}"`);
+      if (!Number.isFinite(d) || d < 0)
+        throw new UsageError(`--activation-days takes a number of days >= 0, not "${values['activation-days']}"`);
       c.detect.activationDays = d;
     }
     return c;
@@ -43,7 +44,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   const first = loadConfig(configPath);
   if (!first.ok) throw new UsageError(`bad config, not starting:\n${formatProblems(first)}`);
   const config = overrides(first.config);
-  const log = makeLogger({ level: config.logLevel, file: config.logFile, stream: config.logStream, maxSizeBytes: config.logFileMaxBytes, maxFiles: config.logFileMaxFiles });
+  const log = makeLogger({
+    level: config.logLevel,
+    file: config.logFile,
+    stream: config.logStream,
+    maxSizeBytes: config.logFileMaxBytes,
+    maxFiles: config.logFileMaxFiles,
+  });
   const daemon = new Daemon({
     config,
     reloadConfig:

@@ -39,7 +39,8 @@ export async function serviceCommand(argv: string[], out: Writable): Promise<num
     options: { root: { type: 'string', default: '/' }, 'no-start': { type: 'boolean', default: false } },
   });
   const action = positionals[0];
-  if (process.platform !== 'linux') throw new UsageError('rarecon service manages a systemd unit on Linux; see service/ for launchd and Windows');
+  if (process.platform !== 'linux')
+    throw new UsageError('rarecon service manages a systemd unit on Linux; see service/ for launchd and Windows');
   const root = values.root;
   const unitPath = join(root, 'etc/systemd/system/rarecon.service');
   const configPath = join(root, 'etc/rarecon/config.yaml');
@@ -51,11 +52,19 @@ export async function serviceCommand(argv: string[], out: Writable): Promise<num
       out.write(`wrote ${unitPath}\n`);
       if (!existsSync(configPath)) {
         mkdirSync(dirname(configPath), { recursive: true, mode: 0o755 });
-        writeFileSync(configPath, '# rarecon config: every setting is optional; see README.md "Configuration".\n# Check it with: rarecon validate --config /etc/rarecon/config.yaml\n{}\n', { mode: 0o640 });
+        writeFileSync(
+          configPath,
+          '# rarecon config: every setting is optional; see README.md "Configuration".\n# Check it with: rarecon validate --config /etc/rarecon/config.yaml\n{}\n',
+          { mode: 0o640 },
+        );
         out.write(`wrote ${configPath}\n`);
       }
       if (!live) {
-        out.write(root === '/' && !systemdRunning() ? 'systemd is not running here: enable the unit on a host that boots with systemd\n' : 'not started (--no-start or --root)\n');
+        out.write(
+          root === '/' && !systemdRunning()
+            ? 'systemd is not running here: enable the unit on a host that boots with systemd\n'
+            : 'not started (--no-start or --root)\n',
+        );
         return 0;
       }
       return systemctl(['daemon-reload'], out) && systemctl(['enable', '--now', 'rarecon.service'], out) ? 0 : 1;

@@ -31,14 +31,22 @@ export function makeLogger(opts: LoggerOptions): Logger {
   const transport =
     opts.file === null
       ? new winston.transports.Console({ stderrLevels: (opts.stream ?? 'stderr') === 'stderr' ? ['error', 'warn', 'info', 'debug'] : [] })
-      : new winston.transports.File({ filename: opts.file, maxsize: opts.maxSizeBytes ?? 10 * 1024 * 1024, maxFiles: opts.maxFiles ?? 5, tailable: true });
+      : new winston.transports.File({
+          filename: opts.file,
+          maxsize: opts.maxSizeBytes ?? 10 * 1024 * 1024,
+          maxFiles: opts.maxFiles ?? 5,
+          tailable: true,
+        });
   const w = winston.createLogger({
     level: opts.level,
     format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
     defaultMeta: { service: 'rarecon' },
     transports: [transport],
   });
-  const at = (level: LogLevel) => (msg: string, fields: LogFields = {}) => w.log(level, msg, fields);
+  const at =
+    (level: LogLevel) =>
+    (msg: string, fields: LogFields = {}) =>
+      w.log(level, msg, fields);
   return {
     setLevel: (level) => {
       w.level = level;
@@ -59,6 +67,9 @@ export function makeLogger(opts: LoggerOptions): Logger {
 /** A logger that keeps lines in memory: for tests and for commands that print their own output. */
 export function memoryLogger(): Logger & { lines: Array<{ level: LogLevel; msg: string; fields: LogFields }> } {
   const lines: Array<{ level: LogLevel; msg: string; fields: LogFields }> = [];
-  const at = (level: LogLevel) => (msg: string, fields: LogFields = {}) => void lines.push({ level, msg, fields });
+  const at =
+    (level: LogLevel) =>
+    (msg: string, fields: LogFields = {}) =>
+      void lines.push({ level, msg, fields });
   return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), close: async () => {} };
 }

@@ -4,7 +4,10 @@
 import { count, type Problem, type Spec } from '../config/spec.js';
 import type { RareconConfig, ReportConfig } from '../config/defaults.js';
 
-export const METRICS_SPEC: Spec = { kind: 'object', fields: { enabled: { kind: 'boolean' }, host: { kind: 'string' }, port: { kind: 'number', integer: true, min: 0, max: 65535 } } };
+export const METRICS_SPEC: Spec = {
+  kind: 'object',
+  fields: { enabled: { kind: 'boolean' }, host: { kind: 'string' }, port: { kind: 'number', integer: true, min: 0, max: 65535 } },
+};
 
 export const WATCHDOG_SPEC: Spec = {
   kind: 'object',

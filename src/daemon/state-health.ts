@@ -21,7 +21,9 @@ export interface StateHealthStats {
 }
 
 function isStoreFailure(x: unknown): x is StoreFailure {
-  return typeof x === 'object' && x !== null && (x as { ok?: unknown }).ok === false && typeof (x as { reason?: unknown }).reason === 'string';
+  return (
+    typeof x === 'object' && x !== null && (x as { ok?: unknown }).ok === false && typeof (x as { reason?: unknown }).reason === 'string'
+  );
 }
 
 export class StateHealth {

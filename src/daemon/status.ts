@@ -26,7 +26,15 @@ export interface DaemonStatus {
   score: ScoreCounters;
   enrich: Record<string, unknown>;
   learningDaysLeft: number;
-  baseline: { version: number; builtAtMs: number; ageMs: number; unit: string; windowStartMs: number; windowEndMs: number; path: string | null } | null;
+  baseline: {
+    version: number;
+    builtAtMs: number;
+    ageMs: number;
+    unit: string;
+    windowStartMs: number;
+    windowEndMs: number;
+    path: string | null;
+  } | null;
   alertsLast24h: number;
   lastAlertMs: number | null;
   report: unknown;
@@ -89,9 +97,13 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
     `alerts:    ${n(s.alertsLast24h)} in the last 24 h${s.lastAlertMs === null ? '' : `, last ${age(nowMs - s.lastAlertMs)} ago`}`,
   );
   if (outbox !== undefined) {
-    lines.push(`outbox:    ${n(outbox.rows ?? 0)} waiting${outbox.oldestAgeMs ? `, oldest ${age(outbox.oldestAgeMs)}` : ''}, ${n(outbox.deadLetteredTotal ?? 0)} dead-lettered`);
+    lines.push(
+      `outbox:    ${n(outbox.rows ?? 0)} waiting${outbox.oldestAgeMs ? `, oldest ${age(outbox.oldestAgeMs)}` : ''}, ${n(outbox.deadLetteredTotal ?? 0)} dead-lettered`,
+    );
   }
-  lines.push(`resources: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB resident, CPU ${((s.cpu.user + s.cpu.system) / 1e6).toFixed(1)} s since start`);
+  lines.push(
+    `resources: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB resident, CPU ${((s.cpu.user + s.cpu.system) / 1e6).toFixed(1)} s since start`,
+  );
   const w = s.watchdog;
   if (w !== undefined) {
     const shed = Object.entries(w.shedByReason)
@@ -107,14 +119,18 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
   }
   const sd = s.stateDir;
   if (sd !== undefined && (Object.keys(sd.failing).length > 0 || sd.heldAlerts > 0 || sd.heldSightings > 0)) {
-    const failing = Object.entries(sd.failing).map(([k, v]) => `${k} (${v})`).join('; ');
+    const failing = Object.entries(sd.failing)
+      .map(([k, v]) => `${k} (${v})`)
+      .join('; ');
     lines.push(
       `state:     ${sd.diskFull ? 'DISK FULL' : 'WRITES FAILING'}${failing === '' ? '' : `: ${failing}`}; holding ${n(sd.heldAlerts)} alerts and ${n(sd.heldSightings)} sightings in memory`,
     );
   }
   const caches = Object.entries(s.caches ?? {}).filter(([, c]) => c.hitsTotal + c.missesTotal > 0);
   if (caches.length > 0) {
-    lines.push(`caches:    ${caches.map(([k, c]) => `${k} ${Math.round((100 * c.hitsTotal) / (c.hitsTotal + c.missesTotal))} %`).join(', ')} hits`);
+    lines.push(
+      `caches:    ${caches.map(([k, c]) => `${k} ${Math.round((100 * c.hitsTotal) / (c.hitsTotal + c.missesTotal))} %`).join(', ')} hits`,
+    );
   }
   return lines.join('\n') + '\n';
 }

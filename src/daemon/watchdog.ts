@@ -86,7 +86,14 @@ export class Watchdog {
   private hardFired = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
-  private readonly st: { cpuPercent: number; rssBytes: number; liveBytes: number; sinceMs: number; overBudget: string | null; changes: number };
+  private readonly st: {
+    cpuPercent: number;
+    rssBytes: number;
+    liveBytes: number;
+    sinceMs: number;
+    overBudget: string | null;
+    changes: number;
+  };
   private readonly shedByReason: Record<ShedReason, number> = {
     injection_scan_ineligible: 0,
     udp_flow_not_common: 0,
@@ -155,7 +162,8 @@ export class Watchdog {
     const overMem = s.liveBytes > c.memoryBytes;
     if (overCpu || overMem) {
       this.underStreak = 0;
-      if (this.levelNow < 2) this.change((this.levelNow + 1) as ShedLevel, overCpu && overMem ? 'cpu and memory' : overCpu ? 'cpu' : 'memory');
+      if (this.levelNow < 2)
+        this.change((this.levelNow + 1) as ShedLevel, overCpu && overMem ? 'cpu and memory' : overCpu ? 'cpu' : 'memory');
       return;
     }
     const roomy = this.st.cpuPercent <= c.cpuPercent * CPU_HEADROOM && s.liveBytes <= c.memoryBytes * MEMORY_HEADROOM;

@@ -16,7 +16,10 @@ function pathMatcher(patterns: readonly string[]): (path: string) => boolean {
   const globs: RegExp[] = [];
   for (const p of patterns) {
     if (p.includes('*')) {
-      const re = p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+      const re = p
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*');
       globs.push(new RegExp(`^${re}$`, 'i'));
     } else {
       exact.add(p.toLowerCase());

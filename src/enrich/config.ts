@@ -3,4 +3,10 @@ import { count, type Spec } from '../config/spec.js';
 
 export const ENRICH_SPEC: Spec = { kind: 'object', fields: { concurrency: count(1), timeoutMs: count(10), cacheEntries: count(16) } };
 
-export const HOST_SPEC: Spec = { kind: 'object', fields: { org: { kind: 'string', pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: 'letters, digits, . _ - (1 to 64)' }, id: { kind: 'string', nullable: true } } };
+export const HOST_SPEC: Spec = {
+  kind: 'object',
+  fields: {
+    org: { kind: 'string', pattern: /^[A-Za-z0-9._-]{1,64}$/, patternText: 'letters, digits, . _ - (1 to 64)' },
+    id: { kind: 'string', nullable: true },
+  },
+};

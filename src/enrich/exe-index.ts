@@ -5,7 +5,16 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const DEFAULT_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin', '/usr/libexec', '/usr/lib/openssh', '/opt/bin', '/snap/bin'];
+const DEFAULT_DIRS = [
+  '/usr/bin',
+  '/usr/sbin',
+  '/usr/local/bin',
+  '/usr/local/sbin',
+  '/usr/libexec',
+  '/usr/lib/openssh',
+  '/opt/bin',
+  '/snap/bin',
+];
 
 export class ExeIndex {
   private map = new Map<string, string>();

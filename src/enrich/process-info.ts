@@ -4,7 +4,18 @@ import { readFile, readlink, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import type { ParentInfo } from '../model/records.js';
 import { BoundedCache, type CacheStats } from '../common/bounded-cache.js';
-import { ABORTED, deadline, procErrorCode, raceAbort, readStat, bootTimeMs, startTimeMsOf, formatCmdline, readProc, type ProcErrorCode } from '../common/proc.js';
+import {
+  ABORTED,
+  deadline,
+  procErrorCode,
+  raceAbort,
+  readStat,
+  bootTimeMs,
+  startTimeMsOf,
+  formatCmdline,
+  readProc,
+  type ProcErrorCode,
+} from '../common/proc.js';
 
 /** uid -> name from a passwd file, reloaded when the file changes, with `getent` for NSS users. */
 export class UserNames {

@@ -28,7 +28,9 @@ export interface AddressClassifier {
 }
 
 /** Parses `a.b.c.d/n` or `x::/n` (a bare address is a /32 or /128). */
-export function parseCidr(cidr: string): { ok: true; address: string; prefix: number; family: 'ipv4' | 'ipv6' } | { ok: false; error: string } {
+export function parseCidr(
+  cidr: string,
+): { ok: true; address: string; prefix: number; family: 'ipv4' | 'ipv6' } | { ok: false; error: string } {
   const [address = '', prefixText] = cidr.trim().split('/');
   const v = isIP(address);
   if (v === 0) return { ok: false, error: `"${cidr}" is not an IP network` };

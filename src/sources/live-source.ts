@@ -104,7 +104,10 @@ function ebpfSource(helper: HelperProcess, host: HostRef, reason: string): LiveS
         case 'dns': {
           const parsed = dns.parse(r.payload, { allowTruncated: r.truncated });
           if (parsed.ok && parsed.value.answers.length > 0) {
-            yield { kind: 'dns', answer: { type: 'dns', timeMs: r.timeMs, host, query: parsed.value.query, answers: parsed.value.answers } };
+            yield {
+              kind: 'dns',
+              answer: { type: 'dns', timeMs: r.timeMs, host, query: parsed.value.query, answers: parsed.value.answers },
+            };
           }
           break;
         }

@@ -42,7 +42,14 @@ import { TokenSource } from '../common/token-source.js';
 import type { LogFn } from '../common/log.js';
 import { openBaseline, type SqliteBaseline } from '../baseline/store.js';
 import { BucketCache, type ApplyPurpose } from './bucket-cache.js';
-import { canonicalJson, checkContent, MAX_ENVELOPE_LINE_BYTES, parsePublicKey, verifyEnvelope, type SignedHeader } from '../baseline/signature.js';
+import {
+  canonicalJson,
+  checkContent,
+  MAX_ENVELOPE_LINE_BYTES,
+  parsePublicKey,
+  verifyEnvelope,
+  type SignedHeader,
+} from '../baseline/signature.js';
 import { buildStandaloneBaseline, type SightingsStore } from './sightings-store.js';
 import type { SyncConfig } from '../config/defaults.js';
 import { writeSecretFile } from '../common/secrets.js';

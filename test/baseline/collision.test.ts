@@ -81,7 +81,13 @@ describe('colliding combo keys', () => {
   it('mixes collided and unique keys, and an absent combo sharing a key reads 0', () => {
     const bits = 12;
     const s = sha('curl');
-    const b = new BaselineBuilder({ unit: 'org', windowDays: 30, thresholds: DEFAULT_THRESHOLDS, policy: DEFAULT_POLICY, comboKeyBits: bits });
+    const b = new BaselineBuilder({
+      unit: 'org',
+      windowDays: 30,
+      thresholds: DEFAULT_THRESHOLDS,
+      policy: DEFAULT_POLICY,
+      comboKeyBits: bits,
+    });
     for (let i = 0; i < 300; i++) {
       for (let o = 0; o <= i % 3; o++) b.add({ observer: `o${o}`, dayMs: DAY, sha256: s, rootDomain: `s${i}.example`, port: 443 });
     }

@@ -23,7 +23,9 @@ afterEach(() => {
 function goodFile(name: string, combos = 3000): string {
   const b = new BaselineBuilder({ unit: 'org', windowDays: 30, thresholds: DEFAULT_THRESHOLDS, policy: DEFAULT_POLICY });
   for (let i = 0; i < combos; i++) {
-    const s = createHash('sha256').update(`p${i % 50}`).digest('hex');
+    const s = createHash('sha256')
+      .update(`p${i % 50}`)
+      .digest('hex');
     b.add({ observer: `o${i % 9}`, dayMs: DAY, sha256: s, rootDomain: `d${i}.example`, port: 443 });
   }
   const path = join(dir, name);
@@ -116,14 +118,19 @@ describe('openBaseline errors', () => {
     expectError(path, 'bad-meta', /populationSize is missing.*/);
     const r = openBaseline(path);
     if (r.ok) throw new Error('opened');
-    for (const w of ['populationSize is missing', 'windowEndMs is missing', 'version is not', 'thresholds.rareMaxObservers']) expect(r.error).toContain(w);
+    for (const w of ['populationSize is missing', 'windowEndMs is missing', 'version is not', 'thresholds.rareMaxObservers'])
+      expect(r.error).toContain(w);
   });
 
   it('a root-domain policy this endpoint cannot apply', () => {
     const path = goodFile('policy.db', 10);
     edit(path, "UPDATE meta SET value = ? WHERE key = 'policy'", JSON.stringify({ allowPrivateDomains: true, pslVersion: 'tldts@1.0.0' }));
     expectError(path, 'policy', /tldts@1\.0\.0/);
-    edit(path, "UPDATE meta SET value = ? WHERE key = 'policy'", JSON.stringify({ allowPrivateDomains: true, pslVersion: 'publicsuffix.org/2019-01-01' }));
+    edit(
+      path,
+      "UPDATE meta SET value = ? WHERE key = 'policy'",
+      JSON.stringify({ allowPrivateDomains: true, pslVersion: 'publicsuffix.org/2019-01-01' }),
+    );
     expectError(path, 'policy', /unknown Public Suffix List/);
   });
 

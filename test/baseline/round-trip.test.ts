@@ -117,7 +117,10 @@ describe('baseline build -> open -> lookups', () => {
       { org: 'o2', host: 'h1', d: 2 }, // same host id, other org: another host
     ];
     for (const e of events) {
-      for (const [bb, unit] of [[hostB, 'host'], [dayB, 'day']] as const) {
+      for (const [bb, unit] of [
+        [hostB, 'host'],
+        [dayB, 'day'],
+      ] as const) {
         const obs = observerId(unit, e.org, e.host, day(e.d) + 3_600_000);
         bb.add({ observer: obs, dayMs: day(e.d), sha256: CURL, rootDomain: 'example.com', port: 443 });
       }
@@ -235,13 +238,19 @@ describe('baseline build -> open -> lookups', () => {
 
   it('refuses bad write options and an empty builder as values', () => {
     const b = builder();
-    expect(b.write(tmp.path('x.db'), { version: 1, builtAtMs: 0 })).toMatchObject({ ok: false, error: expect.stringContaining('no sightings') });
+    expect(b.write(tmp.path('x.db'), { version: 1, builtAtMs: 0 })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('no sightings'),
+    });
     expect(b.write(tmp.path('x.db'), { version: 0, builtAtMs: 0 })).toMatchObject({ ok: false });
     const empty = b.write(tmp.path('empty.db'), { version: 1, builtAtMs: 0, windowEndMs: day(30) });
     expect(empty.ok).toBe(true);
     expect(open(tmp.path('empty.db')).meta()).toMatchObject({ populationSize: 0, comboCount: 0, windowStartMs: day(0) });
     b.add(sighting('a', 0, CURL));
-    expect(b.write(tmp.path('no/such/dir/x.db'), { version: 1, builtAtMs: 0 })).toMatchObject({ ok: false, error: expect.stringContaining('no/such/dir/x.db') });
+    expect(b.write(tmp.path('no/such/dir/x.db'), { version: 1, builtAtMs: 0 })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining('no/such/dir/x.db'),
+    });
   });
 
   it('serves repeated lookups from its cache, in batches, and closes twice safely', () => {

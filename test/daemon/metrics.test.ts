@@ -19,8 +19,14 @@ async function get(path: string): Promise<{ status: number; body: string }> {
 describe('metrics endpoint', () => {
   it('serves Prometheus text and a health check on loopback while the daemon runs', async () => {
     const config = join(dir, 'config.yaml');
-    writeFileSync(config, `source: {kind: procfs, pollIntervalMs: 200}\nreport: {sinks: [{type: file, name: archive, path: ${join(dir, 'alerts.jsonl')}}]}\nmetrics: {enabled: true, host: 127.0.0.1, port: ${port}}\nstatusIntervalMs: 200\n`);
-    const child = spawn(process.execPath, [CLI, 'run', '--config', config, '--state', join(dir, 'state')], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(
+      config,
+      `source: {kind: procfs, pollIntervalMs: 200}\nreport: {sinks: [{type: file, name: archive, path: ${join(dir, 'alerts.jsonl')}}]}\nmetrics: {enabled: true, host: 127.0.0.1, port: ${port}}\nstatusIntervalMs: 200\n`,
+    );
+    const child = spawn(process.execPath, [CLI, 'run', '--config', config, '--state', join(dir, 'state')], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let log = '';
     child.stderr.on('data', (b: Buffer) => (log += b.toString()));
     const closed = new Promise((r) => child.once('close', r));
@@ -79,10 +85,37 @@ describe('metrics endpoint', () => {
 
   it('escapes label values and lists alerts by name', () => {
     const text = metricsText({
-      pid: 1, startedMs: 0, updatedMs: 0, host: 'o/h', source: null,
-      queue: { size: 0, capacity: 1, droppedTotal: 0, inFlight: 0 }, counters: {},
-      score: { recordsTotal: 0, connectionsTotal: 3, dnsAnswersTotal: 0, processRunsTotal: 0, eligibleTotal: 0, ineligibleByReason: { 'no-hostname': 2 }, learningByReason: {}, excludedByKind: {}, commonCombosTotal: 0, alertsByName: { 'a "quoted" name': 1 }, repeatsTotal: 0, pausedTotal: 0, healthAlertsTotal: 0 },
-      enrich: {}, learningDaysLeft: 3, baseline: null, alertsLast24h: 0, lastAlertMs: null, report: null, sync: null, rssBytes: 5, cpu: { user: 1e6, system: 0 },
+      pid: 1,
+      startedMs: 0,
+      updatedMs: 0,
+      host: 'o/h',
+      source: null,
+      queue: { size: 0, capacity: 1, droppedTotal: 0, inFlight: 0 },
+      counters: {},
+      score: {
+        recordsTotal: 0,
+        connectionsTotal: 3,
+        dnsAnswersTotal: 0,
+        processRunsTotal: 0,
+        eligibleTotal: 0,
+        ineligibleByReason: { 'no-hostname': 2 },
+        learningByReason: {},
+        excludedByKind: {},
+        commonCombosTotal: 0,
+        alertsByName: { 'a "quoted" name': 1 },
+        repeatsTotal: 0,
+        pausedTotal: 0,
+        healthAlertsTotal: 0,
+      },
+      enrich: {},
+      learningDaysLeft: 3,
+      baseline: null,
+      alertsLast24h: 0,
+      lastAlertMs: null,
+      report: null,
+      sync: null,
+      rssBytes: 5,
+      cpu: { user: 1e6, system: 0 },
     });
     expect(text).toContain('rarecon_alerts_total{name="a \\"quoted\\" name"} 1');
     expect(text).toContain('rarecon_ineligible_total{reason="no-hostname"} 2');

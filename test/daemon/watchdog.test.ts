@@ -18,7 +18,16 @@ function rig(over: Partial<WatchdogConfig> = {}) {
   const sample = (): ResourceSample => ({ atMs: t, cpuMicros, rssBytes, liveBytes });
   const log = memoryLogger();
   const hard: number[] = [];
-  const cfg: WatchdogConfig = { ...DEFAULT_WATCHDOG, intervalMs: 1000, cpuPercent: 5, memoryBytes: 100 * MiB, hardMemoryBytes: 150 * MiB, recoverSamples: 3, sampleOneIn: 4, ...over };
+  const cfg: WatchdogConfig = {
+    ...DEFAULT_WATCHDOG,
+    intervalMs: 1000,
+    cpuPercent: 5,
+    memoryBytes: 100 * MiB,
+    hardMemoryBytes: 150 * MiB,
+    recoverSamples: 3,
+    sampleOneIn: 4,
+    ...over,
+  };
   const wd = new Watchdog(cfg, { sample, log, onHardLimit: (r) => hard.push(r), now: () => t });
   wd.check(); // first sample: the baseline for CPU deltas
   /** `liveMiB`: memory in use (checked against the soft budget); `rssMiB`: resident (the hard limit). */
@@ -64,7 +73,13 @@ describe('watchdog policy', () => {
     expect(wd.level).toBe(2);
     const st = wd.stats();
     expect(wd.sheds('connection_not_common')).toBe(true);
-    expect(st.shedByReason).toEqual({ injection_scan_ineligible: 1, udp_flow_not_common: 1, sighting_repeat: 1, connection_not_common: 0, connection_sampled: 6 });
+    expect(st.shedByReason).toEqual({
+      injection_scan_ineligible: 1,
+      udp_flow_not_common: 1,
+      sighting_repeat: 1,
+      connection_not_common: 0,
+      connection_sampled: 6,
+    });
     expect(wd.stats().shedTotal).toBe(10);
     expect(st.overBudget).toBe('cpu');
     // One line per change of level, not per sample.

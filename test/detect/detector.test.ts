@@ -103,8 +103,14 @@ describe('detector', () => {
 
   it('honours configured internal networks and domains', () => {
     const d = makeDetector({ ...DEFAULT_DETECT, internalNetworks: ['203.0.113.0/25'], internalDomains: ['example.com'] });
-    expect(d.evaluate(conn({ ip: '203.0.113.5' }), 'x.other.org', base, ENROLLED, NOW)).toEqual({ kind: 'ineligible', reason: 'configured-internal-address' });
-    expect(d.evaluate(conn({ ip: '203.0.113.200' }), 'c2.example.com', base, ENROLLED, NOW)).toEqual({ kind: 'ineligible', reason: 'internal-hostname' });
+    expect(d.evaluate(conn({ ip: '203.0.113.5' }), 'x.other.org', base, ENROLLED, NOW)).toEqual({
+      kind: 'ineligible',
+      reason: 'configured-internal-address',
+    });
+    expect(d.evaluate(conn({ ip: '203.0.113.200' }), 'c2.example.com', base, ENROLLED, NOW)).toEqual({
+      kind: 'ineligible',
+      reason: 'internal-hostname',
+    });
   });
 
   it.each([
@@ -136,18 +142,31 @@ describe('detector', () => {
 
   it('waits for a baseline that covers 14 days', () => {
     const short = memoryBaseline({ [SHA_A]: 50 }, [], { windowStartMs: NOW - 10 * DAY_MS, windowEndMs: NOW });
-    expect(detector.evaluate(conn(), 'c2.example.com', short, ENROLLED, NOW)).toEqual({ kind: 'learning', reason: 'baseline-too-short', daysLeft: 4 });
+    expect(detector.evaluate(conn(), 'c2.example.com', short, ENROLLED, NOW)).toEqual({
+      kind: 'learning',
+      reason: 'baseline-too-short',
+      daysLeft: 4,
+    });
   });
 
   it('applies each exclusion kind', () => {
     const d = makeDetector({
       ...DEFAULT_DETECT,
-      exclusions: { domainSuffixes: ['ok.example.com'], sha256: [SHA_B], signers: ['Acme Corp'], ports: [8080], processPaths: ['/opt/agent/*'] },
+      exclusions: {
+        domainSuffixes: ['ok.example.com'],
+        sha256: [SHA_B],
+        signers: ['Acme Corp'],
+        ports: [8080],
+        processPaths: ['/opt/agent/*'],
+      },
     });
     const ev = (e = conn(), h = 'c2.example.com') => d.evaluate(e, h, memoryBaseline({ [SHA_A]: 50, [SHA_B]: 50 }, []), ENROLLED, NOW);
     expect(ev(conn(), 'x.ok.example.com')).toEqual({ kind: 'excluded', by: 'domain-suffix' });
     expect(ev(conn({ process: proc({ sha256: SHA_B }) }))).toEqual({ kind: 'excluded', by: 'sha256' });
-    expect(ev(conn({ process: proc({ signer: { status: 'valid', subject: 'acme corp', vendor: null } }) }))).toEqual({ kind: 'excluded', by: 'signer' });
+    expect(ev(conn({ process: proc({ signer: { status: 'valid', subject: 'acme corp', vendor: null } }) }))).toEqual({
+      kind: 'excluded',
+      by: 'signer',
+    });
     expect(ev(conn({ port: 8080 }))).toEqual({ kind: 'excluded', by: 'port' });
     expect(ev(conn({ process: proc({ path: '/opt/agent/bin/up' }) }))).toEqual({ kind: 'excluded', by: 'process-path' });
     expect(ev(conn()).kind).toBe('alert');

@@ -60,7 +60,8 @@ class Collector {
   }
 }
 
-const isConnect = (pid: number, port?: number) =>
+const isConnect =
+  (pid: number, port?: number) =>
   (r: RawRecord): r is RawConnect =>
     r.type === 'connect' && r.pid === pid && (port === undefined || r.remote.port === port);
 
@@ -260,11 +261,7 @@ describe.skipIf(!isRoot)('rarecon-events helper (root, real kernel)', () => {
       }
       // sendto, sendmsg and send: 49 of 50 datagrams each counted as deduplicated;
       // sendmmsg: one call, its first 4 destinations looked at (1 reported, 3 counted).
-      const loss = await seen.waitFor(
-        (r): r is RawLoss => r.type === 'loss' && r.udpDeduped - lossBefore >= 3 * 49 + 3,
-        3000,
-        before,
-      );
+      const loss = await seen.waitFor((r): r is RawLoss => r.type === 'loss' && r.udpDeduped - lossBefore >= 3 * 49 + 3, 3000, before);
       expect(loss.ringbufDrops).toBe(0);
     } finally {
       sink.close();
@@ -332,16 +329,26 @@ describe.skipIf(!isRoot)('rarecon-events helper (root, real kernel)', () => {
       ipns('ip', 'link', 'set', vethNs, 'up');
       ipns('ip', 'link', 'set', 'lo', 'up');
 
-      const dnsmasq = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find(
-        (p) => spawnSync(p, ['--version'], { stdio: 'ignore' }).status === 0,
-      );
+      const dnsmasq = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => spawnSync(p, ['--version'], { stdio: 'ignore' }).status === 0);
       if (dnsmasq) {
         server = spawn(
           'ip',
           [
-            'netns', 'exec', ns, dnsmasq, '--keep-in-foreground', '--port=53', '--listen-address=203.0.113.53',
-            '--bind-interfaces', '--no-resolv', '--no-hosts', '--user=root', '--group=root', '--pid-file=',
-            '--local-ttl=300', '--host-record=c2.example.com,203.0.113.10',
+            'netns',
+            'exec',
+            ns,
+            dnsmasq,
+            '--keep-in-foreground',
+            '--port=53',
+            '--listen-address=203.0.113.53',
+            '--bind-interfaces',
+            '--no-resolv',
+            '--no-hosts',
+            '--user=root',
+            '--group=root',
+            '--pid-file=',
+            '--local-ttl=300',
+            '--host-record=c2.example.com,203.0.113.10',
             '--cname=www.c2.example.com,c2.example.com',
           ],
           { stdio: 'ignore' },
@@ -370,8 +377,15 @@ describe.skipIf(!isRoot)('rarecon-events helper (root, real kernel)', () => {
       const from = seen.records.length;
       const query = Buffer.concat([
         Buffer.from([0x51, 0x52, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]),
-        Buffer.from([3]), Buffer.from('www'), Buffer.from([2]), Buffer.from('c2'), Buffer.from([7]),
-        Buffer.from('example'), Buffer.from([3]), Buffer.from('com'), Buffer.from([0, 0, 1, 0, 1]),
+        Buffer.from([3]),
+        Buffer.from('www'),
+        Buffer.from([2]),
+        Buffer.from('c2'),
+        Buffer.from([7]),
+        Buffer.from('example'),
+        Buffer.from([3]),
+        Buffer.from('com'),
+        Buffer.from([0, 0, 1, 0, 1]),
       ]);
       const client = dgram.createSocket('udp4');
       const answer = await new Promise<Buffer>((resolve, reject) => {

@@ -30,10 +30,14 @@ interface Child {
 }
 
 function child(count: number): Child {
-  const proc = spawn(process.execPath, ['--import', join(HERE, '..', 'support', 'ts-register.mjs'), join(HERE, '..', 'support', 'outbox-child.ts')], {
-    env: { ...process.env, RARECON_OUTBOX: join(dir, 'outbox.db'), RARECON_URL: rx.url, RARECON_COUNT: String(count) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    ['--import', join(HERE, '..', 'support', 'ts-register.mjs'), join(HERE, '..', 'support', 'outbox-child.ts')],
+    {
+      env: { ...process.env, RARECON_OUTBOX: join(dir, 'outbox.db'), RARECON_URL: rx.url, RARECON_COUNT: String(count) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: string[] = [];
   const stderr: string[] = [];
   let buf = '';

@@ -21,7 +21,14 @@ function report(sinks: Array<{ name: string; url: string; tokenEnv?: string }>):
     ...DEFAULT_REPORT,
     backoff: { initialMs: 20, maxMs: 100, maxRetryAfterMs: 1000, maxAttempts: 0 },
     pollMs: 50,
-    sinks: sinks.map((s) => ({ ...SINK_DEFAULTS.http, name: s.name, url: s.url, lingerMs: 0, batchMaxAlerts: 20, tokenEnv: s.tokenEnv ?? null })),
+    sinks: sinks.map((s) => ({
+      ...SINK_DEFAULTS.http,
+      name: s.name,
+      url: s.url,
+      lingerMs: 0,
+      batchMaxAlerts: 20,
+      tokenEnv: s.tokenEnv ?? null,
+    })),
   };
 }
 

@@ -10,7 +10,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 
 describe('service', () => {
-  it('installs a unit with this checkout\'s paths and a config, and uninstalls it keeping the config', async () => {
+  it("installs a unit with this checkout's paths and a config, and uninstalls it keeping the config", async () => {
     const r = await rarecon(['service', 'install', '--root', root]);
     expect(r.code).toBe(0);
     const unit = readFileSync(join(root, 'etc/systemd/system/rarecon.service'), 'utf8');

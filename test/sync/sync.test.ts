@@ -10,7 +10,19 @@ import { SightingsStore } from '../../src/sync/sightings-store.js';
 import { generateSigningKey } from '../../src/baseline/signature.js';
 import { IntakeStore } from '../../src/server/intake-store.js';
 import { serverPaths, type RunningServer } from '../../src/server/server.js';
-import { DAY, OTHER, POPULAR, enrolHosts, http, memoryLog, sha, startProxy, startTestServer, tempDir, uploadFleetDay } from '../support/server.js';
+import {
+  DAY,
+  OTHER,
+  POPULAR,
+  enrolHosts,
+  http,
+  memoryLog,
+  sha,
+  startProxy,
+  startTestServer,
+  tempDir,
+  uploadFleetDay,
+} from '../support/server.js';
 
 describe('endpoint sync against the baseline server', () => {
   const tmp = tempDir('sync');

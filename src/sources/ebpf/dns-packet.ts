@@ -33,14 +33,7 @@ export interface DnsResponse {
   partial: boolean;
 }
 
-export type DnsErrorCode =
-  | 'too-short'
-  | 'not-a-response'
-  | 'no-question'
-  | 'bad-name'
-  | 'name-loop'
-  | 'truncated-record'
-  | 'bad-rdata';
+export type DnsErrorCode = 'too-short' | 'not-a-response' | 'no-question' | 'bad-name' | 'name-loop' | 'truncated-record' | 'bad-rdata';
 
 export interface DnsParseError {
   code: DnsErrorCode;
@@ -208,7 +201,8 @@ export function parseDnsResponse(payload: Uint8Array, options: DnsParseOptions =
     const link = records.find((r) => r.type === DnsType.CNAME && r.klass === DnsClass.IN && r.name === current);
     if (link === undefined) break;
     const target = readName(p, link.rdataOffset);
-    if (target instanceof ParseFailure) return fail(target.code === 'truncated-record' ? 'bad-rdata' : target.code, `CNAME of ${current}: ${target.message}`);
+    if (target instanceof ParseFailure)
+      return fail(target.code === 'truncated-record' ? 'bad-rdata' : target.code, `CNAME of ${current}: ${target.message}`);
     if (target.next > link.rdataOffset + link.rdataLength) return fail('bad-rdata', `CNAME of ${current} overruns its data`);
     if (reachTtl.has(target.name)) break; // a CNAME loop: stop where it closes
     reachTtl.set(target.name, Math.min(reachTtl.get(current) ?? 0, link.ttl));

@@ -85,9 +85,7 @@ export interface HelperStats {
 
 export type ProbeFailureCode = 'not-linux' | 'binary-missing' | 'not-root' | 'no-btf' | 'check-failed';
 
-export type ProbeResult =
-  | { ok: true; binaryPath: string }
-  | { ok: false; code: ProbeFailureCode; reason: string };
+export type ProbeResult = { ok: true; binaryPath: string } | { ok: false; code: ProbeFailureCode; reason: string };
 
 /** The helper cannot run on this host (or spoke another protocol): restarting would not help. */
 export class HelperUnavailableError extends Error {
@@ -143,7 +141,7 @@ async function hasBpfPrivilege(): Promise<boolean> {
     if (!m?.[1]) return false;
     const caps = BigInt(`0x${m[1]}`);
     const has = (bit: number): boolean => ((caps >> BigInt(bit)) & 1n) === 1n;
-    return has(21) /* CAP_SYS_ADMIN */ || (has(39) /* CAP_BPF */ && has(38)) /* CAP_PERFMON */;
+    return has(21) /* CAP_SYS_ADMIN */ || (has(39) /* CAP_BPF */ && has(38)); /* CAP_PERFMON */
   } catch {
     return false;
   }
@@ -392,10 +390,7 @@ export class HelperProcess {
       if (rec.type === 'hello') {
         this.hello = rec;
         if (rec.protocolVersion !== WIRE.protocolVersion) {
-          this.fail(
-            `helper speaks protocol ${rec.protocolVersion}, this daemon ${WIRE.protocolVersion}: rebuild native-events`,
-            null,
-          );
+          this.fail(`helper speaks protocol ${rec.protocolVersion}, this daemon ${WIRE.protocolVersion}: rebuild native-events`, null);
           this.child?.kill('SIGTERM');
           return;
         }
@@ -465,10 +460,7 @@ export class HelperProcess {
     const base = Math.min(max, initial * 2 ** this.backoffStep);
     const delayMs = Math.round(base * (0.8 + Math.random() * 0.4));
     this.backoffStep = Math.min(this.backoffStep + 1, 30);
-    this.log(
-      'warn',
-      `helper exited (${signal ? `signal ${signal}` : `status ${code}`}) after ${ranMs} ms: restarting in ${delayMs} ms`,
-    );
+    this.log('warn', `helper exited (${signal ? `signal ${signal}` : `status ${code}`}) after ${ranMs} ms: restarting in ${delayMs} ms`);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopping) return;

@@ -287,7 +287,7 @@ export function formatAddress(family: 4 | 6, bytes: Uint8Array): string {
   // Longest run of zero groups (two or more), first one on a tie.
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -525,13 +525,7 @@ const BODY_DECODERS: Record<number, (b: Buffer, seq: number) => BodyResult<RawRe
 
 // ---- stream decoder ----------------------------------------------------------------
 
-export type DecodeProblemCode =
-  | 'bad-magic'
-  | 'bad-length'
-  | 'unsupported-version'
-  | 'short-record'
-  | 'bad-value'
-  | 'truncated-stream';
+export type DecodeProblemCode = 'bad-magic' | 'bad-length' | 'unsupported-version' | 'short-record' | 'bad-value' | 'truncated-stream';
 
 export interface DecodeProblem {
   code: DecodeProblemCode;

@@ -142,7 +142,10 @@ export function hostIdOf(hostname: string): string {
 
 /** `{71B87C12-...}` and `71b87c12-...` are the same process. */
 export function normaliseGuid(g: string): string {
-  return g.trim().replace(/^\{|\}$/g, '').toLowerCase();
+  return g
+    .trim()
+    .replace(/^\{|\}$/g, '')
+    .toLowerCase();
 }
 
 /** SHA256 from `SHA1=..,MD5=..,SHA256=..,IMPHASH=..`, lower-cased; null when absent. */

@@ -199,7 +199,9 @@ export class SysmonReader {
     this.byEventId.set(ev.eventId, (this.byEventId.get(ev.eventId) ?? 0) + 1);
     if (![1, 3, 5, 7, 8, 10, 22].includes(ev.eventId)) return NO_ITEMS;
     if (ev.timeMs === null) {
-      return [this.error(ev.fields.has('utctime') ? 'bad-value' : 'missing-field', `Sysmon event ${ev.eventId}: no readable UtcTime`, origin)];
+      return [
+        this.error(ev.fields.has('utctime') ? 'bad-value' : 'missing-field', `Sysmon event ${ev.eventId}: no readable UtcTime`, origin),
+      ];
     }
     if (hostIdOf(ev.hostname) === '') return [this.error('missing-field', `Sysmon event ${ev.eventId}: no Hostname`, origin)];
     const host: HostRef = { id: hostIdOf(ev.hostname), org: this.opts.org, name: ev.hostname.trim() };
@@ -319,7 +321,8 @@ export class SysmonReader {
     const parentPid = int(f.get('parentprocessid'), 0, 2 ** 32 - 1);
     const parentPath = known(f.get('parentimage'));
     const parentCmd = known(f.get('parentcommandline'));
-    if (parentPid !== null || parentPath !== null || parentCmd !== null) s.parent = { pid: parentPid, path: parentPath, cmdline: parentCmd };
+    if (parentPid !== null || parentPath !== null || parentCmd !== null)
+      s.parent = { pid: parentPid, path: parentPath, cmdline: parentCmd };
   }
 
   private onImageLoad(hostKey: string, guid: string, ev: SysmonEvent): void {
@@ -380,9 +383,12 @@ export class SysmonReader {
     const f = ev.fields;
     const need = (name: string, label: string): string | RecordError => {
       const v = f.get(name);
-      return v === undefined || v.trim() === '' ? this.error('missing-field', `Sysmon event 3: missing field "${label}"`, origin) : v.trim();
+      return v === undefined || v.trim() === ''
+        ? this.error('missing-field', `Sysmon event 3: missing field "${label}"`, origin)
+        : v.trim();
     };
-    const bad = (label: string, v: string): RecordError => this.error('bad-value', `Sysmon event 3: field "${label}" has a bad value "${v.slice(0, 60)}"`, origin);
+    const bad = (label: string, v: string): RecordError =>
+      this.error('bad-value', `Sysmon event 3: field "${label}" has a bad value "${v.slice(0, 60)}"`, origin);
     const fields: Array<[string, string]> = [
       ['destinationip', 'DestinationIp'],
       ['destinationport', 'DestinationPort'],
@@ -412,7 +418,7 @@ export class SysmonReader {
     // inbound connection's remote end is its source.
     const outbound = f.get('initiated')?.trim().toLowerCase() !== 'false';
     const dest = { ip: destIp, port: destPort };
-    const remote = outbound ? dest : source ?? dest;
+    const remote = outbound ? dest : (source ?? dest);
     const local = outbound ? source : source !== null ? dest : null;
     return {
       type: 'connection',

@@ -123,7 +123,11 @@ describe('parseDnsResponse (hand-built packets)', () => {
   });
 
   it('treats TTLs with the top bit set as zero (RFC 2181)', () => {
-    const msg = Buffer.concat([header({ an: 1 }), question(name('x.example'), DnsType.A), rr(pointer(12), DnsType.A, 0x80000001, A('198.51.100.2'))]);
+    const msg = Buffer.concat([
+      header({ an: 1 }),
+      question(name('x.example'), DnsType.A),
+      rr(pointer(12), DnsType.A, 0x80000001, A('198.51.100.2')),
+    ]);
     expect(ok(parseDnsResponse(msg)).answers).toEqual([{ ip: '198.51.100.2', ttl: 0 }]);
   });
 
@@ -164,7 +168,12 @@ describe('parseDnsResponse (hand-built packets)', () => {
       ],
       [
         'a name over 255 bytes',
-        Buffer.concat([header({}), ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)])), Buffer.from([0]), Buffer.alloc(4)]),
+        Buffer.concat([
+          header({}),
+          ...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)])),
+          Buffer.from([0]),
+          Buffer.alloc(4),
+        ]),
         'bad-name',
       ],
     ];
@@ -246,9 +255,7 @@ describe('parseDnsResponse (dnsmasq responses captured earlier)', () => {
   });
 });
 
-const dnsmasqPath = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find(
-  (p) => spawnSync(p, ['--version'], { stdio: 'ignore' }).status === 0,
-);
+const dnsmasqPath = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => spawnSync(p, ['--version'], { stdio: 'ignore' }).status === 0);
 if (!dnsmasqPath) console.log('dns-packet.test: skipping the live dnsmasq check: dnsmasq is not installed (apt-get install dnsmasq-base)');
 
 describe.skipIf(!dnsmasqPath)('parseDnsResponse (a live dnsmasq on loopback)', () => {

@@ -165,10 +165,9 @@ describe('HelperProcess', () => {
   });
 
   it('counts frames of another protocol version as decode errors and yields nothing for them', async () => {
-    const bin = fakeHelper(
-      Buffer.concat([frame(RecordType.hello, hello(2), 0, 2), frame(RecordType.loss, loss(1), 1, 2)]),
-      { waitForTerm: true },
-    );
+    const bin = fakeHelper(Buffer.concat([frame(RecordType.hello, hello(2), 0, 2), frame(RecordType.loss, loss(1), 1, 2)]), {
+      waitForTerm: true,
+    });
     const h = new HelperProcess({ binaryPath: bin });
     const iterator = h.records();
     const next = await Promise.race([iterator.next(), new Promise((r) => setTimeout(() => r('nothing'), 300))]);

@@ -337,9 +337,7 @@ describe('FrameDecoder', () => {
     nextSeq = 0;
     const d = new FrameDecoder();
     const longer = Buffer.concat([lossBody(5), Buffer.alloc(24, 0xab)]);
-    const recs = d.push(
-      Buffer.concat([frame(RecordType.loss, longer), frame(RecordType.connect, connectBody().subarray(0, 100))]),
-    );
+    const recs = d.push(Buffer.concat([frame(RecordType.loss, longer), frame(RecordType.connect, connectBody().subarray(0, 100))]));
     expect(recs).toHaveLength(1);
     expect(recs[0]).toMatchObject({ type: 'loss', ringbufDrops: 5 });
     expect(d.stats().decodeErrorsTotal).toBe(1);

@@ -20,7 +20,9 @@ async function drain(reader: LogReader): Promise<ReaderItem[]> {
 
 /** `file:line code` as the CLI prints them. */
 function located(items: ReaderItem[]): string[] {
-  return items.filter((i): i is RecordError => i.type === 'error').map((e) => `${e.origin.file.split('/').pop()}:${e.origin.line} ${e.code}`);
+  return items
+    .filter((i): i is RecordError => i.type === 'error')
+    .map((e) => `${e.origin.file.split('/').pop()}:${e.origin.line} ${e.code}`);
 }
 
 const GOOD_LINE = '{"type":"process","time":"2026-10-01T10:00:00Z","host":{"id":"h1"},"sha256":"' + 'ab'.repeat(32) + '"}';
@@ -63,7 +65,13 @@ describe('readLogFile on rarecon NDJSON', () => {
     expect(messages[2]).toMatch(/remote\.ip/);
     expect(messages[4]).toMatch(/"host" must be an object/);
     expect(items.filter((i) => i.type !== 'error').map((i) => i.origin?.line)).toEqual([1, 11]);
-    expect(reader.stats().files[0]?.errors).toEqual({ 'invalid-json': 1, 'bad-value': 5, 'missing-field': 1, 'wrong-type': 1, 'not-an-object': 1 });
+    expect(reader.stats().files[0]?.errors).toEqual({
+      'invalid-json': 1,
+      'bad-value': 5,
+      'missing-field': 1,
+      'wrong-type': 1,
+      'not-an-object': 1,
+    });
   });
 
   it('survives binary garbage and a 10 MB line in the middle of a file', async () => {
@@ -85,7 +93,9 @@ describe('readLogFile on rarecon NDJSON', () => {
 
   it('keeps the records before the cut of a truncated .gz and reports read-failed', async () => {
     const f = join(dir, 'cut.ndjson.gz');
-    const body = Array.from({ length: 3000 }, (_, i) => GOOD_LINE.replace('10:00:00', `10:${String(Math.floor(i / 60) % 60).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}`)).join('\n');
+    const body = Array.from({ length: 3000 }, (_, i) =>
+      GOOD_LINE.replace('10:00:00', `10:${String(Math.floor(i / 60) % 60).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}`),
+    ).join('\n');
     const gz = gzipSync(body + '\n');
     writeFileSync(f, gz.subarray(0, gz.length - 200));
     const reader = readLogFile(f);

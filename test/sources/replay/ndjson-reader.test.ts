@@ -75,7 +75,15 @@ describe('parseRareconRecord', () => {
 
   it('fills defaults for a minimal connection and accepts quoted numbers and epoch ms', () => {
     const r = parseRareconRecord(
-      { type: 'connection', time: 1790848802000, host: { id: 'h2' }, process: { pid: '77' }, protocol: 'UDP', remote: { ip: '198.51.100.7', port: '53' }, extra: [1] },
+      {
+        type: 'connection',
+        time: 1790848802000,
+        host: { id: 'h2' },
+        process: { pid: '77' },
+        protocol: 'UDP',
+        remote: { ip: '198.51.100.7', port: '53' },
+        extra: [1],
+      },
       origin,
     ) as ConnectionEvent;
     expect(r.timeMs).toBe(1790848802000);
@@ -110,7 +118,9 @@ describe('parseRareconRecord', () => {
   });
 
   it('reads a process run', () => {
-    expect(parseRareconRecord({ type: 'process', time: '2026-10-01T10:00:03Z', host: { id: 'h1' }, sha256: SHA, path: '/usr/bin/curl' }, origin)).toEqual({
+    expect(
+      parseRareconRecord({ type: 'process', time: '2026-10-01T10:00:03Z', host: { id: 'h1' }, sha256: SHA, path: '/usr/bin/curl' }, origin),
+    ).toEqual({
       type: 'process',
       timeMs: Date.UTC(2026, 9, 1, 10, 0, 3),
       host: { id: 'h1', org: 'default' },
@@ -143,7 +153,12 @@ describe('parseRareconRecord', () => {
     ['pid as a word', conn({ process: { pid: 'one' } }), 'bad-value', /"process.pid"/],
     ['a bad signer status', conn({ process: { pid: 1, signer: { status: 'trusted' } } }), 'bad-value', /"process.signer.status"/],
     ['a bad process sha256', conn({ process: { pid: 1, sha256: 'zz' } }), 'bad-value', /"process.sha256"/],
-    ['indicators not strings', conn({ process: { pid: 1, injection: { indicators: [1] } } }), 'wrong-type', /"process.injection.indicators\[0\]"/],
+    [
+      'indicators not strings',
+      conn({ process: { pid: 1, injection: { indicators: [1] } } }),
+      'wrong-type',
+      /"process.injection.indicators\[0\]"/,
+    ],
     ['protocol icmp', conn({ protocol: 'icmp' }), 'bad-value', /"protocol" must be one of tcp, udp/],
     ['a bad direction', conn({ direction: 'sideways' }), 'bad-value', /"direction"/],
     ['dns answers not an array', { ...DNS_EXAMPLE, answers: 'x' }, 'wrong-type', /"answers" must be an array/],
@@ -212,7 +227,14 @@ describe('toRareconRecord', () => {
   const records: SourceRecord[] = [
     full,
     minimal,
-    { type: 'dns', timeMs: 1790848800000, host: { id: 'h1', org: 'o1' }, query: 'c2.example.com', answers: [{ ip: '203.0.113.10', ttl: 30 }], origin },
+    {
+      type: 'dns',
+      timeMs: 1790848800000,
+      host: { id: 'h1', org: 'o1' },
+      query: 'c2.example.com',
+      answers: [{ ip: '203.0.113.10', ttl: 30 }],
+      origin,
+    },
     { type: 'process', timeMs: 1790848800000, host: { id: 'h1', org: 'o1' }, sha256: SHA, path: null, origin },
     { type: 'process', timeMs: 1790848800000, host: { id: 'h1', org: 'o1' }, sha256: SHA, path: '/bin/sh', origin },
   ];
@@ -225,7 +247,12 @@ describe('toRareconRecord', () => {
   it('writes RFC 3339 times and the section-10 shape', () => {
     const o = toRareconRecord(full);
     expect(o.time).toBe('2026-10-01T10:00:01.123Z');
-    expect(o).toMatchObject({ type: 'connection', host: { id: 'h1', org: 'o1', name: 'web-1' }, protocol: 'tcp', remote: { ip: '2001:db8::1', port: 80, hostname: 'c2.example.com' } });
+    expect(o).toMatchObject({
+      type: 'connection',
+      host: { id: 'h1', org: 'o1', name: 'web-1' },
+      protocol: 'tcp',
+      remote: { ip: '2001:db8::1', port: 80, hostname: 'c2.example.com' },
+    });
     expect(toRareconRecord(minimal)).toEqual({
       type: 'connection',
       time: '1970-01-01T00:00:00.000Z',

@@ -84,7 +84,13 @@ describe('Sysmon reader on OTRF covenant_lolbin_wuauclt_createremotethread (NXLo
     expect(c?.origin?.line).toBeLessThan(dns.find((d) => d.query === 'settings-win.data.microsoft.com')?.origin?.line ?? 0);
     expect(dns.map((d) => [d.query, d.answers])).toEqual([
       ['settings-win.data.microsoft.com', [{ ip: '20.44.239.154', ttl: 300 }]],
-      ['WORKSTATION5', [{ ip: 'fe80::c82a:1ede:d7bd:6e6e', ttl: 300 }, { ip: '172.18.39.5', ttl: 300 }]],
+      [
+        'WORKSTATION5',
+        [
+          { ip: 'fe80::c82a:1ede:d7bd:6e6e', ttl: 300 },
+          { ip: '172.18.39.5', ttl: 300 },
+        ],
+      ],
     ]);
   });
 
@@ -142,7 +148,11 @@ describe('Sysmon reader on OTRF empire_dcom_shellwindows_stager (two hosts, no P
     expect(connections.find((c) => c.remote.ip === '40.126.2.36')?.remote.hostname).toBe('login.microsoftonline.com');
     expect(connections.filter((c) => c.remote.hostname !== null)).toHaveLength(53);
     const rdp = connections.find((c) => c.local?.port === 3389);
-    expect(rdp).toMatchObject({ direction: 'inbound', remote: { ip: '71.114.99.41', port: 50046 }, local: { ip: '172.18.39.6', port: 3389 } });
+    expect(rdp).toMatchObject({
+      direction: 'inbound',
+      remote: { ip: '71.114.99.41', port: 50046 },
+      local: { ip: '172.18.39.6', port: 3389 },
+    });
   });
 
   it('takes Event 10 from configured sources as not injection', async () => {
@@ -156,7 +166,14 @@ describe('Sysmon reader on Winlogbeat-shaped events', () => {
   it('reads the same facts as from the NXLog export', async () => {
     const r = await readAll(WINLOGBEAT);
     expect(r.errors).toEqual([]);
-    expect(r.stats.sysmon).toMatchObject({ nonSysmonLines: 1, connections: 2, dnsAnswers: 2, processRuns: 1, hashedProcesses: 1, injectedProcesses: 1 });
+    expect(r.stats.sysmon).toMatchObject({
+      nonSysmonLines: 1,
+      connections: 2,
+      dnsAnswers: 2,
+      processRuns: 1,
+      hashedProcesses: 1,
+      injectedProcesses: 1,
+    });
     const n = r.connections.find((c) => c.remote.ip === '10.10.10.5');
     expect(n?.host.id).toBe('workstation5');
     expect(n?.process.sha256).toBe(NOTEPAD_SHA256);
@@ -245,9 +262,12 @@ describe('SysmonReader join', () => {
 
   it('passes on an event later than the window, counted, joined with what is known', () => {
     const at = (utc: string, ip: string) => ({ ...connect, UtcTime: utc, DestinationIp: ip });
-    const { out, stats } = run([create, at('2024-05-01 10:00:30.000', '198.51.100.1'), at('2024-05-01 10:00:40.000', '198.51.100.2'), connect], {
-      reorderWindowMs: 5_000,
-    });
+    const { out, stats } = run(
+      [create, at('2024-05-01 10:00:30.000', '198.51.100.1'), at('2024-05-01 10:00:40.000', '198.51.100.2'), connect],
+      {
+        reorderWindowMs: 5_000,
+      },
+    );
     const conns = out.filter((i) => i.type === 'connection') as ConnectionEvent[];
     // 10:00:30 had left the window when the 10:00:02 connection came in.
     expect(conns.map((c) => c.remote.ip)).toEqual(['198.51.100.1', '203.0.113.7', '198.51.100.2']);
@@ -279,9 +299,17 @@ describe('SysmonReader join', () => {
       nx(7, '2024-05-01 10:00:00.200', { ProcessGuid: P, Image: 'C:\\x\\app.exe', ImageLoaded: 'c:\\X\\APP.EXE', ...extra });
     const signerOf = (extra: Record<string, unknown>) =>
       (run([self(extra), connect]).out.find((i) => i.type === 'connection') as ConnectionEvent).process.signer;
-    expect(signerOf({ Signed: 'true', Signature: 'Contoso Ltd', SignatureStatus: 'Valid' })).toEqual({ status: 'valid', subject: 'Contoso Ltd', vendor: 'Contoso Ltd' });
+    expect(signerOf({ Signed: 'true', Signature: 'Contoso Ltd', SignatureStatus: 'Valid' })).toEqual({
+      status: 'valid',
+      subject: 'Contoso Ltd',
+      vendor: 'Contoso Ltd',
+    });
     expect(signerOf({ Signed: true, Signature: 'Contoso Ltd', SignatureStatus: 'Expired' })).toMatchObject({ status: 'invalid' });
-    expect(signerOf({ Signed: 'false', Signature: '-', SignatureStatus: 'Unavailable' })).toEqual({ status: 'unsigned', subject: null, vendor: null });
+    expect(signerOf({ Signed: 'false', Signature: '-', SignatureStatus: 'Unavailable' })).toEqual({
+      status: 'unsigned',
+      subject: null,
+      vendor: null,
+    });
     const hashed = run([self({ Hashes: `SHA256=${SHA}` }), connect]).out.find((i) => i.type === 'connection') as ConnectionEvent;
     expect(hashed.process.sha256).toBe(SHA.toLowerCase());
   });
@@ -296,7 +324,12 @@ describe('SysmonReader join', () => {
 
   it('reports a malformed connection as an error for its line, and skips other channels', () => {
     const bad = nx(3, '2024-05-01 10:00:02.000', { ProcessGuid: P, Protocol: 'tcp', DestinationPort: '443' });
-    const badPort = nx(3, '2024-05-01 10:00:02.000', { ProcessGuid: P, Protocol: 'tcp', DestinationIp: '203.0.113.7', DestinationPort: '99999' });
+    const badPort = nx(3, '2024-05-01 10:00:02.000', {
+      ProcessGuid: P,
+      Protocol: 'tcp',
+      DestinationIp: '203.0.113.7',
+      DestinationPort: '99999',
+    });
     const security = { SourceName: 'Microsoft-Windows-Security-Auditing', EventID: 4624, Hostname: 'WS1' };
     const noTime = nx(3, 'soon', { DestinationIp: '203.0.113.7' });
     const { out, stats } = run([security, bad, badPort, noTime, connect]);
