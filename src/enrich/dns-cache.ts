@@ -1,7 +1,7 @@
 // ip -> the name it was resolved from, per host, with TTL plus a grace period
 // (DETECTION.md section 10). Bounded: the oldest entry goes first.
 import type { DnsAnswer, HostRef } from '../model/records.js';
-import { normaliseIp } from '../model/address.js';
+import { ipKey } from '../model/address.js';
 
 interface Entry {
   hostname: string;
@@ -31,7 +31,7 @@ export class DnsCache {
   ) {}
 
   private static key(host: HostRef, ip: string): string {
-    return `${host.org}\u0000${host.id}\u0000${normaliseIp(ip)}`;
+    return `${host.org}\u0000${host.id}\u0000${ipKey(ip)}`;
   }
 
   add(answer: DnsAnswer): void {

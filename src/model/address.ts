@@ -40,17 +40,55 @@ export function parseCidr(
   return { ok: true, address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
 }
 
-/** Strips an IPv4-mapped IPv6 prefix and brackets so `::ffff:10.0.0.1` is judged as 10.0.0.1. */
-export function normaliseIp(ip: string): string {
+/**
+ * The text of an address as records hold it: trimmed, unbracketed, lower-cased,
+ * `::ffff:1.2.3.4` as `1.2.3.4` (a zone id stays). Null when it is not an address.
+ */
+export function normaliseIp(raw: string): string | null {
   // Plain dotted IPv4, the common case, is already normal.
+  if (parseStrictIpv4(raw) >= 0) return raw;
+  let s = raw.trim().toLowerCase();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  if (s.startsWith('::ffff:') && isIP(s.slice(7)) === 4) s = s.slice(7);
+  return isIP(s) !== 0 ? s : null;
+}
+
+/**
+ * The address to judge or key by: normaliseIp without a zone id, so
+ * `[::ffff:10.0.0.1]` is judged as 10.0.0.1; text that is no address comes back
+ * trimmed and lower-cased (it classifies as invalid).
+ */
+export function ipKey(ip: string): string {
   if (parseStrictIpv4(ip) >= 0) return ip;
   let s = ip.trim();
   if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
   const pct = s.indexOf('%'); // zone id
   if (pct > 0) s = s.slice(0, pct);
-  const lower = s.toLowerCase();
-  if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
-  return lower;
+  return normaliseIp(s) ?? s.toLowerCase();
+}
+
+/** RFC 5952 text of 16 network-order bytes: lower case, no leading zeros, the longest run (two or more, first on a tie) of zero groups as `::`. */
+export function formatIpv6(bytes: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
 /**
@@ -114,7 +152,7 @@ export function makeAddressClassifier(internalNetworks: readonly string[]): Addr
     }
   }
   const slow = (ip: string): AddressClass => {
-    const n = normaliseIp(ip);
+    const n = ipKey(ip);
     const v = isIP(n);
     if (v === 0) return 'invalid';
     const family = v === 4 ? 'ipv4' : 'ipv6';

@@ -6,6 +6,7 @@
 //
 // test/sources/ebpf/wire.test.ts compiles native-events/tools/layout.c and
 // checks that every size, offset and constant below matches the C header.
+import { formatIpv6 } from '../../model/address.js';
 
 /** Constants of rarecon_events.h. */
 export const WIRE = Object.freeze({
@@ -278,33 +279,11 @@ export type RawRecord = RawHello | RawConnect | RawDns | RawLoss | RawExit;
 /** Text form of a 4- or 16-byte network-order address (RFC 5952 for IPv6). */
 export function formatAddress(family: 4 | 6, bytes: Uint8Array): string {
   if (family === 4) return `${bytes[0] ?? 0}.${bytes[1] ?? 0}.${bytes[2] ?? 0}.${bytes[3] ?? 0}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
   // ::ffff:a.b.c.d
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
     return `::ffff:${bytes[12] ?? 0}.${bytes[13] ?? 0}.${bytes[14] ?? 0}.${bytes[15] ?? 0}`;
   }
-  // Longest run of zero groups (two or more), first one on a tie.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  const head = hex.slice(0, bestStart).join(':');
-  const tail = hex.slice(bestStart + bestLen).join(':');
-  return `${head}::${tail}`;
+  return formatIpv6(bytes);
 }
 
 /**

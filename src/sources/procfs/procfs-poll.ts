@@ -5,6 +5,7 @@ import { readdir, readlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import type { Protocol } from '../../model/records.js';
 import { readProc } from '../../common/proc.js';
+import { formatIpv6 } from '../../model/address.js';
 
 export const FALLBACK_MISSES =
   'Polling /proc misses connections opened and closed between two polls, cannot tell which thread connected, ' +
@@ -61,30 +62,6 @@ export function decodeAddress(hex: string, littleEndian = LITTLE_ENDIAN): { ip: 
     return { ip: bytes.subarray(12).join('.'), family: 4 };
   }
   return { ip: formatIpv6(bytes), family: 6 };
-}
-
-/** RFC 5952 text: lower case, no leading zeros, the longest run of two or more zero groups as `::`. */
-export function formatIpv6(bytes: Buffer): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
 /** Parses one /proc/net/{tcp,tcp6,udp,udp6} table. Bad lines are counted, not fatal. */

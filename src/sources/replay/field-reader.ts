@@ -1,8 +1,7 @@
 // Typed access to the fields of one parsed JSON record. The first problem is
 // kept (with the field's dotted path) instead of thrown, so a bad line becomes
 // a value the caller reports and reading goes on.
-import { isIP } from 'node:net';
-import { parseStrictIpv4 } from '../../model/address.js';
+import { normaliseIp } from '../../model/address.js';
 import type { RecordErrorCode } from '../../model/records.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -176,14 +175,4 @@ export class FieldReader {
     }
     return a as string[];
   }
-}
-
-/** Trimmed, unbracketed, lower-cased; `::ffff:1.2.3.4` becomes `1.2.3.4`. Null when not an address. */
-export function normaliseIp(raw: string): string | null {
-  // Plain dotted IPv4, the common case, is already normal.
-  if (parseStrictIpv4(raw) >= 0) return raw;
-  let s = raw.trim().toLowerCase();
-  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
-  if (s.startsWith('::ffff:') && isIP(s.slice(7)) === 4) s = s.slice(7);
-  return isIP(s) !== 0 ? s : null;
 }

@@ -3,7 +3,8 @@
 // `winlog.event_data` (or flattens it to dotted keys). Field names are looked
 // up case-insensitively since Sysmon itself spells `SourceProcessGuid` in
 // Event 8 and `SourceProcessGUID` in Event 10.
-import { isJsonObject, normaliseIp, type JsonObject } from './field-reader.js';
+import { isJsonObject, type JsonObject } from './field-reader.js';
+import { normaliseIp } from '../../model/address.js';
 
 export const SYSMON_PROVIDER = 'microsoft-windows-sysmon';
 

@@ -16,7 +16,8 @@ import {
   type RecordError,
   type Signer,
 } from '../../model/records.js';
-import { normaliseIp, type JsonObject } from './field-reader.js';
+import type { JsonObject } from './field-reader.js';
+import { normaliseIp } from '../../model/address.js';
 import { DEFAULT_ORG } from './ndjson-reader.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import {

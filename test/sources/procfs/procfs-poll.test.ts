@@ -7,11 +7,11 @@ import {
   FALLBACK_MISSES,
   ProcfsPollSource,
   decodeAddress,
-  formatIpv6,
   outboundRows,
   parseProcNet,
   type ProcfsConnection,
 } from '../../../src/sources/procfs/procfs-poll.js';
+import { formatIpv6 } from '../../../src/model/address.js';
 
 const children: ChildProcess[] = [];
 const servers: Server[] = [];

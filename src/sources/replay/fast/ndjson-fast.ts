@@ -24,7 +24,8 @@ import {
   type Signer,
   type SourceRecord,
 } from '../../../model/records.js';
-import { isBlank, lowerHex64, normaliseIp, timeFromString } from '../field-reader.js';
+import { isBlank, lowerHex64, timeFromString } from '../field-reader.js';
+import { normaliseIp } from '../../../model/address.js';
 import { BAIL, CLOSE_BRACE, CLOSE_BRACKET, JsonBytes, keyTable, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-bytes.js';
 import { DEFAULT_DNS_TTL_SECONDS, DEFAULT_ORG } from '../ndjson-reader.js';
 

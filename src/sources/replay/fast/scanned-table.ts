@@ -2,7 +2,8 @@
 // interned (ndjson-fast.ts's rules), worked out once per id instead of once a
 // line: blank host ids and bad addresses make a line go the JavaScript way.
 import { L_HOST, L_IP, L_LOCAL_IP, type ScannedTable } from '../../../model/scanned.js';
-import { isBlank, normaliseIp } from '../field-reader.js';
+import { isBlank } from '../field-reader.js';
+import { normaliseIp } from '../../../model/address.js';
 import { DEFAULT_ORG } from '../ndjson-reader.js';
 
 // Ids are dense, so plain arrays indexed by id; undefined: not worked out yet. Compared with the literal

@@ -3,7 +3,8 @@
 // checked and normalised each id; it splits lines exactly as read-lines.ts does.
 import { describe, expect, it } from 'vitest';
 import type { ConnectionEvent } from '../../../../src/model/records.js';
-import { isBlank, normaliseIp } from '../../../../src/sources/replay/field-reader.js';
+import { isBlank } from '../../../../src/sources/replay/field-reader.js';
+import { normaliseIp } from '../../../../src/model/address.js';
 import { parseRareconLineFast } from '../../../../src/sources/replay/fast/ndjson-fast.js';
 import { DEFAULT_ORG } from '../../../../src/sources/replay/ndjson-reader.js';
 import {
