@@ -54,7 +54,7 @@ export async function serviceCommand(argv: string[], out: Writable): Promise<num
         mkdirSync(dirname(configPath), { recursive: true, mode: 0o755 });
         writeFileSync(
           configPath,
-          '# rarecon config: every setting is optional; see README.md "Configuration".\n# Check it with: rarecon validate --config /etc/rarecon/config.yaml\n{}\n',
+          '# rarecon config: every setting is optional; see docs/configuration.md.\n# Check it with: rarecon validate --config /etc/rarecon/config.yaml\n{}\n',
           { mode: 0o640 },
         );
         out.write(`wrote ${configPath}\n`);
