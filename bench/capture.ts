@@ -9,29 +9,16 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { HelperProcess } from '../src/sources/ebpf/helper-process.js';
 import type { RawLoss } from '../src/sources/ebpf/wire.js';
+import { NATIVE_DIR } from '../test/support/env.js';
 
 const execFileP = promisify(execFile);
 
 function nativeDir(): string {
-  const fromEnv = process.env['RARECON_NATIVE_DIR'];
-  if (fromEnv) return fromEnv;
-  // bench/ -> repo root; dist/bench/ -> repo root.
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [path.resolve(here, '../native-events'), path.resolve(here, '../../native-events')];
-  for (const c of candidates) {
-    try {
-      readFileSync(path.join(c, 'Makefile'));
-      return c;
-    } catch {
-      // next
-    }
-  }
-  return candidates[0] as string;
+  return process.env['RARECON_NATIVE_DIR'] || NATIVE_DIR;
 }
 
 /** utime + stime of a process, in seconds. */

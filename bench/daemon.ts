@@ -18,45 +18,21 @@
 // and cc for the generator. Traffic goes only to loopback and to the test
 // host (198.51.100.144/28).
 
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { createHash } from 'node:crypto';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { BaselineBuilder } from '../src/baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
 import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import { DAY_MS } from '../src/model/baseline.js';
+import { CLI, REPO } from '../test/support/cli.js';
+import { TRIGGER_SRC, buildNative, childPids, rootReason, sha256File, sleep } from '../test/support/env.js';
+import { TestHost } from '../test/support/testhost.js';
 
 const execFileP = promisify(execFile);
-
-// ---- where things are -------------------------------------------------------------------------
-
-function repoRoot(): string {
-  // bench/ -> repo root; dist/bench/ -> repo root.
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const c of [path.resolve(here, '..'), path.resolve(here, '../..')])
-    if (existsSync(path.join(c, 'native-events', 'Makefile'))) return c;
-  return path.resolve(here, '..');
-}
-
-const ROOT = repoRoot();
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const NATIVE = path.join(ROOT, 'native-events');
 
 // The test host: 198.51.100.144/28, its own /28 so it does not meet the e2e tests' hosts.
 const HOST_SIDE = '198.51.100.145/28';
@@ -65,8 +41,6 @@ const TARGET_IP = '198.51.100.147';
 const NAME = 'load.bench-test.example';
 const PORT_BASE = 10_000;
 const PORT_COUNT = 55_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // ---- process figures --------------------------------------------------------------------------
 
@@ -94,20 +68,6 @@ function memory(pid: number | null): { rss: number; hwm: number } {
   } catch {
     return { rss: 0, hwm: 0 };
   }
-}
-
-function childNamed(ppid: number, comm: string): number | null {
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      if (stat.slice(stat.indexOf('(') + 1, close) === comm && Number(stat.slice(close + 2).split(' ')[1]) === ppid) return Number(e);
-    } catch {
-      // gone
-    }
-  }
-  return null;
 }
 
 // ---- a file read as it grows ------------------------------------------------------------------
@@ -140,76 +100,6 @@ class Tail {
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
-  }
-}
-
-// ---- the test host ----------------------------------------------------------------------------
-
-class TestHost {
-  readonly ns = `rcbench${process.pid % 10000}`;
-  readonly vethHost = `rcbh${process.pid % 10000}`;
-  readonly vethNs = `rcbn${process.pid % 10000}`;
-  private dnsmasq: ChildProcess | null = null;
-  constructor(readonly resolvConf: string) {}
-
-  async start(): Promise<void> {
-    const prefix = HOST_SIDE.split('/')[1] as string;
-    execFileSync('ip', ['netns', 'add', this.ns]);
-    execFileSync('ip', ['link', 'add', this.vethHost, 'type', 'veth', 'peer', 'name', this.vethNs]);
-    execFileSync('ip', ['link', 'set', this.vethNs, 'netns', this.ns]);
-    execFileSync('ip', ['addr', 'add', HOST_SIDE, 'dev', this.vethHost]);
-    execFileSync('ip', ['link', 'set', this.vethHost, 'up']);
-    const ipns = (...a: string[]): void => void execFileSync('ip', ['netns', 'exec', this.ns, ...a]);
-    ipns('ip', 'addr', 'add', `${DNS_IP}/${prefix}`, 'dev', this.vethNs);
-    ipns('ip', 'addr', 'add', `${TARGET_IP}/${prefix}`, 'dev', this.vethNs);
-    ipns('ip', 'link', 'set', this.vethNs, 'up');
-    ipns('ip', 'link', 'set', 'lo', 'up');
-    const dnsmasq = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => existsSync(p));
-    if (!dnsmasq) throw new Error('dnsmasq not found (apt-get install dnsmasq-base)');
-    this.dnsmasq = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        this.ns,
-        dnsmasq,
-        '--keep-in-foreground',
-        '--port=53',
-        `--listen-address=${DNS_IP}`,
-        '--bind-interfaces',
-        '--no-resolv',
-        '--no-hosts',
-        '--no-poll',
-        '--user=root',
-        '--group=root',
-        '--pid-file=',
-        '--local-ttl=300',
-        `--host-record=${NAME},${TARGET_IP}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    writeFileSync(this.resolvConf, `nameserver ${DNS_IP}\noptions timeout:1 attempts:2\n`);
-    const deadline = Date.now() + 10_000;
-    while (!this.resolve()) {
-      if (Date.now() > deadline) throw new Error('the test DNS server does not answer');
-      await sleep(100);
-    }
-  }
-
-  /** Resolves the load's name through the test DNS server (the daemon sees the answer). */
-  resolve(): boolean {
-    const r = spawnSync(
-      'unshare',
-      ['-m', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec getent ahostsv4 "$1"', this.resolvConf, NAME],
-      { encoding: 'utf8', timeout: 5000 },
-    );
-    return r.status === 0 && r.stdout.includes(TARGET_IP);
-  }
-
-  stop(): void {
-    this.dnsmasq?.kill('SIGTERM');
-    spawnSync('ip', ['netns', 'del', this.ns], { stdio: 'ignore' });
-    spawnSync('ip', ['link', 'del', this.vethHost], { stdio: 'ignore' });
   }
 }
 
@@ -260,7 +150,7 @@ class Daemon {
     ];
     // RARECON_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the daemon under the load.
     const nodeArgs = (process.env['RARECON_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
-    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr?.on('data', (b: Buffer) => {
       if (this.log.length < 1 << 20) this.log += b.toString('utf8');
     });
@@ -279,7 +169,7 @@ class Daemon {
   }
 
   helperPid(): number | null {
-    return childNamed(this.pid, 'rarecon-events');
+    return childPids(this.pid, 'rarecon-events')[0] ?? null;
   }
 
   status(): StatusLite | null {
@@ -396,7 +286,7 @@ async function runStep(opts: {
   try {
     await d.started();
     const helper = d.helperPid();
-    if (opts.kind !== 'loopback' && !opts.host.resolve()) throw new Error('the load name did not resolve');
+    if (opts.kind !== 'loopback' && !opts.host.resolve(NAME)) throw new Error('the load name did not resolve');
     await sleep(1000);
     const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const alertsTail = new Tail(d.alerts);
@@ -552,28 +442,25 @@ function stepPlan(): Record<Kind, number[]> {
 
 export async function benchDaemon(): Promise<void> {
   console.log('daemon: rarecon run on the real kernel: idle cost, CPU under load, connect-to-alert latency, loss point');
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) {
-    console.log('daemon: skipped: needs Linux and root');
-    return;
-  }
-  if (!existsSync(CLI)) {
-    console.log(`daemon: skipped: ${CLI} missing (npx tsc -p tsconfig.json)`);
+  const cannot = rootReason();
+  if (cannot !== null) {
+    console.log(`daemon: skipped: ${cannot}`);
     return;
   }
   try {
-    await execFileP('make', ['-s', '-C', NATIVE, 'all'], { maxBuffer: 16 << 20 });
+    await buildNative(); // make in native-events, and the built CLI is there
   } catch (err) {
-    console.log(`daemon: skipped: make -C native-events failed: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    console.log(`daemon: skipped: ${(err as Error).message.split('\n')[0] ?? ''}`);
     return;
   }
   ticksPerSecond = Number((await execFileP('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
   const work = mkdtempSync(path.join(tmpdir(), 'rarecon-bench-daemon-'));
-  const host = new TestHost(path.join(work, 'resolv.conf'));
+  let host: TestHost | null = null;
   try {
     const bin = path.join(work, 'connect_ports');
-    execFileSync('cc', ['-O2', '-std=gnu11', '-Wall', '-o', bin, path.join(ROOT, 'test', 'e2e', 'triggers', 'connect_ports.c')]);
+    execFileSync('cc', ['-O2', '-std=gnu11', '-Wall', '-o', bin, path.join(TRIGGER_SRC, 'connect_ports.c')]);
     // The generator is a globally common process; none of its combos is in the baseline.
-    const sha = createHash('sha256').update(readFileSync(bin)).digest('hex');
+    const sha = sha256File(bin);
     const baseline = path.join(work, 'baseline.db');
     const b = new BaselineBuilder({ unit: 'host', windowDays: 30, thresholds: DEFAULT_THRESHOLDS, policy: DEFAULT_POLICY });
     const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
@@ -582,7 +469,14 @@ export async function benchDaemon(): Promise<void> {
         b.add({ observer: `bench-${o}`, dayMs: day, sha256: sha, rootDomain: null, port: null });
     const w = b.write(baseline, { version: 1, builtAtMs: Date.now() });
     if (!w.ok) throw new Error(w.error);
-    await host.start();
+    host = await TestHost.start({
+      tag: 'bnch',
+      hostSide: HOST_SIDE,
+      addresses: [DNS_IP, TARGET_IP],
+      names: { [NAME]: TARGET_IP },
+      ports: [], // the generator connects to ports nothing listens on
+      dir: work,
+    });
     console.log(
       `daemon: ${CLI}, kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ${(await execFileP('nproc')).stdout.trim()} cores`,
     );
@@ -688,7 +582,7 @@ export async function benchDaemon(): Promise<void> {
     if (lo1000)
       console.log(`daemon: CPU per 1,000 non-alerting (loopback) connections/s: ${(lo1000.cpuMsPerConn * 100).toFixed(0)}% of a core`);
   } finally {
-    host.stop();
+    host?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -16,57 +16,7 @@ import { SINK_DEFAULTS } from '../src/config/defaults.js';
 import { DeliveryLoop } from '../src/report/delivery.js';
 import { HttpSink } from '../src/report/http-sink.js';
 import { Outbox } from '../src/report/outbox.js';
-
-function alert(i: number): DetectionAlert {
-  const t = Date.UTC(2026, 9, 1) + i;
-  return {
-    kind: 'detection',
-    uid: `bench-${i.toString(16).padStart(12, '0')}`,
-    variation: 'rare',
-    name: 'Globally uncommon and rare root-domain port combination by a common process (sha256)',
-    severity: 'Low',
-    severityId: 2,
-    variationsHeld: ['rare', 'uncommon'],
-    host: { id: `host-${i % 50}`, org: 'org-1', name: `host-${i % 50}.corp.example` },
-    process: {
-      pid: 1000 + (i % 3000),
-      tid: 1001,
-      startTimeMs: t - 60_000,
-      path: '/usr/lib/firefox/firefox',
-      sha256: 'ab'.repeat(32),
-      signer: { status: 'valid', subject: 'Mozilla Corporation', vendor: 'Mozilla' },
-      injection: { injected: false, indicators: [] },
-      cmdline: '/usr/lib/firefox/firefox -contentproc -childID 12 -isForBrowser',
-      user: 'alice',
-      parent: { pid: 999, path: '/usr/lib/firefox/firefox', cmdline: '/usr/lib/firefox/firefox' },
-      unusualLibraries: [],
-    },
-    connection: {
-      protocol: 'tcp',
-      ip: '198.51.100.7',
-      port: 8443,
-      hostname: `cdn${i % 97}.rare-domain.example`,
-      rootDomain: 'rare-domain.example',
-      localIp: '10.0.0.5',
-      localPort: 50_000 + (i % 10_000),
-    },
-    prevalence: {
-      processObservers: 4000,
-      comboObservers: 2,
-      tier: 'rare',
-      thresholds: { uncommonBelowObservers: 10, rareMaxObservers: 3, veryRareMaxObservers: 1, commonProcessMinObservers: 10 },
-      observerUnit: 'host',
-      populationSize: 12_000,
-      baselineVersion: 42,
-      windowStartMs: t - 30 * 86_400_000,
-      windowEndMs: t,
-    },
-    injection: { injected: false, indicators: [] },
-    firstSeenMs: t,
-    lastSeenMs: t,
-    count: 1,
-  };
-}
+import { fleetDetection } from '../test/support/alerts.js';
 
 function openOutbox(dir: string, name: string, synchronous: 'normal' | 'full'): Outbox {
   return Outbox.open({
@@ -147,7 +97,7 @@ export async function benchOutbox(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rarecon-bench-outbox-'));
   try {
     const n = 100_000;
-    const alerts = Array.from({ length: n }, (_, i) => alert(i));
+    const alerts = Array.from({ length: n }, (_, i) => fleetDetection(i));
     const bytes = Buffer.byteLength(JSON.stringify(alerts[0]));
     console.log(`outbox: ${n.toLocaleString('en-US')} alerts of ~${bytes} B (stored JSON), one sink`);
 

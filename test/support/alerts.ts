@@ -59,6 +59,54 @@ export function detection(
   };
 }
 
+/**
+ * A detection with a busy fleet's values (a browser on one of 50 hosts to a rare
+ * CDN, a signer, a parent, a local endpoint): the benchmarks' alert, whose stored
+ * JSON size (1,402 B for i = 0) their figures depend on.
+ */
+export function fleetDetection(i: number): DetectionAlert {
+  const t = Date.UTC(2026, 9, 1) + i;
+  const host = `host-${i % 50}`;
+  const d = detection(i, { host, severityId: 2, uid: `bench-${i.toString(16).padStart(12, '0')}` });
+  return {
+    ...d,
+    variationsHeld: ['rare', 'uncommon'],
+    host: { id: host, org: 'org-1', name: `${host}.corp.example` },
+    process: {
+      ...d.process,
+      pid: 1000 + (i % 3000),
+      tid: 1001,
+      startTimeMs: t - 60_000,
+      path: '/usr/lib/firefox/firefox',
+      sha256: 'ab'.repeat(32),
+      signer: { status: 'valid', subject: 'Mozilla Corporation', vendor: 'Mozilla' },
+      cmdline: '/usr/lib/firefox/firefox -contentproc -childID 12 -isForBrowser',
+      user: 'alice',
+      parent: { pid: 999, path: '/usr/lib/firefox/firefox', cmdline: '/usr/lib/firefox/firefox' },
+    },
+    connection: {
+      ...d.connection,
+      ip: '198.51.100.7',
+      hostname: `cdn${i % 97}.rare-domain.example`,
+      rootDomain: 'rare-domain.example',
+      localIp: '10.0.0.5',
+      localPort: 50_000 + (i % 10_000),
+    },
+    prevalence: {
+      ...d.prevalence,
+      processObservers: 4000,
+      comboObservers: 2,
+      tier: 'rare',
+      populationSize: 12_000,
+      baselineVersion: 42,
+      windowStartMs: t - 30 * 86_400_000,
+      windowEndMs: t,
+    },
+    firstSeenMs: t,
+    lastSeenMs: t,
+  };
+}
+
 export function health(i: number, host = 'h1'): HealthAlert {
   const t = Date.UTC(2026, 9, 1, 12) + i * 1000;
   return {

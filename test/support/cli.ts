@@ -5,7 +5,11 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// test/support/ -> the repo; dist/test/support/ (built with the benchmarks, which use it) -> the repo.
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const REPO =
+  [join(HERE, '..', '..'), join(HERE, '..', '..', '..')].find((c) => existsSync(join(c, 'native-events', 'Makefile'))) ??
+  join(HERE, '..', '..');
 export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 
 export interface CliResult {

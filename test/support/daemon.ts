@@ -3,11 +3,11 @@
 // sees: the alerts file, the record file, the log (JSON lines on stderr) and
 // `rarecon status`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, REPO, jsonLines, rarecon } from './cli.js';
 import type { DaemonStatus } from '../../src/daemon/status.js';
-import { until } from './env.js';
+import { childPids, until } from './env.js';
 
 // Parsed JSON lines, read field by field in assertions.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -207,20 +207,7 @@ export class DaemonRun {
 
   /** Pids of the daemon's children named `comm` (e.g. rarecon-events). */
   childPids(comm: string): number[] {
-    const out: number[] = [];
-    for (const e of readdirSync('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-        const close = stat.lastIndexOf(')');
-        const name = stat.slice(stat.indexOf('(') + 1, close);
-        const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-        if (ppid === this.pid && name === comm) out.push(Number(e));
-      } catch {
-        // gone
-      }
-    }
-    return out;
+    return childPids(this.pid, comm);
   }
 
   /** Sends `signal` and waits for the exit (SIGKILL after timeoutMs). */

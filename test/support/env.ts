@@ -3,7 +3,7 @@
 // fails, so a test can skip (or fail) with that reason.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, REPO } from './cli.js';
@@ -63,6 +63,23 @@ export function findProgram(candidates: string[]): string | null {
     }
   }
   return null;
+}
+
+/** Pids of the live children of `ppid` named `comm` (e.g. rarecon-events), from /proc. */
+export function childPids(ppid: number, comm: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      if (Number(stat.slice(close + 2).split(' ')[1]) === ppid && name === comm) out.push(Number(e));
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 
 /** Kernel release as [major, minor]. */

@@ -1,6 +1,7 @@
 // A test host in a network namespace, reached over a veth pair from the root
 // namespace: a real DNS server (dnsmasq) that answers the test's names with the
-// test host's addresses, and an HTTP service on the given ports. Programs under
+// test host's addresses, and an HTTP service on the given ports (none when no
+// ports are given: bench/daemon.ts makes its own connections). Programs under
 // test resolve through it without touching the system's resolver: they run in a
 // private mount namespace where a resolv.conf naming the test DNS server is
 // bind-mounted over /etc/resolv.conf. The DNS answers cross the veth in the
@@ -9,7 +10,8 @@
 // Addresses: each test file takes its own /28 inside 203.0.113.0/24 or
 // 198.51.100.0/24 (documentation ranges, external to the detector), so files
 // running in parallel, and helper.e2e.test.ts (203.0.113.0/24), do not collide:
-// the longer prefix wins in the routing table.
+// the longer prefix wins in the routing table. 198.51.100.144/28 is the daemon
+// benchmark's (bench/daemon.ts), which may run beside the tests.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -25,7 +27,7 @@ export interface TestHostOptions {
   addresses: string[];
   /** name -> address the DNS server answers (A records, TTL 300). */
   names: Record<string, string>;
-  /** TCP ports served (HTTP) on every address. */
+  /** TCP ports served (HTTP) on every address; empty: no HTTP service. */
   ports: number[];
   /** Folder for resolv.conf. */
   dir: string;
@@ -80,7 +82,7 @@ export class TestHost {
     this.resolvConf = join(opts.dir, 'resolv.conf');
   }
 
-  /** Creates the namespace, the veth pair, the DNS server and the HTTP service; waits until they answer. */
+  /** Creates the namespace, the veth pair, the DNS server and the HTTP service (if any ports); waits until they answer. */
   static async start(opts: TestHostOptions): Promise<TestHost> {
     const h = new TestHost(opts);
     try {
@@ -133,39 +135,43 @@ export class TestHost {
       ],
       { stdio: 'ignore' },
     );
-    this.server = spawn(
-      'ip',
-      ['netns', 'exec', this.ns, process.execPath, '-e', SERVER, JSON.stringify(o.addresses), JSON.stringify(o.ports)],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    if (o.ports.length > 0)
+      this.server = spawn(
+        'ip',
+        ['netns', 'exec', this.ns, process.execPath, '-e', SERVER, JSON.stringify(o.addresses), JSON.stringify(o.ports)],
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
     writeFileSync(this.resolvConf, `nameserver ${this.dnsIp}\noptions timeout:1 attempts:2\n`);
 
     // Ready when the DNS server answers over the veth and every port accepts.
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const dnsOk =
-        spawnSync(
-          'unshare',
-          [
-            '-m',
-            'sh',
-            '-c',
-            'mount --bind "$0" /etc/resolv.conf && exec getent ahostsv4 "$1"',
-            this.resolvConf,
-            Object.keys(o.names)[0] as string,
-          ],
-          {
-            stdio: 'ignore',
-            timeout: 3000,
-          },
-        ).status === 0;
+      const dnsOk = this.resolve(undefined, 3000);
       const portsOk = await Promise.all(o.ports.map((p) => canConnect(this.dnsIp, p)));
       if (dnsOk && portsOk.every(Boolean)) return;
       if (Date.now() > deadline) throw new Error(`test host ${this.ns} not ready (dns ${dnsOk}, ports ${JSON.stringify(portsOk)})`);
       await sleep(100);
     }
+  }
+
+  /**
+   * Resolves `name` (default: the first of `names`) through the test DNS server,
+   * as a program under test would; true when the answer holds its address. The
+   * answer crosses the veth, so a running daemon sees it.
+   */
+  resolve(name = Object.keys(this.opts.names)[0] as string, timeoutMs = 5000): boolean {
+    const r = spawnSync(
+      'unshare',
+      ['-m', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec getent ahostsv4 "$1"', this.resolvConf, name],
+      {
+        encoding: 'utf8',
+        timeout: timeoutMs,
+      },
+    );
+    const ip = this.opts.names[name];
+    return r.status === 0 && ip !== undefined && r.stdout.includes(ip);
   }
 
   /**
