@@ -16,13 +16,11 @@
 // cell is not here yet is held (bounded, persisted in the same file) until it
 // arrives, or until a timeout after which it is scored as not common; both are
 // counted. `reader()` is a BaselineReader over the cache.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
 import { policyProblem } from '../model/root-domain.js';
 import type { SignedHeader } from '../baseline/signature.js';
 import { MAX_CELL_BITS, cellKey, cellOf, parseKey, prefixRange, rootHash, type ParsedKey } from '../baseline/bucket-keys.js';
+import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -109,7 +107,7 @@ function contentProblem(c: unknown): string | null {
 }
 
 export class BucketCache {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private readonly stmts;
   private readonly now: () => number;
   private metaValue: BaselineMeta | null = null;
@@ -128,22 +126,14 @@ export class BucketCache {
     readonly path: string,
     private readonly opts: BucketCacheOptions,
   ) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     this.now = opts.now ?? Date.now;
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('mmap_size = 0');
-    this.db.pragma(`cache_size = ${-(opts.cacheSizeKiB ?? 8 * 1024)}`);
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) throw new Error(`${path}: schema version ${current} is newer than this rarecon`);
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v] as string);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    // No memory map and a bounded page cache: resident memory stays flat however large the cache file grows.
+    this.db = openSqlite(path, {
+      what: 'the bucket cache',
+      migrations: MIGRATIONS,
+      cacheSizeKiB: opts.cacheSizeKiB ?? 8 * 1024,
+      pragmas: ['mmap_size = 0'],
+    });
     const db = this.db;
     this.stmts = {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),

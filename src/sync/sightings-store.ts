@@ -2,13 +2,11 @@
 // sha256 run and the distinct (sha256, root domain, port) of each day, in
 // `<stateDir>/sightings.db`. They go up to the baseline server one host-day at
 // a time (a re-upload replaces the day there), and without a server they are
-// what the standalone baseline is learnt from (observer unit `day`).
+// what the standalone baseline is learnt from (standalone.ts, observer unit `day`).
 // Transactions are synchronous and never span an await.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { DAY_MS, type RootDomainPolicy, type Sighting, type TierThresholds } from '../model/baseline.js';
-import { BaselineBuilder, observerId, type WriteResult } from '../baseline/builder.js';
+import { DAY_MS, type Sighting } from '../model/baseline.js';
+import { observerId, type BaselineBuilder } from '../baseline/builder.js';
+import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE day_process (day INTEGER NOT NULL, sha BLOB NOT NULL, PRIMARY KEY (day, sha)) WITHOUT ROWID;
@@ -48,7 +46,7 @@ export interface SightingsStoreOptions {
 }
 
 export class SightingsStore {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private readonly stmts;
   private readonly maxCombos: number;
   private readonly maxProcesses: number;
@@ -63,19 +61,8 @@ export class SightingsStore {
     readonly path: string,
     opts: SightingsStoreOptions = {},
   ) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) throw new Error(`${path}: schema version ${current} is newer than this rarecon`);
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v] as string);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    // WAL, synchronous NORMAL and a 5 s busy timeout: openSqlite's defaults.
+    this.db = openSqlite(path, { what: 'the sightings database', migrations: MIGRATIONS });
     this.maxCombos = opts.maxCombosPerDay ?? 200_000;
     this.maxProcesses = opts.maxProcessesPerDay ?? 100_000;
     this.memoryKeys = opts.memoryKeysPerDay ?? 200_000;
@@ -241,34 +228,6 @@ export class SightingsStore {
     this.closed = true;
     this.db.close();
   }
-}
-
-export interface StandaloneBuildOptions {
-  outPath: string;
-  windowDays: number;
-  thresholds: TierThresholds;
-  policy: RootDomainPolicy;
-  nowMs: number;
-  /** Must grow from build to build; default nowMs. */
-  version?: number;
-}
-
-/**
- * The standalone baseline: this host's own days as observers, written
- * atomically by the shared builder over `outPath`. The window ends with today.
- */
-export function buildStandaloneBaseline(store: SightingsStore, opts: StandaloneBuildOptions): WriteResult & { fed?: number } {
-  const builder = new BaselineBuilder({
-    unit: 'day',
-    windowDays: opts.windowDays,
-    thresholds: opts.thresholds,
-    policy: opts.policy,
-    omitSingleObserverCombos: false,
-  });
-  const endMs = (Math.floor(opts.nowMs / DAY_MS) + 1) * DAY_MS;
-  const fed = store.feed(builder, endMs - opts.windowDays * DAY_MS, endMs);
-  const r = builder.write(opts.outPath, { version: opts.version ?? opts.nowMs, builtAtMs: opts.nowMs, windowEndMs: endMs });
-  return r.ok ? { ...r, fed } : r;
 }
 
 /** The in-memory key of a sighting of one day: the sha256, and the root domain and port of a combo. */
