@@ -62,3 +62,39 @@ export function daemonConfigProblems(c: RareconConfig, report: ReportConfig | nu
   }
   return out;
 }
+
+/** The config sections SIGHUP applies to a running daemon; every other one takes a restart. */
+const APPLIED_ON_RELOAD: ReadonlySet<keyof RareconConfig> = new Set([
+  'detect',
+  'alertFormat',
+  'statusIntervalMs',
+  'report',
+  'watchdog',
+  'logLevel',
+] as const);
+
+/**
+ * The running config with the sections SIGHUP applies taken from `next`, and
+ * the other sections that changed, which keep their running values until a
+ * restart (the `server` section is not the daemon's).
+ */
+export function reloadedConfig(
+  running: RareconConfig,
+  next: RareconConfig,
+): { config: RareconConfig; needRestart: (keyof RareconConfig)[] } {
+  const needRestart = (Object.keys(next) as (keyof RareconConfig)[]).filter(
+    (k) => !APPLIED_ON_RELOAD.has(k) && k !== 'server' && JSON.stringify(next[k]) !== JSON.stringify(running[k]),
+  );
+  return {
+    config: {
+      ...running,
+      detect: next.detect,
+      alertFormat: next.alertFormat,
+      statusIntervalMs: next.statusIntervalMs,
+      report: next.report,
+      watchdog: next.watchdog,
+      logLevel: next.logLevel,
+    },
+    needRestart,
+  };
+}

@@ -47,19 +47,12 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now()): string {
     byKey(s.score.excludedByKind, 'kind'),
   );
   family(out, 'rarecon_alerts_total', 'counter', 'Alerts raised, by name.', byKey(s.score.alertsByName, 'name'));
-  family(
-    out,
-    'rarecon_enrich_errors_total',
-    'counter',
-    'Enrichment errors, by enricher and code.',
-    byKey((s.enrich as { errorsByCode?: Record<string, number> }).errorsByCode, 'code'),
-  );
-  const outbox = (s.report as { outbox?: { rows?: number; oldestAgeMs?: number | null } } | null)?.outbox;
-  family(out, 'rarecon_outbox_depth', 'gauge', 'Alerts waiting in the outbox.', [[{}, outbox?.rows ?? 0]]);
-  family(out, 'rarecon_outbox_oldest_age_seconds', 'gauge', 'Age of the oldest alert waiting.', [[{}, (outbox?.oldestAgeMs ?? 0) / 1000]]);
-  const sinks = (
-    (s.report as { delivery?: Array<{ sink?: string; failedTotal?: number; retriedTotal?: number }> } | null)?.delivery ?? []
-  ).map((d): Sample => [{ sink: d.sink ?? '?' }, (d.failedTotal ?? 0) + (d.retriedTotal ?? 0)]);
+  family(out, 'rarecon_enrich_errors_total', 'counter', 'Enrichment errors, by enricher and code.', byKey(s.enrich.errorsByCode, 'code'));
+  const outbox = s.report.outbox;
+  family(out, 'rarecon_outbox_depth', 'gauge', 'Alerts waiting in the outbox.', [[{}, outbox.rows]]);
+  family(out, 'rarecon_outbox_oldest_age_seconds', 'gauge', 'Age of the oldest alert waiting.', [[{}, (outbox.oldestAgeMs ?? 0) / 1000]]);
+  // The outbox counts each alert a sink failed to take: sent again later (retried) or given up (dead-lettered).
+  const sinks = Object.entries(outbox.sinks).map(([sink, q]): Sample => [{ sink }, q.retriedTotal + q.deadLetteredTotal]);
   family(out, 'rarecon_sink_failures_total', 'counter', 'Failed or retried sends, by sink.', sinks);
   family(out, 'rarecon_baseline_version', 'gauge', 'Version of the baseline in force (0 = none).', [[{}, s.baseline?.version ?? 0]]);
   family(out, 'rarecon_baseline_age_seconds', 'gauge', 'Age of the baseline in force.', [

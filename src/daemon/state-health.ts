@@ -21,9 +21,7 @@ export interface StateHealthStats {
 }
 
 function isStoreFailure(x: unknown): x is StoreFailure {
-  return (
-    typeof x === 'object' && x !== null && (x as { ok?: unknown }).ok === false && typeof (x as { reason?: unknown }).reason === 'string'
-  );
+  return typeof x === 'object' && x !== null && 'ok' in x && x.ok === false && 'reason' in x && typeof x.reason === 'string';
 }
 
 export class StateHealth {

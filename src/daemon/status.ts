@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LiveSourceStats } from '../sources/live-source.js';
 import type { ScoreCounters } from '../detect/scorer.js';
+import type { ConnectionEnricherStats } from '../enrich/connection-enricher.js';
+import type { ReportStats } from '../report/reporter.js';
 import type { SyncStatus } from '../sync/sync-client.js';
 import type { WatchdogStats } from './watchdog.js';
 import type { StateHealthStats } from './state-health.js';
@@ -24,7 +26,7 @@ export interface DaemonStatus {
   queue: { size: number; capacity: number; droppedTotal: number; inFlight: number };
   counters: Record<string, number>;
   score: ScoreCounters;
-  enrich: Record<string, unknown>;
+  enrich: ConnectionEnricherStats;
   learningDaysLeft: number;
   baseline: {
     version: number;
@@ -37,7 +39,7 @@ export interface DaemonStatus {
   } | null;
   alertsLast24h: number;
   lastAlertMs: number | null;
-  report: unknown;
+  report: ReportStats;
   sync: SyncStatus | null;
   rssBytes: number;
   cpu: { user: number; system: number };
@@ -77,7 +79,7 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
   const alive = running(s.pid) && nowMs - s.updatedMs < 60_000;
   const src = s.source;
   const sc = s.score;
-  const outbox = (s.report as { outbox?: { rows?: number; oldestAgeMs?: number | null; deadLetteredTotal?: number } } | null)?.outbox;
+  const outbox = s.report.outbox;
   const lines = [
     `rarecon daemon: ${alive ? `running (pid ${s.pid}, up ${age(nowMs - s.startedMs)})` : `NOT RUNNING (last status ${age(nowMs - s.updatedMs)} ago, pid ${s.pid})`}`,
     `host:      ${s.host}`,
@@ -96,11 +98,9 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
       (s.sync === null ? '' : `; sync ${s.sync.mode}${s.sync.lastError ? `, last error: ${s.sync.lastError}` : ''}`),
     `alerts:    ${n(s.alertsLast24h)} in the last 24 h${s.lastAlertMs === null ? '' : `, last ${age(nowMs - s.lastAlertMs)} ago`}`,
   );
-  if (outbox !== undefined) {
-    lines.push(
-      `outbox:    ${n(outbox.rows ?? 0)} waiting${outbox.oldestAgeMs ? `, oldest ${age(outbox.oldestAgeMs)}` : ''}, ${n(outbox.deadLetteredTotal ?? 0)} dead-lettered`,
-    );
-  }
+  lines.push(
+    `outbox:    ${n(outbox.rows)} waiting${outbox.oldestAgeMs ? `, oldest ${age(outbox.oldestAgeMs)}` : ''}, ${n(outbox.deadLetteredTotal)} dead-lettered`,
+  );
   lines.push(
     `resources: ${(s.rssBytes / 2 ** 20).toFixed(0)} MiB resident, CPU ${((s.cpu.user + s.cpu.system) / 1e6).toFixed(1)} s since start`,
   );

@@ -1,12 +1,19 @@
 // The detector's local state in SQLite, so it survives a restart: host
 // enrolment, open alerts (dedup), and the per-host safety valve.
 // `:memory:` gives the same behaviour for one-shot offline scoring.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import type { Alert } from '../model/alert.js';
 
-const SCHEMA_VERSION = 1;
+/** The schema, one entry a version (`PRAGMA user_version`). */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS hosts (host_key TEXT PRIMARY KEY, enrolled_at_ms INTEGER NOT NULL);
+   CREATE TABLE IF NOT EXISTS alerts (
+     dedup_key TEXT PRIMARY KEY, combo_key TEXT NOT NULL, host_key TEXT NOT NULL, severity_id INTEGER NOT NULL,
+     first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, count INTEGER NOT NULL, record TEXT NOT NULL);
+   CREATE INDEX IF NOT EXISTS alerts_first_seen ON alerts (first_seen_ms);
+   CREATE TABLE IF NOT EXISTS valve (host_key TEXT PRIMARY KEY, window_start_ms INTEGER NOT NULL,
+     count INTEGER NOT NULL, paused_until_ms INTEGER NOT NULL);`,
+];
 
 export interface OpenAlertRow {
   /** The combo key, '|' and the alert's name. */
@@ -38,7 +45,7 @@ export interface StateStoreOptions {
 }
 
 export class StateStore {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private readonly stmts;
   private readonly saveTx: (rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => void;
   private closed = false;
@@ -52,11 +59,10 @@ export class StateStore {
   writeErrorsTotal = 0;
   commitsTotal = 0;
 
-  private constructor(db: Database.Database, opts: StateStoreOptions = {}) {
+  private constructor(db: SqliteDatabase, opts: StateStoreOptions = {}) {
     this.db = db;
     this.batch = opts.batchWrites ?? false;
     this.onWriteError = opts.onWriteError;
-    this.migrate();
     this.stmts = {
       hostGet: db.prepare<[string], { enrolled_at_ms: number }>('SELECT enrolled_at_ms FROM hosts WHERE host_key = ?'),
       hostAll: db.prepare<[], { host_key: string; enrolled_at_ms: number }>('SELECT host_key, enrolled_at_ms FROM hosts'),
@@ -97,32 +103,19 @@ export class StateStore {
 
   /** Opens (creating) `<dir>/state.db`, or an in-memory store when dir is null. */
   static open(dir: string | null, opts: StateStoreOptions = {}): StateStore {
-    if (dir === null) return new StateStore(new Database(':memory:'), opts);
-    const file = `${dir}/state.db`;
-    mkdirSync(dirname(file), { recursive: true });
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
-    return new StateStore(db, opts);
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new Error(`the state database was written by a newer rarecon (schema ${version}, this one knows ${SCHEMA_VERSION})`);
-    }
-    if (version < 1) {
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS hosts (host_key TEXT PRIMARY KEY, enrolled_at_ms INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS alerts (
-          dedup_key TEXT PRIMARY KEY, combo_key TEXT NOT NULL, host_key TEXT NOT NULL, severity_id INTEGER NOT NULL,
-          first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, count INTEGER NOT NULL, record TEXT NOT NULL);
-        CREATE INDEX IF NOT EXISTS alerts_first_seen ON alerts (first_seen_ms);
-        CREATE TABLE IF NOT EXISTS valve (host_key TEXT PRIMARY KEY, window_start_ms INTEGER NOT NULL,
-          count INTEGER NOT NULL, paused_until_ms INTEGER NOT NULL);
-        PRAGMA user_version = ${SCHEMA_VERSION};
-      `);
+    const db = openSqlite(dir === null ? ':memory:' : `${dir}/state.db`, {
+      what: 'the state database',
+      migrations: MIGRATIONS,
+      synchronous: 'normal',
+      busyTimeoutMs: 5000,
+      // The mode mkdir gives by default (less the umask), as the state folder always had here.
+      dirMode: 0o777,
+    });
+    try {
+      return new StateStore(db, opts);
+    } catch (err) {
+      db.close();
+      throw err;
     }
   }
 

@@ -5,10 +5,10 @@
 import type { EnrichConfig } from '../config/defaults.js';
 import type { ConnectionEvent, HostRef, Injection } from '../model/records.js';
 import { UNKNOWN_SIGNER } from '../model/records.js';
-import { ImageHasher } from './image-hash.js';
+import { ImageHasher, type ImageHasherStats } from './image-hash.js';
 import { InjectionInspector } from './injection-linux.js';
 import { ProcessInfoReader } from './process-info.js';
-import { LinuxSigner } from './signer-linux.js';
+import { LinuxSigner, type LinuxSignerStats } from './signer-linux.js';
 import { ExeIndex } from './exe-index.js';
 import { BoundedCache } from '../common/bounded-cache.js';
 import type { LiveConnect } from '../sources/live-source.js';
@@ -19,6 +19,19 @@ import type { LiveConnect } from '../sources/live-source.js';
  * library loaded in that window can be missed by both alike.
  */
 const PROCESS_REUSE_MS = 2_000;
+
+/** What the enricher tells the daemon's status and metrics. */
+export interface ConnectionEnricherStats {
+  enrichedTotal: number;
+  /** Connections that reused the process-level lookups of an earlier one. */
+  reusedTotal: number;
+  /** Enrichment errors by `enricher:code`. */
+  errorsByCode: Record<string, number>;
+  hash: ImageHasherStats;
+  signer: LinuxSignerStats;
+  injection: ReturnType<InjectionInspector['stats']>;
+  exeIndex: { lookupsTotal: number; foundTotal: number };
+}
 
 type ProcessParts = [
   Awaited<ReturnType<ProcessInfoReader['read']>>,
@@ -161,7 +174,7 @@ export class ConnectionEnricher {
     };
   }
 
-  stats(): Record<string, unknown> {
+  stats(): ConnectionEnricherStats {
     return {
       enrichedTotal: this.enrichedTotal,
       reusedTotal: this.reusedTotal,

@@ -5,13 +5,9 @@
 // back, which keeps per-sink order (and so per-host order) and lets a
 // delivery loop read past rows it has sent but could not yet mark done.
 // Transactions are synchronous (better-sqlite3) and never span an await.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Alert, SeverityName } from '../model/alert.js';
 import { RepeatedLog, silentLog, type LogFn } from '../common/log.js';
-
-const SCHEMA_VERSION = 1;
+import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 
 export interface OutboxOptions {
   /** SQLite file, or ':memory:' for tests. */
@@ -112,45 +108,33 @@ export function classifyStoreError(err: unknown): StoreFailure {
   return { ok: false, reason: 'io-error', error: code === '' ? message : `${code}: ${message}` };
 }
 
-function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > SCHEMA_VERSION) {
-    throw new Error(
-      `the outbox database was written by a newer rarecon (schema ${version}, this one knows ${SCHEMA_VERSION}); move it aside or upgrade`,
-    );
-  }
-  if (version < 1) {
-    db.exec(`
-      BEGIN;
-      CREATE TABLE IF NOT EXISTS alerts (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        uid TEXT NOT NULL UNIQUE,
-        severity_id INTEGER NOT NULL,
-        enqueued_ms INTEGER NOT NULL,
-        size_bytes INTEGER NOT NULL,
-        record TEXT NOT NULL);
-      -- Covers eviction (lowest severity, oldest) and the byte count at open without reading records.
-      CREATE INDEX IF NOT EXISTS alerts_eviction ON alerts (severity_id, seq, size_bytes);
-      CREATE TABLE IF NOT EXISTS deliveries (
-        sink TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        PRIMARY KEY (sink, seq)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS dead_letters (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        sink TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        severity_id INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        failed_at_ms INTEGER NOT NULL,
-        record TEXT NOT NULL);
-      PRAGMA user_version = 1;
-      COMMIT;
-    `);
-  }
-}
+/** The schema, one entry a version (`PRAGMA user_version`); each runs in its own transaction. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS alerts (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     uid TEXT NOT NULL UNIQUE,
+     severity_id INTEGER NOT NULL,
+     enqueued_ms INTEGER NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     record TEXT NOT NULL);
+   -- Covers eviction (lowest severity, oldest) and the byte count at open without reading records.
+   CREATE INDEX IF NOT EXISTS alerts_eviction ON alerts (severity_id, seq, size_bytes);
+   CREATE TABLE IF NOT EXISTS deliveries (
+     sink TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     last_error TEXT,
+     PRIMARY KEY (sink, seq)) WITHOUT ROWID;
+   CREATE TABLE IF NOT EXISTS dead_letters (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     sink TEXT NOT NULL,
+     uid TEXT NOT NULL,
+     severity_id INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     failed_at_ms INTEGER NOT NULL,
+     record TEXT NOT NULL);`,
+];
 
 interface VictimRow {
   seq: number;
@@ -159,7 +143,7 @@ interface VictimRow {
 }
 
 export class Outbox {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private sinks: readonly string[];
   private readonly log: LogFn;
   /** At most a line a minute while alerts are evicted at the size bound, with the count left out. */
@@ -182,7 +166,7 @@ export class Outbox {
   private readonly perSink = new Map<string, { delivered: number; retried: number; deadLettered: number }>();
 
   private constructor(
-    db: Database.Database,
+    db: SqliteDatabase,
     private opts: OutboxOptions,
   ) {
     this.db = db;
@@ -195,7 +179,6 @@ export class Outbox {
     );
     this.now = opts.now ?? Date.now;
     for (const s of this.sinks) this.perSink.set(s, { delivered: 0, retried: 0, deadLettered: 0 });
-    migrate(db);
     this.stmts = Outbox.prepare(db, this.sinks);
     this.forgetRemovedSinks();
     const size = db.prepare<[], { n: number; b: number }>('SELECT count(*) AS n, total(size_bytes) AS b FROM alerts').get();
@@ -204,7 +187,7 @@ export class Outbox {
   }
 
   /** Statements for this set of sinks: listing them lets lookups by seq use the (sink, seq) key, no second index. */
-  private static prepare(db: Database.Database, sinks: readonly string[]) {
+  private static prepare(db: SqliteDatabase, sinks: readonly string[]) {
     const inSinks = sinks.map((n) => `'${n.replace(/'/g, "''")}'`).join(', ');
     return {
       insertAlert: db.prepare<[string, number, number, number, string]>(
@@ -257,16 +240,19 @@ export class Outbox {
   static open(opts: OutboxOptions): Outbox {
     if (opts.sinks.length === 0) throw new Error('the outbox needs at least one sink (report.sinks is empty)');
     if (new Set(opts.sinks).size !== opts.sinks.length) throw new Error('sink names must be unique');
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    const db = new Database(opts.path);
-    try {
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.pragma('busy_timeout = 5000');
-      db.pragma('cache_size = -16384');
+    const db = openSqlite(opts.path, {
+      what: 'the outbox database',
+      migrations: MIGRATIONS,
+      synchronous: opts.synchronous,
+      busyTimeoutMs: 5000,
+      cacheSizeKiB: 16384,
       // After a checkpoint the WAL is rewritten from its start in the space it already
       // holds; trimming it only past 64 MiB spares asking a nearly full disk for it again.
-      db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+      pragmas: [`journal_size_limit = ${64 * 1024 * 1024}`],
+      // The mode mkdir gives by default (less the umask), as the outbox always had.
+      dirMode: 0o777,
+    });
+    try {
       return new Outbox(db, opts);
     } catch (err) {
       db.close();

@@ -5,11 +5,61 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, REPO } from '../support/cli.js';
+import { memoryLogger } from '../../src/common/logger.js';
+import { DEFAULT_CONFIG, DEFAULT_REPORT, SINK_DEFAULTS } from '../../src/config/defaults.js';
+import type { ScoreCounters } from '../../src/detect/scorer.js';
 import { metricsText } from '../../src/daemon/metrics.js';
+import { NO_BASELINE } from '../../src/daemon/pipeline.js';
+import { StateHealth } from '../../src/daemon/state-health.js';
+import { buildStatus } from '../../src/daemon/status-writer.js';
+import { processSample, Watchdog } from '../../src/daemon/watchdog.js';
+import { ConnectionEnricher, type ConnectionEnricherStats } from '../../src/enrich/connection-enricher.js';
+import { Reporter, type ReportStats } from '../../src/report/reporter.js';
+import { detection, eventually } from '../support/alerts.js';
+import { Receiver } from '../support/receiver.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rarecon-metrics-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const port = 20_000 + Math.floor(Math.random() * 20_000);
+
+/** The enricher's counters before its first connection. */
+const idleEnrich = (): ConnectionEnricherStats => new ConnectionEnricher(DEFAULT_CONFIG.enrich, { id: 'h', org: 'o' }).stats();
+
+/** A reporter's stats with nothing queued and no sink. */
+const idleReport = (): ReportStats => ({
+  outbox: {
+    rows: 0,
+    bytes: 0,
+    oldestAgeMs: null,
+    sinks: {},
+    deadLetterRows: 0,
+    enqueuedTotal: 0,
+    duplicatesTotal: 0,
+    deliveredTotal: 0,
+    retriedTotal: 0,
+    deadLetteredTotal: 0,
+    evictedTotal: 0,
+    evictedBySeverity: { High: 0, Medium: 0, Low: 0, Informational: 0 },
+    diskFullTotal: 0,
+  },
+  delivery: [],
+});
+
+const idleScore = (): ScoreCounters => ({
+  recordsTotal: 0,
+  connectionsTotal: 0,
+  dnsAnswersTotal: 0,
+  processRunsTotal: 0,
+  eligibleTotal: 0,
+  ineligibleByReason: {},
+  learningByReason: {},
+  excludedByKind: {},
+  commonCombosTotal: 0,
+  alertsByName: {},
+  repeatsTotal: 0,
+  pausedTotal: 0,
+  healthAlertsTotal: 0,
+});
 
 async function get(path: string): Promise<{ status: number; body: string }> {
   const r = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -107,12 +157,12 @@ describe('metrics endpoint', () => {
         pausedTotal: 0,
         healthAlertsTotal: 0,
       },
-      enrich: {},
+      enrich: idleEnrich(),
       learningDaysLeft: 3,
       baseline: null,
       alertsLast24h: 0,
       lastAlertMs: null,
-      report: null,
+      report: idleReport(),
       sync: null,
       rssBytes: 5,
       cpu: { user: 1e6, system: 0 },
@@ -124,5 +174,64 @@ describe('metrics endpoint', () => {
     // A status file of an older daemon (no watchdog, state or cache fields) still renders.
     expect(text).toContain('# TYPE rarecon_cache_hits_total counter');
     expect(text).not.toContain('rarecon_watchdog_level');
+  });
+});
+
+describe('sink failures', () => {
+  it('counts every failed send of a sink as the reporter counted it', async () => {
+    const rx = await new Receiver().listen();
+    rx.mode = { kind: 'status', status: 503 };
+    const rep = Reporter.start(
+      {
+        ...DEFAULT_REPORT,
+        outbox: { ...DEFAULT_REPORT.outbox, path: join(dir, 'sink-failures-outbox.db') },
+        backoff: { initialMs: 10, maxMs: 40, maxRetryAfterMs: 1_000, maxAttempts: 7 },
+        pollMs: 50,
+        sinks: [{ ...SINK_DEFAULTS.http, name: 'siem', url: rx.url, lingerMs: 0, timeoutMs: 2_000 }],
+      },
+      { stateDir: dir },
+    );
+    try {
+      rep.enqueue(detection(1));
+      // Six retries, then the seventh failure moves the alert to the dead letters: the sink is done failing.
+      expect(await eventually(() => rep.stats().outbox.sinks['siem']?.deadLetteredTotal === 1)).toBe(true);
+      const report = rep.stats();
+      const log = memoryLogger();
+      // The status as the daemon builds it, with this reporter's stats and an idle pipeline.
+      const status = buildStatus(
+        {
+          queue: { size: 0, capacity: 1, droppedTotal: 0, inFlight: 0 },
+          counters: { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, stateWriteFailedTotal: 0 },
+          score: idleScore(),
+          learningDaysLeft: 0,
+          enrich: idleEnrich(),
+          dns: { hitsTotal: 0, missesTotal: 0 },
+          baseline: NO_BASELINE.meta(),
+          baselineCache: null,
+          lastAlertMs: null,
+          startedMs: 0,
+          host: 'o/h',
+          baselinePath: null,
+          source: null,
+          reloadsTotal: 0,
+          alertsLast24h: 0,
+          report,
+          sync: null,
+          watchdog: new Watchdog(DEFAULT_CONFIG.watchdog, { sample: processSample, log, onHardLimit: () => {} }).stats(),
+          stateDir: new StateHealth(log, dir).stats(),
+        },
+        Date.now(),
+      );
+      const text = metricsText(status);
+      const failures = Number(/^rarecon_sink_failures_total\{sink="siem"\} (\d+)$/m.exec(text)?.[1]);
+      const counted = report.outbox.sinks['siem']!;
+      expect(rx.attempts).toHaveLength(7);
+      expect(counted.retriedTotal + counted.deadLetteredTotal).toBe(7);
+      expect(failures, text).toBeGreaterThan(0);
+      expect(failures).toBe(counted.retriedTotal + counted.deadLetteredTotal);
+    } finally {
+      await rep.shutdown();
+      await rx.stop();
+    }
   });
 });

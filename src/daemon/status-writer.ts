@@ -1,0 +1,120 @@
+// The daemon's status built from the stats of its parts, and written to
+// <state>/status.json so that a full disk does not silence it.
+import { closeSync, fstatSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import type { BaselineCacheStats } from '../baseline/store.js';
+import type { CacheStats } from '../common/bounded-cache.js';
+import type { ConnectionEnricherStats } from '../enrich/connection-enricher.js';
+import type { ReportStats } from '../report/reporter.js';
+import type { LiveSourceStats } from '../sources/live-source.js';
+import type { SyncStatus } from '../sync/sync-client.js';
+import type { PipelineStats } from './pipeline.js';
+import type { StateHealth, StateHealthStats } from './state-health.js';
+import type { CacheCounts, DaemonStatus } from './status.js';
+import type { WatchdogStats } from './watchdog.js';
+
+/** Everything the status is made of, read from the running parts at one moment. */
+export interface StatusInputs extends PipelineStats {
+  startedMs: number;
+  host: string;
+  baselinePath: string | null;
+  source: LiveSourceStats | null;
+  reloadsTotal: number;
+  alertsLast24h: number;
+  report: ReportStats;
+  sync: SyncStatus | null;
+  watchdog: WatchdogStats;
+  stateDir: StateHealthStats;
+}
+
+export function buildStatus(i: StatusInputs, nowMs: number): DaemonStatus {
+  const meta = i.baseline;
+  const c = i.counters;
+  return {
+    pid: process.pid,
+    startedMs: i.startedMs,
+    updatedMs: nowMs,
+    host: i.host,
+    source: i.source,
+    queue: i.queue,
+    counters: {
+      alertsTotal: c.alertsTotal,
+      heldTotal: c.heldTotal,
+      heldExpiredTotal: c.heldExpiredTotal,
+      selfSkippedTotal: c.selfSkippedTotal,
+      scoredTotal: c.scoredTotal,
+      reloadsTotal: i.reloadsTotal,
+      stateWriteFailedTotal: c.stateWriteFailedTotal,
+    },
+    score: i.score,
+    enrich: i.enrich,
+    learningDaysLeft: i.learningDaysLeft,
+    baseline:
+      meta.version === 0
+        ? null
+        : {
+            version: meta.version,
+            builtAtMs: meta.builtAtMs,
+            ageMs: nowMs - meta.builtAtMs,
+            unit: meta.observerUnit,
+            windowStartMs: meta.windowStartMs,
+            windowEndMs: meta.windowEndMs,
+            path: i.baselinePath,
+          },
+    alertsLast24h: i.alertsLast24h,
+    lastAlertMs: i.lastAlertMs,
+    report: i.report,
+    sync: i.sync,
+    rssBytes: process.memoryUsage().rss,
+    cpu: process.cpuUsage(),
+    watchdog: i.watchdog,
+    stateDir: i.stateDir,
+    caches: caches(i.dns, i.enrich, i.baselineCache),
+  };
+}
+
+function caches(dns: CacheCounts, e: ConnectionEnricherStats, b: BaselineCacheStats | null): Record<string, CacheCounts> {
+  const out: Record<string, CacheCounts> = {
+    dns,
+    image_hash: counts(e.hash.cache),
+    signer: counts(e.signer.cache),
+    injection_maps: counts(e.injection.mapsCache),
+  };
+  if (b !== null) {
+    out['baseline_process'] = { hitsTotal: b.processHits, missesTotal: b.processMisses };
+    out['baseline_combo'] = { hitsTotal: b.comboHits, missesTotal: b.comboMisses };
+  }
+  return out;
+}
+
+function counts(c: CacheStats): CacheCounts {
+  return { hitsTotal: c.hitsTotal, missesTotal: c.missesTotal };
+}
+
+/** Writes the status file; a failure is told to `health`, and the file is then rewritten in place if it can be. */
+export function writeStatusFile(file: string, status: DaemonStatus, health: StateHealth): void {
+  const text = JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+  // Padded to whole 4 KiB pages plus one (JSON allows trailing spaces), so on a full disk the
+  // file can still be rewritten in place in the blocks it already holds.
+  const padded = text.padEnd((Math.ceil(text.length / 4096) + 1) * 4096, ' ');
+  try {
+    writeFileSync(file + '.tmp', padded);
+    renameSync(file + '.tmp', file);
+    health.ok('status');
+  } catch (err) {
+    health.failed('status', err);
+    try {
+      const fd = openSync(file, 'r+');
+      try {
+        // Within the size it has: no new block is needed.
+        const size = fstatSync(fd).size;
+        if (text.length <= size) {
+          writeSync(fd, text.padEnd(size, ' '), 0);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // Counted and logged above; the metrics endpoint still tells.
+    }
+  }
+}
