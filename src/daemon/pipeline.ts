@@ -21,7 +21,7 @@ import { toOcsf } from '../model/ocsf.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
 import { DEFAULT_POLICY, rootDomainOf } from '../model/root-domain.js';
 import type { Reporter } from '../report/reporter.js';
-import type { LiveConnect, LiveSource } from '../sources/live-source.js';
+import type { LiveConnect, LiveSource } from '../sources/source.js';
 import { toRareconRecord } from '../sources/replay/ndjson-reader.js';
 import type { BucketCache } from '../sync/bucket-cache.js';
 import type { SightingsStore } from '../sync/sightings-store.js';

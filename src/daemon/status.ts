@@ -2,7 +2,7 @@
 // seconds, read by `rarecon status` in another process.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LiveSourceStats } from '../sources/live-source.js';
+import type { LiveSourceStats } from '../sources/source.js';
 import type { ScoreCounters } from '../detect/scorer.js';
 import type { ConnectionEnricherStats } from '../enrich/connection-enricher.js';
 import type { ReportStats } from '../report/reporter.js';

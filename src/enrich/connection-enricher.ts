@@ -11,7 +11,7 @@ import { ProcessInfoReader } from './process-info.js';
 import { LinuxSigner, type LinuxSignerStats } from './signer-linux.js';
 import { ExeIndex } from './exe-index.js';
 import { BoundedCache } from '../common/bounded-cache.js';
-import type { LiveConnect } from '../sources/live-source.js';
+import type { LiveConnect } from '../sources/source.js';
 
 /**
  * How long the process-level lookups of one process image are reused for its

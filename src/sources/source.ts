@@ -1,0 +1,68 @@
+// The one interface of a live source (the eBPF helper, /proc polling): a
+// stream of connections and DNS answers, a readiness promise, counters and a
+// shutdown. File replay (replay/) is read another way on purpose: offline
+// scoring pulls records in batches, which is what makes it fast.
+import type { DnsAnswer, Protocol } from '../model/records.js';
+
+/** One outbound connection as a source saw it, before enrichment. */
+export interface LiveConnect {
+  kind: 'connect';
+  timeMs: number;
+  pid: number;
+  tid: number | null;
+  uid: number | null;
+  protocol: Protocol;
+  localIp: string | null;
+  localPort: number | null;
+  remoteIp: string;
+  remotePort: number;
+  /** User stack of the connecting thread, innermost first (eBPF only). */
+  stack: bigint[];
+  stackScan: bigint[];
+  /** CLOCK_BOOTTIME ns of the process start (eBPF only): guards against pid reuse. */
+  processStartBootNs: bigint | null;
+  /** The executable's (device, inode) (eBPF only): finds the image when the process is gone. */
+  exe: { dev: number; ino: bigint } | null;
+}
+
+export type LiveRecord = LiveConnect | { kind: 'dns'; answer: DnsAnswer };
+
+export interface LiveSourceStats {
+  name: 'ebpf' | 'procfs_poll';
+  reason: string;
+  misses: string | null;
+  receivedTotal: number;
+  droppedTotal: number;
+  decodeErrorsTotal: number;
+  kernelDropsTotal: number;
+  udpDedupedTotal: number;
+  dnsPacketsTotal: number;
+  dnsMalformedTotal: number;
+  helperRestartsTotal: number;
+}
+
+export interface LiveSource {
+  readonly name: 'ebpf' | 'procfs_poll';
+  readonly reason: string;
+  run(signal: AbortSignal): AsyncIterable<LiveRecord>;
+  /**
+   * Settles once run() is capturing: the helper's HELLO (sent after its
+   * programs are attached), or the first /proc poll (the snapshot later polls
+   * are compared with). Rejects when the source ends before that.
+   */
+  readonly ready: Promise<void>;
+  stats(): LiveSourceStats;
+  shutdown(): Promise<void>;
+}
+
+/** A promise settled from outside, for LiveSource.ready. */
+export function readiness(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // also observed by whoever awaits it
+  return { promise, resolve, reject };
+}
