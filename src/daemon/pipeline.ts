@@ -22,7 +22,7 @@ import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js
 import { DEFAULT_POLICY, rootDomainOf } from '../model/root-domain.js';
 import type { Reporter } from '../report/reporter.js';
 import type { LiveConnect, LiveSource } from '../sources/source.js';
-import { toRareconRecord } from '../sources/replay/ndjson-reader.js';
+import { toRareconRecord } from '../model/rarecon-record.js';
 import type { BucketCache } from '../sync/bucket-cache.js';
 import type { SightingsStore } from '../sync/sightings-store.js';
 import { BoundedQueue } from './bounded-queue.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ConnectionEvent, RecordError, SourceRecord } from '../../../src/model/records.js';
-import { parseRareconRecord, toRareconRecord } from '../../../src/sources/replay/ndjson-reader.js';
+import { parseRareconRecord } from '../../../src/sources/replay/ndjson-reader.js';
+import { toRareconRecord } from '../../../src/model/rarecon-record.js';
 
 const origin = { file: 'events.ndjson', line: 7 };
 const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
