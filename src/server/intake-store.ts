@@ -7,9 +7,7 @@
 // of ~100 bytes of text, so 100 million sightings stay around a gigabyte.
 // A re-upload of a host-day replaces its row: uploads are idempotent.
 // Transactions are synchronous (better-sqlite3) and never span an await.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import { DAY_MS } from '../model/baseline.js';
 import { ENROL_TOKEN_PREFIX, HOST_CREDENTIAL_PREFIX, newSecret, secretHash } from '../common/secrets.js';
 import type { DayBatch } from './sightings-batch.js';
@@ -119,7 +117,7 @@ class IdCache<K> {
 }
 
 export class IntakeStore {
-  readonly db: Database.Database;
+  readonly db: SqliteDatabase;
   private readonly shaIds: IdCache<string>;
   private readonly rootIds: IdCache<string>;
   private readonly stmts;
@@ -129,15 +127,16 @@ export class IntakeStore {
     readonly path: string,
     opts: { dictionaryCacheEntries?: number } = {},
   ) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 10000');
-    this.db.pragma('foreign_keys = ON');
-    // The dictionaries' unique indexes grow to millions of keys: keep their hot pages in memory.
-    this.db.pragma('cache_size = -65536');
-    this.migrate();
+    this.db = openSqlite(path, {
+      what: 'server.db',
+      migrations: MIGRATIONS,
+      busyTimeoutMs: 10_000,
+      // The dictionaries' unique indexes grow to millions of keys: keep their hot pages in memory.
+      cacheSizeKiB: 64 * 1024,
+      pragmas: ['foreign_keys = ON'],
+      // The CLI (`rarecon server enroll`, `revoke`) opens the file while the server runs.
+      immediate: true,
+    });
     const cacheEntries = opts.dictionaryCacheEntries ?? 2_000_000;
     this.shaIds = new IdCache(cacheEntries);
     this.rootIds = new IdCache(cacheEntries);
@@ -172,23 +171,6 @@ export class IntakeStore {
       ),
       alertExists: db.prepare<[string], number>('SELECT 1 FROM alert WHERE uid = ?').pluck(),
     };
-  }
-
-  private migrate(): void {
-    const current = this.db.pragma('user_version', { simple: true }) as number;
-    if (current > MIGRATIONS.length) {
-      throw new Error(
-        `${this.path}: database schema version ${current} is newer than this rarecon (${MIGRATIONS.length}); upgrade rarecon`,
-      );
-    }
-    for (let v = current; v < MIGRATIONS.length; v++) {
-      this.db
-        .transaction(() => {
-          this.db.exec(MIGRATIONS[v] as string);
-          this.db.pragma(`user_version = ${v + 1}`);
-        })
-        .immediate();
-    }
   }
 
   // -------------------------------------------------------------------------

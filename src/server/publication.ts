@@ -11,9 +11,7 @@
 // The snapshot itself is the baseline file the builder wrote, kept beside it.
 // The aggregation writes one version in one transaction, so a reader sees the
 // old version or the new one, never half of one.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import type { BaselineMeta } from '../model/baseline.js';
 import { parseKey, prefixRange } from '../baseline/bucket-keys.js';
 
@@ -54,21 +52,13 @@ export interface RowsContent {
   combos: ComboRow[];
 }
 
-export function openPublishDb(path: string, readonly: boolean): Database.Database {
-  if (!readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 10000');
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) throw new Error(`${path}: schema version ${current} is newer than this rarecon (${MIGRATIONS.length})`);
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v] as string);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
-  if (readonly) db.pragma('query_only = 1');
+/**
+ * Opens publish.db, creating and migrating it. `queryOnly` is the HTTP side's
+ * guard; it is set after the migrations, which openSqlite's pragmas precede.
+ */
+export function openPublishDb(path: string, opts: { queryOnly: boolean; cacheSizeKiB?: number }): SqliteDatabase {
+  const db = openSqlite(path, { what: 'publish.db', migrations: MIGRATIONS, busyTimeoutMs: 10_000, cacheSizeKiB: opts.cacheSizeKiB });
+  if (opts.queryOnly) db.pragma('query_only = 1');
   return db;
 }
 
@@ -88,13 +78,12 @@ function versionFrom(r: Record<string, unknown>): PublishedVersion {
 
 /** Read side, used by the HTTP handlers (main thread). */
 export class PublicationReader {
-  private readonly db: Database.Database;
+  private readonly db: SqliteDatabase;
   private readonly stmts;
   private closed = false;
 
   constructor(path: string) {
-    this.db = openPublishDb(path, false);
-    this.db.pragma('query_only = 1');
+    this.db = openPublishDb(path, { queryOnly: true });
     const db = this.db;
     this.stmts = {
       current: db.prepare('SELECT * FROM version ORDER BY version DESC LIMIT 1'),
