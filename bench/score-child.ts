@@ -7,8 +7,9 @@ import { openBaseline, type SqliteBaseline } from '../src/baseline/store.js';
 import { DEFAULT_BASELINE_STORE, DEFAULT_DETECT } from '../src/config/defaults.js';
 import { Scorer } from '../src/detect/scorer.js';
 import { StateStore } from '../src/detect/state-store.js';
+import { ConnectionNames } from '../src/enrich/connection-names.js';
 import type { SourceRecord } from '../src/model/records.js';
-import { readLogFiles } from '../src/sources/replay/log-reader.js';
+import { isScannedLine, readLogFiles } from '../src/sources/replay/log-reader.js';
 import { loadLineScanner, type LineScanner } from '../src/sources/replay/fast/native-scan.js';
 
 export interface ScoreFigures {
@@ -57,7 +58,7 @@ interface Lookups {
 function scorer(
   baselinePath: string,
   record: Lookups | null,
-): { s: Scorer; baseline: SqliteBaseline; close: () => void; lookups: () => number } {
+): { s: Scorer; names: ConnectionNames; baseline: SqliteBaseline; close: () => void; lookups: () => number } {
   const b = openBaseline(baselinePath, DEFAULT_BASELINE_STORE);
   if (!b.ok) throw new Error(b.error);
   const state = StateStore.open(null);
@@ -93,7 +94,9 @@ function scorer(
   };
   // As `rarecon score` without --state: the in-memory state is thrown away, so alerts are not written to it.
   const s = new Scorer({ baseline: counted, config: DEFAULT_DETECT, state, nowMs: 0, alertWrites: 'never' });
-  return { s, baseline: b.baseline, close: () => (state.close(), b.baseline.close()), lookups: () => n };
+  // The enrich stage's naming, as `rarecon score` runs it before the scorer.
+  const names = new ConnectionNames(DEFAULT_DETECT, b.baseline.meta().policy);
+  return { s, names, baseline: b.baseline, close: () => (state.close(), b.baseline.close()), lookups: () => n };
 }
 
 async function endToEnd(
@@ -110,9 +113,18 @@ async function endToEnd(
     a.baseline.beginBatch();
     for (let j = 0; j < items.length; j++) {
       const item = items[j]!;
-      if (typeof item === 'number') a.s.handleScanned(scanned!, item);
-      else if (item.type === 'error') continue;
-      else a.s.handle(item);
+      if (isScannedLine(item)) {
+        if (a.s.handleScanned(scanned!, item) === null) {
+          const rec = scanned!.record(item);
+          a.names.name(rec);
+          a.s.handle(rec);
+        }
+      } else if (item.type === 'error') {
+        continue;
+      } else {
+        a.names.see(item);
+        a.s.handle(item);
+      }
       events++;
     }
     a.baseline.endBatch();
@@ -157,6 +169,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < records.length; i++) {
     if (i % BATCH_RECORDS === 0) b.baseline.beginBatch();
     const s0 = process.hrtime.bigint();
+    b.names.see(records[i]!);
     b.s.handle(records[i]!);
     lat[i] = Number(process.hrtime.bigint() - s0) / 1000;
     if (i % BATCH_RECORDS === BATCH_RECORDS - 1 || i === records.length - 1) b.baseline.endBatch();

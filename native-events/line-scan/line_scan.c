@@ -1,5 +1,5 @@
 // line_scan.c - a native scanner for rarecon NDJSON chunks (N-API addon,
-// loaded by src/sources/replay/native-scan.ts).
+// loaded by src/sources/replay/fast/native-scan.ts).
 //
 // It splits a chunk of bytes into lines as read-lines.ts does and, for each
 // line in the plain shape of a `connection` record, extracts only what
@@ -1401,6 +1401,69 @@ static napi_value js_reset(napi_env env, napi_callback_info cbinfo) {
   return NULL;
 }
 
+// The layout of line_scan.h as the `layout` export, which the TypeScript side
+// compares with its own declaration (scanned-slots.ts) before using the addon.
+
+typedef struct {
+  const char *name;
+  int32_t value;
+} LayoutEntry;
+
+/* Every slot of a line, in offset order. */
+static const LayoutEntry LAYOUT_SLOTS[] = {
+    {"start", LS_START},
+    {"end", LS_END},
+    {"kind", LS_KIND},
+    {"host", LS_HOST},
+    {"org", LS_ORG},
+    {"sha256", LS_SHA},
+    {"ip", LS_IP},
+    {"port", LS_PORT},
+    {"hostname", LS_NAME},
+    {"flags", LS_FLAGS},
+    {"localIp", LS_LOCAL_IP},
+    {"reserved", LS_RESERVED},
+};
+_Static_assert(sizeof LAYOUT_SLOTS / sizeof LAYOUT_SLOTS[0] == LS_STRIDE, "every slot of a line is named in LAYOUT_SLOTS");
+
+static const LayoutEntry LAYOUT_KINDS[] = {
+    {"declined", LS_KIND_DECLINED},
+    {"connection", LS_KIND_CONNECTION},
+    {"tooLong", LS_KIND_TOO_LONG},
+    {"nul", LS_KIND_NUL},
+};
+
+static const LayoutEntry LAYOUT_FLAGS[] = {
+    {"udp", LS_FLAG_UDP},
+    {"inbound", LS_FLAG_INBOUND},
+    {"injected", LS_FLAG_INJECTED},
+};
+
+static bool set_int(napi_env env, napi_value obj, const char *name, int32_t value) {
+  napi_value v;
+  return napi_create_int32(env, value, &v) == napi_ok && napi_set_named_property(env, obj, name, v) == napi_ok;
+}
+
+static bool set_entries(napi_env env, napi_value layout, const char *group, const LayoutEntry *entries, size_t n) {
+  napi_value obj;
+  if (napi_create_object(env, &obj) != napi_ok) return false;
+  for (size_t k = 0; k < n; k++)
+    if (!set_int(env, obj, entries[k].name, entries[k].value)) return false;
+  return napi_set_named_property(env, layout, group, obj) == napi_ok;
+}
+
+static napi_value layout_export(napi_env env) {
+  napi_value layout;
+  if (napi_create_object(env, &layout) != napi_ok) return NULL;
+  if (!set_int(env, layout, "stride", LS_STRIDE) ||
+      !set_entries(env, layout, "slots", LAYOUT_SLOTS, sizeof LAYOUT_SLOTS / sizeof LAYOUT_SLOTS[0]) ||
+      !set_entries(env, layout, "kinds", LAYOUT_KINDS, sizeof LAYOUT_KINDS / sizeof LAYOUT_KINDS[0]) ||
+      !set_entries(env, layout, "flags", LAYOUT_FLAGS, sizeof LAYOUT_FLAGS / sizeof LAYOUT_FLAGS[0]) ||
+      !set_int(env, layout, "maxNewPerLine", LS_MAX_NEW_PER_LINE))
+    return NULL;
+  return layout;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
@@ -1412,5 +1475,8 @@ NAPI_MODULE_INIT() {
   napi_value v;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (napi_create_uint32(env, LS_STRIDE, &v) == napi_ok) napi_set_named_property(env, exports, "stride", v);
+  // Without it the TypeScript side refuses the addon (and reads every line in JavaScript).
+  napi_value layout = layout_export(env);
+  if (layout != NULL) napi_set_named_property(env, exports, "layout", layout);
   return exports;
 }

@@ -1,5 +1,7 @@
-// line_scan.h - the output layout of the native line scanner (line_scan.c);
-// src/sources/replay/native-scan.ts mirrors these numbers.
+// line_scan.h - the output layout of the native line scanner (line_scan.c).
+// The addon exports it whole as `layout` (line_scan.c, from these macros), and
+// src/sources/replay/fast/scanned-slots.ts, the TypeScript declaration, refuses
+// an addon whose layout differs from its own in any slot, kind or flag.
 #ifndef RARECON_LINE_SCAN_H
 #define RARECON_LINE_SCAN_H
 

@@ -7,6 +7,7 @@ import { BaselineBuilder } from '../baseline/builder.js';
 import { loadConfig, formatProblems } from './config-file.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import { SightingExtractor } from '../detect/sightings.js';
+import { ConnectionNames } from '../enrich/connection-names.js';
 import type { ObserverUnit, TierThresholds } from '../model/baseline.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { readLogFiles } from '../sources/replay/log-reader.js';
@@ -85,6 +86,8 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     omitSingleObserverCombos: values['omit-single-observer'],
   });
   const extractor = new SightingExtractor(unit as ObserverUnit, policy, detect);
+  // DNS answers name the connections read after them, root domains under the rules of this build.
+  const names = new ConnectionNames(detect, policy);
   const errorsByCode: Record<string, number> = {};
   let records = 0;
   let sightings = 0;
@@ -98,6 +101,7 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
         continue;
       }
       records++;
+      names.see(item);
       for (const s of extractor.extract(item)) {
         builder.add(s);
         sightings++;

@@ -9,11 +9,12 @@ import { loadConfig, formatProblems } from './config-file.js';
 import type { RareconConfig } from '../config/defaults.js';
 import { Scorer, type ScoreCounters, type ScoreOutcome, type HostLearning } from '../detect/scorer.js';
 import { StateStore } from '../detect/state-store.js';
+import { ConnectionNames } from '../enrich/connection-names.js';
 import type { Alert } from '../model/alert.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode } from '../model/records.js';
-import { readLogFiles } from '../sources/replay/log-reader.js';
+import { isScannedLine, readLogFiles } from '../sources/replay/log-reader.js';
 import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
@@ -120,6 +121,8 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   // Offline, a crashed run is simply run again: alerts reach a kept state with the flush, an in-memory one never.
   const alertWrites = values.state === undefined ? 'never' : 'flush';
   const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0, alertWrites });
+  // The enrich stage of offline scoring: DNS answers name the connections read after them.
+  const names = new ConnectionNames(config.detect, baseline.meta().policy);
   const errorsByCode: Partial<Record<RecordErrorCode, number>> = {};
   let errorsTotal = 0;
   let alertsTotal = 0;
@@ -145,9 +148,16 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
         for (let i = 0; i < items.length; i++) {
           const item = items[i]!;
           let outcome: ScoreOutcome;
-          if (typeof item === 'number') {
-            // A connection the native scanner read.
-            outcome = scorer.handleScanned(scanned!, item);
+          if (isScannedLine(item)) {
+            // A connection the native scanner read: settled from its ids, or else named and scored as a record.
+            const quick = scorer.handleScanned(scanned!, item);
+            if (quick !== null) {
+              outcome = quick;
+            } else {
+              const rec = scanned!.record(item);
+              names.name(rec);
+              outcome = scorer.handle(rec);
+            }
             scannedRecords++;
           } else if (item.type === 'error') {
             errorsTotal++;
@@ -155,6 +165,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
             if (errorsTotal <= maxErrorLines) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
             continue;
           } else {
+            names.see(item);
             outcome = scorer.handle(item);
           }
           records++;

@@ -1,8 +1,9 @@
 // The live pipeline: source -> enrich -> detect -> report, one direction.
-// DNS answers go straight into the scorer's name cache; connections wait in a
-// bounded queue for enrichment (a few at once), then are scored in the order
-// their enrichment finishes. Over budget, what the watchdog sheds is decided
-// here, where the value of each piece of work is known.
+// DNS answers go straight into the enrich stage's name cache (ConnectionNames);
+// connections wait in a bounded queue for enrichment (a few at once), then are
+// named and scored in the order their enrichment finishes. Over budget, what
+// the watchdog sheds is decided here, where the value of each piece of work is
+// known.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { SqliteBaseline, type BaselineCacheStats } from '../baseline/store.js';
 import { BoundedCache } from '../common/bounded-cache.js';
@@ -14,12 +15,13 @@ import { Scorer, type ScoreCounters, type ScoreOutcome } from '../detect/scorer.
 import { SightingExtractor } from '../detect/sightings.js';
 import type { StateStore } from '../detect/state-store.js';
 import { ConnectionEnricher, type ConnectionEnricherStats } from '../enrich/connection-enricher.js';
+import { ConnectionNames } from '../enrich/connection-names.js';
 import type { Alert } from '../model/alert.js';
 import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
-import { DEFAULT_POLICY, rootDomainOf } from '../model/root-domain.js';
+import { DEFAULT_POLICY } from '../model/root-domain.js';
 import type { Reporter } from '../report/reporter.js';
 import type { LiveConnect, LiveSource } from '../sources/source.js';
 import { toRareconRecord } from '../model/rarecon-record.js';
@@ -100,6 +102,8 @@ export class Pipeline {
   private scorer: Scorer;
   private readonly extractor: SightingExtractor;
   private readonly enricher: ConnectionEnricher;
+  /** The one DNS cache: names each connection (and its root domain) for the sightings, the scorer and the bucket hold. */
+  private readonly names: ConnectionNames;
   private readonly queue: BoundedQueue<LiveConnect>;
   private readonly writes: HeldWrites;
   /** Whether a process image (pid and start) is common in the baseline, from its last scored connection. */
@@ -134,6 +138,7 @@ export class Pipeline {
     this.scorer = opts.scorer;
     this.extractor = new SightingExtractor('day', DEFAULT_POLICY, opts.config.detect);
     this.enricher = new ConnectionEnricher(opts.config.enrich, opts.host);
+    this.names = new ConnectionNames(opts.config.detect, NO_BASELINE.meta().policy);
     this.queue = new BoundedQueue(opts.config.source.queueMaxEvents);
     this.writes = new HeldWrites({ reporter: opts.reporter, sightings: opts.sightings, health: opts.health, log: opts.log });
     this.alertsOut = opts.alertsPath === null ? null : createWriteStream(opts.alertsPath, { flags: 'a' });
@@ -157,6 +162,8 @@ export class Pipeline {
   useBaseline(reader: BaselineReader): void {
     this.baselineReader = reader;
     this.scorer.setBaseline(reader);
+    // Root domains are worked out once, under the policy of the baseline that judges them.
+    this.names.setPolicy(reader.meta().policy);
   }
 
   /** Bucket mode: connections whose bucket is on its way wait in this cache. */
@@ -167,6 +174,8 @@ export class Pipeline {
   /** A reload: the new settings, and a scorer built on them (the dedup state is written first). */
   reconfigure(config: RareconConfig): void {
     this.config = config;
+    // The DNS answers held stay: the names they give are still true.
+    this.names.configure(config.detect);
     this.flushState();
     this.scorer = new Scorer({ baseline: this.baselineReader, config: config.detect, state: this.opts.state, nowMs: Date.now() });
   }
@@ -223,7 +232,7 @@ export class Pipeline {
   stats(nowMs: number): PipelineStats {
     const hostKey = hostKeyOf(this.opts.host);
     const learning = this.scorer.learningHosts(nowMs).find((h) => h.hostKey === hostKey);
-    const dns = this.scorer.dns.stats();
+    const dns = this.names.stats();
     const b = this.baselineReader;
     return {
       queue: { size: this.queue.size, capacity: this.queue.capacity, droppedTotal: this.queue.droppedTotal, inFlight: this.inFlight },
@@ -319,10 +328,9 @@ export class Pipeline {
     const cache = this.bucketCache;
     const meta = cache?.meta() ?? null;
     if (cache !== null && meta !== null && sha !== null) {
-      const name = this.scorer.hostnameOf(e);
-      const rd = name === null ? null : rootDomainOf(name, meta.policy, this.config.detect.internalDomains);
+      const rd = this.names.rootDomainOf(e, meta.policy);
       const root = rd !== null && rd.ok ? rd.rootDomain : null;
-      // Bucket mode: the part of the baseline for this sha256 may still be on its way.
+      // Bucket mode: the part of the baseline for this sha256 may still be on its way. A held event keeps its name.
       if (!cache.readyFor(sha, root) && cache.hold(sha, root, e)) {
         this.counts.heldTotal++;
         this.recordOnly(e);
@@ -338,6 +346,8 @@ export class Pipeline {
 
   private handle(rec: SourceRecord, alreadyRecorded = false): void {
     if (!alreadyRecorded) this.recordOnly(rec);
+    // A DNS answer into the cache; a connection named (once: a held one came back with its name, unless held by an older version).
+    this.names.see(rec);
     const s = this.extractor.extract(rec);
     if (s.length > 0) {
       const { watchdog, sightings } = this.opts;

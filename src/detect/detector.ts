@@ -1,10 +1,12 @@
 // The detector: pure, no I/O (DETECTION.md sections 2, 4, 5). Given one
-// connection, what the host knows of the name behind it, the baseline and the
-// host's enrolment time, it says whether and how the event alerts.
+// connection, the name behind it and its root domain (as the enrich stage set
+// them on the event), the baseline and the host's enrolment time, it says
+// whether and how the event alerts.
 import type { BaselineMeta, BaselineReader, TierThresholds } from '../model/baseline.js';
 import { DAY_MS } from '../model/baseline.js';
 import type { ConnectionEvent } from '../model/records.js';
-import { FLAG_INBOUND, L_FLAGS, L_IP, L_NAME, L_PORT, L_SHA, LINE_STRIDE, type ScannedLines, type ScannedTable } from '../model/scanned.js';
+import { isHostname, rootDomainUnder, type ConnectionName } from '../model/connection-name.js';
+import type { ScannedLines, ScannedTable } from '../model/scanned.js';
 import type { Tier, Variation, VariationId } from '../model/alert.js';
 import { VARIATIONS } from '../model/alert.js';
 import type { DetectConfig } from '../config/defaults.js';
@@ -46,11 +48,14 @@ export interface Finding {
 }
 
 export interface Detector {
+  /** The verdict on a connection named by the enrich stage (`name`: its e.name); the root domain is the name's own when worked out under the baseline's policy. */
+  judge(e: ConnectionEvent, name: ConnectionName, b: BaselineReader, enrolledAtMs: number, nowMs: number): Verdict;
+  /** judge() for a caller that has only a hostname (null, empty or `-` for none): its root domain is worked out here. */
   evaluate(e: ConnectionEvent, hostname: string | null, b: BaselineReader, enrolledAtMs: number, nowMs: number): Verdict;
   /**
-   * evaluate() for line i of scanned lines, when its verdict is ineligible
+   * judge() for line i of scanned lines, when its verdict is ineligible
    * (the reason) or common; null when it takes more than the scanned fields
-   * (an alert, a name from DNS, learning, exclusions): evaluate the record then.
+   * (an alert, a name from DNS, learning, exclusions): judge the named record then.
    */
   quick(s: ScannedLines, i: number, b: BaselineReader, enrolledAtMs: number, nowMs: number): IneligibleReason | 'common' | null;
 }
@@ -134,7 +139,7 @@ export function makeDetector(config: DetectConfig): Detector {
   const activationMs = config.activationDays * DAY_MS;
   const minBaselineMs = config.minBaselineDays * DAY_MS;
   const rootDomainOf = makeRootDomainResolver(config.internalDomains);
-  // What evaluate() would work out per id of scanned lines, kept per table and baseline.
+  // What judge() would work out per id of scanned lines, kept per table and baseline.
   let ids: IdCaches | null = null;
   const idsFor = (table: ScannedTable, b: BaselineReader, meta: BaselineMeta): IdCaches => {
     if (ids === null || !ids.isFor(table, b, meta)) ids = new IdCaches(table, b, meta);
@@ -147,70 +152,94 @@ export function makeDetector(config: DetectConfig): Detector {
     return cached.thresholds;
   };
 
+  /** Eligibility by direction and address: the first steps, which need no name. */
+  const addressIneligible = (e: ConnectionEvent): IneligibleVerdict | null => {
+    if (e.direction !== 'outbound') return ineligible('inbound');
+    const cls = classifier.classify(e.remote.ip);
+    if (cls === 'internal') return ineligible('internal-address');
+    if (cls === 'configured-internal') return ineligible('configured-internal-address');
+    if (cls === 'invalid') return ineligible('invalid-address');
+    return null;
+  };
+
+  /** The steps after the name, from its root domain on. */
+  const byRootDomain = (
+    e: ConnectionEvent,
+    rd: RootDomainResult,
+    b: BaselineReader,
+    meta: BaselineMeta,
+    enrolledAtMs: number,
+    nowMs: number,
+  ): Verdict => {
+    if (!rd.ok) return ineligible(rootDomainIneligible(rd.reason));
+
+    const sha = e.process.sha256;
+    if (sha === null) return ineligible('no-sha256');
+    const thresholds = thresholdsFor(meta);
+    const processObservers = b.process(sha) ?? 0;
+    if (processObservers < thresholds.commonProcessMinObservers) return ineligible('process-not-common');
+
+    const learnedMs = nowMs - enrolledAtMs;
+    if (learnedMs < activationMs) {
+      return { kind: 'learning', reason: 'host-learning', daysLeft: Math.ceil((activationMs - learnedMs) / DAY_MS) };
+    }
+    const coveredMs = meta.windowEndMs - meta.windowStartMs;
+    if (coveredMs < minBaselineMs) {
+      return { kind: 'learning', reason: 'baseline-too-short', daysLeft: Math.ceil((minBaselineMs - coveredMs) / DAY_MS) };
+    }
+
+    const excludedBy = exclusions.match(e, rd.hostname, rd.rootDomain);
+    if (excludedBy !== null) return { kind: 'excluded', by: excludedBy };
+
+    const comboObservers = b.combo(sha, rd.rootDomain, e.remote.port);
+    const tier = tierOf(comboObservers, thresholds);
+    if (tier === 'common') return { kind: 'common', hostname: rd.hostname, rootDomain: rd.rootDomain, comboObservers };
+    return {
+      kind: 'alert',
+      finding: {
+        hostname: rd.hostname,
+        rootDomain: rd.rootDomain,
+        tier,
+        processObservers,
+        comboObservers,
+        variations: variationsFor(e, tier, isKnownVendorSigner(e.process.signer, knownVendorsLower)),
+        thresholds,
+      },
+    };
+  };
+
   return {
-    evaluate(e, hostname, b, enrolledAtMs, nowMs): Verdict {
-      if (e.direction !== 'outbound') return ineligible('inbound');
-      const cls = classifier.classify(e.remote.ip);
-      if (cls === 'internal') return ineligible('internal-address');
-      if (cls === 'configured-internal') return ineligible('configured-internal-address');
-      if (cls === 'invalid') return ineligible('invalid-address');
-      if (hostname === null || hostname === '' || hostname === '-') return ineligible('no-hostname');
-
+    judge(e, name, b, enrolledAtMs, nowMs): Verdict {
+      const early = addressIneligible(e);
+      if (early !== null) return early;
       const meta = b.meta();
-      const rd = rootDomainOf(hostname, meta.policy);
-      if (!rd.ok) return ineligible(rootDomainIneligible(rd.reason));
-
-      const sha = e.process.sha256;
-      if (sha === null) return ineligible('no-sha256');
-      const thresholds = thresholdsFor(meta);
-      const processObservers = b.process(sha) ?? 0;
-      if (processObservers < thresholds.commonProcessMinObservers) return ineligible('process-not-common');
-
-      const learnedMs = nowMs - enrolledAtMs;
-      if (learnedMs < activationMs) {
-        return { kind: 'learning', reason: 'host-learning', daysLeft: Math.ceil((activationMs - learnedMs) / DAY_MS) };
-      }
-      const coveredMs = meta.windowEndMs - meta.windowStartMs;
-      if (coveredMs < minBaselineMs) {
-        return { kind: 'learning', reason: 'baseline-too-short', daysLeft: Math.ceil((minBaselineMs - coveredMs) / DAY_MS) };
-      }
-
-      const excludedBy = exclusions.match(e, rd.hostname, rd.rootDomain);
-      if (excludedBy !== null) return { kind: 'excluded', by: excludedBy };
-
-      const comboObservers = b.combo(sha, rd.rootDomain, e.remote.port);
-      const tier = tierOf(comboObservers, thresholds);
-      if (tier === 'common') return { kind: 'common', hostname: rd.hostname, rootDomain: rd.rootDomain, comboObservers };
-      return {
-        kind: 'alert',
-        finding: {
-          hostname: rd.hostname,
-          rootDomain: rd.rootDomain,
-          tier,
-          processObservers,
-          comboObservers,
-          variations: variationsFor(e, tier, isKnownVendorSigner(e.process.signer, knownVendorsLower)),
-          thresholds,
-        },
-      };
+      const rd = rootDomainUnder(name, meta.policy, rootDomainOf);
+      if (rd === null) return ineligible('no-hostname');
+      return byRootDomain(e, rd, b, meta, enrolledAtMs, nowMs);
     },
 
-    // The steps of evaluate(), in its order, from ids; each answer per id is kept.
+    evaluate(e, hostname, b, enrolledAtMs, nowMs): Verdict {
+      const early = addressIneligible(e);
+      if (early !== null) return early;
+      if (!isHostname(hostname)) return ineligible('no-hostname');
+      const meta = b.meta();
+      return byRootDomain(e, rootDomainOf(hostname, meta.policy), b, meta, enrolledAtMs, nowMs);
+    },
+
+    // The steps of judge(), in its order, from ids; each answer per id is kept.
     quick(s, i, b, enrolledAtMs, nowMs) {
-      const L = s.lines;
-      const o = i * LINE_STRIDE;
-      if ((L[o + L_FLAGS]! & FLAG_INBOUND) !== 0) return 'inbound';
+      if (s.inbound(i)) return 'inbound';
       const meta = b.meta();
       const c = idsFor(s.table, b, meta);
-      const cls = c.addressClass(L[o + L_IP]!, classifier);
+      const cls = c.addressClass(s.ip(i), classifier);
       if (cls !== 0) return ADDRESS_INELIGIBLE[ADDRESS_CLASSES[cls]!];
-      const nameId = L[o + L_NAME]!;
+      const nameId = s.name(i);
       const hostname = nameId < 0 ? null : s.table.hostname(nameId);
-      // The name from DNS answers: the record path has the DNS cache.
-      if (hostname === null || hostname === '-') return null;
+      // The name from DNS answers: the record path, named by the enrich stage.
+      if (!isHostname(hostname)) return null;
       const rd = c.rootDomain(nameId, hostname, rootDomainOf.uncached);
       if (!rd.ok) return rootDomainIneligible(rd.reason);
-      const shaId = L[o + L_SHA]!;
+      const shaId = s.sha(i);
       if (shaId < 0) return 'no-sha256';
       const thresholds = thresholdsFor(meta);
       const scored = nowMs - enrolledAtMs >= activationMs && meta.windowEndMs - meta.windowStartMs >= minBaselineMs && exclusions.empty;
@@ -218,12 +247,12 @@ export function makeDetector(config: DetectConfig): Detector {
         // A sha256 not looked up yet: ask for the combo first. Every observer of a combo ran its sha256, so
         // the process has at least the combo's observers; a combo that common settles the event with one
         // baseline read instead of two (the verdict is the same whatever the process read would say).
-        const combo = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
+        const combo = c.comboObservers(shaId, nameId, rd.rootDomain, s.port(i));
         if (combo >= thresholds.commonProcessMinObservers && combo >= thresholds.uncommonBelowObservers) return 'common';
       }
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
       if (!scored) return null;
-      const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, L[o + L_PORT]!);
+      const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, s.port(i));
       return comboObservers >= thresholds.uncommonBelowObservers ? 'common' : null; // tierOf()'s 'common'
     },
   };

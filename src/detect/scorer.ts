@@ -1,13 +1,13 @@
-// One scoring pipeline for offline logs and the live daemon: DNS answers feed
-// the name cache, connections are resolved to a name, judged by the detector,
-// then deduplicated. Synchronous per record; I/O only for new alerts.
+// One scoring pipeline for offline logs and the live daemon: connections,
+// named by the enrich stage (enrich/connection-names.ts, which takes the DNS
+// answers), are judged by the detector, then deduplicated. Synchronous per
+// record; I/O only for new alerts.
 import type { BaselineReader } from '../model/baseline.js';
 import { DAY_MS } from '../model/baseline.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
-import { L_HOST, L_ORG, LINE_STRIDE, type ScannedLines, type ScannedTable } from '../model/scanned.js';
+import type { ScannedLines, ScannedTable } from '../model/scanned.js';
 import type { DetectConfig } from '../config/defaults.js';
-import { DnsCache } from '../enrich/dns-cache.js';
 import { makeDetector, type Detector, type Finding } from './detector.js';
 import { AlertDeduper, hostKeyOf, type AlertWrites } from './dedup.js';
 import type { StateStore } from './state-store.js';
@@ -69,7 +69,6 @@ export interface HostLearning {
 
 export class Scorer {
   private readonly detector: Detector;
-  readonly dns: DnsCache;
   private readonly dedup: AlertDeduper;
   private readonly enrolled = new Map<string, HostState>();
   /** org -> host id -> state, so a record finds its host without building the key string. */
@@ -97,7 +96,6 @@ export class Scorer {
 
   constructor(private readonly opts: ScorerOptions) {
     this.detector = makeDetector(opts.config);
-    this.dns = new DnsCache(opts.config.dnsGraceMs, opts.config.dnsCacheMaxEntries);
     this.dedup = new AlertDeduper(
       opts.state,
       {
@@ -148,8 +146,8 @@ export class Scorer {
     const enrolledAt = this.enrolState(this.stateOfHost(rec.host), rec.timeMs);
     switch (rec.type) {
       case 'dns':
+        // Counted only: the enrich stage keeps the answers and names connections with them.
         this.counters.dnsAnswersTotal++;
-        this.dns.add(rec);
         return NONE;
       case 'process':
         this.counters.processRunsTotal++;
@@ -161,18 +159,17 @@ export class Scorer {
   }
 
   /**
-   * handle() for line i of scanned lines: the common outcomes (ineligible,
-   * common) from the ids alone, anything else from the full record.
+   * handle() for line i of scanned lines when the ids alone settle it (not
+   * eligible, or a common combination); null when it takes the full record:
+   * the caller then names s.record(i) (the enrich stage) and handle()s it.
    */
-  handleScanned(s: ScannedLines, i: number): ScoreOutcome {
-    const timeMs = s.times[i]!;
-    const L = s.lines;
-    const o = i * LINE_STRIDE;
-    const st = this.stateOfIds(s.table, L[o + L_HOST]!, L[o + L_ORG]!);
+  handleScanned(s: ScannedLines, i: number): ScoreOutcome | null {
+    const timeMs = s.time(i);
+    const st = this.stateOfIds(s.table, s.host(i), s.org(i));
     // Enrolment as handle() would leave it, but written only once the line is scored here.
     const enrolledAt = Math.min(st.enrolledAtMs, timeMs);
     const v = this.detector.quick(s, i, this.baseline, enrolledAt, timeMs);
-    if (v === null) return this.handle(s.record(i));
+    if (v === null) return null;
     const c = this.counters;
     c.recordsTotal++;
     if (timeMs > this.lastTimeMs) this.lastTimeMs = timeMs;
@@ -200,16 +197,14 @@ export class Scorer {
     return st;
   }
 
-  /** The name behind the remote address: the record's own, else the latest DNS answer still valid. */
-  hostnameOf(e: ConnectionEvent): string | null {
-    const own = e.remote.hostname;
-    if (own !== null && own !== '' && own !== '-') return own;
-    return this.dns.lookup(e.host, e.remote.ip, e.timeMs);
-  }
-
   private scoreConnection(e: ConnectionEvent, enrolledAtMs: number): ScoreOutcome {
     const c = this.counters;
-    const v = this.detector.evaluate(e, this.hostnameOf(e), this.baseline, enrolledAtMs, e.timeMs);
+    // A connection no enrich stage named (a caller without DNS answers, such as a test) goes by its own hostname.
+    const name = e.name;
+    const v =
+      name !== undefined
+        ? this.detector.judge(e, name, this.baseline, enrolledAtMs, e.timeMs)
+        : this.detector.evaluate(e, e.remote.hostname, this.baseline, enrolledAtMs, e.timeMs);
     switch (v.kind) {
       case 'ineligible':
         bump(c.ineligibleByReason, v.reason);

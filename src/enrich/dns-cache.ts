@@ -1,5 +1,6 @@
 // ip -> the name it was resolved from, per host, with TTL plus a grace period
-// (DETECTION.md section 10). Bounded: the oldest entry goes first.
+// (DETECTION.md section 10). Bounded: the oldest entry goes first. The one
+// instance is connection-names.ts's, which names connections with it.
 import type { DnsAnswer, HostRef } from '../model/records.js';
 import { ipKey } from '../model/address.js';
 
@@ -26,9 +27,21 @@ export class DnsCache {
   private evictedTotal = 0;
 
   constructor(
-    private readonly graceMs: number,
-    private readonly maxEntries: number,
+    private graceMs: number,
+    private maxEntries: number,
   ) {}
+
+  /** New settings (a config reload): the grace applies to answers added from now on; past the new bound the oldest entries go. */
+  configure(graceMs: number, maxEntries: number): void {
+    this.graceMs = graceMs;
+    this.maxEntries = maxEntries;
+    while (this.map.size > this.maxEntries) {
+      const oldest = this.map.keys().next();
+      if (oldest.done === true) break;
+      this.map.delete(oldest.value);
+      this.evictedTotal++;
+    }
+  }
 
   private static key(host: HostRef, ip: string): string {
     return `${host.org}\u0000${host.id}\u0000${ipKey(ip)}`;

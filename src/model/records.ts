@@ -1,6 +1,7 @@
 // The records every source yields (eBPF helper, /proc polling, log replay).
 // They are plain data: no methods, no I/O, so they cross process and file
 // boundaries unchanged. Times are epoch milliseconds.
+import type { ConnectionName } from './connection-name.js';
 
 export interface HostRef {
   id: string;
@@ -69,6 +70,12 @@ export interface ConnectionEvent {
   remote: { ip: string; port: number; hostname: string | null };
   local: { ip: string; port: number } | null;
   origin?: Origin | undefined;
+  /**
+   * The name behind the remote address and its root domain, set once by the
+   * enrich stage (enrich/connection-names.ts) before detection; not part of
+   * the record as written (toRareconRecord leaves it out).
+   */
+  name?: ConnectionName | undefined;
 }
 
 export interface DnsAnswer {

@@ -1,37 +1,11 @@
 // Connections read by the native line scanner (native-events/line-scan): the
-// fields scoring needs as ids of interned strings and numbers in typed arrays,
-// so the common case is scored without building a record. Anything more (an
-// alert, a name that comes from DNS, exclusions) asks for the full record.
+// fields scoring needs as ids of interned strings and numbers, so the common
+// case is scored without building a record. Anything more (an alert, a name
+// that comes from DNS, exclusions) asks for the full record. Where the fields
+// sit in the scanner's arrays is the reader's business
+// (sources/replay/fast/scanned-slots.ts): the rest of rarecon reads them
+// through ScannedLines.
 import type { ConnectionEvent } from './records.js';
-
-/** Int32 slots per scanned line. */
-export const LINE_STRIDE = 12;
-export const L_START = 0;
-export const L_END = 1;
-export const L_KIND = 2;
-/** host.id */
-export const L_HOST = 3;
-/** host.org; -1 when absent or null. */
-export const L_ORG = 4;
-/** process.sha256 (lower-case hex); -1 when absent or null. */
-export const L_SHA = 5;
-/** remote.ip as written. */
-export const L_IP = 6;
-export const L_PORT = 7;
-/** remote.hostname as written; -1 when absent or null. */
-export const L_NAME = 8;
-export const L_FLAGS = 9;
-/** local.ip as written; -1 without a local endpoint. */
-export const L_LOCAL_IP = 10;
-
-export const KIND_DECLINED = 0;
-export const KIND_CONNECTION = 1;
-export const KIND_TOO_LONG = 2;
-export const KIND_NUL = 3;
-
-export const FLAG_UDP = 1;
-export const FLAG_INBOUND = 2;
-export const FLAG_INJECTED = 4;
 
 /**
  * The strings behind the ids of one scanner epoch, with what the record
@@ -49,11 +23,29 @@ export interface ScannedTable {
   org(id: number): string;
 }
 
-/** A run of scanned lines: line i's fields are lines[i * LINE_STRIDE + L_...] and times[i]. */
+/**
+ * A run of scanned lines, line i's fields read one by one. Ids are of
+ * `table`; -1 where the record has none. One implementation
+ * (sources/replay/fast/scanned-lines.ts), so calls stay monomorphic.
+ */
 export interface ScannedLines {
-  readonly lines: Int32Array;
-  readonly times: Float64Array;
   readonly table: ScannedTable;
-  /** The full record of scanned line i, parsed in JavaScript. */
+  /** host.id */
+  host(i: number): number;
+  /** host.org; -1 when absent or null. */
+  org(i: number): number;
+  /** process.sha256 (lower-case hex); -1 when absent or null. */
+  sha(i: number): number;
+  /** remote.ip as written. */
+  ip(i: number): number;
+  /** remote.port */
+  port(i: number): number;
+  /** remote.hostname as written; -1 when absent or null. */
+  name(i: number): number;
+  /** The connection is inbound (`direction`). */
+  inbound(i: number): boolean;
+  /** The record's time, epoch milliseconds. */
+  time(i: number): number;
+  /** The full record of line i, parsed in JavaScript. */
   record(i: number): ConnectionEvent;
 }

@@ -2,17 +2,10 @@
 // into records and located errors. The format is decided per file by its first
 // recognisable line. Memory stays bounded: lines are streamed, and the Sysmon
 // join keeps only its capped state and a reorder window.
-import type { ConnectionEvent, ReaderItem, RecordError, RecordErrorCode, SourceRecord } from '../../model/records.js';
-import {
-  KIND_CONNECTION,
-  KIND_NUL,
-  L_END,
-  L_KIND,
-  L_START,
-  LINE_STRIDE,
-  type ScannedLines,
-  type ScannedTable,
-} from '../../model/scanned.js';
+import type { ReaderItem, RecordError, RecordErrorCode, SourceRecord } from '../../model/records.js';
+import type { ScannedLines } from '../../model/scanned.js';
+import { KIND_CONNECTION, KIND_NUL, L_END, L_KIND, L_START, LINE_STRIDE } from './fast/scanned-slots.js';
+import { ScannedChunk } from './fast/scanned-lines.js';
 import { isJsonObject } from './field-reader.js';
 import { parseRareconLineFast } from './fast/ndjson-fast.js';
 import { jsonErrorReason, parseRareconRecord, RARECON_TYPES } from './ndjson-reader.js';
@@ -58,12 +51,25 @@ export interface LogReaderStats {
   sysmon: SysmonStats;
 }
 
-/** A record or an error, or (a number) the index of a connection in the batch's `scanned` lines. */
-export type ScanItem = ReaderItem | number;
+/**
+ * A connection the native line scanner read: its index in the batch's
+ * `scanned` lines. A number, so a batch holds no object for it; told from a
+ * record or an error by isScannedLine().
+ */
+export type ScannedLine = number & { readonly [scannedLineBrand]: true };
+declare const scannedLineBrand: unique symbol;
+
+/** A record, an error, or a connection the native line scanner read. */
+export type ScanItem = ReaderItem | ScannedLine;
+
+/** Whether the item is a scanned connection (line `item` of the batch's `scanned`) rather than a record or an error. */
+export function isScannedLine(item: ScanItem): item is ScannedLine {
+  return typeof item === 'number';
+}
 
 export interface ScanBatch {
   items: ScanItem[];
-  /** The scanned lines the numbers of `items` index; null when there are none. */
+  /** The scanned lines the ScannedLine items index; null when there are none. */
   scanned: ScannedLines | null;
   /** The file the batch was read from (a joined Sysmon record may name an earlier one). */
   file: string;
@@ -75,28 +81,6 @@ interface FileRead {
   st: FileStats;
   /** Lines the fast path gave back in a row: a file in another shape stops trying it. */
   fastMisses: number;
-}
-
-/** Scanned lines of one scan() call; the full record is parsed on demand. */
-class ScannedChunk implements ScannedLines {
-  constructor(
-    readonly lines: Int32Array,
-    readonly times: Float64Array,
-    readonly table: ScannedTable,
-    private readonly bytes: Buffer,
-    private readonly file: string,
-    private readonly firstLine: number,
-  ) {}
-
-  record(i: number): ConnectionEvent {
-    const o = i * LINE_STRIDE;
-    const line = this.firstLine + i;
-    const r = parseRareconLineFast(this.bytes, this.lines[o + L_START]!, this.lines[o + L_END]!, { file: this.file, line });
-    if (r === null || r.type !== 'connection') {
-      throw new Error(`${this.file}:${line}: the native line scanner took a line that the JavaScript reader does not (a rarecon bug)`);
-    }
-    return r;
-  }
 }
 
 function newFileStats(file: string): FileStats {
@@ -151,7 +135,7 @@ export class LogReader implements AsyncIterable<ReaderItem> {
 
   /**
    * Batches in which the connections the native line scanner read are left
-   * as line indices into `scanned` (see model/scanned.ts); every other line
+   * as ScannedLine indices into `scanned` (see model/scanned.ts); every other line
    * is a record or an error, as from batches(). Each batch must be used up
    * before the next is asked for: the scanner reuses its arrays.
    */
@@ -251,7 +235,7 @@ export class LogReader implements AsyncIterable<ReaderItem> {
           st.format = 'rarecon';
           st.records.connection++;
           f.fastMisses = 0;
-          out.push(i);
+          out.push(i as ScannedLine);
           continue;
         }
         const line = regionLine(file, firstLine + i, r.bytes, L[o + L_START]!, L[o + L_END]!, maxLineBytes, kind === KIND_NUL);

@@ -137,6 +137,8 @@ function readConnection(f: FieldReader, o: JsonObject, timeMs: number, host: Hos
     remote: { ip, port, hostname: hostname === undefined || hostname.trim() === '' ? null : hostname.trim() },
     local: localIp !== undefined && localPort !== undefined ? { ip: localIp, port: localPort } : null,
     origin,
+    // Set by the enrich stage (connection-names.ts); a slot from the start, so naming a record does not reshape it.
+    name: undefined,
   };
 }
 

@@ -11,30 +11,10 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-/** Int32 slots per line in LineScanner.lines (line_scan.h mirrors these). */
-export const LINE_STRIDE = 12;
-export const L_START = 0,
-  L_END = 1,
-  L_KIND = 2,
-  L_HOST = 3,
-  L_ORG = 4,
-  L_SHA = 5,
-  L_IP = 6,
-  L_PORT = 7,
-  L_NAME = 8,
-  L_FLAGS = 9,
-  L_LOCAL_IP = 10;
-export const KIND_DECLINED = 0,
-  KIND_CONNECTION = 1,
-  KIND_TOO_LONG = 2,
-  KIND_NUL = 3;
-export const FLAG_UDP = 1,
-  FLAG_INBOUND = 2,
-  FLAG_INJECTED = 4;
+import { layoutMismatch, LINE_STRIDE, MAX_NEW_PER_LINE } from './scanned-slots.js';
 
 export interface LineScan {
-  /** Lines found by the last scan(): their fields are lines[i * LINE_STRIDE + L_...], times[i]. */
+  /** Lines found by the last scan(): their fields are lines[i * LINE_STRIDE + L_...] (scanned-slots.ts), times[i]. */
   count: number;
   /** Offset just after the '\n' of the last line scanned: scan again from here while it is < to. */
   next: number;
@@ -57,14 +37,13 @@ interface LineScanAddon {
   size(handle: object): number;
   heldBytes(handle: object): number;
   reset(handle: object): void;
-  stride: number;
+  /** line_scan.h's layout: scanned-slots.ts checks it against its own. */
+  layout: unknown;
 }
 
 type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
 
 const MAX_LINES_PER_SCAN = 4096;
-/** An accepted line brings at most this many new strings (host, org, sha, ip, hostname, local ip). */
-const MAX_NEW_PER_LINE = 6;
 /** Past these the ids are dropped, so inputs with endless distinct values cannot grow memory without bound. */
 const MAX_IDS = 1_000_000;
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
@@ -131,18 +110,20 @@ function addonPath(): string | null {
   }
 }
 
-function isAddon(m: unknown): m is LineScanAddon {
+/** Why `m` is not the addon this version reads (functions missing, or a layout not scanned-slots.ts's), or null when it is. */
+function addonProblem(m: unknown): string | null {
   const a = m as Partial<LineScanAddon> | null;
-  return (
-    a !== null &&
-    typeof a === 'object' &&
-    typeof a.create === 'function' &&
-    typeof a.scan === 'function' &&
-    typeof a.size === 'function' &&
-    typeof a.heldBytes === 'function' &&
-    typeof a.reset === 'function' &&
-    a.stride === LINE_STRIDE
-  );
+  if (
+    a === null ||
+    typeof a !== 'object' ||
+    typeof a.create !== 'function' ||
+    typeof a.scan !== 'function' ||
+    typeof a.size !== 'function' ||
+    typeof a.heldBytes !== 'function' ||
+    typeof a.reset !== 'function'
+  )
+    return 'functions missing';
+  return layoutMismatch(a.layout);
 }
 
 /** The native scanner, or null with the reason when the addon was not built or cannot load (the JS path is used then). */
@@ -152,8 +133,9 @@ export function loadLineScanner(): { ok: true; scanner: LineScanner } | { ok: fa
   if (!existsSync(path)) return { ok: false, reason: `${path} not built (make -C native-events line-scan)` };
   try {
     const addon: unknown = createRequire(import.meta.url)(path);
-    if (!isAddon(addon)) return { ok: false, reason: `${path} is not the line scanner this version expects (rebuild it)` };
-    return { ok: true, scanner: new LineScanner(addon) };
+    const problem = addonProblem(addon);
+    if (problem !== null) return { ok: false, reason: `${path} is not the line scanner this version expects (${problem}; rebuild it)` };
+    return { ok: true, scanner: new LineScanner(addon as LineScanAddon) };
   } catch (e) {
     return { ok: false, reason: `cannot load ${path}: ${e instanceof Error ? e.message : String(e)}` };
   }

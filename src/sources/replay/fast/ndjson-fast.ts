@@ -484,6 +484,8 @@ function readRecord(origin: Origin): SourceRecord {
         remote: { ip: remote.ip, port: remote.port, hostname: hostname === undefined || hostname === '' ? null : hostname },
         local: local !== null ? { ip: local.ip, port: local.port } : null,
         origin,
+        // Set by the enrich stage (connection-names.ts); a slot from the start, so naming a record does not reshape it.
+        name: undefined,
       };
     }
     case 'dns':

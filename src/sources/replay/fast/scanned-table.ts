@@ -1,7 +1,8 @@
 // What the record reader makes of each string the native line scanner
 // interned (ndjson-fast.ts's rules), worked out once per id instead of once a
 // line: blank host ids and bad addresses make a line go the JavaScript way.
-import { L_HOST, L_IP, L_LOCAL_IP, type ScannedTable } from '../../../model/scanned.js';
+import type { ScannedTable } from '../../../model/scanned.js';
+import { L_HOST, L_IP, L_LOCAL_IP } from './scanned-slots.js';
 import { isBlank } from '../field-reader.js';
 import { normaliseIp } from '../../../model/address.js';
 import { DEFAULT_ORG } from '../ndjson-reader.js';

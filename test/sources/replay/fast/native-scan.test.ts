@@ -7,6 +7,7 @@ import { isBlank } from '../../../../src/sources/replay/field-reader.js';
 import { normaliseIp } from '../../../../src/model/address.js';
 import { parseRareconLineFast } from '../../../../src/sources/replay/fast/ndjson-fast.js';
 import { DEFAULT_ORG } from '../../../../src/sources/replay/ndjson-reader.js';
+import { loadLineScanner, type LineScanner } from '../../../../src/sources/replay/fast/native-scan.js';
 import {
   FLAG_INBOUND,
   FLAG_INJECTED,
@@ -27,9 +28,7 @@ import {
   L_SHA,
   L_START,
   LINE_STRIDE,
-  loadLineScanner,
-  type LineScanner,
-} from '../../../../src/sources/replay/fast/native-scan.js';
+} from '../../../../src/sources/replay/fast/scanned-slots.js';
 
 const loaded = loadLineScanner();
 const origin = { file: 'f.jsonl', line: 1 };
