@@ -67,18 +67,9 @@ export interface HostLearning {
   daysLeft: number;
 }
 
-export class Scorer {
-  private readonly detector: Detector;
-  private readonly dedup: AlertDeduper;
-  private readonly enrolled = new Map<string, HostState>();
-  /** org -> host id -> state, so a record finds its host without building the key string. */
-  private readonly byOrg = new Map<string, Map<string, HostState>>();
-  private baseline: BaselineReader;
-  private lastTimeMs = 0;
-  /** Host of a scanned host id and the org id it came with, for `idTable`. */
-  private readonly byHostId: ({ orgId: number; st: HostState } | undefined)[] = [];
-  private idTable: ScannedTable | null = null;
-  readonly counters: ScoreCounters = {
+/** Counters of a scorer that has seen nothing. */
+export function emptyScoreCounters(): ScoreCounters {
+  return {
     recordsTotal: 0,
     connectionsTotal: 0,
     dnsAnswersTotal: 0,
@@ -93,6 +84,20 @@ export class Scorer {
     pausedTotal: 0,
     healthAlertsTotal: 0,
   };
+}
+
+export class Scorer {
+  private readonly detector: Detector;
+  private readonly dedup: AlertDeduper;
+  private readonly enrolled = new Map<string, HostState>();
+  /** org -> host id -> state, so a record finds its host without building the key string. */
+  private readonly byOrg = new Map<string, Map<string, HostState>>();
+  private baseline: BaselineReader;
+  private lastTimeMs = 0;
+  /** Host of a scanned host id and the org id it came with, for `idTable`. */
+  private readonly byHostId: ({ orgId: number; st: HostState } | undefined)[] = [];
+  private idTable: ScannedTable | null = null;
+  readonly counters: ScoreCounters = emptyScoreCounters();
 
   constructor(private readonly opts: ScorerOptions) {
     this.detector = makeDetector(opts.config);

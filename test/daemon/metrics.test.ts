@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, REPO } from '../support/cli.js';
 import { memoryLogger } from '../../src/common/logger.js';
 import { DEFAULT_CONFIG, DEFAULT_REPORT, SINK_DEFAULTS } from '../../src/config/defaults.js';
-import type { ScoreCounters } from '../../src/detect/scorer.js';
+import { emptyScoreCounters, type ScoreCounters } from '../../src/detect/scorer.js';
 import { metricsText } from '../../src/daemon/metrics.js';
 import { NO_BASELINE } from '../../src/daemon/pipeline.js';
 import { StateHealth } from '../../src/daemon/state-health.js';
@@ -45,21 +45,7 @@ const idleReport = (): ReportStats => ({
   delivery: [],
 });
 
-const idleScore = (): ScoreCounters => ({
-  recordsTotal: 0,
-  connectionsTotal: 0,
-  dnsAnswersTotal: 0,
-  processRunsTotal: 0,
-  eligibleTotal: 0,
-  ineligibleByReason: {},
-  learningByReason: {},
-  excludedByKind: {},
-  commonCombosTotal: 0,
-  alertsByName: {},
-  repeatsTotal: 0,
-  pausedTotal: 0,
-  healthAlertsTotal: 0,
-});
+const idleScore = (): ScoreCounters => emptyScoreCounters();
 
 async function get(path: string): Promise<{ status: number; body: string }> {
   const r = await fetch(`http://127.0.0.1:${port}${path}`);
