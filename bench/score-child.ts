@@ -11,6 +11,7 @@ import { ConnectionNames } from '../src/enrich/connection-names.js';
 import type { SourceRecord } from '../src/model/records.js';
 import { isScannedLine, readLogFiles } from '../src/sources/replay/log-reader.js';
 import { loadLineScanner, type LineScanner } from '../src/sources/replay/fast/native-scan.js';
+import { scoreRecord, scoreScannedLine } from '../src/cli/score.js';
 
 export interface ScoreFigures {
   events: number;
@@ -113,18 +114,9 @@ async function endToEnd(
     a.baseline.beginBatch();
     for (let j = 0; j < items.length; j++) {
       const item = items[j]!;
-      if (isScannedLine(item)) {
-        if (a.s.handleScanned(scanned!, item) === null) {
-          const rec = scanned!.record(item);
-          a.names.name(rec);
-          a.s.handle(rec);
-        }
-      } else if (item.type === 'error') {
-        continue;
-      } else {
-        a.names.see(item);
-        a.s.handle(item);
-      }
+      if (isScannedLine(item)) scoreScannedLine(a.s, a.names, scanned!, item);
+      else if (item.type === 'error') continue;
+      else scoreRecord(a.s, a.names, item);
       events++;
     }
     a.baseline.endBatch();
@@ -169,8 +161,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < records.length; i++) {
     if (i % BATCH_RECORDS === 0) b.baseline.beginBatch();
     const s0 = process.hrtime.bigint();
-    b.names.see(records[i]!);
-    b.s.handle(records[i]!);
+    scoreRecord(b.s, b.names, records[i]!);
     lat[i] = Number(process.hrtime.bigint() - s0) / 1000;
     if (i % BATCH_RECORDS === BATCH_RECORDS - 1 || i === records.length - 1) b.baseline.endBatch();
   }

@@ -21,8 +21,6 @@ import { ObserverSets } from './observer-sets.js';
 import { radixSort } from './radix-sort.js';
 import { ShaTable } from './sha-table.js';
 
-export { observerId } from '../model/observer.js';
-
 export interface BaselineBuilderOptions {
   unit: ObserverUnit;
   /** The training period: the window covers at most this many days before its end. */

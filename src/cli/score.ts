@@ -13,8 +13,9 @@ import { ConnectionNames } from '../enrich/connection-names.js';
 import type { Alert } from '../model/alert.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
-import type { RecordErrorCode } from '../model/records.js';
-import { isScannedLine, readLogFiles } from '../sources/replay/log-reader.js';
+import type { RecordErrorCode, SourceRecord } from '../model/records.js';
+import type { ScannedLines } from '../model/scanned.js';
+import { isScannedLine, readLogFiles, type ScannedLine } from '../sources/replay/log-reader.js';
 import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
@@ -33,6 +34,24 @@ Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a l
  * reaching 222 MiB, for 3-5% of speed.
  */
 export const SCORE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
+
+/**
+ * A connection the native scanner read, through the enrich and detect stages:
+ * settled from its ids when they are enough, else read as a record, named and scored.
+ */
+export function scoreScannedLine(scorer: Scorer, names: ConnectionNames, scanned: ScannedLines, line: ScannedLine): ScoreOutcome {
+  const quick = scorer.handleScanned(scanned, line);
+  if (quick !== null) return quick;
+  const rec = scanned.record(line);
+  names.name(rec);
+  return scorer.handle(rec);
+}
+
+/** A record through the enrich stage (a DNS answer feeds the names, a connection is named) and the scorer. */
+export function scoreRecord(scorer: Scorer, names: ConnectionNames, rec: SourceRecord): ScoreOutcome {
+  names.see(rec);
+  return scorer.handle(rec);
+}
 
 export interface ScoreSummary {
   files: number;
@@ -149,15 +168,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
           const item = items[i]!;
           let outcome: ScoreOutcome;
           if (isScannedLine(item)) {
-            // A connection the native scanner read: settled from its ids, or else named and scored as a record.
-            const quick = scorer.handleScanned(scanned!, item);
-            if (quick !== null) {
-              outcome = quick;
-            } else {
-              const rec = scanned!.record(item);
-              names.name(rec);
-              outcome = scorer.handle(rec);
-            }
+            outcome = scoreScannedLine(scorer, names, scanned!, item);
             scannedRecords++;
           } else if (item.type === 'error') {
             errorsTotal++;
@@ -165,8 +176,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
             if (errorsTotal <= maxErrorLines) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
             continue;
           } else {
-            names.see(item);
-            outcome = scorer.handle(item);
+            outcome = scoreRecord(scorer, names, item);
           }
           records++;
           if (outcome.kind === 'health') ready.push(outcome.alert);

@@ -8,7 +8,8 @@ import type { BaselineReader } from '../model/baseline.js';
 import type { HostRef } from '../model/records.js';
 import type { BucketCache } from '../sync/bucket-cache.js';
 import type { SightingsStore } from '../sync/sightings-store.js';
-import { SyncClient, type SyncStatus } from '../sync/sync-client.js';
+import { SyncClient } from '../sync/sync-client.js';
+import { type SyncStatus } from '../sync/status.js';
 
 export interface BaselineSupplyOptions {
   /** The baseline file; null = the sync client supplies the baseline. */

@@ -18,7 +18,7 @@ import { Reporter } from '../report/reporter.js';
 import { openLiveSource } from '../sources/live-source.js';
 import type { LiveSource } from '../sources/source.js';
 import { SightingsStore } from '../sync/sightings-store.js';
-import { readHostCredential } from '../sync/sync-client.js';
+import { readHostCredential } from '../sync/enrolment.js';
 import { BaselineSupply } from './baseline-supply.js';
 import { reloadedConfig } from './config.js';
 import { serveMetrics } from './metrics.js';

@@ -6,7 +6,7 @@ import type { CacheStats } from '../common/bounded-cache.js';
 import type { ConnectionEnricherStats } from '../enrich/connection-enricher.js';
 import type { ReportStats } from '../report/reporter.js';
 import type { LiveSourceStats } from '../sources/source.js';
-import type { SyncStatus } from '../sync/sync-client.js';
+import type { SyncStatus } from '../sync/status.js';
 import type { PipelineStats } from './pipeline.js';
 import type { StateHealth, StateHealthStats } from './state-health.js';
 import type { CacheCounts, DaemonStatus } from './status.js';

@@ -6,7 +6,7 @@ import type { LiveSourceStats } from '../sources/source.js';
 import type { ScoreCounters } from '../detect/scorer.js';
 import type { ConnectionEnricherStats } from '../enrich/connection-enricher.js';
 import type { ReportStats } from '../report/reporter.js';
-import type { SyncStatus } from '../sync/sync-client.js';
+import type { SyncStatus } from '../sync/status.js';
 import type { WatchdogStats } from './watchdog.js';
 import type { StateHealthStats } from './state-health.js';
 

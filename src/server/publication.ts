@@ -15,8 +15,6 @@ import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import type { BaselineMeta } from '../model/baseline.js';
 import { parseKey, prefixRange } from '../baseline/bucket-keys.js';
 
-export { prefixRange };
-
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE version (version INTEGER PRIMARY KEY, meta TEXT NOT NULL, published_ms INTEGER NOT NULL,
                          snapshot_file TEXT NOT NULL, snapshot_sha256 TEXT NOT NULL, snapshot_bytes INTEGER NOT NULL,

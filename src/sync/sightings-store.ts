@@ -5,7 +5,8 @@
 // what the standalone baseline is learnt from (standalone.ts, observer unit `day`).
 // Transactions are synchronous and never span an await.
 import { DAY_MS, type Sighting } from '../model/baseline.js';
-import { observerId, type BaselineBuilder } from '../baseline/builder.js';
+import { observerId } from '../model/observer.js';
+import { type BaselineBuilder } from '../baseline/builder.js';
 import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 
 const MIGRATIONS: readonly string[] = [

@@ -49,12 +49,6 @@ import {
 import { fail, type Changed, type SyncOutcome } from './step.js';
 import { uploadSightings } from './upload.js';
 
-// The public API of the endpoint's sync, wherever each piece lives.
-export { BASELINE_FILE } from './baseline-file.js';
-export { CREDENTIAL_FILE, readHostCredential } from './enrolment.js';
-export { SYNC_STATUS_FILE, readSyncStatus, type SyncMode, type SyncStatus } from './status.js';
-export type { SyncOutcome } from './step.js';
-
 export const BUCKET_CACHE_FILE = 'bucket-cache.db';
 
 export interface SyncClientOptions {

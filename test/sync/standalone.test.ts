@@ -3,7 +3,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { DEFAULT_SYNC } from '../../src/config/defaults.js';
-import { SyncClient, readSyncStatus } from '../../src/sync/sync-client.js';
+import { SyncClient } from '../../src/sync/sync-client.js';
+import { readSyncStatus } from '../../src/sync/status.js';
 import { SightingsStore } from '../../src/sync/sightings-store.js';
 import type { BaselineReader } from '../../src/model/baseline.js';
 import { DAY, memoryLog, sha, tempDir } from '../support/server.js';
