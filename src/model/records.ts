@@ -121,6 +121,18 @@ export type RecordErrorCode =
 
 export type ReaderItem = SourceRecord | RecordError;
 
+/** 9999-12-31T23:59:59.999Z, the last instant a record's time may name (DETECTION.md section 6). */
+export const MAX_EVENT_TIME_MS = 253_402_300_799_999;
+
+/**
+ * Whether epoch milliseconds name a real instant of the years 1970-9999. A time
+ * outside them (1e21, 8640000000000001, a year-0001 date) makes its record a
+ * `bad-value` error in every reader, so no later stage meets a date it cannot print.
+ */
+export function isEventTimeMs(ms: number): boolean {
+  return ms >= 0 && ms <= MAX_EVENT_TIME_MS;
+}
+
 export function processKey(p: Pick<ProcessInfo, 'pid' | 'startTimeMs'>, host: HostRef): string {
   return `${host.org}/${host.id}/${p.pid}/${p.startTimeMs ?? ''}`;
 }

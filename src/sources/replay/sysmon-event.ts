@@ -3,15 +3,22 @@
 // `winlog.event_data` (or flattens it to dotted keys). Field names are looked
 // up case-insensitively since Sysmon itself spells `SourceProcessGuid` in
 // Event 8 and `SourceProcessGUID` in Event 10.
-import { isJsonObject, type JsonObject } from './field-reader.js';
+import { isJsonObject, timeFromNumber, timeFromString, type JsonObject } from './field-reader.js';
 import { normaliseIp } from '../../model/address.js';
+import { isEventTimeMs } from '../../model/records.js';
 
 export const SYSMON_PROVIDER = 'microsoft-windows-sysmon';
 
 export interface SysmonEvent {
   eventId: number;
-  /** From `UtcTime` (UTC), else the exporter's `@timestamp`; null when neither reads. */
+  /**
+   * From `UtcTime` (UTC), else (no `UtcTime` at all) the exporter's
+   * `@timestamp`; null when the one that is there does not read as an instant
+   * of the years 1970-9999, or neither is there.
+   */
   timeMs: number | null;
+  /** The time field as written, for an error message; null when the event has none. */
+  timeText: string | null;
   /** As written, e.g. `WORKSTATION5.theshire.local`; '' when absent. */
   hostname: string;
   /** Event data by lower-cased field name; values as strings, HTML entities decoded. */
@@ -53,19 +60,29 @@ function addFields(into: Map<string, string>, o: JsonObject): void {
 
 const UTC_TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z?$/;
 
-/** Sysmon `UtcTime`, `2020-10-12 22:34:38.169`, always UTC. */
+/** Sysmon `UtcTime`, `2020-10-12 22:34:38.169`, always UTC; null when it does not read or is outside the years 1970-9999. */
 export function parseUtcTime(s: string): number | null {
   const m = UTC_TIME.exec(s.trim());
   if (m === null) return null;
+  const [month, day, hour, minute, second] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
+  // Date.UTC rolls 2020-13-45 over into 2021; a field that is out of range is a bad value instead.
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return null;
   const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
-  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms);
+  const t = Date.UTC(Number(m[1]), month - 1, day, hour, minute, second, ms);
+  return isEventTimeMs(t) && new Date(t).getUTCDate() === day ? t : null;
+}
+
+/** The exporter's `@timestamp`: an RFC 3339 string (or epoch ms) of the years 1970-9999. */
+function exporterTime(v: unknown): number | null {
+  const t = typeof v === 'string' ? timeFromString(v) : typeof v === 'number' ? timeFromNumber(v) : NaN;
   return Number.isFinite(t) ? t : null;
 }
 
-function isoTime(v: unknown): number | null {
-  if (typeof v !== 'string') return null;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? t : null;
+/** The event's time: its own `UtcTime` when it has one (a bad one is not replaced by the exporter's), else `@timestamp`. */
+function eventTime(utc: string | undefined, timestamp: unknown): Pick<SysmonEvent, 'timeMs' | 'timeText'> {
+  if (utc !== undefined) return { timeMs: parseUtcTime(utc), timeText: `UtcTime "${utc.slice(0, 40)}"` };
+  if (timestamp === undefined || timestamp === null) return { timeMs: null, timeText: null };
+  return { timeMs: exporterTime(timestamp), timeText: `@timestamp ${JSON.stringify(timestamp).slice(0, 42)}` };
 }
 
 function eventIdOf(v: unknown): number | null {
@@ -100,15 +117,9 @@ function classifyWinlogbeat(o: JsonObject, w: JsonObject | null): Classified {
     }
   }
   const computer = scalar(get('computer_name'));
-  const utc = fields.get('utctime');
   return {
     kind: 'sysmon',
-    event: {
-      eventId,
-      timeMs: (utc !== undefined ? parseUtcTime(utc) : null) ?? isoTime(o['@timestamp']),
-      hostname: computer ?? '',
-      fields,
-    },
+    event: { eventId, ...eventTime(fields.get('utctime'), o['@timestamp']), hostname: computer ?? '', fields },
   };
 }
 
@@ -122,12 +133,11 @@ export function classifyWindowsEvent(o: JsonObject): Classified {
   if (eventId === null) return { kind: 'other-windows' };
   const fields = new Map<string, string>();
   addFields(fields, o);
-  const utc = fields.get('utctime');
   return {
     kind: 'sysmon',
     event: {
       eventId,
-      timeMs: (utc !== undefined ? parseUtcTime(utc) : null) ?? isoTime(o['@timestamp']),
+      ...eventTime(fields.get('utctime'), o['@timestamp']),
       hostname: fields.get('hostname') ?? fields.get('computer') ?? '',
       fields,
     },

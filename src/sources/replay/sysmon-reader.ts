@@ -201,7 +201,9 @@ export class SysmonReader {
     if (![1, 3, 5, 7, 8, 10, 22].includes(ev.eventId)) return NO_ITEMS;
     if (ev.timeMs === null) {
       return [
-        this.error(ev.fields.has('utctime') ? 'bad-value' : 'missing-field', `Sysmon event ${ev.eventId}: no readable UtcTime`, origin),
+        ev.timeText === null
+          ? this.error('missing-field', `Sysmon event ${ev.eventId}: no UtcTime (nor @timestamp)`, origin)
+          : this.error('bad-value', `Sysmon event ${ev.eventId}: ${ev.timeText} is not a time of the years 1970-9999`, origin),
       ];
     }
     if (hostIdOf(ev.hostname) === '') return [this.error('missing-field', `Sysmon event ${ev.eventId}: no Hostname`, origin)];

@@ -336,7 +336,7 @@ describe('SysmonReader join', () => {
     expect(out.filter((i) => i.type === 'error').map((e) => e.type === 'error' && [e.origin.line, e.code, e.message])).toEqual([
       [2, 'missing-field', 'Sysmon event 3: missing field "DestinationIp"'],
       [3, 'bad-value', 'Sysmon event 3: field "DestinationPort" has a bad value "99999"'],
-      [4, 'bad-value', 'Sysmon event 3: no readable UtcTime'],
+      [4, 'bad-value', 'Sysmon event 3: UtcTime "soon" is not a time of the years 1970-9999'],
     ]);
     expect(out.filter((i) => i.type === 'connection')).toHaveLength(1);
     expect(stats.nonSysmonLines).toBe(1);
