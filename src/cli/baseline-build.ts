@@ -12,6 +12,7 @@ import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baselin
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { readLogFiles } from '../sources/replay/log-reader.js';
+import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, formatCounts, Progress, UsageError } from './io.js';
 
 export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
@@ -99,7 +100,7 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
   };
   {
-    for await (const item of readLogFiles(positionals)) {
+    for await (const item of readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) })) {
       if (item.type === 'error') {
         report(item);
         continue;

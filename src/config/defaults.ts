@@ -84,7 +84,33 @@ export interface DetectConfig {
   /** Grace added to a DNS answer's TTL when mapping an ip back to its name. */
   dnsGraceMs: number;
   dnsCacheMaxEntries: number;
+  /**
+   * Score a connection whose only name is a reverse-DNS (PTR) name, such as
+   * Sysmon Event 3 `DestinationHostname` (DETECTION.md section 2.2). Off: such
+   * an event is not eligible (`reverse-dns-name`) and teaches the baseline nothing.
+   */
+  reverseDnsNames: boolean;
+  /**
+   * Sysmon Event 10 (ProcessAccess) sources whose access is routine, not
+   * injection (DETECTION.md section 5): Windows paths, case-insensitive, with
+   * `%SystemRoot%`, `%ProgramData%`, `%ProgramFiles%`, `%ProgramFiles(x86)%`
+   * (any drive) and `*` (any run of characters within one folder name); a bare
+   * file name matches that name in any folder.
+   */
+  processAccessIgnore: string[];
+  /** Event 10 from the target's own parent this close to the target's creation is routine; 0 counts it. */
+  processAccessParentMs: number;
 }
+
+/** The system brokers of DETECTION.md section 5, as found in System32 or SysWOW64. */
+const SYSTEM_BROKERS = ['csrss.exe', 'lsass.exe', 'services.exe', 'wininit.exe', 'smss.exe', 'svchost.exe', 'wmiprvse.exe', 'conhost.exe'];
+
+export const DEFAULT_PROCESS_ACCESS_IGNORE: readonly string[] = Object.freeze([
+  ...SYSTEM_BROKERS.flatMap((b) => [`%SystemRoot%\\System32\\${b}`, `%SystemRoot%\\SysWOW64\\${b}`]),
+  // Defender's engine: its platform folder (updated engines), and where older Windows installs it.
+  '%ProgramData%\\Microsoft\\Windows Defender\\Platform\\*\\MsMpEng.exe',
+  '%ProgramFiles%\\Windows Defender\\MsMpEng.exe',
+]);
 
 export const DEFAULT_DETECT: DetectConfig = {
   activationDays: 14,
@@ -99,6 +125,9 @@ export const DEFAULT_DETECT: DetectConfig = {
   exclusions: { domainSuffixes: [], sha256: [], signers: [], ports: [], processPaths: [] },
   dnsGraceMs: 5 * 60_000,
   dnsCacheMaxEntries: 100_000,
+  reverseDnsNames: false,
+  processAccessIgnore: [...DEFAULT_PROCESS_ACCESS_IGNORE],
+  processAccessParentMs: 5_000,
 };
 
 export interface BaselineStoreConfig {

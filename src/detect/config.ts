@@ -36,5 +36,8 @@ export const DETECT_SPEC: Spec = {
     },
     dnsGraceMs: count(0),
     dnsCacheMaxEntries: count(1),
+    reverseDnsNames: { kind: 'boolean' },
+    processAccessIgnore: strings,
+    processAccessParentMs: count(0),
   },
 };

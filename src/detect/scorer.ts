@@ -264,6 +264,7 @@ export class Scorer {
         ip: e.remote.ip,
         port: e.remote.port,
         hostname: f.hostname,
+        ...(e.remote.reverseDns === true ? { hostnameFromReverseDns: true as const } : {}),
         rootDomain: f.rootDomain,
         localIp: e.local?.ip ?? null,
         localPort: e.local?.port ?? null,

@@ -67,7 +67,17 @@ export interface ConnectionEvent {
   protocol: Protocol;
   /** Outbound unless a source knows better (Sysmon `Initiated: false`). */
   direction: 'outbound' | 'inbound';
-  remote: { ip: string; port: number; hostname: string | null };
+  remote: {
+    ip: string;
+    port: number;
+    hostname: string | null;
+    /**
+     * `hostname` is a reverse-DNS (PTR) name of the address, not the name the
+     * process asked for (Sysmon Event 3 `DestinationHostname` when no DNS
+     * answer named the address). Absent for the other sources.
+     */
+    reverseDns?: true;
+  };
   local: { ip: string; port: number } | null;
   origin?: Origin | undefined;
   /**

@@ -27,9 +27,14 @@ export interface SysmonEvent {
 
 export type Classified =
   | { kind: 'sysmon'; event: SysmonEvent }
-  /** A Windows event of another channel (Security, PowerShell, ...). */
-  | { kind: 'other-windows' }
+  /** A Windows event of another channel (Security, PowerShell, ...), by its channel or provider as written ('' when neither). */
+  | { kind: 'other-windows'; channel: string }
   | { kind: 'not-windows' };
+
+function channelOf(...candidates: unknown[]): string {
+  for (const c of candidates) if (typeof c === 'string' && c.trim() !== '') return c.trim().slice(0, 80);
+  return '';
+}
 
 const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
@@ -51,10 +56,48 @@ function scalar(v: unknown): string | undefined {
   return undefined;
 }
 
-function addFields(into: Map<string, string>, o: JsonObject): void {
+/**
+ * NXLog's own fields whose lower-cased names are Sysmon event data names:
+ * `ProcessID` and `ThreadID` are the process that wrote the event (Sysmon's
+ * service), not the event's own `ProcessId`.
+ */
+const NXLOG_SYSTEM_FIELDS: ReadonlySet<string> = new Set(['ProcessID', 'ThreadID']);
+const NO_SKIP: ReadonlySet<string> = new Set();
+
+function addFields(into: Map<string, string>, o: JsonObject, skip: ReadonlySet<string> = NO_SKIP): void {
   for (const k of Object.keys(o)) {
+    if (skip.has(k)) continue;
     const s = scalar(o[k]);
     if (s !== undefined) into.set(k.toLowerCase(), s);
+  }
+}
+
+/** The process ids each event's data holds (Sysmon schema): an export that left them out may still have them in its message. */
+const PID_FIELDS: Record<number, readonly string[]> = {
+  1: ['processid', 'parentprocessid'],
+  3: ['processid'],
+  5: ['processid'],
+  7: ['processid'],
+  8: ['sourceprocessid', 'targetprocessid'],
+  10: ['sourceprocessid', 'targetprocessid'],
+  22: ['processid'],
+};
+
+/**
+ * Fills event data the export left out from Sysmon's rendered message
+ * (`Key: value`, one a line), e.g. `ProcessId` in an NXLog export that carries
+ * only its own `ProcessID`. Fields the export has are kept.
+ */
+function addMessageFields(into: Map<string, string>, eventId: number, message: unknown): void {
+  if (typeof message !== 'string' || message === '') return;
+  const wanted = PID_FIELDS[eventId];
+  if (wanted === undefined || wanted.every((k) => into.has(k))) return;
+  for (const line of message.split('\n')) {
+    const i = line.indexOf(':');
+    if (i <= 0) continue;
+    const key = line.slice(0, i).trim().toLowerCase();
+    if (!/^[a-z]+$/.test(key) || into.has(key)) continue;
+    into.set(key, unescapeHtml(line.slice(i + 1).trim()));
   }
 }
 
@@ -103,9 +146,10 @@ export function isWindowsEventObject(o: JsonObject): boolean {
 
 function classifyWinlogbeat(o: JsonObject, w: JsonObject | null): Classified {
   const get = (k: string): unknown => (w !== null ? w[k] : o[`winlog.${k}`]);
-  if (!isSysmonName(get('provider_name')) && !isSysmonName(get('channel'))) return { kind: 'other-windows' };
+  if (!isSysmonName(get('provider_name')) && !isSysmonName(get('channel')))
+    return { kind: 'other-windows', channel: channelOf(get('channel'), get('provider_name')) };
   const eventId = eventIdOf(get('event_id'));
-  if (eventId === null) return { kind: 'other-windows' };
+  if (eventId === null) return { kind: 'other-windows', channel: channelOf(get('channel'), get('provider_name')) };
   const fields = new Map<string, string>();
   const data = get('event_data');
   if (isJsonObject(data)) addFields(fields, data);
@@ -116,6 +160,8 @@ function classifyWinlogbeat(o: JsonObject, w: JsonObject | null): Classified {
       if (s !== undefined) fields.set(k.slice('winlog.event_data.'.length).toLowerCase(), s);
     }
   }
+  // Winlogbeat's own process (`winlog.process.pid`) is the one that wrote the event: never read.
+  addMessageFields(fields, eventId, o.message ?? o.Message);
   const computer = scalar(get('computer_name'));
   return {
     kind: 'sysmon',
@@ -128,11 +174,13 @@ export function classifyWindowsEvent(o: JsonObject): Classified {
   const winlog = isJsonObject(o.winlog) ? o.winlog : null;
   if (winlog !== null || 'winlog.event_id' in o || 'winlog.provider_name' in o) return classifyWinlogbeat(o, winlog);
   if (!('EventID' in o) && !('SourceName' in o) && !('Channel' in o)) return { kind: 'not-windows' };
-  if (!isSysmonName(o.SourceName) && !isSysmonName(o.Channel) && !isSysmonName(o.ProviderName)) return { kind: 'other-windows' };
+  if (!isSysmonName(o.SourceName) && !isSysmonName(o.Channel) && !isSysmonName(o.ProviderName))
+    return { kind: 'other-windows', channel: channelOf(o.Channel, o.SourceName, o.ProviderName) };
   const eventId = eventIdOf(o.EventID);
-  if (eventId === null) return { kind: 'other-windows' };
+  if (eventId === null) return { kind: 'other-windows', channel: channelOf(o.Channel, o.SourceName, o.ProviderName) };
   const fields = new Map<string, string>();
-  addFields(fields, o);
+  addFields(fields, o, NXLOG_SYSTEM_FIELDS);
+  addMessageFields(fields, eventId, o.Message);
   return {
     kind: 'sysmon',
     event: {
@@ -144,11 +192,32 @@ export function classifyWindowsEvent(o: JsonObject): Classified {
   };
 }
 
-/** Host id: the lower-cased first label, so `WS5` and `WS5.corp.example` are one host. */
-export function hostIdOf(hostname: string): string {
-  const h = hostname.trim().toLowerCase();
-  const dot = h.indexOf('.');
-  return dot === -1 ? h : h.slice(0, dot);
+/**
+ * Host ids: the computer name as written, fully qualified when the log gives
+ * it (DETECTION.md section 5), so `WS5.theshire.local` and `WS5.mordor.local`
+ * are two hosts. Exporters write some events with the short name only
+ * (`WS5`): such a name is the host of that name's one fully qualified form
+ * seen so far, and stays its own host when none was seen or several were.
+ */
+export class HostIds {
+  /** Lower-cased first label -> the qualified name seen with it, or null once two different ones were. */
+  private readonly qualified = new Map<string, string | null>();
+
+  of(hostname: string): string {
+    const name = hostname.trim();
+    const dot = name.indexOf('.');
+    const label = (dot === -1 ? name : name.slice(0, dot)).toLowerCase();
+    if (dot !== -1) {
+      const seen = this.qualified.get(label);
+      if (seen === undefined) {
+        if (this.qualified.size < 100_000) this.qualified.set(label, name);
+      } else if (seen !== null && seen.toLowerCase() !== name.toLowerCase()) {
+        this.qualified.set(label, null);
+      }
+      return name;
+    }
+    return this.qualified.get(label) ?? name;
+  }
 }
 
 /** `{71B87C12-...}` and `71b87c12-...` are the same process. */
