@@ -3,6 +3,7 @@
 // status every few seconds, applies a new config on SIGHUP and stops cleanly
 // on SIGTERM. Local state, sightings and the outbox are SQLite files in the
 // state folder.
+import { normalizePin } from '../common/tls-pin.js';
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -93,6 +94,7 @@ export class Daemon {
               url: serverUrl.replace(/\/+$/, ''),
               caFile: c.sync.caFile,
               serverName: c.sync.serverName,
+              certSha256: c.sync.serverCertSha256 === null ? null : normalizePin(c.sync.serverCertSha256),
               credential: () => readHostCredential(c.stateDir, serverUrl),
             },
           }),
