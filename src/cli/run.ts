@@ -6,6 +6,7 @@ import { formatProblems, loadConfig } from './config-file.js';
 import type { RareconConfig } from '../config/defaults.js';
 import { Daemon } from '../daemon/daemon.js';
 import { makeLogger } from '../common/logger.js';
+import { checkOutputPath, keepFilesPrivate } from '../common/private-files.js';
 import { UsageError } from './io.js';
 
 export const RUN_USAGE = `usage: rarecon run [--config FILE] [--baseline FILE] [--state DIR] [--alerts FILE]
@@ -44,6 +45,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   const first = loadConfig(configPath);
   if (!first.ok) throw new UsageError(`bad config, not starting:\n${formatProblems(first)}`);
   const config = overrides(first.config);
+  // Everything the daemon writes holds command lines, users or alerts: 0600 files in 0700 folders.
+  keepFilesPrivate();
+  if (config.logFile !== null) {
+    // winston opens (and after a rotation creates) the log file itself, following links: checked first.
+    const c = checkOutputPath(config.logFile, 'the log file (logFile)', { privateFolder: true });
+    if (!c.ok) throw new UsageError(`cannot start: ${c.error}`);
+  }
   const log = makeLogger({
     level: config.logLevel,
     file: config.logFile,
@@ -51,22 +59,29 @@ export async function runCommand(argv: string[]): Promise<number> {
     maxSizeBytes: config.logFileMaxBytes,
     maxFiles: config.logFileMaxFiles,
   });
-  const daemon = new Daemon({
-    config,
-    reloadConfig:
-      configPath === null
-        ? null
-        : () => {
-            const r = loadConfig(configPath);
-            return r.ok ? overrides(r.config) : formatProblems(r);
-          },
-    baselinePath: values.baseline ?? config.baselinePath,
-    alertsPath: values.alerts ?? config.alertsPath,
-    recordPath: values.record ?? null,
-    log,
-    onFatal: (code, reason) => fatal(code, reason),
-  });
   let fatal: (code: number, reason: string) => void = () => {};
+  let daemon: Daemon;
+  try {
+    // Opens the state folder and the --alerts and --record files: a folder or file it must not use refuses the start.
+    daemon = new Daemon({
+      config,
+      reloadConfig:
+        configPath === null
+          ? null
+          : () => {
+              const r = loadConfig(configPath);
+              return r.ok ? overrides(r.config) : formatProblems(r);
+            },
+      baselinePath: values.baseline ?? config.baselinePath,
+      alertsPath: values.alerts ?? config.alertsPath,
+      recordPath: values.record ?? null,
+      log,
+      onFatal: (code, reason) => fatal(code, reason),
+    });
+  } catch (err) {
+    await log.close();
+    throw new UsageError(`cannot start: ${(err as Error).message}`);
+  }
   try {
     await daemon.start();
   } catch (err) {

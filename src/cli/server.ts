@@ -15,6 +15,7 @@ import { IntakeStore } from '../server/intake-store.js';
 import { loadOrCreateSigningKey } from '../server/keys.js';
 import type { TokenRow } from '../server/store.js';
 import { makeLogger } from '../common/logger.js';
+import { keepFilesPrivate, preparePrivateFolder } from '../common/private-files.js';
 import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
 
@@ -82,6 +83,14 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
   }
   const [sub, ...rest] = positionals;
   const cfg = loadServerConfig(values);
+  // The folder holds the signing key, the tokens and every host's uploads: 0600 files in a 0700 folder.
+  keepFilesPrivate();
+  const folder = preparePrivateFolder(cfg.stateDir, 'the server state folder');
+  if (!folder.ok) throw new UsageError(folder.error);
+  if (folder.tightened !== null)
+    process.stderr.write(
+      `rarecon server: the state folder ${cfg.stateDir} was open to other users (mode ${folder.tightened.from}); tightened to ${folder.tightened.to}\n`,
+    );
 
   if (sub === 'enroll') {
     const org = values.org?.trim();

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { formatProblems, loadConfig } from './config-file.js';
 import { syncConfigProblems } from '../sync/config.js';
 import { SyncClient } from '../sync/sync-client.js';
+import { keepFilesPrivate, preparePrivateFolder } from '../common/private-files.js';
 import { readSyncStatus, type SyncStatus } from '../sync/status.js';
 import { SightingsStore } from '../sync/sightings-store.js';
 import { hostIdentity } from '../enrich/host-identity.js';
@@ -92,6 +93,12 @@ export async function syncCommand(
     if (level === 'debug' && !values.verbose) return;
     err.write(`${level}: ${msg}${fields === undefined || Object.keys(fields).length === 0 ? '' : ` ${JSON.stringify(fields)}`}\n`);
   };
+  // The daemon's state folder and its rules (common/private-files.ts).
+  keepFilesPrivate();
+  const folder = preparePrivateFolder(stateDir, 'the state folder');
+  if (!folder.ok) throw new UsageError(folder.error);
+  if (folder.tightened !== null)
+    log('warn', 'The state folder was open to other users; rarecon tightened it.', { path: stateDir, ...folder.tightened });
   const sightings = new SightingsStore(join(stateDir, 'sightings.db'));
   let client: SyncClient;
   try {

@@ -202,7 +202,8 @@ export class ServerHttp implements ServerCalls {
     finish: (r: Step<Download>) => void,
   ): void {
     const maxBytes = this.cfg.maxDownloadBytes;
-    const out = createWriteStream(file, { mode: 0o600 });
+    // Exclusive (O_EXCL): a file or link already at the name is never written through.
+    const out = createWriteStream(file, { mode: 0o600, flags: 'wx' });
     const hash = createHash('sha256');
     let envelope: Buffer | null = null;
     let head: Buffer[] = [];

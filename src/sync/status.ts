@@ -1,7 +1,8 @@
 // The sync status: what is in force and how syncing goes, kept in
 // `<stateDir>/sync-status.json` so `rarecon status` in another process can read
 // it. Counters survive a restart; what describes the baseline is read afresh.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { replaceFile } from '../common/private-files.js';
 import { join } from 'node:path';
 import { DAY_MS, type BaselineMeta } from '../model/baseline.js';
 import type { BucketCacheStats } from './bucket-cache.js';
@@ -77,10 +78,8 @@ export function readSyncStatus(stateDir: string): SyncStatus | null {
 
 /** Written to a temp file and renamed, so a reader never sees half a file. Throws on a write failure. */
 export function writeSyncStatus(stateDir: string, st: SyncStatus): void {
-  const path = join(stateDir, SYNC_STATUS_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(st, null, 2) + '\n', { mode: 0o644 });
-  renameSync(tmp, path);
+  // 0600 through an exclusive temp file (common/private-files.ts): a planted link cannot redirect it.
+  replaceFile(join(stateDir, SYNC_STATUS_FILE), JSON.stringify(st, null, 2) + '\n');
 }
 
 /** A fresh status that carries on the counters and last outcome of `prev` (the file found at start). */
