@@ -30,6 +30,7 @@ export function encodeMeta(meta: BaselineMeta, comboKeyBits: number): Array<[str
     omitsSingleObserverCombos: m.omitsSingleObserverCombos,
     processCount: m.processCount,
     comboCount: m.comboCount,
+    ...(m.hostHistoryCount !== undefined && m.hostHistoryCount > 0 ? { hostHistoryCount: m.hostHistoryCount } : {}),
     comboKeyHash: COMBO_KEY_HASH,
     comboKeyBits,
   };
@@ -88,6 +89,8 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
   const comboCount = field('comboCount', isCount, 'a count');
   const keyHash = field('comboKeyHash', (v): v is string => v === COMBO_KEY_HASH, `"${COMBO_KEY_HASH}"`);
   const keyBits = field('comboKeyBits', (v): v is number => isCount(v) && v >= 1 && v <= 53, 'an integer from 1 to 53');
+  // Optional: only a local build with unit host records host history.
+  const hostHistoryCount = values.has('hostHistoryCount') ? field('hostHistoryCount', isCount, 'a count') : undefined;
 
   const rawPolicy = field('policy', isRecord, 'an object');
   let policy: RootDomainPolicy | undefined;
@@ -146,6 +149,7 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
     omitsSingleObserverCombos: omits,
     processCount,
     comboCount,
+    ...(hostHistoryCount !== undefined && hostHistoryCount > 0 ? { hostHistoryCount } : {}),
   });
   return { ok: true, value: { meta, comboKeyBits: keyBits } };
 }
