@@ -14,7 +14,7 @@ import {
 import { comboCheck, comboHash, comboKey, hashComboBytes } from './combo-key.js';
 import { ComboTable } from './combo-table.js';
 import { DEFAULT_COMBO_KEY_BITS } from './format.js';
-import { writeBaselineFile } from './file-writer.js';
+import { writeBaselineFile, type HostHistoryRows } from './file-writer.js';
 import { SHA256_BYTES } from './hex.js';
 import { grownUint16 } from './int-hash.js';
 import { ObserverSets } from './observer-sets.js';
@@ -31,6 +31,12 @@ export interface BaselineBuilderOptions {
   omitSingleObserverCombos?: boolean;
   /** Bits of the combo key. Tests lower it to force key collisions; files for use keep 53. */
   comboKeyBits?: number;
+  /**
+   * Record each observer's first day (table host_history) for offline
+   * enrolment: `rarecon baseline build --unit host`. Only with unit host; a
+   * server's baseline leaves it off, so it carries no host identities.
+   */
+  recordHostHistory?: boolean;
 }
 
 export interface WriteOptions {
@@ -103,6 +109,9 @@ export class BaselineBuilder {
   private readonly policy: RootDomainPolicy;
   private readonly omitSingles: boolean;
   private readonly keyBits: number;
+  private readonly recordHostHistory: boolean;
+  /** Observer -> first epoch day of any of its records, sightings or not (seeHost()). */
+  private readonly hostFirstDays = new Map<string, number>();
 
   private readonly observerIds = new Map<string, number>();
   private obsMin = new Uint16Array(256);
@@ -148,6 +157,8 @@ export class BaselineBuilder {
     this.policy = Object.freeze({ allowPrivateDomains: opts.policy.allowPrivateDomains, pslVersion: opts.policy.pslVersion });
     this.omitSingles = (opts.omitSingleObserverCombos ?? false) && t.veryRareMaxObservers >= 1;
     this.keyBits = bits;
+    if (opts.recordHostHistory === true && opts.unit !== 'host') throw new RangeError('baseline builder: host history needs unit host');
+    this.recordHostHistory = opts.recordHostHistory === true;
   }
 
   /**
@@ -223,6 +234,33 @@ export class BaselineBuilder {
     if (day < (this.obsMin[id] as number)) this.obsMin[id] = day;
     else if (day > (this.obsMax[id] as number)) this.obsMax[id] = day;
     return id;
+  }
+
+  /**
+   * Notes a record of the host `observer` (unit host) on the day of `dayMs`,
+   * whether or not it made a sighting: a host whose logs held nothing hashed
+   * is still enrolled from its first day. No-op unless host history is recorded.
+   */
+  seeHost(observer: string, dayMs: number): void {
+    if (!this.recordHostHistory || observer === '') return;
+    const day = Math.floor(dayMs / DAY_MS);
+    if (!(day >= 0 && day <= MAX_DAY)) return;
+    const first = this.hostFirstDays.get(observer);
+    if (first === undefined || day < first) this.hostFirstDays.set(observer, day);
+  }
+
+  /** Each host seen before endDay and the start of its first day, by host; null unless recorded. */
+  private hostHistory(endDay: number): HostHistoryRows | null {
+    if (!this.recordHostHistory) return null;
+    const firstDays = new Map(this.hostFirstDays);
+    for (const [observer, id] of this.observerIds) {
+      const first = this.obsMin[id] as number;
+      const seen = firstDays.get(observer);
+      if (seen === undefined || first < seen) firstDays.set(observer, first);
+    }
+    const rows: Array<readonly [string, number]> = [];
+    for (const [observer, first] of firstDays) if (first < endDay) rows.push([observer, first * DAY_MS]);
+    return rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
   stats(): BuilderStats {
@@ -335,6 +373,7 @@ export class BaselineBuilder {
       chk[i] = comboCheck(h2);
     }
     const comboSorted = radixSort({ hi: cHi, lo: cLo, idx: cIdx });
+    const hostHistory = this.hostHistory(endDay);
 
     const meta: BaselineMeta = Object.freeze({
       version: opts.version,
@@ -349,6 +388,7 @@ export class BaselineBuilder {
       processCount: procRows,
       comboCount: comboRows,
       ...opts.serverMeta,
+      ...(hostHistory !== null && hostHistory.length > 0 ? { hostHistoryCount: hostHistory.length } : {}),
     });
     const written = writeBaselineFile(
       outPath,
@@ -367,6 +407,7 @@ export class BaselineBuilder {
         roots: this.roots,
         shaBytes,
       },
+      hostHistory,
     );
     if (!written.ok) return written;
     return {

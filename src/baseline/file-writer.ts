@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { tempNameFor } from '../common/private-files.js';
 import type { BaselineMeta } from '../model/baseline.js';
-import { COMBO_SEE_EXACT, MIGRATIONS } from './format.js';
+import { COMBO_SEE_EXACT, HOST_HISTORY_TABLE, MIGRATIONS } from './format.js';
 import { encodeMeta } from './meta-codec.js';
 import { SHA256_BYTES } from './hex.js';
 
@@ -119,12 +119,16 @@ function fsyncPath(path: string, flags: string): void {
   }
 }
 
+/** Host observers and the start of the first day each was seen (host_history), sorted by host. */
+export type HostHistoryRows = ReadonlyArray<readonly [host: string, firstDayMs: number]>;
+
 export function writeBaselineFile(
   outPath: string,
   meta: BaselineMeta,
   comboKeyBits: number,
   processes: ProcessRows,
   combos: ComboRows,
+  hostHistory: HostHistoryRows | null = null,
 ): WriteFileResult {
   const tmp = tempNameFor(outPath);
   let db: Database.Database | undefined;
@@ -143,6 +147,11 @@ export function writeBaselineFile(
       for (const [k, v] of encodeMeta(meta, comboKeyBits)) putMeta.run(k, v);
       writeProcesses(conn, processes);
       counts = writeCombos(conn, combos);
+      if (hostHistory !== null && hostHistory.length > 0) {
+        conn.exec(HOST_HISTORY_TABLE);
+        const put = conn.prepare('INSERT INTO host_history (host, first_day_ms) VALUES (?, ?)');
+        for (const [host, firstDayMs] of hostHistory) put.run(host, firstDayMs);
+      }
     })();
     // A rollback-journal file needs no -wal/-shm beside it to be opened read-only.
     conn.pragma('journal_mode = DELETE');

@@ -26,6 +26,12 @@
 //   combo_exact (sha BLOB, root TEXT, port INTEGER, observers INTEGER NOT NULL,
 //               PRIMARY KEY (sha, root, port)) WITHOUT ROWID
 //               the combos whose key collided, stored exactly.
+//   host_history (host TEXT PRIMARY KEY, first_day_ms INTEGER NOT NULL) WITHOUT ROWID
+//               only in a file built with unit `host` by `rarecon baseline build`
+//               (meta.hostHistoryCount says how many rows): each host observer
+//               (`org/id`) and the start of the first day it was seen, which
+//               offline scoring takes as its enrolment. Readers of files without
+//               it (a server's) see no history; older readers ignore it.
 //
 // Rows are inserted in key order so B-tree pages are packed full. The file is
 // written without a journal into `<out>.<random>.tmp`, switched to journal_mode
@@ -52,3 +58,6 @@ export const MIGRATIONS: readonly string[] = [
 ];
 
 export const REQUIRED_TABLES: readonly string[] = ['meta', 'process', 'combo', 'combo_exact'];
+
+/** The optional table of host first days (see above). */
+export const HOST_HISTORY_TABLE = `CREATE TABLE host_history (host TEXT PRIMARY KEY, first_day_ms INTEGER NOT NULL) WITHOUT ROWID`;

@@ -30,6 +30,7 @@ export function encodeMeta(meta: BaselineMeta, comboKeyBits: number): Array<[str
     omitsSingleObserverCombos: m.omitsSingleObserverCombos,
     processCount: m.processCount,
     comboCount: m.comboCount,
+    ...(m.hostHistoryCount !== undefined && m.hostHistoryCount > 0 ? { hostHistoryCount: m.hostHistoryCount } : {}),
     comboKeyHash: COMBO_KEY_HASH,
     comboKeyBits,
   };
@@ -91,6 +92,8 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
   const comboCount = field('comboCount', isCount, 'a count');
   const keyHash = field('comboKeyHash', (v): v is string => v === COMBO_KEY_HASH, `"${COMBO_KEY_HASH}"`);
   const keyBits = field('comboKeyBits', (v): v is number => isCount(v) && v >= 1 && v <= 53, 'an integer from 1 to 53');
+  // Optional: only a local build with unit host records host history.
+  const hostHistoryCount = values.has('hostHistoryCount') ? field('hostHistoryCount', isCount, 'a count') : undefined;
 
   const optional = <T>(name: string, ok: (v: unknown) => v is T, what: string): T | undefined =>
     values.has(name) ? field(name, ok, what) : undefined;
@@ -156,6 +159,7 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
     comboCount,
     ...(minUploadDays === undefined ? {} : { observerMinUploadDays: minUploadDays }),
     ...(nextBuildByMs === undefined ? {} : { nextBuildByMs }),
+    ...(hostHistoryCount !== undefined && hostHistoryCount > 0 ? { hostHistoryCount } : {}),
   });
   return { ok: true, value: { meta, comboKeyBits: keyBits } };
 }

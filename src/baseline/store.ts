@@ -127,6 +127,7 @@ export class SqliteBaseline implements BaselineReader {
   private readonly comboStmt: Database.Statement<[number, number], number>;
   private readonly exactStmt: Database.Statement<[Buffer, string, number], number>;
   private readonly beginStmt: Database.Statement;
+  private readonly hostStmt: Database.Statement<[string], number> | null;
   private readonly commitStmt: Database.Statement;
   private readonly processCache: ProcessCache;
   private readonly comboCache: ComboCache;
@@ -152,6 +153,10 @@ export class SqliteBaseline implements BaselineReader {
     this.exactStmt = db
       .prepare<[Buffer, string, number], number>('SELECT observers FROM combo_exact WHERE sha = ? AND root = ? AND port = ?')
       .pluck();
+    this.hostStmt =
+      (meta.hostHistoryCount ?? 0) > 0
+        ? db.prepare<[string], number>('SELECT first_day_ms FROM host_history WHERE host = ?').pluck()
+        : null;
     this.beginStmt = db.prepare('BEGIN');
     this.commitStmt = db.prepare('COMMIT');
     // The typed caches are a second tier behind the recent answers, which hold as many: a quarter is
@@ -166,6 +171,10 @@ export class SqliteBaseline implements BaselineReader {
 
   meta(): BaselineMeta {
     return this.metaValue;
+  }
+
+  hostFirstDayMs(hostKey: string): number | undefined {
+    return this.closed || this.hostStmt === null ? undefined : (this.hostStmt.get(hostKey) ?? undefined);
   }
 
   readonly uncached: Pick<BaselineReader, 'process' | 'combo'> = {

@@ -4,16 +4,16 @@
 import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { BaselineBuilder, LAST_BASELINE_DAY_MS } from '../baseline/builder.js';
-import { loadConfig, formatProblems } from './config-file.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import { SightingExtractor } from '../detect/sightings.js';
 import { ConnectionNames } from '../enrich/connection-names.js';
 import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baseline.js';
+import { observerId } from '../model/observer.js';
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
-import { readLogFiles } from '../sources/replay/log-reader.js';
+import { FORMATS_READ, isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
-import { checkInputs, formatCounts, Progress, UsageError } from './io.js';
+import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
 
 export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
                               [--version N] [--no-private-domains] [--omit-single-observer]
@@ -57,9 +57,7 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
   const unit = values.unit;
   if (unit !== 'org' && unit !== 'host' && unit !== 'day') throw new UsageError('--unit must be org, host or day');
   if (values.out === undefined) throw new UsageError('--out FILE is required');
-  const cfgResult = loadConfig(values.config ?? null);
-  if (!cfgResult.ok) throw new UsageError(`bad config:\n${formatProblems(cfgResult)}`);
-  const detect = cfgResult.config.detect;
+  const detect = (await configOf(values.config)).detect;
   const windowDays = intOption('window-days', values['window-days'], detect.trainingDays, 1);
   const thresholds: TierThresholds = {
     uncommonBelowObservers: intOption('uncommon-below', values['uncommon-below'], DEFAULT_THRESHOLDS.uncommonBelowObservers, 1),
@@ -86,6 +84,8 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     thresholds,
     policy,
     omitSingleObserverCombos: values['omit-single-observer'],
+    // A fleet's own build: each host's first day is its enrolment when `score` reads this file.
+    recordHostHistory: unit === 'host',
   });
   const extractor = new SightingExtractor(unit as ObserverUnit, policy, detect);
   // DNS answers name the connections read after them, root domains under the rules of this build.
@@ -99,8 +99,9 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     errorsByCode[e.code] = (errorsByCode[e.code] ?? 0) + 1;
     if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
   };
+  const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) });
   {
-    for await (const item of readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) })) {
+    for await (const item of logs) {
       if (item.type === 'error') {
         report(item);
         continue;
@@ -113,26 +114,57 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
         continue;
       }
       records++;
+      if (unit === 'host') builder.seeHost(observerId('host', item.host.org, item.host.id, item.timeMs), item.timeMs);
       names.see(item);
       for (const s of extractor.extract(item)) {
         builder.add(s);
         sightings++;
       }
-      if ((records & 0xfff) === 0) progress.update(item.origin?.file ?? '', records);
+      if ((records & 0xfff) === 0) progress.update(item.origin?.file ?? '', records, logs.bytesRead);
     }
   }
   progress.done();
   if (errorsTotal > MAX_ERROR_LINES) err.write(`... ${errorsTotal - MAX_ERROR_LINES} more errors not shown\n`);
+  const read = logs.stats().files;
+  const unrecognised = read.filter(isUnrecognised);
+  if (unrecognised.length > 0) {
+    const list = unrecognised.map(
+      (f) => `  ${f.file}: ${f.lines.toLocaleString('en-US')} lines (${formatCounts(f.errors as Record<string, number>)})`,
+    );
+    throw new UsageError(
+      `no line of ${unrecognised.length === 1 ? 'this input' : 'these inputs'} is a record rarecon reads:\n${list.join('\n')}\nrarecon reads ${FORMATS_READ}; no baseline written`,
+    );
+  }
   if (sightings === 0)
     throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
   const written = builder.write(values.out, { version, builtAtMs });
   if (!written.ok) throw new UsageError(`cannot write ${values.out}: ${written.error}`);
   const meta = written.meta;
+  const n = (x: number): string => x.toLocaleString('en-US');
+  const history = meta.hostHistoryCount ?? 0;
+  const ptr = extractor.reverseDnsSkippedTotal;
   err.write(
-    `rarecon baseline build: ${records.toLocaleString('en-US')} records, ${sightings.toLocaleString('en-US')} sightings -> ${values.out}\n` +
+    `rarecon baseline build: ${linesRead(read)}; ${n(records)} records, ${n(sightings)} sightings -> ${values.out}\n` +
       `  version ${meta.version}, unit ${meta.observerUnit}, ${meta.populationSize} observers, window ${new Date(meta.windowStartMs).toISOString().slice(0, 10)} .. ${new Date(meta.windowEndMs).toISOString().slice(0, 10)}\n` +
       `  ${meta.processCount.toLocaleString('en-US')} processes, ${meta.comboCount.toLocaleString('en-US')} combinations${meta.omitsSingleObserverCombos ? ' (single-observer combinations left out)' : ''}\n` +
+      (history > 0
+        ? `  first day of ${n(history)} host${history === 1 ? '' : 's'} recorded: \`rarecon score\` takes it as their enrolment\n`
+        : '') +
+      (ptr > 0
+        ? `  ${n(ptr)} connections named only by reverse DNS taught no combination (detect.reverseDnsNames: true learns them)\n`
+        : '') +
       `  ${written.droppedOutsideWindowTotal.toLocaleString('en-US')} sightings outside the ${windowDays}-day window left out; errors: ${formatCounts(errorsByCode)}\n`,
   );
   return 0;
+}
+
+/** "1,326 lines read from 1 file (31 records, 387 joined into them, 908 skipped, 0 blank, 0 errors)". */
+function linesRead(files: readonly FileStats[]): string {
+  const total = (f: (s: FileStats) => number): string => files.reduce((a, s) => a + f(s), 0).toLocaleString('en-US');
+  const sumOf = (o: Record<string, number | undefined>): number => Object.values(o).reduce<number>((a, b) => a + (b ?? 0), 0);
+  return (
+    `${total((f) => f.lines)} lines read from ${files.length} file${files.length === 1 ? '' : 's'} ` +
+    `(${total((f) => sumOf(f.records))} records, ${total((f) => sumOf(f.joined))} joined into them, ${total((f) => sumOf(f.skipped))} skipped, ` +
+    `${total((f) => f.blankLines)} blank, ${total((f) => sumOf(f.errors))} errors)`
+  );
 }

@@ -2,6 +2,8 @@
 // input checks up front, the progress line.
 import { statSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { DEFAULT_CONFIG, type RareconConfig } from '../config/defaults.js';
+import { mergeDefaults } from '../config/spec.js';
 
 /** A usage or start-up problem: printed as one line, exit status 1. */
 export class UsageError extends Error {}
@@ -12,10 +14,14 @@ export async function writeLine(out: Writable, line: string): Promise<void> {
   }
 }
 
-/** Every input must be a readable file (or a pipe) before any work starts (exit 1 otherwise). */
-export function checkInputs(files: readonly string[]): number {
+/**
+ * Every input must be a readable file (or a pipe) before any work starts (exit
+ * 1 otherwise). Returns their size on disk, null when a pipe's is unknown.
+ */
+export function checkInputs(files: readonly string[]): number | null {
   if (files.length === 0) throw new UsageError('no input files given');
   let totalBytes = 0;
+  let pipes = false;
   const problems: string[] = [];
   for (const f of files) {
     try {
@@ -23,44 +29,66 @@ export function checkInputs(files: readonly string[]): number {
       // Pipes and character devices are streamed like files (`<(zcat x)`, /dev/stdin); their size is unknown.
       if (st.isDirectory()) problems.push(`${f}: is a directory`);
       else if (st.isFile()) totalBytes += st.size;
-      else if (!st.isFIFO() && !st.isCharacterDevice()) problems.push(`${f}: not a regular file or a pipe`);
+      else if (st.isFIFO() || st.isCharacterDevice()) pipes = true;
+      else problems.push(`${f}: not a regular file or a pipe`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       problems.push(`${f}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message}`);
     }
   }
   if (problems.length > 0) throw new UsageError(`cannot read input:\n  ${problems.join('\n  ')}`);
-  return totalBytes;
+  return pipes ? null : totalBytes;
 }
 
-/** A one-line progress display on a terminal; silent elsewhere and for small inputs. */
+/**
+ * A one-line progress display on a terminal; silent elsewhere and for small
+ * inputs. With the input size known (regular files, not pipes) it shows the
+ * share read and the time left at the rate so far.
+ */
 export class Progress {
   private lastDrawMs = 0;
   private readonly enabled: boolean;
-  private readonly startMs = Date.now();
+  private readonly startMs: number;
+  private readonly files = new Map<string, number>();
 
+  /**
+   * `totalBytes`: the inputs' size on disk, null when some input is a pipe.
+   * `now` is for tests.
+   */
   constructor(
     private readonly err: NodeJS.WriteStream | Writable,
     private readonly totalFiles: number,
-    totalBytes: number,
+    private readonly totalBytes: number | null,
+    private readonly now: () => number = Date.now,
   ) {
-    this.enabled = (err as NodeJS.WriteStream).isTTY === true && totalBytes > 8 * 1024 * 1024;
+    this.startMs = now();
+    this.enabled = (err as NodeJS.WriteStream).isTTY === true && (totalBytes === null || totalBytes > 8 * 1024 * 1024);
   }
 
-  private readonly files = new Map<string, number>();
-
-  update(file: string, records: number): void {
+  /** `bytesRead`: of the inputs on disk so far (before gunzip), for the share done. */
+  update(file: string, records: number, bytesRead: number): void {
     if (!this.enabled) return;
-    const now = Date.now();
+    const now = this.now();
     if (now - this.lastDrawMs < 200) return;
     this.lastDrawMs = now;
+    this.err.write(`\r\x1b[K${this.line(file, records, bytesRead, now)}`);
+  }
+
+  /** The progress line (without the terminal's erase codes). */
+  line(file: string, records: number, bytesRead: number, now: number = this.now()): string {
     if (!this.files.has(file)) this.files.set(file, this.files.size);
     const fileIndex = this.files.get(file) ?? 0;
-    const rate = Math.round(records / Math.max(0.001, (now - this.startMs) / 1000));
+    const elapsedS = Math.max(0.001, (now - this.startMs) / 1000);
+    const rate = Math.round(records / elapsedS);
     const name = file.length > 40 ? '…' + file.slice(-39) : file;
-    this.err.write(
-      `\r\x1b[K[${fileIndex + 1}/${this.totalFiles}] ${name}  ${records.toLocaleString('en-US')} records  ${rate.toLocaleString('en-US')}/s`,
-    );
+    let done = '';
+    if (this.totalBytes !== null && this.totalBytes > 0) {
+      const share = Math.min(1, bytesRead / this.totalBytes);
+      // Time left at the byte rate so far; a compressed file's bytes are its size on disk, as the total.
+      const leftS = share > 0 ? (elapsedS * (1 - share)) / share : NaN;
+      done = `  ${Math.floor(share * 100)}%${Number.isFinite(leftS) ? `, ${formatDuration(leftS)} left` : ''}`;
+    }
+    return `[${fileIndex + 1}/${this.totalFiles}] ${name}${done}  ${records.toLocaleString('en-US')} records  ${rate.toLocaleString('en-US')}/s`;
   }
 
   done(): void {
@@ -68,7 +96,29 @@ export class Progress {
   }
 }
 
+/** 75 -> "1:15", 3725 -> "1:02:05". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
 export function formatCounts(counts: Record<string, number>): string {
   const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
   return entries.length === 0 ? 'none' : entries.map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', ');
+}
+
+/**
+ * The defaults, or the config file merged over them. The file's loader (YAML
+ * and every section's rules, ~60 ms to import) is read only when there is a
+ * file: scoring a small log starts that much sooner.
+ */
+export async function configOf(file: string | undefined): Promise<RareconConfig> {
+  if (file === undefined) return mergeDefaults(DEFAULT_CONFIG, undefined);
+  const { loadConfig, formatProblems } = await import('./config-file.js');
+  const r = loadConfig(file);
+  if (!r.ok) throw new UsageError(`bad config:\n${formatProblems(r)}`);
+  return r.config;
 }

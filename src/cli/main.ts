@@ -39,11 +39,10 @@ function withUsage(usage: string, run: Handler): Handler {
   };
 }
 
-// V8 takes its heap settings only at start-up, so `rarecon score` runs itself
-// once more with SCORE_NODE_FLAGS unless the user chose a young generation size.
-function scoreInSmallYoungGeneration(argv: string[], flags: readonly string[]): Promise<number> | null {
-  const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
-  if (chosen || process.argv[1] === undefined) return null;
+// V8 takes its heap settings only at start-up: `rarecon score` runs itself once
+// more with them when its inputs are large enough for them to pay (score.ts says when).
+function scoreAgainWith(argv: string[], flags: readonly string[]): Promise<number> {
+  if (process.argv[1] === undefined) return Promise.reject(new Error('cannot find the rarecon script to run again'));
   const child = spawn(process.execPath, [...process.execArgv, ...flags, process.argv[1], 'score', ...argv], { stdio: 'inherit' });
   // Whoever stops rarecon stops the scoring.
   const forward = (sig: NodeJS.Signals): void => void child.kill(sig);
@@ -57,9 +56,9 @@ function scoreInSmallYoungGeneration(argv: string[], flags: readonly string[]): 
 const commands: Record<string, () => Promise<Handler>> = {
   score: async () => {
     const m = await import('./score.js');
-    const again = (argv: string[]): Promise<number> | null =>
-      argv.includes('--help') || argv.includes('-h') ? null : scoreInSmallYoungGeneration(argv, m.SCORE_NODE_FLAGS);
-    return withUsage(m.SCORE_USAGE, (argv) => again(argv) ?? m.scoreCommand(argv, process.stdout, process.stderr));
+    return withUsage(m.SCORE_USAGE, (argv) =>
+      m.scoreCommand(argv, process.stdout, process.stderr, { rerunWith: (flags) => scoreAgainWith(argv, flags) }),
+    );
   },
   baseline: async () => {
     const m = await import('./baseline-build.js');

@@ -5,8 +5,6 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { openBaseline } from '../baseline/store.js';
-import { loadConfig, formatProblems } from './config-file.js';
-import type { RareconConfig } from '../config/defaults.js';
 import { Scorer, type ScoreCounters, type ScoreOutcome, type HostLearning } from '../detect/scorer.js';
 import { StateStore } from '../detect/state-store.js';
 import { ConnectionNames } from '../enrich/connection-names.js';
@@ -15,10 +13,18 @@ import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode, SourceRecord } from '../model/records.js';
 import type { ScannedLines } from '../model/scanned.js';
-import { isScannedLine, readLogFiles, type ScannedLine } from '../sources/replay/log-reader.js';
+import {
+  FORMATS_READ,
+  isScannedLine,
+  isUnrecognised,
+  readLogFiles,
+  UNRECOGNISED_LINES_TO_GIVE_UP,
+  type FileStats,
+  type ScannedLine,
+} from '../sources/replay/log-reader.js';
 import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
-import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
+import { checkInputs, configOf, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
 export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]
                      [--config FILE] [--state DIR] [--strict] [--summary-json FILE]
@@ -27,14 +33,31 @@ Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a l
 --js-reader parses every line in JavaScript, without the native line scanner.`;
 
 /**
- * Node flags `rarecon score` runs with. Measured on 1M events against a 10M-combo
- * baseline (30,071 alerts held): a 4 MiB young generation (scanned lines leave
- * little young garbage; 16 MiB cost ~25 MiB more), and an old generation
- * collected once it has grown by half (V8 lets it grow up to 4x between
- * collections), which keeps peak memory ~6 MiB lower and --js-reader runs from
- * reaching 222 MiB, for 3-5% of speed.
+ * Node flags `rarecon score` runs with on large inputs. Measured on 1M events
+ * against a 10M-combo baseline (30,071 alerts held): a 4 MiB young generation
+ * (scanned lines leave little young garbage; 16 MiB cost ~25 MiB more), and an
+ * old generation collected once it has grown by half (V8 lets it grow up to 4x
+ * between collections), which keeps peak memory ~6 MiB lower and --js-reader
+ * runs from reaching 222 MiB, for 3-5% of speed.
  */
 export const SCORE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
+
+/**
+ * V8 takes its heap settings only at start-up, so they cost a second process
+ * start (half the time of scoring a small file). They pay only on inputs that
+ * can grow the heap: from this size on disk.
+ */
+export const SCORE_NODE_FLAGS_MIN_BYTES = 64 * 1024 * 1024;
+
+/** Whether the user chose the young generation's size (then rarecon does not). */
+export function heapFlagsChosen(): boolean {
+  return [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
+}
+
+export interface ScoreCommandOptions {
+  /** Runs the same command again with these node flags and gives its exit status (the `rarecon` command's main). */
+  rerunWith?: (flags: readonly string[]) => Promise<number>;
+}
 
 /**
  * A connection the native scanner read, through the enrich and detect stages:
@@ -56,7 +79,18 @@ export function scoreRecord(scorer: Scorer, names: ConnectionNames, rec: SourceR
 
 export interface ScoreSummary {
   files: number;
+  /** Lines read over all files: each is a record, joined into records, skipped, blank or an error. */
+  lines: number;
   records: number;
+  /** Sysmon events folded into the records of their process, by event. */
+  joinedByReason: Record<string, number>;
+  /** Lines that make no record, by channel or event id. */
+  skippedByReason: Record<string, number>;
+  blankLines: number;
+  /** What became of each input's lines. */
+  inputs: FileStats[];
+  /** Said after the counts: empty inputs, and what would let learning hosts be scored. */
+  notes: string[];
   counters: ScoreCounters;
   errorsByCode: Partial<Record<RecordErrorCode, number>>;
   errorsTotal: number;
@@ -73,7 +107,12 @@ export interface ScoreSummary {
   peakRssBytes: number;
 }
 
-export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.WriteStream | Writable): Promise<number> {
+export async function scoreCommand(
+  argv: string[],
+  out: Writable,
+  err: NodeJS.WriteStream | Writable,
+  cmd: ScoreCommandOptions = {},
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -100,9 +139,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   const maxErrorLines = Number(values['max-error-lines']);
   if (!Number.isInteger(maxErrorLines) || maxErrorLines < 0) throw new UsageError('--max-error-lines takes a whole number');
 
-  const cfgResult = loadConfig(values.config ?? null);
-  if (!cfgResult.ok) throw new UsageError(`bad config:\n${formatProblems(cfgResult)}`);
-  const config: RareconConfig = cfgResult.config;
+  const config = await configOf(values.config);
   if (values['activation-days'] !== undefined) {
     const days = Number(values['activation-days']);
     if (!Number.isFinite(days) || days < 0)
@@ -110,6 +147,9 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
     config.detect.activationDays = days;
   }
   const totalBytes = checkInputs(positionals);
+  if (cmd.rerunWith !== undefined && totalBytes !== null && totalBytes >= SCORE_NODE_FLAGS_MIN_BYTES && !heapFlagsChosen()) {
+    return cmd.rerunWith(SCORE_NODE_FLAGS);
+  }
 
   let opened: ReturnType<typeof openBaseline>;
   try {
@@ -149,6 +189,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   let records = 0;
   let scannedRecords = 0;
   const progress = new Progress(err, positionals.length, totalBytes);
+  const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(config.detect) });
   const loaded = values['js-reader'] ? null : loadLineScanner();
   const scanner = loaded?.ok === true ? loaded.scanner : null;
   const reader =
@@ -158,13 +199,14 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
         ? 'native line scanner'
         : `JavaScript (native line scanner not loaded: ${loaded.reason})`;
 
+  let hostsLearning: HostLearning[] = [];
+  /** Learning hosts the baseline's history knows (asked before it is closed). */
+  const inHistory = new Set<string>();
   try {
     // Each reader batch (up to 256 records) is scored in one baseline read
     // transaction, which ends before the alerts it raised are written out.
     const ready: Alert[] = [];
-    for await (const { items, scanned, file } of readLogFiles(positionals, { sysmon: sysmonOptionsOf(config.detect) }).scanBatches(
-      scanner,
-    )) {
+    for await (const { items, scanned, file } of logs.scanBatches(scanner)) {
       baseline.beginBatch();
       try {
         for (let i = 0; i < items.length; i++) {
@@ -185,7 +227,7 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
           if (outcome.kind === 'health') ready.push(outcome.alert);
           if ((records & 0x3ff) === 0) {
             for (const a of scorer.takeClosed()) ready.push(a);
-            progress.update(file, records);
+            progress.update(file, records, logs.bytesRead);
           }
         }
       } finally {
@@ -198,6 +240,8 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
     const rest = scorer.finish();
     alertsTotal += rest.length;
     await emit(rest);
+    hostsLearning = scorer.learningHosts();
+    for (const h of hostsLearning) if (baseline.hostFirstDayMs(h.hostKey) !== undefined) inHistory.add(h.hostKey);
   } finally {
     progress.done();
     state.close();
@@ -205,14 +249,22 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   }
 
   if (errorsTotal > maxErrorLines) err.write(`... ${errorsTotal - maxErrorLines} more errors not shown\n`);
+  const read = logs.stats().files;
+  const history = { recorded: (baseline.meta().hostHistoryCount ?? 0) > 0, has: (k: string) => inHistory.has(k) };
   const summary: ScoreSummary = {
     files: positionals.length,
+    lines: sum(read.map((f) => f.lines)),
     records,
+    joinedByReason: mergeCounts(read.map((f) => f.joined)),
+    skippedByReason: mergeCounts(read.map((f) => f.skipped)),
+    blankLines: sum(read.map((f) => f.blankLines)),
+    inputs: read,
+    notes: [...inputNotes(read), ...learningNotes(hostsLearning, history, config.detect.activationDays, values)],
     counters: scorer.counters,
     errorsByCode,
     errorsTotal,
     alertsTotal,
-    hostsLearning: scorer.learningHosts(),
+    hostsLearning,
     elapsedMs: Date.now() - startMs,
     cpuMs: cpuMsSince(startCpu),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -221,7 +273,72 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
   };
   err.write(formatSummary(summary));
   if (values['summary-json'] !== undefined) writeFileSync(values['summary-json'], JSON.stringify(summary, null, 2) + '\n');
+  const unrecognised = read.filter(isUnrecognised);
+  if (unrecognised.length > 0) throw new UsageError(unrecognisedMessage(unrecognised));
   return values.strict && errorsTotal > 0 ? 2 : 0;
+}
+
+function sum(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+function mergeCounts(all: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of all) for (const [k, v] of Object.entries(m)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/** An input with no line at all (or blank lines only) is scored as such, with a note. */
+function inputNotes(files: readonly FileStats[]): string[] {
+  return files
+    .filter((f) => f.format === null && f.lines === f.blankLines && (f.errors['read-failed'] ?? 0) === 0)
+    .map((f) => `${f.file} is empty${f.lines > 0 ? ` (${f.lines} blank line${f.lines === 1 ? '' : 's'})` : ''}: nothing in it to score`);
+}
+
+/** Exit 1: the inputs of which no line is a record of either format, what their lines were, and the formats read. */
+export function unrecognisedMessage(files: readonly FileStats[]): string {
+  const lines = files.map((f) => {
+    const errors = formatCounts(f.errors as Record<string, number>);
+    const cut = f.abandoned === true ? `; not read past its first ${n(f.lines)} lines` : '';
+    return `  ${f.file}: ${n(f.lines)} line${f.lines === 1 ? '' : 's'} (${errors})${cut}`;
+  });
+  return `no line of ${files.length === 1 ? 'this input' : 'these inputs'} is a record rarecon reads:\n${lines.join('\n')}\nrarecon reads ${FORMATS_READ}; a file none of whose first ${n(UNRECOGNISED_LINES_TO_GIVE_UP)} lines is one is not read further`;
+}
+
+/** What would let learning hosts be scored: the flag, setting or file, as it applies to this run. */
+function learningNotes(
+  learning: readonly HostLearning[],
+  history: { recorded: boolean; has: (hostKey: string) => boolean },
+  activationDays: number,
+  values: { config?: string | undefined; state?: string | undefined; 'activation-days'?: string | undefined },
+): string[] {
+  if (learning.length === 0) return [];
+  const ways: string[] = [];
+  const unknown = learning.filter((h) => !history.has(h.hostKey)).length;
+  if (!history.recorded) {
+    ways.push(
+      "a baseline built with `rarecon baseline build --unit host` from the fleet's earlier logs (it records each host's first day, which counts as its enrolment; this one records none)",
+    );
+  } else if (unknown > 0) {
+    ways.push(
+      `a baseline built from logs that hold ${unknown === learning.length ? 'these hosts' : `the ${n(unknown)} of them its history does not know`} under the same host ids (its history records each host's first day)`,
+    );
+  } else {
+    ways.push(`a baseline built from older logs (its history of these hosts starts less than ${activationDays} days before)`);
+  }
+  if (values.state === undefined) ways.push('--state DIR, to keep enrolment across runs');
+  const source =
+    values['activation-days'] !== undefined
+      ? 'from the command line'
+      : values.config !== undefined
+        ? `detect.activationDays in ${values.config}`
+        : 'the default';
+  ways.push(`--activation-days N (now ${activationDays}, ${source})`);
+  return [`hosts still learning are scored once enrolled ${activationDays} days; to score them now: ${ways.join('; or ')}`];
+}
+
+function n(x: number): string {
+  return x.toLocaleString('en-US');
 }
 
 function cpuMsSince(start: NodeJS.CpuUsage): number {
@@ -231,10 +348,15 @@ function cpuMsSince(start: NodeJS.CpuUsage): number {
 
 export function formatSummary(s: ScoreSummary): string {
   const c = s.counters;
-  const n = (x: number): string => x.toLocaleString('en-US');
+  const plural = (x: number, one: string, many: string = one + 's'): string => `${n(x)} ${x === 1 ? one : many}`;
   const lines = [
-    `rarecon score: ${n(s.records)} records read from ${s.files} file${s.files === 1 ? '' : 's'} in ${(s.elapsedMs / 1000).toFixed(1)} s ` +
-      `(${n(c.connectionsTotal)} connections, ${n(c.dnsAnswersTotal)} DNS answers, ${n(c.processRunsTotal)} process runs)`,
+    `rarecon score: ${plural(s.lines, 'line')} read from ${plural(s.files, 'file')} in ${(s.elapsedMs / 1000).toFixed(1)} s: ` +
+      `${plural(s.records, 'record')} (${plural(c.connectionsTotal, 'connection')}, ${plural(c.dnsAnswersTotal, 'DNS answer')}, ${plural(c.processRunsTotal, 'process run')}), ` +
+      `${n(sum(Object.values(s.joinedByReason)))} joined into them, ${n(sum(Object.values(s.skippedByReason)))} skipped, ${n(s.blankLines)} blank, ${plural(s.errorsTotal, 'error')}`,
+  ];
+  if (Object.keys(s.joinedByReason).length > 0) lines.push(`  joined into records: ${formatCounts(s.joinedByReason)}`);
+  if (Object.keys(s.skippedByReason).length > 0) lines.push(`  skipped: ${formatCounts(s.skippedByReason)}`);
+  lines.push(
     `  eligible: ${n(c.eligibleTotal)} (common combination ${n(c.commonCombosTotal)}, excluded: ${formatCounts(c.excludedByKind)})`,
     `  not eligible: ${formatCounts(c.ineligibleByReason)}`,
     `  learning: ${formatCounts(c.learningByReason)}`,
@@ -243,12 +365,13 @@ export function formatSummary(s: ScoreSummary): string {
     `  errors: ${n(s.errorsTotal)} (${formatCounts(s.errorsByCode as Record<string, number>)})`,
     `  reader: ${s.reader}` + (s.scannedRecords > 0 ? `, which read ${n(s.scannedRecords)} of the records` : ''),
     `  resources: ${(s.cpuMs / 1000).toFixed(1)} CPU s, peak resident memory ${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
-  ];
+  );
   if (s.hostsLearning.length > 0) {
     const shown = s.hostsLearning.slice(0, 10).map((h) => `${h.hostKey} ${h.daysLeft} day${h.daysLeft === 1 ? '' : 's'} left`);
     lines.push(
       `  hosts still learning: ${shown.join(', ')}${s.hostsLearning.length > 10 ? `, and ${s.hostsLearning.length - 10} more` : ''}`,
     );
   }
+  for (const note of s.notes) lines.push(`  note: ${note}`);
   return lines.join('\n') + '\n';
 }

@@ -111,11 +111,25 @@ export class Scorer {
       },
       opts.nowMs,
     );
-    for (const [key, enrolledAtMs] of opts.state.enrolments()) this.enrolled.set(key, { key, enrolledAtMs, windows: this.dedup.host(key) });
     this.baseline = opts.baseline;
+    for (const [key, enrolledAtMs] of opts.state.enrolments()) {
+      const st: HostState = { key, enrolledAtMs, windows: this.dedup.host(key) };
+      this.enrolled.set(key, st);
+      this.fromHistory(st);
+    }
   }
 
-  /** Swap in a newer baseline (sync); open alerts and enrolment stay. */
+  /**
+   * A host's enrolment is the earliest of the baseline's own history, the
+   * state and the inputs (DETECTION.md section 2.4): the first of these is
+   * asked once, when the host is first met.
+   */
+  private fromHistory(st: HostState): void {
+    const firstDayMs = this.baseline.hostFirstDayMs?.(st.key);
+    if (firstDayMs !== undefined) this.enrolState(st, firstDayMs);
+  }
+
+  /** Swap in a newer baseline (sync); open alerts and enrolment stay (a server's baseline has no host history to add). */
   setBaseline(b: BaselineReader): void {
     this.baseline = b;
   }
@@ -127,7 +141,10 @@ export class Scorer {
 
   private stateOfKey(key: string): HostState {
     let st = this.enrolled.get(key);
-    if (st === undefined) this.enrolled.set(key, (st = { key, enrolledAtMs: Number.POSITIVE_INFINITY, windows: this.dedup.host(key) }));
+    if (st === undefined) {
+      this.enrolled.set(key, (st = { key, enrolledAtMs: Number.POSITIVE_INFINITY, windows: this.dedup.host(key) }));
+      this.fromHistory(st);
+    }
     return st;
   }
 

@@ -17,6 +17,8 @@ export class SightingExtractor {
   /** For a connection named under another root-domain policy than `policy` (the baseline's, in the daemon). */
   private readonly resolve: RootDomainResolver;
   private readonly reverseDnsNames: boolean;
+  /** Connections named only by a reverse-DNS (PTR) name, which taught no combination. */
+  reverseDnsSkippedTotal = 0;
 
   constructor(
     private readonly unit: ObserverUnit,
@@ -50,7 +52,10 @@ export class SightingExtractor {
         const own = rec.remote.hostname;
         if (own === '' || own === '-') return [run];
         // The detector's rule (DETECTION.md section 2.2): a PTR name teaches the baseline nothing unless it is scored.
-        if (rec.remote.reverseDns === true && !this.reverseDnsNames) return [run];
+        if (rec.remote.reverseDns === true && !this.reverseDnsNames) {
+          this.reverseDnsSkippedTotal++;
+          return [run];
+        }
         const name = rec.name;
         if (name === undefined)
           throw new Error('a connection reached the sightings rules without a name (the enrich stage names connections first)');

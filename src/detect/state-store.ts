@@ -160,7 +160,8 @@ export class StateStore {
     }
     for (const r of rows) this.pendingRows.set(r.dedupKey, r);
     for (const v of valves) this.pendingValves.set(v.hostKey, v);
-    for (const [hostKey, beforeMs] of prunes ?? []) this.pendingPrunes.set(hostKey, Math.max(beforeMs, this.pendingPrunes.get(hostKey) ?? beforeMs));
+    for (const [hostKey, beforeMs] of prunes ?? [])
+      this.pendingPrunes.set(hostKey, Math.max(beforeMs, this.pendingPrunes.get(hostKey) ?? beforeMs));
     this.scheduleCommit();
   }
 

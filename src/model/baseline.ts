@@ -43,6 +43,12 @@ export interface BaselineMeta {
   observerMinUploadDays?: number;
   /** The server's schedule promises a newer baseline by then; an endpoint that has none later says so. Absent: no promise. */
   nextBuildByMs?: number;
+  /**
+   * Hosts whose first day the file records (table host_history): a baseline
+   * built locally with `--unit host` does, for offline enrolment
+   * (DETECTION.md section 2.4); a server's carries no host identities (absent or 0).
+   */
+  hostHistoryCount?: number;
 }
 
 /** Read path. Synchronous: better-sqlite3 is synchronous. */
@@ -52,6 +58,11 @@ export interface BaselineReader {
   /** Observers of the combo; 0 = never seen (or left out as single-observer). */
   combo(sha256: string, rootDomain: string, port: number): number;
   meta(): BaselineMeta;
+  /**
+   * The first day (its start, epoch ms) the baseline's own history saw the
+   * host `org/id`; undefined when it holds no host history or not this host.
+   */
+  hostFirstDayMs?(hostKey: string): number | undefined;
   /**
    * The same answers for a caller that keeps each one itself (the detector's
    * per-id caches): without the reader's cache of recent answers, which would

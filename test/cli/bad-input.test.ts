@@ -110,7 +110,10 @@ describe('bad lines are reported with file, line, code and message, and the rest
       finding_info: { title: VERY_RARE },
       evidences: [{ dst_endpoint: { hostname: 'c2.example.com' } }],
     });
-    expect(r.stderr).toContain('rarecon score: 1 records read from 1 file');
+    expect(r.stderr).toContain('rarecon score: 3 lines read from 1 file in ');
+    expect(r.stderr).toMatch(
+      / s: 1 record \(1 connection, 0 DNS answers, 0 process runs\), 0 joined into them, 0 skipped, 0 blank, 2 errors\n/,
+    );
     expect(r.stderr).toContain('  errors: 2 (invalid-json 2)\n');
     expect(r.code).toBe(0);
   });
@@ -213,17 +216,74 @@ describe('bad lines are reported with file, line, code and message, and the rest
 });
 
 describe('empty and unusable inputs', () => {
-  it('an empty file: no error, zero records, exit 0 (also under --strict)', async () => {
+  it('an empty file: scored, no error, zero records, a note, exit 0 (also under --strict)', async () => {
     const f = file('empty.ndjson', '');
+    const blank = file('blank.ndjson', '\n  \n');
     for (const extra of [[], ['--strict']]) {
       const r = await score([f], ...extra);
       expect(r.stdout).toBe('');
       expect(r.stderr).toMatch(
-        /^rarecon score: 0 records read from 1 file in \d+\.\d s \(0 connections, 0 DNS answers, 0 process runs\)\n/,
+        /^rarecon score: 0 lines read from 1 file in \d+\.\d s: 0 records \(0 connections, 0 DNS answers, 0 process runs\), 0 joined into them, 0 skipped, 0 blank, 0 errors\n/,
       );
       expect(r.stderr).toContain('  errors: 0 (none)\n');
+      expect(r.stderr).toContain(`  note: ${f} is empty: nothing in it to score\n`);
       expect(r.code).toBe(0);
     }
+    const r = await score([blank, f]);
+    expect(r.stderr).toContain(
+      `  note: ${blank} is empty (2 blank lines): nothing in it to score\n  note: ${f} is empty: nothing in it to score\n`,
+    );
+    expect(r.code).toBe(0);
+  });
+
+  describe('an input of which no line is rarecon NDJSON or Sysmon JSON: exit 1 naming the formats read', () => {
+    const formats =
+      'rarecon reads rarecon NDJSON (one JSON record a line, "type" connection, dns or process) and Sysmon JSON (one event a line as NXLog or Winlogbeat export it), plain or gzipped';
+    const cases: Array<[string, () => string, string]> = [
+      ['a CSV file', () => file('events.csv', 'time,host,ip,port\n2026-10-01T10:00:00Z,h1,203.0.113.10,443\n'), '2 lines (invalid-json 2)'],
+      [
+        'a pretty-printed JSON document',
+        () => file('doc.json', JSON.stringify({ type: 'connection', time: '2026-10-01T10:00:00Z', host: { id: 'h1' } }, null, 2) + '\n'),
+        '7 lines (invalid-json 7)',
+      ],
+      [
+        'random bytes',
+        () =>
+          file(
+            'random.bin',
+            bytes(4096, 9, (x) => x),
+          ),
+        'lines (binary-data',
+      ],
+      ['JSON objects of neither format', () => file('other.ndjson', '{"a":1}\n{"b":2}\n'), '2 lines (unknown-format 2)'],
+      ['the baseline .db itself', () => baseline, 'lines ('],
+    ];
+    for (const [what, make, detail] of cases) {
+      it(what, async () => {
+        const f = make();
+        const good = file(`good-beside-${what.length}.ndjson`, `${alerting(8443)}\n`);
+        const r = await score([good, f]);
+        expect(r.code, r.stderr).toBe(1);
+        // The other input is still scored and its alert printed; the summary comes before the message.
+        expect(alertPorts(r)).toEqual([[8443, 1]]);
+        expect(r.stderr).toContain(`\nrarecon: no line of this input is a record rarecon reads:\n  ${f}: `);
+        expect(r.stderr).toContain(detail);
+        expect(r.stderr).toContain(formats);
+        expect(r.stderr).not.toContain('internal error');
+      });
+    }
+
+    it('stops reading such a file after its first 1,000 lines', async () => {
+      const f = file('big.csv', 'a,b,c\n'.repeat(50_000));
+      const r = await score([f]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(`  ${f.replace(/[.]/g, '\\.')}: [\\d,]+ lines \\(invalid-json [\\d,]+\\); not read past its first [\\d,]+ lines\\n`),
+      );
+      const lines = Number(/: ([\d,]+) lines \(invalid-json/.exec(r.stderr)?.[1]?.replace(/,/g, ''));
+      expect(lines).toBeGreaterThanOrEqual(1000);
+      expect(lines).toBeLessThan(50_000);
+    });
   });
 
   it('a missing input file: exit 1 naming it, and nothing of the other inputs is scored', async () => {
@@ -273,7 +333,10 @@ describe('empty and unusable inputs', () => {
     expect(errorLines(r)).toEqual([
       `${f}:${complete + 1}: read-failed: gzip data truncated or corrupt after line ${complete}: unexpected end of file (Z_BUF_ERROR)`,
     ]);
-    expect(r.stderr).toContain(`rarecon score: ${complete.toLocaleString('en-US')} records read from 1 file`);
+    const n = complete.toLocaleString('en-US');
+    expect(r.stderr).toMatch(
+      new RegExp(`^rarecon score: ${n} lines read from 1 file in \\d+\\.\\d s: ${n} records \\(${n} connections,`, 'm'),
+    );
     expect(r.stderr).toContain('  errors: 1 (read-failed 1)\n');
     // Every record before the cut counted: one alert (same combination), seen that many times.
     expect(alertPorts(r)).toEqual([[8443, complete]]);
@@ -481,7 +544,7 @@ describe('rarecon baseline build with nothing to learn', () => {
     );
     const empty = file('empty-history.ndjson', '');
     const badOnly = file('bad-history.ndjson', '{"type":\n');
-    for (const input of [dnsOnly, empty, badOnly]) {
+    for (const input of [dnsOnly, empty]) {
       const r = await rarecon(['baseline', 'build', '--unit', 'host', '--out', out, input]);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(
@@ -489,6 +552,12 @@ describe('rarecon baseline build with nothing to learn', () => {
       );
       expect(existsSync(out)).toBe(false);
     }
+    // A file of which no line is a record is named, as in score.
+    const r = await rarecon(['baseline', 'build', '--unit', 'host', '--out', out, badOnly]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`rarecon: no line of this input is a record rarecon reads:\n  ${badOnly}: 1 lines (invalid-json 1)\n`);
+    expect(r.stderr).toContain('no baseline written\n');
+    expect(existsSync(out)).toBe(false);
   });
 
   it('bad lines are reported as in score, the first 50 shown', async () => {
@@ -501,7 +570,9 @@ describe('rarecon baseline build with nothing to learn', () => {
     expect(errorLines(r)).toHaveLength(50);
     expect(errorLines(r)[0]).toBe(`${f}:1: invalid-json: not JSON: ${jsonReason(lines[0]!)}`);
     expect(r.stderr).toContain('... 5 more errors not shown\n');
-    expect(r.stderr).toContain(`rarecon baseline build: 1 records, 1 sightings -> ${out}\n`);
+    expect(r.stderr).toContain(
+      `rarecon baseline build: 56 lines read from 1 file (1 records, 0 joined into them, 0 skipped, 0 blank, 55 errors); 1 records, 1 sightings -> ${out}\n`,
+    );
     expect(r.stderr).toContain('errors: invalid-json 55\n');
   });
 });

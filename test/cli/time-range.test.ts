@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- parsed JSON summaries */
 // A time that names no instant of the years 1970-9999 (DETECTION.md section 6)
 // is a `bad-value` line, named with its file and line, in every reader: the
 // JavaScript NDJSON reader, the native line scanner, the Sysmon reader and

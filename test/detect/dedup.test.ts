@@ -61,7 +61,10 @@ describe('dedup (DETECTION.md section 6)', () => {
     expect(s.handle(at(T, { hostname: 'rare.com', process: injected }))).toMatchObject({ kind: 'new', alert: { severity: 'High' } });
     expect(s.handle(at(T + 1000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'new', alert: { severity: 'Low', count: 1 } });
     expect(s.handle(at(T + 2000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'repeat', alert: { severity: 'Low', count: 2 } });
-    expect(s.handle(at(T + 3000, { hostname: 'rare.com', process: injected }))).toMatchObject({ kind: 'repeat', alert: { severity: 'High', count: 2 } });
+    expect(s.handle(at(T + 3000, { hostname: 'rare.com', process: injected }))).toMatchObject({
+      kind: 'repeat',
+      alert: { severity: 'High', count: 2 },
+    });
     // another port is another combo: its own alert
     expect(s.handle(at(T + 4000, { hostname: 'rare.com', port: 8443 }))).toMatchObject({ kind: 'new', alert: { severity: 'Medium' } });
     expect(s.finish().map((a) => [a.severity, a.count])).toEqual([

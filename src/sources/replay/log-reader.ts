@@ -29,6 +29,17 @@ export type LogFormat = 'rarecon' | 'sysmon';
 
 const FAST_MISSES_TO_GIVE_UP = 64;
 const BATCH_ITEMS = 256;
+/**
+ * A file none of whose first lines is a record of either format (a CSV, a
+ * pretty-printed JSON document, random bytes, the baseline file itself) is
+ * not read further: its lines are errors, and its name is reported.
+ */
+export const UNRECOGNISED_LINES_TO_GIVE_UP = 1_000;
+const UNRECOGNISED_BYTES_TO_GIVE_UP = 16 * 1024 * 1024;
+
+/** What `rarecon score` and `rarecon baseline build` read, for messages that name them. */
+export const FORMATS_READ =
+  'rarecon NDJSON (one JSON record a line, "type" connection, dns or process) and Sysmon JSON (one event a line as NXLog or Winlogbeat export it), plain or gzipped';
 
 export interface LogReaderOptions extends ReadLinesOptions {
   /** Options of the Sysmon join (org, reorder window, DNS TTL, bounds). */
@@ -48,6 +59,16 @@ export interface FileStats extends LineTally {
   blankLines: number;
   records: Record<SourceRecord['type'], number>;
   errors: Partial<Record<RecordErrorCode, number>>;
+  /**
+   * Set when the file was not read to its end because none of its first
+   * UNRECOGNISED_LINES_TO_GIVE_UP lines (or 16 MiB) was a record of either format.
+   */
+  abandoned?: true;
+}
+
+/** A file that held lines, none of them a record of either format (not blank only, not empty). */
+export function isUnrecognised(f: FileStats): boolean {
+  return f.format === null && f.lines > f.blankLines;
 }
 
 export interface LogReaderStats {
@@ -125,6 +146,7 @@ export class LogReader implements AsyncIterable<ReaderItem> {
   /** What the scanner's ids stand for, for its current epoch. */
   private table: IdTable | null = null;
   private tableEpoch = -1;
+  private readonly readBytes = { total: 0 };
 
   constructor(
     private readonly files: readonly string[],
@@ -132,6 +154,11 @@ export class LogReader implements AsyncIterable<ReaderItem> {
   ) {
     this.sysmon = new SysmonReader(opts.sysmon);
     for (const f of files) if (!this.perFile.has(f)) this.perFile.set(f, newFileStats(f));
+  }
+
+  /** Bytes read from disk so far over all files (before gunzip): the progress line's measure. */
+  get bytesRead(): number {
+    return this.readBytes.total;
   }
 
   stats(): LogReaderStats {
@@ -196,7 +223,17 @@ export class LogReader implements AsyncIterable<ReaderItem> {
     this.perFile.set(file, st);
     const f: FileRead = { file, st, fastMisses: 0 };
     const maxLineBytes = this.opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-    for await (const lines of readLineBatches(file, scanner === null ? this.opts : { ...this.opts, regions: true })) {
+    const fileStartBytes = this.readBytes.total;
+    const readOpts: ReadLinesOptions = { ...this.opts, readBytes: this.readBytes, ...(scanner === null ? {} : { regions: true }) };
+    for await (const lines of readLineBatches(file, readOpts)) {
+      if (
+        st.format === null &&
+        (st.lines - st.blankLines >= UNRECOGNISED_LINES_TO_GIVE_UP ||
+          this.readBytes.total - fileStartBytes >= UNRECOGNISED_BYTES_TO_GIVE_UP)
+      ) {
+        st.abandoned = true;
+        return;
+      }
       let out: ScanItem[] = [];
       for (let n = 0; n < lines.length; n++) {
         // Small batches die young: a whole 1 MiB chunk of records outlived scavenges and cost GC time.

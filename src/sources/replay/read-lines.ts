@@ -22,6 +22,8 @@ export interface ReadLinesOptions {
    * the native line scanner to split and read (see log-reader.ts).
    */
   regions?: boolean;
+  /** Bytes read from disk (before gunzip) are added here as they are read: the progress line's measure. */
+  readBytes?: { total: number };
 }
 
 export interface TextLine {
@@ -268,19 +270,28 @@ function decodeLine(file: string, line: number, buf: Buffer, start: number, end:
  * name does not matter: rotated logs are often gzipped without `.gz`). Peeks
  * at the stream instead of seeking, so a pipe such as `<(zcat x)` works too.
  */
-async function* fileBytes(file: string, state: { gzip: boolean }): AsyncGenerator<Buffer, void, undefined> {
+async function* fileBytes(
+  file: string,
+  state: { gzip: boolean },
+  counter: { total: number } | undefined,
+): AsyncGenerator<Buffer, void, undefined> {
   const raw = createReadStream(file, { highWaterMark: CHUNK_BYTES });
-  const it = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const next = async (): Promise<IteratorResult<Buffer>> => {
+    const r = await chunks.next();
+    if (counter !== undefined && r.done !== true) counter.total += r.value.length;
+    return r;
+  };
   try {
     let head: Buffer = Buffer.alloc(0);
     while (head.length < 2) {
-      const r = await it.next();
+      const r = await next();
       if (r.done === true) break;
       head = head.length === 0 ? r.value : Buffer.concat([head, r.value]);
     }
     const rest = async function* (): AsyncGenerator<Buffer, void, undefined> {
       if (head.length > 0) yield head;
-      for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
+      for (let r = await next(); r.done !== true; r = await next()) yield r.value;
     };
     if (head.length < 2 || head[0] !== 0x1f || head[1] !== 0x8b) {
       yield* rest();
@@ -304,7 +315,7 @@ export async function* readLineBatches(file: string, opts: ReadLinesOptions = {}
   const splitter = new LineSplitter(file, opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, opts.regions === true);
   const state = { gzip: false };
   try {
-    for await (const chunk of fileBytes(file, state)) {
+    for await (const chunk of fileBytes(file, state, opts.readBytes)) {
       const out: LineItem[] = [];
       splitter.push(chunk, out);
       if (out.length > 0) yield out;
