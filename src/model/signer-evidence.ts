@@ -17,7 +17,14 @@ export function signerEvidence(s: Signer): SignerEvidence {
   const m = PACKAGE_SUBJECT.exec(subject);
   if (m !== null) {
     const note = (m[4] ?? '').replace(/^[;\s]+/, '').trim();
-    return { kind: 'package', status: s.status, vendor: m[1] ?? '', name: m[2] ?? '', version: m[3] ?? null, note: note === '' ? null : note };
+    return {
+      kind: 'package',
+      status: s.status,
+      vendor: m[1] ?? '',
+      name: m[2] ?? '',
+      version: m[3] ?? null,
+      note: note === '' ? null : note,
+    };
   }
   if ((s.status === 'valid' || s.status === 'invalid') && subject !== '') return { kind: 'signature', status: s.status, subject };
   return { kind: 'none', status: s.status };

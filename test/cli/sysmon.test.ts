@@ -228,8 +228,7 @@ describe('the injected-thread variation on a real Sysmon case (empire, smartscre
       process: { executable: 'C:\\Windows\\System32\\smartscreen.exe' },
       destination: { ip: '70.37.74.6', port: 443, registered_domain: 'microsoft.com' },
     });
-    const threat = ecs[0]!.threat as Array<{ technique: Array<{ id: string }> }>;
-    expect(threat.flatMap((t) => t.technique.map((x) => x.id))).toEqual(['T1071', 'T1055']);
+    expect(ecs[0]!.threat.technique.id).toEqual(['T1071', 'T1055']);
   });
 
   it('without --activation-days 0 the host is still learning and nothing alerts', async () => {

@@ -86,7 +86,8 @@ export function validateOcsf(schema: CompiledSchema, event: unknown, opts: { war
     return result;
   }
   const meta = event.metadata;
-  const declared = isPlainObject(meta) && Array.isArray(meta.profiles) ? meta.profiles.filter((p): p is string => typeof p === 'string') : [];
+  const declared =
+    isPlainObject(meta) && Array.isArray(meta.profiles) ? meta.profiles.filter((p): p is string => typeof p === 'string') : [];
   declared.forEach((p, i) => {
     if (!schema.profiles.includes(p)) error('profile_unknown', `metadata.profiles[${i}]`, `unknown profile "${p}"`);
   });
@@ -103,7 +104,8 @@ export function validateOcsf(schema: CompiledSchema, event: unknown, opts: { war
       return;
     }
     const base = t.type ?? typeName;
-    const wrong = (): void => error('attribute_wrong_type', path, `expected ${typeName}${base !== typeName ? ` (${base})` : ''}, got ${jsonType(value)}`);
+    const wrong = (): void =>
+      error('attribute_wrong_type', path, `expected ${typeName}${base !== typeName ? ` (${base})` : ''}, got ${jsonType(value)}`);
     switch (base) {
       case 'boolean_t':
         if (typeof value !== 'boolean') return wrong();
@@ -149,7 +151,11 @@ export function validateOcsf(schema: CompiledSchema, event: unknown, opts: { war
     if (a.type === 'object_t') {
       const obj = a.object_type === undefined ? undefined : schema.objects[a.object_type];
       if (obj === undefined) {
-        error('object_not_vendored', path, `object ${a.object_type ?? '?'} is not in the vendored schema: add it to test/fixtures/ocsf-1.3.0`);
+        error(
+          'object_not_vendored',
+          path,
+          `object ${a.object_type ?? '?'} is not in the vendored schema: add it to test/fixtures/ocsf-1.3.0`,
+        );
         return;
       }
       if (!isPlainObject(value)) {
@@ -172,16 +178,22 @@ export function validateOcsf(schema: CompiledSchema, event: unknown, opts: { war
       const p = a.is_array === true ? `${path}[${i}]` : path;
       const entry = e[String(v)];
       if (entry === undefined) {
-        error(a.is_array === true ? 'attribute_enum_array_value_unknown' : 'attribute_enum_value_unknown', p, `${JSON.stringify(v)} is not in the enum`);
+        error(
+          a.is_array === true ? 'attribute_enum_array_value_unknown' : 'attribute_enum_value_unknown',
+          p,
+          `${JSON.stringify(v)} is not in the enum`,
+        );
         return;
       }
-      if (entry['@deprecated'] !== undefined) warning('attribute_enum_value_deprecated', p, `enum value ${JSON.stringify(v)} is deprecated`);
+      if (entry['@deprecated'] !== undefined)
+        warning('attribute_enum_value_deprecated', p, `enum value ${JSON.stringify(v)} is deprecated`);
       const sib = a.sibling;
       if (sib === undefined || !(sib in item)) return;
       const sibValue = a.is_array === true ? (item[sib] as unknown[] | undefined)?.[i] : item[sib];
       const sibPath = a.is_array === true ? `${at(parent, sib)}[${i}]` : at(parent, sib);
       if (v === 99) {
-        if (sibValue === entry.caption) warning('attribute_enum_sibling_suspicious_other', sibPath, `"${entry.caption}" for 99: give the source's own value`);
+        if (sibValue === entry.caption)
+          warning('attribute_enum_sibling_suspicious_other', sibPath, `"${entry.caption}" for 99: give the source's own value`);
       } else if (sibValue !== entry.caption) {
         // For a single value the server warns; for arrays it is an error.
         (a.is_array === true ? error : warning)(
@@ -207,7 +219,8 @@ export function validateOcsf(schema: CompiledSchema, event: unknown, opts: { war
       }
       if (a['@deprecated'] !== undefined) warning('attribute_deprecated', path, 'attribute is deprecated');
       if (a.is_array === true) {
-        if (!Array.isArray(value)) error('attribute_wrong_type', path, `expected an array of ${a.object_type ?? a.type}, got ${jsonType(value)}`);
+        if (!Array.isArray(value))
+          error('attribute_wrong_type', path, `expected an array of ${a.object_type ?? a.type}, got ${jsonType(value)}`);
         else value.forEach((v, i) => checkValue(v, `${path}[${i}]`, a));
       } else {
         checkValue(value, path, a);
@@ -234,8 +247,16 @@ export function validateOcsf(schema: CompiledSchema, event: unknown, opts: { war
 
   checkItem(event, '', cls);
 
-  if (typeof event.activity_id === 'number' && typeof event.type_uid === 'number' && event.type_uid !== cls.uid! * 100 + event.activity_id) {
-    error('type_uid_incorrect', 'type_uid', `${event.type_uid} is not class_uid * 100 + activity_id (${cls.uid! * 100 + event.activity_id})`);
+  if (
+    typeof event.activity_id === 'number' &&
+    typeof event.type_uid === 'number' &&
+    event.type_uid !== cls.uid! * 100 + event.activity_id
+  ) {
+    error(
+      'type_uid_incorrect',
+      'type_uid',
+      `${event.type_uid} is not class_uid * 100 + activity_id (${cls.uid! * 100 + event.activity_id})`,
+    );
   }
   if (isPlainObject(meta) && typeof meta.version === 'string' && meta.version !== schema.version) {
     (meta.version < schema.version ? warning : error)('version_mismatch', 'metadata.version', `${meta.version} is not ${schema.version}`);
