@@ -23,6 +23,8 @@ export interface DaemonOptions {
   record?: boolean;
   /** How long to wait for the "watching" log line. */
   startTimeoutMs?: number;
+  /** A command the daemon runs under (a sandbox: setpriv, seccomp-exec ...), followed by node and its arguments. */
+  under?: string[];
 }
 
 export interface AlertSeen {
@@ -89,7 +91,8 @@ export class DaemonRun {
       '0',
     ];
     if (this.recordPath !== null) args.push('--record', this.recordPath);
-    this.child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, ...prefix] = [...(opts.under ?? []), process.execPath];
+    this.child = spawn(cmd as string, [...prefix, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
     this.child.stderr?.on('data', (b: Buffer) => {
       const text = b.toString('utf8');

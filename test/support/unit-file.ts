@@ -1,0 +1,54 @@
+// The shipped systemd unit read as systemd reads the parts the tests apply by hand:
+// its capability bounding set and its system call filter, expanded with
+// `systemd-analyze syscall-filter` to the names systemd would allow.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from './cli.js';
+
+export const UNIT_PATH = join(REPO, 'service', 'rarecon.service');
+
+export function unitSettings(name: string, text = readFileSync(UNIT_PATH, 'utf8')): string[] {
+  return [...text.matchAll(new RegExp(`^${name}=(.*)$`, 'gm'))].map((m) => (m[1] ?? '').trim());
+}
+
+/** The unit's CapabilityBoundingSet, e.g. ['CAP_BPF', 'CAP_PERFMON']. */
+export function unitCapabilities(): string[] {
+  return unitSettings('CapabilityBoundingSet')
+    .flatMap((l) => l.split(/\s+/))
+    .filter((c) => c !== '');
+}
+
+const groups = new Map<string, string[]>();
+
+/** The system calls of a group (@system-service), nested groups expanded. */
+export function syscallGroup(group: string): string[] {
+  const known = groups.get(group);
+  if (known !== undefined) return known;
+  const r = spawnSync('systemd-analyze', ['syscall-filter', group], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`systemd-analyze syscall-filter ${group}: ${r.stderr || r.error?.message}`);
+  const names: string[] = [];
+  for (const raw of r.stdout.split('\n').slice(1)) {
+    const l = raw.trim();
+    if (l === '' || l.startsWith('#')) continue;
+    if (l.startsWith('@')) names.push(...syscallGroup(l));
+    else names.push(l);
+  }
+  groups.set(group, names);
+  return names;
+}
+
+/** What the unit's SystemCallFilter= lines allow: the first allow list, less every ~ line, as systemd applies them. */
+export function unitSyscalls(): string[] {
+  const allowed = new Set<string>();
+  const expand = (tokens: string[]): string[] => tokens.flatMap((t) => (t.startsWith('@') ? syscallGroup(t) : [t]));
+  for (const line of unitSettings('SystemCallFilter')) {
+    const deny = line.startsWith('~');
+    const tokens = (deny ? line.slice(1) : line).split(/\s+/).filter((t) => t !== '');
+    for (const s of expand(tokens)) {
+      if (deny) allowed.delete(s);
+      else allowed.add(s);
+    }
+  }
+  return [...allowed].sort();
+}
