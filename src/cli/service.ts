@@ -6,7 +6,7 @@
 // unit's PrivateTmp hides from the service.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
 import { DEFAULT_CONFIG_PATH } from '../config/defaults.js';
@@ -15,8 +15,13 @@ import { SERVICE, SERVICE_SUBCOMMANDS } from './commands.js';
 import { commentedDefaultConfig } from './config-schema.js';
 import { UsageError } from './io.js';
 
-/** The install folder: the checkout, or /usr/lib/rarecon for the Debian package. */
-const HOME = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The install folder (the checkout, or /usr/lib/rarecon of the Debian package): the nearest folder up with a package.json. */
+function installHome(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+const HOME = installHome();
 const UNIT_TEMPLATE = join(HOME, 'service', 'rarecon.service');
 /** The schema the package installs beside the command (npm run package). */
 export const INSTALLED_SCHEMA = '/usr/share/rarecon/config.schema.json';

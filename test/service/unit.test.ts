@@ -2,10 +2,11 @@
 // verify` clean, `systemd-analyze security --offline=true` exposure 3.5 or lower,
 // and the capabilities it grants are the ones the manual lists.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { renderUnit } from '../../src/cli/service.js';
 import { REPO, rarecon } from '../support/cli.js';
 import { UNIT_PATH, unitCapabilities, unitSettings, unitSyscalls } from '../support/unit-file.js';
 
@@ -38,21 +39,39 @@ describe('the systemd unit', () => {
     }
   });
 
-  it('as `rarecon service install` writes it (ExecStart this rarecon), passes systemd-analyze verify with no message', async () => {
+  it('with ExecStart running node, passes systemd-analyze verify with no message', () => {
+    const unitPath = join(root, 'verify', 'rarecon.service');
+    mkdirSync(dirname(unitPath), { recursive: true });
+    writeFileSync(unitPath, renderUnit(process.execPath, '/usr/lib/rarecon/dist/src/cli/main.js'));
+    const v = analyze(['verify', unitPath]);
+    expect(v.out).toBe('');
+    expect(v.code).toBe(0);
+  });
+
+  it('`rarecon service install --root` writes it with ExecStart this rarecon and the commented config, or refuses a checkout under /tmp', async () => {
     const r = await rarecon(['service', 'install', '--root', root]);
+    if (/^\/(var\/)?tmp\//.test(REPO)) {
+      // PrivateTmp would hide this checkout from the service.
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `rarecon: rarecon is under ${REPO}, which the unit's PrivateTmp hides from the service: install it elsewhere (e.g. the Debian package, npm run package)\n`,
+      );
+      expect(existsSync(join(root, 'etc/systemd/system/rarecon.service'))).toBe(false);
+      return;
+    }
     expect(r.code, r.stderr).toBe(0);
     const unitPath = join(root, 'etc/systemd/system/rarecon.service');
     const unit = readFileSync(unitPath, 'utf8');
     expect(unit).toContain(`ExecStart=${process.execPath} ${join(REPO, 'dist/src/cli/main.js')} run\n`);
-    const v = analyze(['verify', unitPath]);
-    expect(v.out).toBe('');
-    expect(v.code).toBe(0);
+    expect(analyze(['verify', unitPath])).toEqual({ code: 0, out: '' });
     // The config it writes is the commented default, under the schema line, and valid.
     const cfg = readFileSync(join(root, 'etc/rarecon/config.yaml'), 'utf8');
     expect(cfg.split('\n')[0]).toBe('# yaml-language-server: $schema=/usr/share/rarecon/config.schema.json');
     expect((await rarecon(['validate', '--config', join(root, 'etc/rarecon/config.yaml')])).code).toBe(0);
     const u = await rarecon(['service', 'uninstall', '--root', root]);
     expect(u.code).toBe(0);
+    expect(existsSync(unitPath)).toBe(false);
+    expect(existsSync(join(root, 'etc/rarecon/config.yaml'))).toBe(true);
   });
 
   it('grants exactly the capabilities the manual lists, and none of CAP_SYS_ADMIN, CAP_NET_ADMIN', () => {
