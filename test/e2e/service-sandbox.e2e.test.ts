@@ -3,19 +3,19 @@
 // the unit's CapabilityBoundingSet (setpriv) and its SystemCallFilter, expanded by
 // `systemd-analyze syscall-filter`, with EPERM for the rest and no_new_privs
 // (test/support/seccomp-exec.c, libseccomp). It must still capture with eBPF,
-// read DNS answers, enrich from /proc and raise the alert.
+// read DNS answers, enrich from /proc and raise the alert. The other daemon e2e
+// tests run the same way with RARECON_E2E_UNIT_SANDBOX=1.
 // Needs root; skips with the reason otherwise.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from '../support/cli.js';
 import { alertKey, DaemonRun, VERY_RARE } from '../support/daemon.js';
 import { writeBaseline } from '../support/e2e-baseline.js';
 import { buildNative, rootReason, sha256File } from '../support/env.js';
 import { TestHost } from '../support/testhost.js';
-import { unitCapabilities, unitSyscalls } from '../support/unit-file.js';
+import { unitCapabilities, unitSandbox } from '../support/unit-file.js';
 
 const skipReason = rootReason();
 if (skipReason !== null) console.log(`service-sandbox.e2e: skipping: ${skipReason}`);
@@ -35,8 +35,6 @@ beforeAll(async () => {
   if (skipReason !== null) return;
   await buildNative();
   dir = mkdtempSync(join(tmpdir(), 'rarecon-e2e-sandbox-'));
-  const seccompExec = join(dir, 'seccomp-exec');
-  execFileSync('cc', ['-O1', '-Wall', '-o', seccompExec, join(REPO, 'test', 'support', 'seccomp-exec.c'), '-lseccomp']);
   curlSha = sha256File(CURL);
   const baselinePath = join(dir, 'baseline.db');
   writeBaseline(baselinePath, { commonSha256: [curlSha] });
@@ -48,9 +46,7 @@ beforeAll(async () => {
     ports: [PORT],
     dir,
   });
-  const caps = unitCapabilities().map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
-  const under = ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', seccompExec, unitSyscalls().join(','), '--'];
-  daemon = await DaemonRun.start({ dir, baseline: baselinePath, under, config: { source: { kind: 'ebpf' } } });
+  daemon = await DaemonRun.start({ dir, baseline: baselinePath, under: unitSandbox(), config: { source: { kind: 'ebpf' } } });
 }, 180_000);
 
 afterAll(async () => {

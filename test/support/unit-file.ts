@@ -1,8 +1,9 @@
 // The shipped systemd unit read as systemd reads the parts the tests apply by hand:
 // its capability bounding set and its system call filter, expanded with
 // `systemd-analyze syscall-filter` to the names systemd would allow.
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from './cli.js';
 
@@ -51,4 +52,20 @@ export function unitSyscalls(): string[] {
     }
   }
   return [...allowed].sort();
+}
+
+/**
+ * The command prefix that runs a program under the unit's restrictions without
+ * systemd: its capability bounding set (setpriv) and its system call filter with
+ * EPERM and no_new_privs (seccomp-exec.c, built once into the temp folder).
+ */
+export function unitSandbox(): string[] {
+  const bin = join(tmpdir(), `rarecon-seccomp-exec-${process.getuid?.() ?? 0}`);
+  if (!existsSync(bin)) {
+    mkdirSync(tmpdir(), { recursive: true });
+    execFileSync('cc', ['-O1', '-Wall', '-o', `${bin}.tmp${process.pid}`, join(REPO, 'test', 'support', 'seccomp-exec.c'), '-lseccomp']);
+    execFileSync('mv', [`${bin}.tmp${process.pid}`, bin]);
+  }
+  const caps = unitCapabilities().map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`);
+  return ['setpriv', `--bounding-set=-all,${caps.join(',')}`, '--inh-caps=-all', bin, unitSyscalls().join(','), '--'];
 }
