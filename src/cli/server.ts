@@ -7,7 +7,7 @@
 //   rarecon server allow-reenrol HOST --org NAME [--hours N]   let a host that lost its credential enrol again
 //   rarecon server pubkey                          the public key endpoints pin
 //   rarecon server build                           aggregate and publish once, then exit
-import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
 import type { ServerConfig } from '../config/defaults.js';
 import { formatProblems, loadConfig } from './config-file.js';
 import { serverPaths, serverTls, startBaselineServer } from '../server/server.js';
@@ -18,16 +18,8 @@ import { makeLogger } from '../common/logger.js';
 import { keepFilesPrivate, preparePrivateFolder } from '../common/private-files.js';
 import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
-
-export const SERVER_USAGE = `usage: rarecon server [--config FILE] [--state DIR] [--listen HOST] [--port N]
-       rarecon server enroll --org NAME [--max-hosts N] [--json]
-       rarecon server tokens [--org NAME] [--json]
-       rarecon server revoke-token ID
-       rarecon server revoke HOST [--org NAME]
-       rarecon server allow-reenrol HOST --org NAME [--hours N]
-       rarecon server pubkey
-       rarecon server build
-Runs the baseline server (the "server:" section of the config file), or one of its operator commands.`;
+import { helpText, parseCommand, usageHint, wantsHelp } from './command-spec.js';
+import { SERVER, SERVER_SUBCOMMANDS } from './commands.js';
 
 function wholeNumber(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
   if (v === undefined) return dflt;
@@ -62,25 +54,15 @@ function loadServerConfig(values: {
 }
 
 export async function serverCommand(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      state: { type: 'string' },
-      listen: { type: 'string' },
-      port: { type: 'string' },
-      org: { type: 'string' },
-      'max-hosts': { type: 'string' },
-      hours: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out.write(SERVER_USAGE + '\n');
+  // `server enroll --help` is the help of enroll; the options are parsed together.
+  const first = argv[0] as keyof typeof SERVER_SUBCOMMANDS | undefined;
+  if (first !== undefined && first in SERVER_SUBCOMMANDS && wantsHelp(argv)) {
+    out.write(helpText(SERVER_SUBCOMMANDS[first]));
     return 0;
   }
+  const parsed = parseCommand(SERVER, argv, out as Writable);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   const [sub, ...rest] = positionals;
   const cfg = loadServerConfig(values);
   // The folder holds the signing key, the tokens and every host's uploads: 0600 files in a 0700 folder.
@@ -227,7 +209,7 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
     return r.ok ? 0 : 1;
   }
 
-  if (sub !== undefined) throw new UsageError(`unknown server command "${sub}"\n${SERVER_USAGE}`);
+  if (sub !== undefined) throw new UsageError(`unknown server command "${sub}"\n${usageHint(SERVER)}`);
 
   let server;
   try {

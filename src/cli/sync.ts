@@ -3,7 +3,7 @@
 //       uploads this host's sightings and brings the baseline up to date now
 //   rarecon sync [--status] [--json]
 //       prints the last sync status (version, age, last error)
-import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { formatProblems, loadConfig } from './config-file.js';
 import { syncConfigProblems } from '../sync/config.js';
@@ -14,10 +14,8 @@ import { SightingsStore } from '../sync/sightings-store.js';
 import { hostIdentity } from '../enrich/host-identity.js';
 import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
-
-export const SYNC_USAGE = `usage: rarecon sync --now [--config FILE] [--state DIR] [--host-id ID] [--json]
-       rarecon sync [--status] [--config FILE] [--state DIR] [--json]
-Uploads this host's sightings and syncs the baseline now (--now), or shows the last sync status.`;
+import { parseCommand } from './command-spec.js';
+import { SYNC } from './commands.js';
 
 function ago(ms: number | null, nowMs: number): string {
   if (ms === null) return 'never';
@@ -52,23 +50,9 @@ export async function syncCommand(
   out: NodeJS.WritableStream = process.stdout,
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      now: { type: 'boolean', default: false },
-      status: { type: 'boolean', default: false },
-      config: { type: 'string' },
-      state: { type: 'string' },
-      'host-id': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', short: 'v', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out.write(SYNC_USAGE + '\n');
-    return 0;
-  }
+  const parsed = parseCommand(SYNC, argv, out as Writable);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const loaded = loadConfig(values.config ?? null);
   if (!loaded.ok) throw new UsageError(`bad config:\n${formatProblems(loaded)}`);
   const syncCfg = loaded.config.sync;

@@ -244,6 +244,8 @@ export interface SyslogSinkConfig extends SinkCommon, TlsFiles {
   host: string;
   port: number;
   facility: SyslogFacility;
+  /** SD-ID for the alert's own fields, `name@<your organisation's Private Enterprise Number>`; null: only the registered `origin` element. */
+  sdId: string | null;
   timeoutMs: number;
 }
 
@@ -315,6 +317,7 @@ export const SINK_DEFAULTS: { [T in SinkType]: Omit<Extract<SinkConfig, { type: 
     host: '',
     port: 0,
     facility: 'local0',
+    sdId: null,
     timeoutMs: 10_000,
     batchMaxAlerts: 100,
   },
