@@ -1,15 +1,17 @@
 // Elastic Common Schema rendering for SIEMs that want it (DETECTION.md section 7).
 import type { Alert } from './alert.js';
 import { PRODUCT_VERSION } from './product.js';
+import { isoTime } from './time-text.js';
 
 export type EcsDocument = Record<string, unknown>;
 
 const ECS_SEVERITY: Record<number, number> = { 1: 21, 2: 47, 3: 73, 4: 99 };
 
+/** Total: a time no Date holds is left out rather than thrown on (model/time-text.ts). */
 export function toEcs(a: Alert): EcsDocument {
   // Fields every document has; the rest are added with Object.assign (see classHeader in ocsf.ts for why not a spread).
   const common = {
-    '@timestamp': new Date(a.firstSeenMs).toISOString(),
+    '@timestamp': isoTime(a.firstSeenMs),
     ecs: { version: '8.11.0' },
     event: {
       kind: 'alert',
@@ -17,8 +19,8 @@ export function toEcs(a: Alert): EcsDocument {
       type: a.kind === 'detection' ? ['connection', 'info'] : ['info'],
       id: a.uid,
       severity: ECS_SEVERITY[a.severityId],
-      start: new Date(a.firstSeenMs).toISOString(),
-      end: new Date(a.lastSeenMs).toISOString(),
+      start: isoTime(a.firstSeenMs),
+      end: isoTime(a.lastSeenMs),
       count: a.count,
       provider: 'rarecon',
     },
@@ -30,7 +32,7 @@ export function toEcs(a: Alert): EcsDocument {
     return Object.assign(common, {
       message: a.reason,
       rule: { name: a.name, id: 'rarecon.safety-valve', category: 'health' },
-      labels: { paused_until: new Date(a.pausedUntilMs).toISOString(), alerts_in_window: a.alertsInWindow },
+      labels: { paused_until: isoTime(a.pausedUntilMs), alerts_in_window: a.alertsInWindow },
     });
   }
   const p = a.process;
@@ -59,7 +61,7 @@ export function toEcs(a: Alert): EcsDocument {
     process: {
       pid: p.pid === 0 ? undefined : p.pid,
       thread: p.tid === null ? undefined : { id: p.tid },
-      start: p.startTimeMs === null ? undefined : new Date(p.startTimeMs).toISOString(),
+      start: isoTime(p.startTimeMs),
       executable: p.path ?? undefined,
       command_line: p.cmdline ?? undefined,
       hash: p.sha256 === null ? undefined : { sha256: p.sha256 },
