@@ -107,6 +107,18 @@ export function loadConfig(file: string | null): ConfigResult {
   return parseConfigText(text, file);
 }
 
+/** Problems found outside the parser (`rarecon validate`'s checks), with the line of each path in `file`. */
+export function locateProblems(file: string, problems: readonly Problem[]): LocatedProblem[] {
+  let root: Node | null = null;
+  const lc = new LineCounter();
+  try {
+    root = parseDocument(readFileSync(file, 'utf8'), { lineCounter: lc }).contents as Node | null;
+  } catch {
+    // no file (the defaults): no lines
+  }
+  return problems.map((p) => ({ ...p, line: root === null ? null : lineOf(root, p.path, lc) }));
+}
+
 export function formatProblems(r: Extract<ConfigResult, { ok: false }>): string {
   return r.problems.map((p) => `${r.file}${p.line === null ? '' : `:${p.line}`}: ${p.path}: ${p.message}`).join('\n');
 }
