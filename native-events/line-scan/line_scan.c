@@ -24,7 +24,8 @@
 // remote.hostname, local.ip), in a key or in an enum value; a sha256 that is
 // not exactly 64 lower-case hex digits; a string `time` or `startTime`; a
 // number with a sign, fraction or exponent, or more than 15 digits, in time,
-// pid, tid, port, startTime or parent.pid.
+// pid, tid, port, startTime or parent.pid; a time or startTime after
+// 9999-12-31 (the JavaScript reader makes that line a bad-value error).
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -103,7 +104,8 @@ static inline void note(Cur *c, size_t s, size_t e, uint8_t kind, uint64_t max) 
 #define MAX_DIGITS 15
 #define MAX_PID 4294967295ull
 #define MAX_PORT 65535ull
-#define MAX_TIME 999999999999999ull
+/* 9999-12-31T23:59:59.999Z (model/records.ts MAX_EVENT_TIME_MS): a later time is a bad-value line, which JS reports. */
+#define MAX_TIME 253402300799999ull
 
 typedef struct {
   size_t s;

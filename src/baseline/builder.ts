@@ -39,6 +39,8 @@ export interface WriteOptions {
   builtAtMs: number;
   /** End of the window (rounded up to a day boundary). Default: the day after the latest sighting. */
   windowEndMs?: number;
+  /** Stamped into the meta as given (the server's observer rule and schedule promise). */
+  serverMeta?: Pick<BaselineMeta, 'observerMinUploadDays' | 'nextBuildByMs'>;
 }
 
 export interface BuilderStats {
@@ -82,6 +84,8 @@ export type WriteResult =
 
 const UNITS: readonly ObserverUnit[] = ['org', 'host', 'day'];
 const MAX_DAY = 65_535; // days are kept as Uint16 epoch days: 1970 to 2149
+/** Start of the last day a baseline file can hold (2149-06-06): a sighting after it is rejected. */
+export const LAST_BASELINE_DAY_MS = MAX_DAY * DAY_MS;
 
 function requireCount(name: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
@@ -344,6 +348,7 @@ export class BaselineBuilder {
       omitsSingleObserverCombos: this.omitSingles,
       processCount: procRows,
       comboCount: comboRows,
+      ...opts.serverMeta,
     });
     const written = writeBaselineFile(
       outPath,

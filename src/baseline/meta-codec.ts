@@ -33,6 +33,9 @@ export function encodeMeta(meta: BaselineMeta, comboKeyBits: number): Array<[str
     comboKeyHash: COMBO_KEY_HASH,
     comboKeyBits,
   };
+  // Written only when set: files without them read exactly as before.
+  if (m.observerMinUploadDays !== undefined) fields.observerMinUploadDays = m.observerMinUploadDays;
+  if (m.nextBuildByMs !== undefined) fields.nextBuildByMs = m.nextBuildByMs;
   return Object.entries(fields).map(([k, v]) => [k, JSON.stringify(v)]);
 }
 
@@ -88,6 +91,11 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
   const comboCount = field('comboCount', isCount, 'a count');
   const keyHash = field('comboKeyHash', (v): v is string => v === COMBO_KEY_HASH, `"${COMBO_KEY_HASH}"`);
   const keyBits = field('comboKeyBits', (v): v is number => isCount(v) && v >= 1 && v <= 53, 'an integer from 1 to 53');
+
+  const optional = <T>(name: string, ok: (v: unknown) => v is T, what: string): T | undefined =>
+    values.has(name) ? field(name, ok, what) : undefined;
+  const minUploadDays = optional('observerMinUploadDays', (v): v is number => isCount(v) && v >= 1, 'a count of at least 1');
+  const nextBuildByMs = optional('nextBuildByMs', isTimeMs, 'a time in epoch ms');
 
   const rawPolicy = field('policy', isRecord, 'an object');
   let policy: RootDomainPolicy | undefined;
@@ -146,6 +154,8 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
     omitsSingleObserverCombos: omits,
     processCount,
     comboCount,
+    ...(minUploadDays === undefined ? {} : { observerMinUploadDays: minUploadDays }),
+    ...(nextBuildByMs === undefined ? {} : { nextBuildByMs }),
   });
   return { ok: true, value: { meta, comboKeyBits: keyBits } };
 }

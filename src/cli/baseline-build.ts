@@ -3,14 +3,16 @@
 // same sighting rules the endpoint uses.
 import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
-import { BaselineBuilder } from '../baseline/builder.js';
+import { BaselineBuilder, LAST_BASELINE_DAY_MS } from '../baseline/builder.js';
 import { loadConfig, formatProblems } from './config-file.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
 import { SightingExtractor } from '../detect/sightings.js';
 import { ConnectionNames } from '../enrich/connection-names.js';
-import type { ObserverUnit, TierThresholds } from '../model/baseline.js';
+import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baseline.js';
+import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { readLogFiles } from '../sources/replay/log-reader.js';
+import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, formatCounts, Progress, UsageError } from './io.js';
 
 export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
@@ -93,11 +95,21 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
   let sightings = 0;
   let errorsTotal = 0;
   const progress = new Progress(err, positionals.length, totalBytes);
+  const report = (e: RecordError): void => {
+    errorsByCode[e.code] = (errorsByCode[e.code] ?? 0) + 1;
+    if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
+  };
   {
-    for await (const item of readLogFiles(positionals)) {
+    for await (const item of readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) })) {
       if (item.type === 'error') {
-        errorsByCode[item.code] = (errorsByCode[item.code] ?? 0) + 1;
-        if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${item.origin.file}:${item.origin.line}: ${item.code}: ${item.message}\n`);
+        report(item);
+        continue;
+      }
+      if (item.timeMs >= LAST_BASELINE_DAY_MS + DAY_MS) {
+        // A real time (the readers take 1970-9999), but past what the file's day numbers reach.
+        const last = new Date(LAST_BASELINE_DAY_MS).toISOString().slice(0, 10);
+        const message = `time ${new Date(item.timeMs).toISOString()} is after ${last}, the last day a baseline file holds`;
+        report({ type: 'error', code: 'bad-value', message, origin: item.origin ?? { file: '', line: 0 } });
         continue;
       }
       records++;

@@ -17,6 +17,7 @@ import type { RecordErrorCode, SourceRecord } from '../model/records.js';
 import type { ScannedLines } from '../model/scanned.js';
 import { isScannedLine, readLogFiles, type ScannedLine } from '../sources/replay/log-reader.js';
 import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
+import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, formatCounts, Progress, UsageError, writeLine } from './io.js';
 
 export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]
@@ -161,7 +162,9 @@ export async function scoreCommand(argv: string[], out: Writable, err: NodeJS.Wr
     // Each reader batch (up to 256 records) is scored in one baseline read
     // transaction, which ends before the alerts it raised are written out.
     const ready: Alert[] = [];
-    for await (const { items, scanned, file } of readLogFiles(positionals).scanBatches(scanner)) {
+    for await (const { items, scanned, file } of readLogFiles(positionals, { sysmon: sysmonOptionsOf(config.detect) }).scanBatches(
+      scanner,
+    )) {
       baseline.beginBatch();
       try {
         for (let i = 0; i < items.length; i++) {

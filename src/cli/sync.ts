@@ -30,7 +30,10 @@ function ago(ms: number | null, nowMs: number): string {
 export function formatSyncStatus(st: SyncStatus, nowMs: number): string {
   const lines = [
     `mode: ${st.mode}${st.serverUrl === null ? '' : ` (${st.serverUrl}${st.org === null ? ', not enrolled' : `, org ${st.org}`})`}`,
-    `baseline: ${st.version === null ? 'none yet' : `version ${st.version}, built ${ago(st.builtAtMs, nowMs)}`}`,
+    `baseline: ${st.version === null ? 'none yet' : `version ${st.version}, built ${ago(st.builtAtMs, nowMs)}`}` +
+      (st.stale
+        ? `; STALE: a newer one was due ${ago(st.baselineDueMs, nowMs)} and has not arrived (the server or the network is holding it back)`
+        : ''),
     `last sync: ${ago(st.lastSuccessMs, nowMs)}; last attempt ${ago(st.lastAttemptMs, nowMs)}`,
     `last error: ${st.lastError === null ? 'none' : `${st.lastErrorCode ?? 'error'}: ${st.lastError}`}${st.consecutiveFailures > 0 ? ` (${st.consecutiveFailures} failures in a row)` : ''}`,
     `totals: ${st.syncedTotal} synced, ${st.failedTotal} failed, ${st.refusedTotal} refused, ${st.uploadedDaysTotal} days uploaded, ${st.uploadRejectedDaysTotal} days refused by the server`,

@@ -84,7 +84,33 @@ export interface DetectConfig {
   /** Grace added to a DNS answer's TTL when mapping an ip back to its name. */
   dnsGraceMs: number;
   dnsCacheMaxEntries: number;
+  /**
+   * Score a connection whose only name is a reverse-DNS (PTR) name, such as
+   * Sysmon Event 3 `DestinationHostname` (DETECTION.md section 2.2). Off: such
+   * an event is not eligible (`reverse-dns-name`) and teaches the baseline nothing.
+   */
+  reverseDnsNames: boolean;
+  /**
+   * Sysmon Event 10 (ProcessAccess) sources whose access is routine, not
+   * injection (DETECTION.md section 5): Windows paths, case-insensitive, with
+   * `%SystemRoot%`, `%ProgramData%`, `%ProgramFiles%`, `%ProgramFiles(x86)%`
+   * (any drive) and `*` (any run of characters within one folder name); a bare
+   * file name matches that name in any folder.
+   */
+  processAccessIgnore: string[];
+  /** Event 10 from the target's own parent this close to the target's creation is routine; 0 counts it. */
+  processAccessParentMs: number;
 }
+
+/** The system brokers of DETECTION.md section 5, as found in System32 or SysWOW64. */
+const SYSTEM_BROKERS = ['csrss.exe', 'lsass.exe', 'services.exe', 'wininit.exe', 'smss.exe', 'svchost.exe', 'wmiprvse.exe', 'conhost.exe'];
+
+export const DEFAULT_PROCESS_ACCESS_IGNORE: readonly string[] = Object.freeze([
+  ...SYSTEM_BROKERS.flatMap((b) => [`%SystemRoot%\\System32\\${b}`, `%SystemRoot%\\SysWOW64\\${b}`]),
+  // Defender's engine: its platform folder (updated engines), and where older Windows installs it.
+  '%ProgramData%\\Microsoft\\Windows Defender\\Platform\\*\\MsMpEng.exe',
+  '%ProgramFiles%\\Windows Defender\\MsMpEng.exe',
+]);
 
 export const DEFAULT_DETECT: DetectConfig = {
   activationDays: 14,
@@ -99,6 +125,9 @@ export const DEFAULT_DETECT: DetectConfig = {
   exclusions: { domainSuffixes: [], sha256: [], signers: [], ports: [], processPaths: [] },
   dnsGraceMs: 5 * 60_000,
   dnsCacheMaxEntries: 100_000,
+  reverseDnsNames: false,
+  processAccessIgnore: [...DEFAULT_PROCESS_ACCESS_IGNORE],
+  processAccessParentMs: 5_000,
 };
 
 export interface BaselineStoreConfig {
@@ -328,6 +357,16 @@ export interface SyncConfig {
   maxDownloadBytes: number;
   /** PEM CA bundle for an HTTPS server; null = the system's. */
   caFile: string | null;
+  /**
+   * The server certificate's sha256 as `rarecon server enroll` prints it
+   * (`sha256:<hex>`): the endpoint talks only to the server holding that very
+   * certificate (its own, self-made one needs no CA). null = check against a CA.
+   */
+  serverCertSha256: string | null;
+  /** Allow a plain http:// serverUrl to another host than this one (a warning at every start); loopback needs no leave. */
+  allowInsecureHttp: boolean;
+  /** The baseline is stale (status, metrics, a warning) this long after the server's schedule promised a newer one. */
+  staleGraceMs: number;
   /** Name to check the server certificate against, when not the URL's host. */
   serverName: string | null;
   /** Events held while their bucket is on its way. */
@@ -358,6 +397,9 @@ export const DEFAULT_SYNC: SyncConfig = {
   requestTimeoutMs: 60_000,
   maxDownloadBytes: 2 * 1024 * 1024 * 1024,
   caFile: null,
+  serverCertSha256: null,
+  allowInsecureHttp: false,
+  staleGraceMs: 6 * 60 * 60_000,
   serverName: null,
   pendingMaxEvents: 10_000,
   pendingTimeoutMs: 10 * 60_000,
@@ -380,6 +422,30 @@ export interface ServerLimits {
   maxAlertsPerBatch: number;
   /** Prefixes in one POST /v1/baseline/buckets. */
   maxPrefixesPerRequest: number;
+  /**
+   * Request bodies held in memory at once, all requests together, counting
+   * 5 bytes per body byte (the bytes, their text, what JSON makes of them).
+   * A request that would pass it is answered 503 with Retry-After.
+   */
+  memoryBudgetBytes: number;
+}
+
+/** A token bucket: `perMinute` on average, up to `burst` at once; perMinute 0 = no limit. */
+export interface RateLimit {
+  perMinute: number;
+  burst: number;
+}
+
+/** Beyond these a request is answered 429 with Retry-After. Addresses are the TCP peer's. */
+export interface ServerRateLimits {
+  enrolPerAddress: RateLimit;
+  /** Sightings, alerts and credential rotations. */
+  uploadPerAddress: RateLimit;
+  uploadPerCredential: RateLimit;
+  /** Baseline metadata, snapshots, deltas and buckets. */
+  downloadPerAddress: RateLimit;
+  downloadPerCredential: RateLimit;
+  adminPerAddress: RateLimit;
 }
 
 export interface ServerConfig {
@@ -387,9 +453,22 @@ export interface ServerConfig {
   stateDir: string;
   listenHost: string;
   port: number;
-  /** PEM files; both set = HTTPS. */
+  /** PEM files of the server's certificate and key; both null = the server's own (made at first start in the state folder). */
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
+  /** Listen in clear text (HTTP) instead of HTTPS: tokens, credentials, sightings and alerts then cross the network readable. Warned at every start. */
+  plainHttp: boolean;
+  /** `rarecon server enroll` without --max-hosts: the hosts one enrolment token admits. */
+  enrolMaxHostsDefault: number;
+  /** With observerUnit `host`, a host counts as an observer from its Nth distinct day of uploads (DETECTION.md section 9: 3). */
+  hostMinUploadDays: number;
+  /** A host credential expires this long after it was issued (0 = never); endpoints rotate theirs half-way. */
+  credentialLifetimeMs: number;
+  /** After a rotation the previous credential stays good this long (requests in flight). */
+  credentialGraceMs: number;
+  /** Each baseline promises a newer one by the next scheduled build plus this (endpoints warn after). */
+  buildGraceMs: number;
+  rateLimits: ServerRateLimits;
   /** `org` for a multi-tenant server, `host` for one organisation's fleet. */
   observerUnit: 'org' | 'host';
   /** The training period: days of sightings a baseline covers. */
@@ -427,6 +506,20 @@ export const DEFAULT_SERVER: ServerConfig = {
   port: 8787,
   tlsCertFile: null,
   tlsKeyFile: null,
+  plainHttp: false,
+  enrolMaxHostsDefault: 1_000,
+  hostMinUploadDays: 3,
+  credentialLifetimeMs: 30 * 86_400_000,
+  credentialGraceMs: 60 * 60_000,
+  buildGraceMs: 2 * 60 * 60_000,
+  rateLimits: {
+    enrolPerAddress: { perMinute: 60, burst: 30 },
+    uploadPerAddress: { perMinute: 3_000, burst: 500 },
+    uploadPerCredential: { perMinute: 120, burst: 60 },
+    downloadPerAddress: { perMinute: 6_000, burst: 1_000 },
+    downloadPerCredential: { perMinute: 240, burst: 120 },
+    adminPerAddress: { perMinute: 120, burst: 60 },
+  },
   observerUnit: 'org',
   windowDays: 30,
   thresholds: { ...DEFAULT_THRESHOLDS },
@@ -448,6 +541,7 @@ export const DEFAULT_SERVER: ServerConfig = {
     maxProcessesPerDay: 100_000,
     maxAlertsPerBatch: 5_000,
     maxPrefixesPerRequest: 20_000,
+    memoryBudgetBytes: 256 * 1024 * 1024,
   },
 };
 

@@ -3,6 +3,7 @@
 // status every few seconds, applies a new config on SIGHUP and stops cleanly
 // on SIGTERM. Local state, sightings and the outbox are SQLite files in the
 // state folder.
+import { normalizePin } from '../common/tls-pin.js';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
@@ -99,6 +100,7 @@ export class Daemon {
               url: serverUrl.replace(/\/+$/, ''),
               caFile: c.sync.caFile,
               serverName: c.sync.serverName,
+              certSha256: c.sync.serverCertSha256 === null ? null : normalizePin(c.sync.serverCertSha256),
               credential: () => readHostCredential(c.stateDir, serverUrl),
             },
           }),

@@ -58,6 +58,9 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now()): string {
   family(out, 'rarecon_baseline_age_seconds', 'gauge', 'Age of the baseline in force.', [
     [{}, s.baseline === null ? 0 : (nowMs - s.baseline.builtAtMs) / 1000],
   ]);
+  family(out, 'rarecon_baseline_stale', 'gauge', 'The server promised a newer baseline by now and none has arrived (1), or not (0).', [
+    [{}, s.sync?.stale === true ? 1 : 0],
+  ]);
   family(out, 'rarecon_learning_days_left', 'gauge', 'Days until the detector is active on this host.', [[{}, s.learningDaysLeft]]);
   const w = s.watchdog;
   if (w !== undefined) {

@@ -36,5 +36,8 @@ export const DETECT_SPEC: Spec = {
     },
     dnsGraceMs: windowMs(0, 7),
     dnsCacheMaxEntries: count(1, 100_000_000),
+    reverseDnsNames: { kind: 'boolean' },
+    processAccessIgnore: strings,
+    processAccessParentMs: windowMs(0, 1),
   },
 };

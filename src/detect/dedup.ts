@@ -1,8 +1,10 @@
 // Deduplication and the safety valve (DETECTION.md section 6).
 // Key: (host, sha256, root domain, port, alert name); one alert per key per window.
-// Repeats update count and last-seen. A higher-severity variation for the same
-// combo is a new key and raises; a lower one inside the window of a higher one
-// counts as a repeat of the higher alert (an analyst gains nothing from it).
+// Repeats update count and last-seen. Any other variation for the same combo
+// is another key: a higher one raises, and so does a lower one while a higher
+// alert is open (an analyst closes alerts by name). Windows open and close in
+// each host's own event time: one host's clock, or one future-dated record,
+// never closes another host's windows.
 import { hash } from 'node:crypto';
 import { comboHash, comboKey as keyOfHash, hashCombo } from '../baseline/combo-key.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
@@ -93,17 +95,33 @@ class HeldAlert implements OpenAlertRow {
   }
 }
 
+/**
+ * One host's dedup windows: the latest event time seen from it, and its open
+ * alerts in the order they were opened. Held by the caller per host
+ * (Scorer's host state) so a record moves its host's clock without a lookup.
+ */
+export class HostWindows {
+  /** Latest event time seen from the host. */
+  latestMs = Number.NEGATIVE_INFINITY;
+  /** The earliest end of an open window of the host (+Infinity when none is open). */
+  nextExpiryMs = Number.POSITIVE_INFINITY;
+  readonly open = new Set<HeldAlert>();
+
+  constructor(readonly hostKey: string) {}
+}
+
 export class AlertDeduper {
-  /** Open alerts in the order they were opened (expiry and the end of a run list them in that order). */
-  private readonly open = new Set<HeldAlert>();
+  /** Per host: its clock and its open alerts. */
+  private readonly hosts = new Map<string, HostWindows>();
   /** Open alerts by comboHashOf() (one, rarely a few, a combo): found by their combo and name there. */
   private readonly byCombo = new Map<number, HeldAlert[]>();
   private readonly valves = new Map<string, ValveRow>();
   private readonly closed: DetectionAlert[] = [];
   /** Valve counts changed since the last write (when writes wait for flush()). */
   private readonly dirtyValves = new Set<ValveRow>();
+  /** Hosts whose closed windows are still to be dropped from the store, with the time before which they closed. */
+  private readonly prunes = new Map<string, number>();
   private readonly writes: AlertWrites;
-  private nextExpiryMs = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly store: StateStore,
@@ -117,17 +135,35 @@ export class AlertDeduper {
     for (const v of store.valves()) this.valves.set(v.hostKey, v);
   }
 
+  /** The windows of a host (made on first use); keep it to pass to advance(). */
+  host(hostKey: string): HostWindows {
+    let h = this.hosts.get(hostKey);
+    if (h === undefined) this.hosts.set(hostKey, (h = new HostWindows(hostKey)));
+    return h;
+  }
+
+  /**
+   * A record of the host stamped `timeMs` was seen: its clock moves on (never
+   * back), and its windows that have ended by then close.
+   */
+  advance(h: HostWindows, timeMs: number): void {
+    if (!(timeMs > h.latestMs)) return;
+    h.latestMs = timeMs;
+    if (timeMs >= h.nextExpiryMs) this.closeEnded(h);
+  }
+
   private index(row: HeldAlert): void {
     // Dedup keys are unique here: new alerts are indexed only when their key is not open, stored ones are keyed by it.
     const rows = this.byCombo.get(row.hash);
     if (rows === undefined) this.byCombo.set(row.hash, [row]);
     else rows.push(row);
-    this.open.add(row);
-    this.nextExpiryMs = Math.min(this.nextExpiryMs, row.alert.firstSeenMs + this.opts.windowMs);
+    const h = this.host(row.hostKey);
+    h.open.add(row);
+    h.nextExpiryMs = Math.min(h.nextExpiryMs, row.alert.firstSeenMs + this.opts.windowMs);
   }
 
-  private unindex(row: HeldAlert): void {
-    this.open.delete(row);
+  private unindex(h: HostWindows, row: HeldAlert): void {
+    h.open.delete(row);
     const rows = this.byCombo.get(row.hash);
     if (rows === undefined) return;
     const i = rows.indexOf(row);
@@ -135,22 +171,25 @@ export class AlertDeduper {
     if (rows.length === 0) this.byCombo.delete(row.hash);
   }
 
-  /** Moves alerts whose window closed before `nowMs` to the closed list. */
-  expire(nowMs: number): void {
-    if (nowMs < this.nextExpiryMs) return;
-    this.nextExpiryMs = Number.POSITIVE_INFINITY;
+  /** Moves the host's alerts whose window ended by its clock to the closed list. */
+  private closeEnded(h: HostWindows): void {
+    const nowMs = h.latestMs;
+    h.nextExpiryMs = Number.POSITIVE_INFINITY;
     const done: HeldAlert[] = [];
-    for (const row of this.open) {
+    for (const row of h.open) {
       const end = row.alert.firstSeenMs + this.opts.windowMs;
       if (end <= nowMs) done.push(row);
-      else this.nextExpiryMs = Math.min(this.nextExpiryMs, end);
+      else h.nextExpiryMs = Math.min(h.nextExpiryMs, end);
     }
+    if (done.length === 0) return;
     done.sort((a, b) => a.alert.firstSeenMs - b.alert.firstSeenMs);
     for (const row of done) {
-      this.unindex(row);
-      this.closed.push(row.alert as DetectionAlert);
+      this.unindex(h, row);
+      this.closed.push(row.alert);
     }
-    this.flush(nowMs - this.opts.windowMs);
+    this.prunes.set(h.hostKey, nowMs - this.opts.windowMs);
+    // The daemon's state follows at once; an offline run's with its next flush().
+    if (this.writes === 'each') this.flush();
   }
 
   isPaused(hostKey: string, nowMs: number): number | null {
@@ -159,9 +198,10 @@ export class AlertDeduper {
   }
 
   /** `candidate` (a fresh object, kept as the alert) carries count 1 and first = last seen = the event time; its uid is filled here. */
-  admit(candidate: DetectionAlert, nowMs: number): Admission {
-    this.expire(nowMs);
+  admit(candidate: DetectionAlert, nowMs: number, windows?: HostWindows): Admission {
     const hostKey = hostKeyOf(candidate.host);
+    const h = windows ?? this.host(hostKey);
+    this.advance(h, nowMs);
     const pausedUntil = this.isPaused(hostKey, nowMs);
     if (pausedUntil !== null) return { kind: 'paused', pausedUntilMs: pausedUntil };
 
@@ -174,10 +214,6 @@ export class AlertDeduper {
       for (const row of rows)
         if (row.alert.name === candidate.name && row.isCombo(hostKey, sha, rootDomain, port))
           return { kind: 'repeat', alert: this.bump(row, nowMs) };
-      for (const row of rows) {
-        if (row.severityId > candidate.severityId && row.isCombo(hostKey, sha, rootDomain, port))
-          return { kind: 'repeat', alert: this.bump(row, nowMs) };
-      }
     }
 
     let v = this.valves.get(hostKey);
@@ -215,7 +251,7 @@ export class AlertDeduper {
   }
 
   private bump(row: HeldAlert, nowMs: number): DetectionAlert {
-    const a = row.alert as DetectionAlert;
+    const a = row.alert;
     a.count++;
     a.lastSeenMs = Math.max(a.lastSeenMs, nowMs);
     row.dirty = true;
@@ -240,35 +276,42 @@ export class AlertDeduper {
     };
   }
 
-  /** Alerts whose window has closed since the last call, oldest first. */
+  /** Alerts whose window has closed since the last call, in the order they closed (each host's oldest first). */
   takeClosed(): DetectionAlert[] {
     return this.closed.splice(0, this.closed.length);
   }
 
   /** Every alert still open, oldest first (end of an offline run). */
   openAlerts(): DetectionAlert[] {
-    return [...this.open].map((r) => r.alert as DetectionAlert).sort((a, b) => a.firstSeenMs - b.firstSeenMs);
+    const out: DetectionAlert[] = [];
+    for (const h of this.hosts.values()) for (const r of h.open) out.push(r.alert);
+    return out.sort((a, b) => a.firstSeenMs - b.firstSeenMs);
   }
 
-  /** Writes changed counts (and alerts not yet written) in one transaction; drops rows whose window closed. */
-  flush(pruneBeforeMs: number | null = null): void {
+  /** Writes changed counts (and alerts not yet written) in one transaction; drops the rows of windows that closed. */
+  flush(): void {
     if (this.writes === 'never') return;
     const dirty: HeldAlert[] = [];
-    for (const row of this.open) {
-      if (row.dirty) {
-        dirty.push(row);
-        row.dirty = false;
+    for (const h of this.hosts.values()) {
+      for (const row of h.open) {
+        if (row.dirty) {
+          dirty.push(row);
+          row.dirty = false;
+        }
       }
     }
     const valves = [...this.dirtyValves];
     this.dirtyValves.clear();
-    if (dirty.length === 0 && valves.length === 0 && pruneBeforeMs === null) return;
+    const prunes = [...this.prunes];
+    this.prunes.clear();
+    if (dirty.length === 0 && valves.length === 0 && prunes.length === 0) return;
     try {
-      this.store.saveAlerts(dirty, pruneBeforeMs, valves);
+      this.store.saveAlerts(dirty, prunes, valves);
     } catch (err) {
       // Not written (a full disk): written again by the next flush.
       for (const row of dirty) row.dirty = true;
       for (const v of valves) this.dirtyValves.add(v);
+      for (const [k, t] of prunes) this.prunes.set(k, Math.max(t, this.prunes.get(k) ?? t));
       throw err;
     }
   }

@@ -21,6 +21,7 @@ export type IneligibleReason =
   | 'configured-internal-address'
   | 'invalid-address'
   | 'no-hostname'
+  | 'reverse-dns-name'
   | 'ip-literal-hostname'
   | 'single-label-hostname'
   | 'internal-hostname'
@@ -133,6 +134,7 @@ const ADDRESS_INELIGIBLE: Record<AddressClass, IneligibleReason | null> = {
 };
 
 export function makeDetector(config: DetectConfig): Detector {
+  const reverseDnsNames = config.reverseDnsNames;
   const classifier: AddressClassifier = makeAddressClassifier(config.internalNetworks);
   const exclusions: CompiledExclusions = compileExclusions(config.exclusions);
   const knownVendorsLower = config.knownVendors.map((v) => v.toLowerCase().trim()).filter((v) => v !== '');
@@ -215,6 +217,8 @@ export function makeDetector(config: DetectConfig): Detector {
       const meta = b.meta();
       const rd = rootDomainUnder(name, meta.policy, rootDomainOf);
       if (rd === null) return ineligible('no-hostname');
+      // The enrich stage names a connection by its own hostname when it has one: then that PTR name.
+      if (e.remote.reverseDns === true && !reverseDnsNames) return ineligible('reverse-dns-name');
       return byRootDomain(e, rd, b, meta, enrolledAtMs, nowMs);
     },
 
@@ -222,6 +226,7 @@ export function makeDetector(config: DetectConfig): Detector {
       const early = addressIneligible(e);
       if (early !== null) return early;
       if (!isHostname(hostname)) return ineligible('no-hostname');
+      if (e.remote.reverseDns === true && !reverseDnsNames) return ineligible('reverse-dns-name');
       const meta = b.meta();
       return byRootDomain(e, rootDomainOf(hostname, meta.policy), b, meta, enrolledAtMs, nowMs);
     },

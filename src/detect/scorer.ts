@@ -9,7 +9,7 @@ import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js
 import type { ScannedLines, ScannedTable } from '../model/scanned.js';
 import type { DetectConfig } from '../config/defaults.js';
 import { makeDetector, type Detector, type Finding } from './detector.js';
-import { AlertDeduper, hostKeyOf, type AlertWrites } from './dedup.js';
+import { AlertDeduper, hostKeyOf, type AlertWrites, type HostWindows } from './dedup.js';
 import type { StateStore } from './state-store.js';
 
 export type ScoreOutcome =
@@ -55,10 +55,12 @@ export interface ScorerOptions {
   alertWrites?: AlertWrites;
 }
 
-/** Enrolment of one host; shared by the key map and the org -> id map. */
+/** Enrolment and dedup windows of one host; shared by the key map and the org -> id map. */
 interface HostState {
   key: string;
   enrolledAtMs: number;
+  /** The host's clock (its latest event time) and open alerts. */
+  windows: HostWindows;
 }
 
 export interface HostLearning {
@@ -93,7 +95,6 @@ export class Scorer {
   /** org -> host id -> state, so a record finds its host without building the key string. */
   private readonly byOrg = new Map<string, Map<string, HostState>>();
   private baseline: BaselineReader;
-  private lastTimeMs = 0;
   /** Host of a scanned host id and the org id it came with, for `idTable`. */
   private readonly byHostId: ({ orgId: number; st: HostState } | undefined)[] = [];
   private idTable: ScannedTable | null = null;
@@ -110,7 +111,7 @@ export class Scorer {
       },
       opts.nowMs,
     );
-    for (const [key, enrolledAtMs] of opts.state.enrolments()) this.enrolled.set(key, { key, enrolledAtMs });
+    for (const [key, enrolledAtMs] of opts.state.enrolments()) this.enrolled.set(key, { key, enrolledAtMs, windows: this.dedup.host(key) });
     this.baseline = opts.baseline;
   }
 
@@ -126,7 +127,7 @@ export class Scorer {
 
   private stateOfKey(key: string): HostState {
     let st = this.enrolled.get(key);
-    if (st === undefined) this.enrolled.set(key, (st = { key, enrolledAtMs: Number.POSITIVE_INFINITY }));
+    if (st === undefined) this.enrolled.set(key, (st = { key, enrolledAtMs: Number.POSITIVE_INFINITY, windows: this.dedup.host(key) }));
     return st;
   }
 
@@ -147,8 +148,10 @@ export class Scorer {
 
   handle(rec: SourceRecord): ScoreOutcome {
     this.counters.recordsTotal++;
-    if (rec.timeMs > this.lastTimeMs) this.lastTimeMs = rec.timeMs;
-    const enrolledAt = this.enrolState(this.stateOfHost(rec.host), rec.timeMs);
+    const st = this.stateOfHost(rec.host);
+    const enrolledAt = this.enrolState(st, rec.timeMs);
+    // Every record moves its own host's clock, and only its host's: windows close in each host's event time.
+    this.dedup.advance(st.windows, rec.timeMs);
     switch (rec.type) {
       case 'dns':
         // Counted only: the enrich stage keeps the answers and names connections with them.
@@ -159,7 +162,7 @@ export class Scorer {
         return NONE;
       case 'connection':
         this.counters.connectionsTotal++;
-        return this.scoreConnection(rec, enrolledAt);
+        return this.scoreConnection(rec, enrolledAt, st.windows);
     }
   }
 
@@ -177,8 +180,8 @@ export class Scorer {
     if (v === null) return null;
     const c = this.counters;
     c.recordsTotal++;
-    if (timeMs > this.lastTimeMs) this.lastTimeMs = timeMs;
     this.enrolState(st, timeMs);
+    this.dedup.advance(st.windows, timeMs);
     c.connectionsTotal++;
     if (v === 'common') {
       c.eligibleTotal++;
@@ -202,7 +205,7 @@ export class Scorer {
     return st;
   }
 
-  private scoreConnection(e: ConnectionEvent, enrolledAtMs: number): ScoreOutcome {
+  private scoreConnection(e: ConnectionEvent, enrolledAtMs: number, windows: HostWindows): ScoreOutcome {
     const c = this.counters;
     // A connection no enrich stage named (a caller without DNS answers, such as a test) goes by its own hostname.
     const name = e.name;
@@ -227,7 +230,7 @@ export class Scorer {
         return NONE;
       case 'alert': {
         c.eligibleTotal++;
-        const adm = this.dedup.admit(this.candidate(e, v.finding), e.timeMs);
+        const adm = this.dedup.admit(this.candidate(e, v.finding), e.timeMs, windows);
         switch (adm.kind) {
           case 'new':
             bump(c.alertsByName, adm.alert.name);
@@ -264,6 +267,7 @@ export class Scorer {
         ip: e.remote.ip,
         port: e.remote.port,
         hostname: f.hostname,
+        ...(e.remote.reverseDns === true ? { hostnameFromReverseDns: true as const } : {}),
         rootDomain: f.rootDomain,
         localIp: e.local?.ip ?? null,
         localPort: e.local?.port ?? null,
@@ -286,9 +290,8 @@ export class Scorer {
     };
   }
 
-  /** Alerts whose dedup window has closed (for emitting final counts). */
+  /** Alerts whose dedup window has closed in their host's event time (for emitting final counts). */
   takeClosed(): DetectionAlert[] {
-    this.dedup.expire(this.lastTimeMs);
     return this.dedup.takeClosed();
   }
 
@@ -303,13 +306,15 @@ export class Scorer {
     this.dedup.flush();
   }
 
-  /** Hosts still learning at `nowMs` (latest record time when omitted). */
-  learningHosts(nowMs: number = this.lastTimeMs): HostLearning[] {
+  /** Hosts still learning at `nowMs` (when omitted: each host at its own latest record time). */
+  learningHosts(nowMs?: number): HostLearning[] {
     const activationMs = this.opts.config.activationDays * DAY_MS;
     const out: HostLearning[] = [];
-    for (const { key: hostKey, enrolledAtMs } of this.enrolled.values()) {
+    for (const { key: hostKey, enrolledAtMs, windows } of this.enrolled.values()) {
       if (enrolledAtMs === Number.POSITIVE_INFINITY) continue;
-      const left = activationMs - (nowMs - enrolledAtMs);
+      const at = nowMs ?? windows.latestMs;
+      if (!Number.isFinite(at)) continue;
+      const left = activationMs - (at - enrolledAtMs);
       if (left > 0) out.push({ hostKey, enrolledAtMs, daysLeft: Math.ceil(left / DAY_MS) });
     }
     return out.sort((a, b) => a.hostKey.localeCompare(b.hostKey));

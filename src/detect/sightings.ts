@@ -16,6 +16,7 @@ export class SightingExtractor {
   private readonly classify;
   /** For a connection named under another root-domain policy than `policy` (the baseline's, in the daemon). */
   private readonly resolve: RootDomainResolver;
+  private readonly reverseDnsNames: boolean;
 
   constructor(
     private readonly unit: ObserverUnit,
@@ -24,6 +25,7 @@ export class SightingExtractor {
   ) {
     this.classify = makeAddressClassifier(config.internalNetworks).classify;
     this.resolve = makeRootDomainResolver(config.internalDomains);
+    this.reverseDnsNames = config.reverseDnsNames;
   }
 
   /**
@@ -47,6 +49,8 @@ export class SightingExtractor {
         // A hostname of the record's own that names nothing ('' or '-') is its name here: no DNS answer stands in for it.
         const own = rec.remote.hostname;
         if (own === '' || own === '-') return [run];
+        // The detector's rule (DETECTION.md section 2.2): a PTR name teaches the baseline nothing unless it is scored.
+        if (rec.remote.reverseDns === true && !this.reverseDnsNames) return [run];
         const name = rec.name;
         if (name === undefined)
           throw new Error('a connection reached the sightings rules without a name (the enrich stage names connections first)');

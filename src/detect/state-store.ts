@@ -32,6 +32,9 @@ export interface ValveRow {
   pausedUntilMs: number;
 }
 
+/** A host and the time at or before which its stored alerts were first seen and their windows have closed. */
+export type Prune = readonly [hostKey: string, beforeMs: number];
+
 export interface StateStoreOptions {
   /**
    * Writes of one event-loop turn are gathered and committed in one
@@ -47,14 +50,14 @@ export interface StateStoreOptions {
 export class StateStore {
   private readonly db: SqliteDatabase;
   private readonly stmts;
-  private readonly saveTx: (rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => void;
+  private readonly saveTx: (rows: readonly OpenAlertRow[], prunes: readonly Prune[], valves: readonly ValveRow[]) => void;
   private closed = false;
   private readonly batch: boolean;
   private readonly onWriteError: ((err: Error, rows: number) => void) | undefined;
   // Pending batched writes, by key: a row saved twice in a turn is written once, with its latest state.
   private readonly pendingRows = new Map<string, OpenAlertRow>();
   private readonly pendingValves = new Map<string, ValveRow>();
-  private pendingPrune: number | null = null;
+  private readonly pendingPrunes = new Map<string, number>();
   private commitScheduled = false;
   writeErrorsTotal = 0;
   commitsTotal = 0;
@@ -75,7 +78,7 @@ export class StateStore {
       alertsOpen: db.prepare<[number], { dedup_key: string; combo_key: string; host_key: string; severity_id: number; record: string }>(
         'SELECT dedup_key, combo_key, host_key, severity_id, record FROM alerts WHERE first_seen_ms > ?',
       ),
-      alertsPrune: db.prepare('DELETE FROM alerts WHERE first_seen_ms <= ?'),
+      alertsPrune: db.prepare('DELETE FROM alerts WHERE host_key = ? AND first_seen_ms <= ?'),
       alertsToday: db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM alerts WHERE first_seen_ms > ?'),
       valvePut: db.prepare('INSERT OR REPLACE INTO valve (host_key, window_start_ms, count, paused_until_ms) VALUES (?, ?, ?, ?)'),
       valveAll: db.prepare<[], { host_key: string; window_start_ms: number; count: number; paused_until_ms: number }>(
@@ -83,7 +86,7 @@ export class StateStore {
       ),
     };
     // Made once: better-sqlite3 builds a wrapper per transaction() call.
-    this.saveTx = db.transaction((rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[]) => {
+    this.saveTx = db.transaction((rows: readonly OpenAlertRow[], prunes: readonly Prune[], valves: readonly ValveRow[]) => {
       for (const r of rows) {
         this.stmts.alertPut.run(
           r.dedupKey,
@@ -97,7 +100,7 @@ export class StateStore {
         );
       }
       for (const v of valves) this.stmts.valvePut.run(v.hostKey, v.windowStartMs, v.count, v.pausedUntilMs);
-      if (pruneBeforeMs !== null) this.stmts.alertsPrune.run(pruneBeforeMs);
+      for (const [hostKey, beforeMs] of prunes) this.stmts.alertsPrune.run(hostKey, beforeMs);
     });
   }
 
@@ -145,15 +148,20 @@ export class StateStore {
     }));
   }
 
-  /** Writes the given alerts and valve rows in one transaction and forgets alerts whose window closed. */
-  saveAlerts(rows: readonly OpenAlertRow[], pruneBeforeMs: number | null, valves: readonly ValveRow[] = []): void {
+  /**
+   * Writes the given alerts and valve rows in one transaction, and forgets the
+   * alerts of each pruned host first seen at or before its time (windows close
+   * in each host's own event time).
+   */
+  saveAlerts(rows: readonly OpenAlertRow[], prunes: readonly Prune[] | null, valves: readonly ValveRow[] = []): void {
     if (!this.batch) {
-      this.saveTx(rows, pruneBeforeMs, valves);
+      this.saveTx(rows, prunes ?? [], valves);
       return;
     }
     for (const r of rows) this.pendingRows.set(r.dedupKey, r);
     for (const v of valves) this.pendingValves.set(v.hostKey, v);
-    if (pruneBeforeMs !== null) this.pendingPrune = Math.max(this.pendingPrune ?? pruneBeforeMs, pruneBeforeMs);
+    for (const [hostKey, beforeMs] of prunes ?? [])
+      this.pendingPrunes.set(hostKey, Math.max(beforeMs, this.pendingPrunes.get(hostKey) ?? beforeMs));
     this.scheduleCommit();
   }
 
@@ -168,16 +176,16 @@ export class StateStore {
 
   /** Commits the batched writes now (reads and close() do so first). */
   commitPending(): void {
-    if (this.closed || (this.pendingRows.size === 0 && this.pendingValves.size === 0 && this.pendingPrune === null)) return;
+    if (this.closed || (this.pendingRows.size === 0 && this.pendingValves.size === 0 && this.pendingPrunes.size === 0)) return;
     const rows = [...this.pendingRows.values()];
     const valves = [...this.pendingValves.values()];
-    const prune = this.pendingPrune;
+    const prunes = [...this.pendingPrunes];
     try {
-      this.saveTx(rows, prune, valves);
+      this.saveTx(rows, prunes, valves);
       this.commitsTotal++;
       this.pendingRows.clear();
       this.pendingValves.clear();
-      this.pendingPrune = null;
+      this.pendingPrunes.clear();
     } catch (err) {
       // Kept for the next commit: memory stays bounded by the open alerts the deduper holds anyway.
       this.writeErrorsTotal++;
@@ -207,7 +215,7 @@ export class StateStore {
 
   saveValve(v: ValveRow): void {
     if (this.batch) {
-      this.saveAlerts([], null, [v]);
+      this.saveAlerts([], [], [v]);
       return;
     }
     this.stmts.valvePut.run(v.hostKey, v.windowStartMs, v.count, v.pausedUntilMs);

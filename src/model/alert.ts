@@ -76,6 +76,8 @@ export interface ConnectionEvidence {
   ip: string;
   port: number;
   hostname: string;
+  /** The hostname is a reverse-DNS (PTR) name, scored because `detect.reverseDnsNames` is on. */
+  hostnameFromReverseDns?: true;
   rootDomain: string;
   localIp: string | null;
   localPort: number | null;
@@ -118,5 +120,8 @@ export interface HealthAlert {
 }
 
 export type Alert = DetectionAlert | HealthAlert;
+
+/** Appended to an alert's message when its hostname is a reverse-DNS name (DETECTION.md section 2.2). */
+export const REVERSE_DNS_NOTE = '; the name came from reverse DNS (a PTR name), not from a DNS answer the process asked for';
 
 export const HEALTH_ALERT_NAME = 'rarecon detector paused for a host that raised too many alerts';

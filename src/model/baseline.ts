@@ -35,6 +35,14 @@ export interface BaselineMeta {
   omitsSingleObserverCombos: boolean;
   processCount: number;
   comboCount: number;
+  /**
+   * The observer rule of a server's `host` unit: a host is counted only from
+   * its Nth distinct day of uploads (DETECTION.md section 9). Absent: every
+   * observer in the window counted (org and day units, offline builds).
+   */
+  observerMinUploadDays?: number;
+  /** The server's schedule promises a newer baseline by then; an endpoint that has none later says so. Absent: no promise. */
+  nextBuildByMs?: number;
 }
 
 /** Read path. Synchronous: better-sqlite3 is synchronous. */

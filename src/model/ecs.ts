@@ -1,5 +1,5 @@
 // Elastic Common Schema rendering for SIEMs that want it (DETECTION.md section 7).
-import type { Alert } from './alert.js';
+import { REVERSE_DNS_NOTE, type Alert } from './alert.js';
 import { PRODUCT_VERSION } from './product.js';
 import { isoTime } from './time-text.js';
 
@@ -47,7 +47,7 @@ export function toEcs(a: Alert): EcsDocument {
     });
   }
   return Object.assign(common, {
-    message: `${p.path ?? p.sha256 ?? 'a process'} connected to ${a.connection.hostname}:${a.connection.port}, a root-domain port combination seen by ${a.prevalence.comboObservers} ${a.prevalence.observerUnit} observers`,
+    message: `${p.path ?? p.sha256 ?? 'a process'} connected to ${a.connection.hostname}:${a.connection.port}, a root-domain port combination seen by ${a.prevalence.comboObservers} ${a.prevalence.observerUnit} observers${a.connection.hostnameFromReverseDns === true ? REVERSE_DNS_NOTE : ''}`,
     rule: {
       name: a.name,
       id: `rarecon.${a.variation}`,
@@ -88,6 +88,7 @@ export function toEcs(a: Alert): EcsDocument {
     network: { transport: a.connection.protocol, direction: 'egress' },
     rarecon: {
       variation: a.variation,
+      hostname_source: a.connection.hostnameFromReverseDns === true ? 'reverse-dns' : undefined,
       prevalence: a.prevalence,
       injection: a.injection,
       unusual_libraries: p.unusualLibraries,

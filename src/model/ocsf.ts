@@ -1,5 +1,5 @@
 // OCSF 1.3 Detection Finding (class_uid 2004), the canonical form of an alert (DETECTION.md section 7).
-import type { Alert, DetectionAlert, HealthAlert } from './alert.js';
+import { REVERSE_DNS_NOTE, type Alert, type DetectionAlert, type HealthAlert } from './alert.js';
 import type { ProcessInfo } from './records.js';
 import { PRODUCT_VERSION } from './product.js';
 
@@ -88,8 +88,13 @@ function detectionToOcsf(a: DetectionAlert): OcsfFinding {
   }
   const process = ocsfProcess(a.process);
   return Object.assign(classHeader(a), {
-    message: `${basename(a.process.path ?? a.process.sha256 ?? '?')} connected to ${a.connection.hostname}:${a.connection.port} (${a.connection.rootDomain}), a combination ${a.prevalence.comboObservers} of ${a.prevalence.populationSize} ${a.prevalence.observerUnit} observers saw`,
-    metadata: { version: OCSF_VERSION, uid: a.uid, product: product(), labels: [a.variation] },
+    message: `${basename(a.process.path ?? a.process.sha256 ?? '?')} connected to ${a.connection.hostname}:${a.connection.port} (${a.connection.rootDomain}), a combination ${a.prevalence.comboObservers} of ${a.prevalence.populationSize} ${a.prevalence.observerUnit} observers saw${a.connection.hostnameFromReverseDns === true ? REVERSE_DNS_NOTE : ''}`,
+    metadata: {
+      version: OCSF_VERSION,
+      uid: a.uid,
+      product: product(),
+      labels: a.connection.hostnameFromReverseDns === true ? [a.variation, 'hostname-from-reverse-dns'] : [a.variation],
+    },
     finding_info: {
       uid: a.uid,
       title: a.name,

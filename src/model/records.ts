@@ -67,7 +67,17 @@ export interface ConnectionEvent {
   protocol: Protocol;
   /** Outbound unless a source knows better (Sysmon `Initiated: false`). */
   direction: 'outbound' | 'inbound';
-  remote: { ip: string; port: number; hostname: string | null };
+  remote: {
+    ip: string;
+    port: number;
+    hostname: string | null;
+    /**
+     * `hostname` is a reverse-DNS (PTR) name of the address, not the name the
+     * process asked for (Sysmon Event 3 `DestinationHostname` when no DNS
+     * answer named the address). Absent for the other sources.
+     */
+    reverseDns?: true;
+  };
   local: { ip: string; port: number } | null;
   origin?: Origin | undefined;
   /**
@@ -120,6 +130,18 @@ export type RecordErrorCode =
   | 'read-failed';
 
 export type ReaderItem = SourceRecord | RecordError;
+
+/** 9999-12-31T23:59:59.999Z, the last instant a record's time may name (DETECTION.md section 6). */
+export const MAX_EVENT_TIME_MS = 253_402_300_799_999;
+
+/**
+ * Whether epoch milliseconds name a real instant of the years 1970-9999. A time
+ * outside them (1e21, 8640000000000001, a year-0001 date) makes its record a
+ * `bad-value` error in every reader, so no later stage meets a date it cannot print.
+ */
+export function isEventTimeMs(ms: number): boolean {
+  return ms >= 0 && ms <= MAX_EVENT_TIME_MS;
+}
 
 export function processKey(p: Pick<ProcessInfo, 'pid' | 'startTimeMs'>, host: HostRef): string {
   return `${host.org}/${host.id}/${p.pid}/${p.startTimeMs ?? ''}`;

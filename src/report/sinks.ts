@@ -21,6 +21,8 @@ export interface ServerEndpoint {
   url: string;
   caFile: string | null;
   serverName: string | null;
+  /** The server certificate's pin (sync.serverCertSha256), normalised; null = check against a CA. */
+  certSha256: string | null;
   /** This host's credential, read when a batch goes out (the host may enrol after the sink starts). */
   credential: () => SecretResult;
 }
@@ -51,7 +53,13 @@ export function createSink(cfg: SinkConfig, envt: SinkEnvironment = {}): AlertSi
         caFile: s.caFile,
         serverName: s.serverName,
       };
-      return new HttpSink(http, { ...(envt.env === undefined ? {} : { env: envt.env }), token: s.credential });
+      // 401: the host is enrolling again (an expired or replaced credential); its alerts wait for the new one.
+      return new HttpSink(http, {
+        ...(envt.env === undefined ? {} : { env: envt.env }),
+        token: s.credential,
+        pin: s.certSha256,
+        retryStatus: [401],
+      });
     }
   }
 }

@@ -425,7 +425,7 @@ describe('rarecon validate', () => {
         `${cfg}:6: detect.internalNetworks[1]: "300.1.0.0/16" is not an IP network`,
         `${cfg}:8: detect.exclusions.ports[1]: must be at most 65535, got 70000`,
         `${cfg}:9: detect.exclusions.sha256[0]: expected 64 hex digits, got "abc"`,
-        `${cfg}:10: detect.colour: unknown setting (known here: activationDays, trainingDays, minBaselineDays, dedupWindowMs, maxAlertsPerHostPerDay, thresholds, knownVendors, internalNetworks, internalDomains, exclusions, dnsGraceMs, dnsCacheMaxEntries)`,
+        `${cfg}:10: detect.colour: unknown setting (known here: activationDays, trainingDays, minBaselineDays, dedupWindowMs, maxAlertsPerHostPerDay, thresholds, knownVendors, internalNetworks, internalDomains, exclusions, dnsGraceMs, dnsCacheMaxEntries, reverseDnsNames, processAccessIgnore, processAccessParentMs)`,
         `${cfg}:11: alertFormat: expected one of ocsf, ecs, got "xml"`,
         `7 problems in ${cfg}`,
         '',

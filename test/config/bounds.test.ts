@@ -8,7 +8,17 @@ import { DEFAULT_CONFIG } from '../../src/config/defaults.js';
 import { MAX_TIMER_MS, validate, type Problem, type Spec } from '../../src/config/spec.js';
 
 /** *Ms settings that are windows over event or wall-clock times, compared, never handed to a timer. */
-const WINDOWS = new Set(['detect.dedupWindowMs', 'detect.dnsGraceMs', 'sync.pendingTimeoutMs', 'sync.bucketIdleMs']);
+const WINDOWS = new Set([
+  'detect.dedupWindowMs',
+  'detect.dnsGraceMs',
+  'detect.processAccessParentMs',
+  'sync.pendingTimeoutMs',
+  'sync.bucketIdleMs',
+  'sync.staleGraceMs',
+  'server.credentialLifetimeMs',
+  'server.credentialGraceMs',
+  'server.buildGraceMs',
+]);
 
 function numbers(spec: Spec, path: string, out: Array<{ path: string; spec: Extract<Spec, { kind: 'number' }> }>): typeof out {
   if (spec.kind === 'number') out.push({ path, spec });

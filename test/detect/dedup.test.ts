@@ -46,7 +46,7 @@ describe('dedup (DETECTION.md section 6)', () => {
     expect(second.kind === 'new' && second.alert.uid).not.toBe(closed[0]!.uid);
   });
 
-  it('raises a higher variation for the same combo, and folds a lower one into the higher', () => {
+  it('raises a higher variation for the same combo; a plain event again repeats the lower alert', () => {
     const s = scorer();
     expect(s.handle(at(T, { hostname: 'rare.com' }))).toMatchObject({ kind: 'new', alert: { severity: 'Low' } });
     const injected = proc({ injection: { injected: true, indicators: ['memfd-exe'] } });
@@ -55,17 +55,42 @@ describe('dedup (DETECTION.md section 6)', () => {
     expect(s.handle(at(T + 2000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'repeat', alert: { severity: 'Low', count: 2 } });
   });
 
-  it('folds a lower variation into an open higher one for the same combo only', () => {
+  it('a lower-severity event raises its own alert beside an open higher one (the key holds the alert name)', () => {
     const s = scorer();
     const injected = proc({ injection: { injected: true, indicators: ['memfd-exe'] } });
     expect(s.handle(at(T, { hostname: 'rare.com', process: injected }))).toMatchObject({ kind: 'new', alert: { severity: 'High' } });
-    expect(s.handle(at(T + 1000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'repeat', alert: { severity: 'High', count: 2 } });
+    expect(s.handle(at(T + 1000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'new', alert: { severity: 'Low', count: 1 } });
+    expect(s.handle(at(T + 2000, { hostname: 'rare.com' }))).toMatchObject({ kind: 'repeat', alert: { severity: 'Low', count: 2 } });
+    expect(s.handle(at(T + 3000, { hostname: 'rare.com', process: injected }))).toMatchObject({ kind: 'repeat', alert: { severity: 'High', count: 2 } });
     // another port is another combo: its own alert
-    expect(s.handle(at(T + 2000, { hostname: 'rare.com', port: 8443 }))).toMatchObject({ kind: 'new', alert: { severity: 'Medium' } });
+    expect(s.handle(at(T + 4000, { hostname: 'rare.com', port: 8443 }))).toMatchObject({ kind: 'new', alert: { severity: 'Medium' } });
     expect(s.finish().map((a) => [a.severity, a.count])).toEqual([
       ['High', 2],
+      ['Low', 2],
       ['Medium', 1],
     ]);
+  });
+
+  it("a future-dated record of one host changes no other host's alerts (windows in each host's own event time)", () => {
+    const run = (future: boolean) => {
+      const s = scorer();
+      s.enrol('o1/h2', T - 20 * DAY_MS);
+      const h2 = { id: 'h2', org: 'o1' };
+      const outcomes = [s.handle(at(T)).kind, s.handle(at(T, { host: h2 })).kind];
+      // h2's clock is wrong: one record stamped two days ahead.
+      if (future) outcomes.push(s.handle(at(T + 2 * DAY_MS, { host: h2, hostname: 'x.other.org' })).kind);
+      outcomes.push(s.handle(at(T + 5 * HOUR)).kind, s.handle(at(T + 6 * HOUR, { host: h2 })).kind);
+      return { outcomes, closed: s.takeClosed(), all: s.finish() };
+    };
+    const plain = run(false);
+    const skewed = run(true);
+    expect(plain.outcomes).toEqual(['new', 'new', 'repeat', 'repeat']);
+    // h1's alert stays open and takes its repeat; h2's own window closes by its own (future) clock.
+    expect(skewed.outcomes).toEqual(['new', 'new', 'new', 'repeat', 'new']);
+    expect(skewed.closed.map((a) => [a.host.id, a.count])).toEqual([['h2', 1]]);
+    const h1 = (r: typeof plain) => r.all.filter((a) => a.host.id === 'h1').map((a) => [a.firstSeenMs, a.count, a.uid]);
+    expect(h1(skewed)).toEqual(h1(plain));
+    expect(h1(plain)).toEqual([[T, 2, expect.any(String)]]);
   });
 
   it('lists alerts first seen at the same time in the order they were raised', () => {

@@ -2,7 +2,7 @@
 // kept (with the field's dotted path) instead of thrown, so a bad line becomes
 // a value the caller reports and reading goes on.
 import { normaliseIp } from '../../model/address.js';
-import type { RecordErrorCode } from '../../model/records.js';
+import { isEventTimeMs, type RecordErrorCode } from '../../model/records.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -26,12 +26,24 @@ function describe(v: unknown): string {
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const DIGITS = /^\d{1,16}$/;
 
-/** An RFC 3339 time or a string of epoch milliseconds, as epoch milliseconds; NaN when it is neither. */
+/**
+ * An RFC 3339 time or a string of epoch milliseconds, as epoch milliseconds;
+ * NaN when it is neither or names no instant of the years 1970-9999.
+ */
 export function timeFromString(v: string): number {
   const s = v.trim();
-  if (DIGITS.test(s)) return Number(s);
-  return RFC3339.test(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
+  const ms = DIGITS.test(s) ? Number(s) : RFC3339.test(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
+  return isEventTimeMs(ms) ? ms : NaN;
 }
+
+/** Epoch milliseconds as a JSON number gives them, rounded; NaN outside the years 1970-9999 (1e21, 8640000000000001). */
+export function timeFromNumber(v: number): number {
+  const ms = Math.round(v);
+  return v >= 0 && isEventTimeMs(ms) ? ms : NaN;
+}
+
+/** What a time field must hold, for error messages. */
+export const TIME_EXPECTED = 'an RFC 3339 time or epoch milliseconds of the years 1970-9999';
 
 /** Empty or whitespace only, without allocating for the common non-blank case. */
 export function isBlank(v: string): boolean {
@@ -135,12 +147,9 @@ export class FieldReader {
   time(o: JsonObject, key: string, path: string, required: boolean): number | undefined {
     const v = o[key];
     if (v === undefined || v === null) return required ? this.missing(path) : undefined;
-    if (typeof v === 'number') {
-      return Number.isFinite(v) && v >= 0 ? Math.round(v) : this.badValue(path, 'epoch milliseconds', v);
-    }
-    if (typeof v !== 'string') return this.wrongType(path, 'an RFC 3339 string or epoch milliseconds', v);
-    const ms = timeFromString(v);
-    return Number.isFinite(ms) ? ms : this.badValue(path, 'an RFC 3339 time or epoch milliseconds', v);
+    if (typeof v !== 'number' && typeof v !== 'string') return this.wrongType(path, 'an RFC 3339 string or epoch milliseconds', v);
+    const ms = typeof v === 'number' ? timeFromNumber(v) : timeFromString(v);
+    return Number.isFinite(ms) ? ms : this.badValue(path, TIME_EXPECTED, v);
   }
 
   /** An IPv4 or IPv6 address, lower-cased; an IPv4-mapped IPv6 address reads as IPv4. */

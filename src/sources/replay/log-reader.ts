@@ -23,7 +23,7 @@ import {
 } from './read-lines.js';
 import { IdTable } from './fast/scanned-table.js';
 import { isWindowsEventObject } from './sysmon-event.js';
-import { SysmonReader, type SysmonReaderOptions, type SysmonStats } from './sysmon-reader.js';
+import { SysmonReader, type LineTally, type SysmonReaderOptions, type SysmonStats } from './sysmon-reader.js';
 
 export type LogFormat = 'rarecon' | 'sysmon';
 
@@ -35,7 +35,12 @@ export interface LogReaderOptions extends ReadLinesOptions {
   sysmon?: Partial<SysmonReaderOptions>;
 }
 
-export interface FileStats {
+/**
+ * What became of the lines of one file. Every line read is counted once: as
+ * a record (by type), joined into records, skipped (by reason), blank, or an
+ * error (by code), so `lines` is the sum of them all.
+ */
+export interface FileStats extends LineTally {
   file: string;
   /** Null until a line was recognised (an empty or unreadable file stays null). */
   format: LogFormat | null;
@@ -84,7 +89,16 @@ interface FileRead {
 }
 
 function newFileStats(file: string): FileStats {
-  return { file, format: null, lines: 0, blankLines: 0, records: { connection: 0, dns: 0, process: 0 }, errors: {} };
+  return {
+    file,
+    format: null,
+    lines: 0,
+    blankLines: 0,
+    records: { connection: 0, dns: 0, process: 0 },
+    joined: {},
+    skipped: {},
+    errors: {},
+  };
 }
 
 function isBlank(text: string): boolean {
@@ -122,7 +136,13 @@ export class LogReader implements AsyncIterable<ReaderItem> {
 
   stats(): LogReaderStats {
     return {
-      files: [...this.perFile.values()].map((s) => ({ ...s, records: { ...s.records }, errors: { ...s.errors } })),
+      files: [...this.perFile.values()].map((s) => ({
+        ...s,
+        records: { ...s.records },
+        joined: { ...s.joined },
+        skipped: { ...s.skipped },
+        errors: { ...s.errors },
+      })),
       sysmon: this.sysmon.stats(),
     };
   }
@@ -304,9 +324,9 @@ export class LogReader implements AsyncIterable<ReaderItem> {
       out.push(r);
     } else if (isWindowsEventObject(o)) {
       // A joined Sysmon record may carry the origin of an earlier file.
-      for (const r of this.count(this.sysmon.push(o, origin))) out.push(r);
+      for (const r of this.count(this.sysmon.push(o, origin, st))) out.push(r);
     } else {
-      this.sysmon.countNonSysmon();
+      this.sysmon.countNonSysmon(st);
     }
   }
 

@@ -3,15 +3,22 @@
 // `winlog.event_data` (or flattens it to dotted keys). Field names are looked
 // up case-insensitively since Sysmon itself spells `SourceProcessGuid` in
 // Event 8 and `SourceProcessGUID` in Event 10.
-import { isJsonObject, type JsonObject } from './field-reader.js';
+import { isJsonObject, timeFromNumber, timeFromString, type JsonObject } from './field-reader.js';
 import { normaliseIp } from '../../model/address.js';
+import { isEventTimeMs } from '../../model/records.js';
 
 export const SYSMON_PROVIDER = 'microsoft-windows-sysmon';
 
 export interface SysmonEvent {
   eventId: number;
-  /** From `UtcTime` (UTC), else the exporter's `@timestamp`; null when neither reads. */
+  /**
+   * From `UtcTime` (UTC), else (no `UtcTime` at all) the exporter's
+   * `@timestamp`; null when the one that is there does not read as an instant
+   * of the years 1970-9999, or neither is there.
+   */
   timeMs: number | null;
+  /** The time field as written, for an error message; null when the event has none. */
+  timeText: string | null;
   /** As written, e.g. `WORKSTATION5.theshire.local`; '' when absent. */
   hostname: string;
   /** Event data by lower-cased field name; values as strings, HTML entities decoded. */
@@ -20,9 +27,14 @@ export interface SysmonEvent {
 
 export type Classified =
   | { kind: 'sysmon'; event: SysmonEvent }
-  /** A Windows event of another channel (Security, PowerShell, ...). */
-  | { kind: 'other-windows' }
+  /** A Windows event of another channel (Security, PowerShell, ...), by its channel or provider as written ('' when neither). */
+  | { kind: 'other-windows'; channel: string }
   | { kind: 'not-windows' };
+
+function channelOf(...candidates: unknown[]): string {
+  for (const c of candidates) if (typeof c === 'string' && c.trim() !== '') return c.trim().slice(0, 80);
+  return '';
+}
 
 const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
 
@@ -44,28 +56,76 @@ function scalar(v: unknown): string | undefined {
   return undefined;
 }
 
-function addFields(into: Map<string, string>, o: JsonObject): void {
+/**
+ * NXLog's own fields whose lower-cased names are Sysmon event data names:
+ * `ProcessID` and `ThreadID` are the process that wrote the event (Sysmon's
+ * service), not the event's own `ProcessId`.
+ */
+const NXLOG_SYSTEM_FIELDS: ReadonlySet<string> = new Set(['ProcessID', 'ThreadID']);
+const NO_SKIP: ReadonlySet<string> = new Set();
+
+function addFields(into: Map<string, string>, o: JsonObject, skip: ReadonlySet<string> = NO_SKIP): void {
   for (const k of Object.keys(o)) {
+    if (skip.has(k)) continue;
     const s = scalar(o[k]);
     if (s !== undefined) into.set(k.toLowerCase(), s);
   }
 }
 
+/** The process ids each event's data holds (Sysmon schema): an export that left them out may still have them in its message. */
+const PID_FIELDS: Record<number, readonly string[]> = {
+  1: ['processid', 'parentprocessid'],
+  3: ['processid'],
+  5: ['processid'],
+  7: ['processid'],
+  8: ['sourceprocessid', 'targetprocessid'],
+  10: ['sourceprocessid', 'targetprocessid'],
+  22: ['processid'],
+};
+
+/**
+ * Fills event data the export left out from Sysmon's rendered message
+ * (`Key: value`, one a line), e.g. `ProcessId` in an NXLog export that carries
+ * only its own `ProcessID`. Fields the export has are kept.
+ */
+function addMessageFields(into: Map<string, string>, eventId: number, message: unknown): void {
+  if (typeof message !== 'string' || message === '') return;
+  const wanted = PID_FIELDS[eventId];
+  if (wanted === undefined || wanted.every((k) => into.has(k))) return;
+  for (const line of message.split('\n')) {
+    const i = line.indexOf(':');
+    if (i <= 0) continue;
+    const key = line.slice(0, i).trim().toLowerCase();
+    if (!/^[a-z]+$/.test(key) || into.has(key)) continue;
+    into.set(key, unescapeHtml(line.slice(i + 1).trim()));
+  }
+}
+
 const UTC_TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z?$/;
 
-/** Sysmon `UtcTime`, `2020-10-12 22:34:38.169`, always UTC. */
+/** Sysmon `UtcTime`, `2020-10-12 22:34:38.169`, always UTC; null when it does not read or is outside the years 1970-9999. */
 export function parseUtcTime(s: string): number | null {
   const m = UTC_TIME.exec(s.trim());
   if (m === null) return null;
+  const [month, day, hour, minute, second] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
+  // Date.UTC rolls 2020-13-45 over into 2021; a field that is out of range is a bad value instead.
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return null;
   const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
-  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms);
+  const t = Date.UTC(Number(m[1]), month - 1, day, hour, minute, second, ms);
+  return isEventTimeMs(t) && new Date(t).getUTCDate() === day ? t : null;
+}
+
+/** The exporter's `@timestamp`: an RFC 3339 string (or epoch ms) of the years 1970-9999. */
+function exporterTime(v: unknown): number | null {
+  const t = typeof v === 'string' ? timeFromString(v) : typeof v === 'number' ? timeFromNumber(v) : NaN;
   return Number.isFinite(t) ? t : null;
 }
 
-function isoTime(v: unknown): number | null {
-  if (typeof v !== 'string') return null;
-  const t = Date.parse(v);
-  return Number.isFinite(t) ? t : null;
+/** The event's time: its own `UtcTime` when it has one (a bad one is not replaced by the exporter's), else `@timestamp`. */
+function eventTime(utc: string | undefined, timestamp: unknown): Pick<SysmonEvent, 'timeMs' | 'timeText'> {
+  if (utc !== undefined) return { timeMs: parseUtcTime(utc), timeText: `UtcTime "${utc.slice(0, 40)}"` };
+  if (timestamp === undefined || timestamp === null) return { timeMs: null, timeText: null };
+  return { timeMs: exporterTime(timestamp), timeText: `@timestamp ${JSON.stringify(timestamp).slice(0, 42)}` };
 }
 
 function eventIdOf(v: unknown): number | null {
@@ -86,9 +146,10 @@ export function isWindowsEventObject(o: JsonObject): boolean {
 
 function classifyWinlogbeat(o: JsonObject, w: JsonObject | null): Classified {
   const get = (k: string): unknown => (w !== null ? w[k] : o[`winlog.${k}`]);
-  if (!isSysmonName(get('provider_name')) && !isSysmonName(get('channel'))) return { kind: 'other-windows' };
+  if (!isSysmonName(get('provider_name')) && !isSysmonName(get('channel')))
+    return { kind: 'other-windows', channel: channelOf(get('channel'), get('provider_name')) };
   const eventId = eventIdOf(get('event_id'));
-  if (eventId === null) return { kind: 'other-windows' };
+  if (eventId === null) return { kind: 'other-windows', channel: channelOf(get('channel'), get('provider_name')) };
   const fields = new Map<string, string>();
   const data = get('event_data');
   if (isJsonObject(data)) addFields(fields, data);
@@ -99,16 +160,12 @@ function classifyWinlogbeat(o: JsonObject, w: JsonObject | null): Classified {
       if (s !== undefined) fields.set(k.slice('winlog.event_data.'.length).toLowerCase(), s);
     }
   }
+  // Winlogbeat's own process (`winlog.process.pid`) is the one that wrote the event: never read.
+  addMessageFields(fields, eventId, o.message ?? o.Message);
   const computer = scalar(get('computer_name'));
-  const utc = fields.get('utctime');
   return {
     kind: 'sysmon',
-    event: {
-      eventId,
-      timeMs: (utc !== undefined ? parseUtcTime(utc) : null) ?? isoTime(o['@timestamp']),
-      hostname: computer ?? '',
-      fields,
-    },
+    event: { eventId, ...eventTime(fields.get('utctime'), o['@timestamp']), hostname: computer ?? '', fields },
   };
 }
 
@@ -117,28 +174,50 @@ export function classifyWindowsEvent(o: JsonObject): Classified {
   const winlog = isJsonObject(o.winlog) ? o.winlog : null;
   if (winlog !== null || 'winlog.event_id' in o || 'winlog.provider_name' in o) return classifyWinlogbeat(o, winlog);
   if (!('EventID' in o) && !('SourceName' in o) && !('Channel' in o)) return { kind: 'not-windows' };
-  if (!isSysmonName(o.SourceName) && !isSysmonName(o.Channel) && !isSysmonName(o.ProviderName)) return { kind: 'other-windows' };
+  if (!isSysmonName(o.SourceName) && !isSysmonName(o.Channel) && !isSysmonName(o.ProviderName))
+    return { kind: 'other-windows', channel: channelOf(o.Channel, o.SourceName, o.ProviderName) };
   const eventId = eventIdOf(o.EventID);
-  if (eventId === null) return { kind: 'other-windows' };
+  if (eventId === null) return { kind: 'other-windows', channel: channelOf(o.Channel, o.SourceName, o.ProviderName) };
   const fields = new Map<string, string>();
-  addFields(fields, o);
-  const utc = fields.get('utctime');
+  addFields(fields, o, NXLOG_SYSTEM_FIELDS);
+  addMessageFields(fields, eventId, o.Message);
   return {
     kind: 'sysmon',
     event: {
       eventId,
-      timeMs: (utc !== undefined ? parseUtcTime(utc) : null) ?? isoTime(o['@timestamp']),
+      ...eventTime(fields.get('utctime'), o['@timestamp']),
       hostname: fields.get('hostname') ?? fields.get('computer') ?? '',
       fields,
     },
   };
 }
 
-/** Host id: the lower-cased first label, so `WS5` and `WS5.corp.example` are one host. */
-export function hostIdOf(hostname: string): string {
-  const h = hostname.trim().toLowerCase();
-  const dot = h.indexOf('.');
-  return dot === -1 ? h : h.slice(0, dot);
+/**
+ * Host ids: the computer name as written, fully qualified when the log gives
+ * it (DETECTION.md section 5), so `WS5.theshire.local` and `WS5.mordor.local`
+ * are two hosts. Exporters write some events with the short name only
+ * (`WS5`): such a name is the host of that name's one fully qualified form
+ * seen so far, and stays its own host when none was seen or several were.
+ */
+export class HostIds {
+  /** Lower-cased first label -> the qualified name seen with it, or null once two different ones were. */
+  private readonly qualified = new Map<string, string | null>();
+
+  of(hostname: string): string {
+    const name = hostname.trim();
+    const dot = name.indexOf('.');
+    const label = (dot === -1 ? name : name.slice(0, dot)).toLowerCase();
+    if (dot !== -1) {
+      const seen = this.qualified.get(label);
+      if (seen === undefined) {
+        if (this.qualified.size < 100_000) this.qualified.set(label, name);
+      } else if (seen !== null && seen.toLowerCase() !== name.toLowerCase()) {
+        this.qualified.set(label, null);
+      }
+      return name;
+    }
+    return this.qualified.get(label) ?? name;
+  }
 }
 
 /** `{71B87C12-...}` and `71b87c12-...` are the same process. */

@@ -4,8 +4,9 @@
 // injections (Events 8 and 10), the DNS answers of the host (Event 22) and the
 // connection itself (Event 3). State events are folded in as they arrive,
 // with their times; the events that become records are put back in time order
-// per host and joined when they leave the reorder window, so a connection only
-// sees the injections and DNS answers that came before it.
+// per host and joined when they leave the reorder window, so a connection sees
+// the DNS answers that came before it and the injections stamped up to
+// `injectionLeadMs` after it (Sysmon's event types disagree by seconds).
 import {
   UNKNOWN_SIGNER,
   type ConnectionEvent,
@@ -17,13 +18,15 @@ import {
   type Signer,
 } from '../../model/records.js';
 import type { JsonObject } from './field-reader.js';
+import { DEFAULT_PROCESS_ACCESS_IGNORE, type DetectConfig } from '../../config/defaults.js';
 import { normaliseIp } from '../../model/address.js';
 import { DEFAULT_ORG } from './ndjson-reader.js';
 import { ReorderBuffer } from './reorder-buffer.js';
+import { RoutineAccess } from './process-access.js';
 import {
   basename,
   classifyWindowsEvent,
-  hostIdOf,
+  HostIds,
   ipsFromQueryResults,
   known,
   normaliseGuid,
@@ -42,11 +45,20 @@ export interface SysmonReaderOptions {
    */
   dnsLeadMs: number;
   /**
-   * Event 10 sources not taken as injection, by image path or bare file name
-   * (case-insensitive). Empty by default, as DETECTION.md section 5 reads; note that
-   * csrss.exe, lsass.exe and services.exe open most new processes with such rights.
+   * Event 10 sources whose access is routine, not injection (`detect.processAccessIgnore`,
+   * see process-access.ts): by default the system brokers from System32 or
+   * SysWOW64 and Defender's engine from its platform folder.
    */
   processAccessIgnore: readonly string[];
+  /** An Event 10 from the target's own parent this close to the target's creation is routine; 0 counts it. */
+  processAccessParentMs: number;
+  /**
+   * An injection indicator counts for a connection stamped up to this much
+   * before it (DETECTION.md section 5: a connection is seen stamped up to 10 s
+   * before the CreateRemoteThread that preceded it). Connections are held this
+   * much longer than the reorder window, so such an indicator has arrived when they are joined.
+   */
+  injectionLeadMs: number;
   /** TTL given to Event 22 answers: Sysmon records none. */
   dnsTtlSeconds: number;
   /** How long past its TTL an answer still names a connection's address (DETECTION.md section 10). */
@@ -61,7 +73,9 @@ export const DEFAULT_SYSMON_OPTIONS: Readonly<SysmonReaderOptions> = Object.free
   org: DEFAULT_ORG,
   reorderWindowMs: 10_000,
   dnsLeadMs: 1_000,
-  processAccessIgnore: Object.freeze([]) as readonly string[],
+  processAccessIgnore: DEFAULT_PROCESS_ACCESS_IGNORE,
+  processAccessParentMs: 5_000,
+  injectionLeadMs: 10_000,
   dnsTtlSeconds: 300,
   dnsGraceMs: 5 * 60_000,
   maxProcesses: 100_000,
@@ -69,21 +83,48 @@ export const DEFAULT_SYSMON_OPTIONS: Readonly<SysmonReaderOptions> = Object.free
   maxBufferedPerHost: 100_000,
 });
 
+/** The reader options the `detect:` config section sets. */
+export function sysmonOptionsOf(detect: Pick<DetectConfig, 'processAccessIgnore' | 'processAccessParentMs'>): Partial<SysmonReaderOptions> {
+  return { processAccessIgnore: detect.processAccessIgnore, processAccessParentMs: detect.processAccessParentMs };
+}
+
+/**
+ * Where the lines of a file went besides records and errors, by reason: each
+ * line the reader is given is a record, an error, joined or skipped.
+ */
+export interface LineTally {
+  /** Sysmon events folded into the records of their process (image loads, injections, exits, Event 1 without a SHA256). */
+  joined: Record<string, number>;
+  /** Lines that make no record: other channels, Sysmon events rarecon does not use, DNS queries without an address. */
+  skipped: Record<string, number>;
+}
+
+function tally(into: Record<string, number>, reason: string): void {
+  into[reason] = (into[reason] ?? 0) + 1;
+}
+
+/** Sysmon events that make records or join them; the others are skipped, counted by id. */
+const USED_EVENTS: ReadonlySet<number> = new Set([1, 3, 5, 7, 8, 10, 22]);
+
 export interface SysmonStats {
   /** Sysmon events read, by EventID. */
   sysmonEvents: Record<string, number>;
   /** Lines of other Windows channels or not Windows events at all: counted and skipped. */
   nonSysmonLines: number;
+  /** Sysmon events of ids rarecon does not use (2, 9, 11-19, 23, ...). */
+  unusedSysmonEvents: number;
   connections: number;
   /** Connections whose log gave no ProcessId (pid reads 0). */
   connectionsWithoutPid: number;
   dnsAnswers: number;
   /** Event 22 with no address in its results (failed lookups, CNAME-only answers). */
   dnsWithoutAddresses: number;
+  /** Connections named only by Event 3's `DestinationHostname`, a reverse-DNS (PTR) name. */
+  reverseDnsNames: number;
   processRuns: number;
   /** Event 1 without a SHA256 in `Hashes` (Sysmon configured for other hashes only). */
   processRunsWithoutHash: number;
-  /** Distinct processes with at least one injection indicator. */
+  /** Distinct processes with a connection that carries an injection indicator. */
   injectedProcesses: number;
   /** Distinct processes whose image SHA256 is known (Event 1, or Event 7 of the image). */
   hashedProcesses: number;
@@ -97,12 +138,24 @@ export interface SysmonStats {
 const INJECTION_ACCESS_MASK = 0x2 | 0x20;
 const UNUSUAL_DIRS = ['\\users\\', '\\appdata\\', '\\temp\\', '\\programdata\\', '\\downloads\\', '\\windows\\temp\\'];
 const MAX_LIBRARIES = 32;
+/** Injection evidence kept a process (each Event 8 or 10 that may count); the earliest are kept. */
+const MAX_INJECTION_EVENTS = 64;
 const MAX_INDICATORS = 16;
 /** Distinct-process counters stop growing here; the stats are then a lower bound. */
 const MAX_DISTINCT_TRACKED = 1_000_000;
 const NO_ITEMS: ReaderItem[] = [];
 /** The record type needs a pid; 0 stands for "the log did not say" (counted in `connectionsWithoutPid`). */
 const UNKNOWN_PID = 0;
+
+/** One Event 8 or 10 into a process that may count as injection; whether it does is decided at the join. */
+interface InjectionEvidence {
+  indicator: string;
+  timeMs: number;
+  /** An Event 10, which is routine when it comes from the target's parent right at the target's creation. */
+  access: boolean;
+  sourceGuid: string | null;
+  sourcePid: number | null;
+}
 
 interface ProcessState {
   image: string | null;
@@ -113,9 +166,9 @@ interface ProcessState {
   cmdline: string | null;
   user: string | null;
   parent: ParentInfo | null;
+  parentGuid: string | null;
   libraries: Array<{ timeMs: number; path: string }>;
-  /** Indicator -> earliest time seen. */
-  injections: Map<string, number>;
+  injections: InjectionEvidence[];
 }
 
 interface Pending {
@@ -167,45 +220,77 @@ export class SysmonReader {
   private readonly hashed = new Set<string>();
   private readonly counts = {
     nonSysmonLines: 0,
+    unusedSysmonEvents: 0,
     connections: 0,
     connectionsWithoutPid: 0,
     dnsAnswers: 0,
     dnsWithoutAddresses: 0,
+    reverseDnsNames: 0,
     processRuns: 0,
     processRunsWithoutHash: 0,
     errors: 0,
   };
   private readonly byEventId = new Map<number, number>();
-  private readonly ignoredAccess: Set<string>;
+  private readonly routine: RoutineAccess;
+  private readonly hostIds = new HostIds();
 
   constructor(opts: Partial<SysmonReaderOptions> = {}) {
     this.opts = { ...DEFAULT_SYSMON_OPTIONS, ...opts };
-    this.ignoredAccess = new Set(this.opts.processAccessIgnore.map((p) => p.trim().toLowerCase()));
-    this.reorder = new ReorderBuffer<Pending>(this.opts.reorderWindowMs, this.opts.maxBufferedPerHost);
+    this.routine = new RoutineAccess(this.opts.processAccessIgnore);
+    // Connections wait for the indicators stamped up to injectionLeadMs after them; everything
+    // else waits as long, so the records of a host still leave in time order.
+    this.reorder = new ReorderBuffer<Pending>(this.opts.reorderWindowMs + this.opts.injectionLeadMs, this.opts.maxBufferedPerHost);
   }
 
-  /** Counts a line that is not a Sysmon event (the caller skipped it). */
-  countNonSysmon(): void {
+  /** The channel names as first written, by lower-cased name ("Security" and "security" are one). */
+  private readonly channels = new Map<string, string>();
+
+  /** Counts a line that is not a Windows event at all (the caller skipped it). */
+  countNonSysmon(lines: LineTally | null = null): void {
     this.counts.nonSysmonLines++;
+    if (lines !== null) tally(lines.skipped, 'not a Windows event');
   }
 
-  /** Feeds one parsed line; returns the records (and errors) now ready, each host in time order. */
-  push(o: JsonObject, origin: Origin): ReaderItem[] {
+  private channelReason(channel: string): string {
+    if (channel === '') return 'Windows event of no channel';
+    const key = channel.toLowerCase();
+    let name = this.channels.get(key);
+    if (name === undefined) {
+      name = channel;
+      if (this.channels.size < 1_000) this.channels.set(key, name);
+    }
+    return `channel ${name}`;
+  }
+
+  /**
+   * Feeds one parsed line; returns the records (and errors) now ready, each
+   * host in time order. `lines` (when given) counts where the line went unless
+   * it is a record or an error.
+   */
+  push(o: JsonObject, origin: Origin, lines: LineTally | null = null): ReaderItem[] {
     const c = classifyWindowsEvent(o);
     if (c.kind !== 'sysmon') {
       this.counts.nonSysmonLines++;
+      if (lines !== null) tally(lines.skipped, c.kind === 'other-windows' ? this.channelReason(c.channel) : 'not a Windows event');
       return NO_ITEMS;
     }
     const ev = c.event;
     this.byEventId.set(ev.eventId, (this.byEventId.get(ev.eventId) ?? 0) + 1);
-    if (![1, 3, 5, 7, 8, 10, 22].includes(ev.eventId)) return NO_ITEMS;
+    if (!USED_EVENTS.has(ev.eventId)) {
+      this.counts.unusedSysmonEvents++;
+      if (lines !== null) tally(lines.skipped, `Sysmon event ${ev.eventId}`);
+      return NO_ITEMS;
+    }
     if (ev.timeMs === null) {
       return [
-        this.error(ev.fields.has('utctime') ? 'bad-value' : 'missing-field', `Sysmon event ${ev.eventId}: no readable UtcTime`, origin),
+        ev.timeText === null
+          ? this.error('missing-field', `Sysmon event ${ev.eventId}: no UtcTime (nor @timestamp)`, origin)
+          : this.error('bad-value', `Sysmon event ${ev.eventId}: ${ev.timeText} is not a time of the years 1970-9999`, origin),
       ];
     }
-    if (hostIdOf(ev.hostname) === '') return [this.error('missing-field', `Sysmon event ${ev.eventId}: no Hostname`, origin)];
-    const host: HostRef = { id: hostIdOf(ev.hostname), org: this.opts.org, name: ev.hostname.trim() };
+    const hostId = this.hostIds.of(ev.hostname);
+    if (hostId === '') return [this.error('missing-field', `Sysmon event ${ev.eventId}: no Hostname`, origin)];
+    const host: HostRef = { id: hostId, org: this.opts.org, name: ev.hostname.trim() };
     const hostKey = `${host.org}/${host.id}`;
     const timeMs = ev.timeMs;
     const f = ev.fields;
@@ -215,10 +300,20 @@ export class SysmonReader {
     };
     const guid = guidOf('processguid');
     const pending: Pending = { kind: 'run', timeMs, hostKey, host, guid, event: ev, origin };
+    const joined = (): ReaderItem[] => {
+      if (lines !== null) tally(lines.joined, `Sysmon event ${ev.eventId}`);
+      return NO_ITEMS;
+    };
     switch (ev.eventId) {
       case 1:
         if (guid === null) return [this.error('missing-field', 'Sysmon event 1: no ProcessGuid', origin)];
         this.onProcessCreate(hostKey, guid, ev);
+        // Without a SHA256 it makes no process run, but its command line and parent join the process's records.
+        if (sha256FromHashes(f.get('hashes') ?? '') === null) {
+          this.counts.processRunsWithoutHash++;
+          if (lines !== null) tally(lines.joined, 'Sysmon event 1 without a SHA256');
+          return NO_ITEMS;
+        }
         break;
       case 3: {
         const built = this.buildConnection(ev, host, origin);
@@ -229,19 +324,26 @@ export class SysmonReader {
         break;
       }
       case 5:
-        if (guid === null) return NO_ITEMS;
+        if (guid === null) return joined();
         pending.kind = 'exit';
+        joined();
         break;
       case 7:
         if (guid !== null) this.onImageLoad(hostKey, guid, ev);
-        return NO_ITEMS;
+        return joined();
       case 8:
         this.onRemoteThread(hostKey, guidOf('sourceprocessguid'), guidOf('targetprocessguid'), ev);
-        return NO_ITEMS;
+        return joined();
       case 10:
         this.onProcessAccess(hostKey, guidOf('sourceprocessguid'), guidOf('targetprocessguid'), ev);
-        return NO_ITEMS;
+        return joined();
       case 22:
+        if (known(f.get('queryname')) === null || ipsFromQueryResults(f.get('queryresults') ?? '').length === 0) {
+          // A failed lookup or a CNAME-only answer names no address.
+          this.counts.dnsWithoutAddresses++;
+          if (lines !== null) tally(lines.skipped, 'Sysmon event 22 without an address');
+          return NO_ITEMS;
+        }
         pending.kind = 'dns';
         break;
     }
@@ -290,8 +392,9 @@ export class SysmonReader {
         cmdline: null,
         user: null,
         parent: null,
+        parentGuid: null,
         libraries: [],
-        injections: new Map(),
+        injections: [],
       };
       this.processes.set(key, s);
       if (this.processes.size > this.opts.maxProcesses) {
@@ -324,6 +427,8 @@ export class SysmonReader {
     const parentCmd = known(f.get('parentcommandline'));
     if (parentPid !== null || parentPath !== null || parentCmd !== null)
       s.parent = { pid: parentPid, path: parentPath, cmdline: parentCmd };
+    const parentGuid = known(f.get('parentprocessguid'));
+    if (parentGuid !== null) s.parentGuid = normaliseGuid(parentGuid);
   }
 
   private onImageLoad(hostKey: string, guid: string, ev: SysmonEvent): void {
@@ -348,35 +453,65 @@ export class SysmonReader {
     }
   }
 
-  private addIndicator(hostKey: string, guid: string, indicator: string, timeMs: number): void {
-    const s = this.state(hostKey, guid);
-    const seen = s.injections.get(indicator);
-    if (seen !== undefined) {
-      if (timeMs < seen) s.injections.set(indicator, timeMs);
-    } else if (s.injections.size < MAX_INDICATORS) {
-      s.injections.set(indicator, timeMs);
+  private addEvidence(hostKey: string, target: string, e: InjectionEvidence): void {
+    const s = this.state(hostKey, target);
+    const list = s.injections;
+    if (list.some((x) => x.indicator === e.indicator && x.timeMs === e.timeMs && x.sourceGuid === e.sourceGuid)) return;
+    if (list.length >= MAX_INJECTION_EVENTS) {
+      // Full: a later event only matters if it is earlier than one kept (events arrive out of order by seconds).
+      const latest = list.reduce((a, b) => (b.timeMs > a.timeMs ? b : a));
+      if (latest.timeMs <= e.timeMs) return;
+      list.splice(list.indexOf(latest), 1);
     }
-    this.track(this.injected, `${hostKey}|${guid}`);
+    list.push(e);
+  }
+
+  /** The source of an Event 8 or 10, or null when it is the target itself (a process opening or threading into itself). */
+  private sourceOf(source: string | null, target: string, f: Map<string, string>): { guid: string | null; pid: number | null } | null {
+    const sourcePid = int(f.get('sourceprocessid'), 0, 2 ** 32 - 1);
+    if (source !== null ? source === target : sourcePid !== null && sourcePid === int(f.get('targetprocessid'), 0, 2 ** 32 - 1))
+      return null;
+    return { guid: source, pid: sourcePid };
   }
 
   private onRemoteThread(hostKey: string, source: string | null, target: string | null, ev: SysmonEvent): void {
-    if (target === null || source === target) return;
-    const from = basename(known(ev.fields.get('sourceimage')) ?? 'unknown');
-    this.addIndicator(hostKey, target, `sysmon-create-remote-thread:${from}`, ev.timeMs ?? 0);
+    if (target === null) return;
+    const from = this.sourceOf(source, target, ev.fields);
+    if (from === null) return;
+    const image = basename(known(ev.fields.get('sourceimage')) ?? 'unknown');
+    const indicator = `sysmon-create-remote-thread:${image}`;
+    this.addEvidence(hostKey, target, { indicator, timeMs: ev.timeMs ?? 0, access: false, sourceGuid: from.guid, sourcePid: from.pid });
   }
 
   private onProcessAccess(hostKey: string, source: string | null, target: string | null, ev: SysmonEvent): void {
     const f = ev.fields;
     if (target === null) return;
-    if (source === target) return;
-    if (source === null && f.get('sourceprocessid') === f.get('targetprocessid')) return;
+    const from = this.sourceOf(source, target, f);
+    if (from === null) return;
     const raw = f.get('grantedaccess')?.trim() ?? '';
     const access = /^0x[0-9a-f]+$/i.test(raw) ? parseInt(raw.slice(2), 16) : /^\d+$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isFinite(access) || (access & INJECTION_ACCESS_MASK) === 0) return;
     const sourceImage = known(f.get('sourceimage')) ?? 'unknown';
-    const from = basename(sourceImage);
-    if (this.ignoredAccess.has(sourceImage.toLowerCase()) || this.ignoredAccess.has(from.toLowerCase())) return;
-    this.addIndicator(hostKey, target, `sysmon-process-access:${from}:0x${access.toString(16)}`, ev.timeMs ?? 0);
+    if (this.routine.isRoutineSource(sourceImage)) return;
+    const indicator = `sysmon-process-access:${basename(sourceImage)}:0x${access.toString(16)}`;
+    this.addEvidence(hostKey, target, { indicator, timeMs: ev.timeMs ?? 0, access: true, sourceGuid: from.guid, sourcePid: from.pid });
+  }
+
+  /** An Event 10 from the target's own parent within processAccessParentMs of the target's creation: routine. */
+  private parentAtCreation(s: ProcessState, e: InjectionEvidence): boolean {
+    if (!e.access || s.startTimeMs === null || Math.abs(e.timeMs - s.startTimeMs) > this.opts.processAccessParentMs) return false;
+    if (e.sourceGuid !== null && s.parentGuid !== null) return e.sourceGuid === s.parentGuid;
+    return e.sourcePid !== null && s.parent?.pid === e.sourcePid;
+  }
+
+  /** The indicators that count for a connection at connMs, earliest first, each once. */
+  private indicatorsFor(s: ProcessState, connMs: number): string[] {
+    const counted = s.injections
+      .filter((e) => e.timeMs <= connMs + this.opts.injectionLeadMs && !this.parentAtCreation(s, e))
+      .sort((a, b) => a.timeMs - b.timeMs);
+    const out: string[] = [];
+    for (const e of counted) if (!out.includes(e.indicator) && out.length < MAX_INDICATORS) out.push(e.indicator);
+    return out;
   }
 
   /** The connection as far as Event 3 alone tells; the join fills process and hostname later. */
@@ -461,10 +596,7 @@ export class SysmonReader {
   private emitDns(p: Pending, out: ReaderItem[]): void {
     const query = known(p.event.fields.get('queryname'));
     const ips = ipsFromQueryResults(p.event.fields.get('queryresults') ?? '');
-    if (query === null || ips.length === 0) {
-      this.counts.dnsWithoutAddresses++;
-      return;
-    }
+    if (query === null || ips.length === 0) return; // push() skipped these
     const ttl = this.opts.dnsTtlSeconds;
     const expiresMs = p.timeMs + ttl * 1000 + this.opts.dnsGraceMs;
     for (const ip of ips) {
@@ -482,10 +614,7 @@ export class SysmonReader {
 
   private emitRun(p: Pending, out: ReaderItem[]): void {
     const sha256 = sha256FromHashes(p.event.fields.get('hashes') ?? '');
-    if (sha256 === null) {
-      this.counts.processRunsWithoutHash++;
-      return;
-    }
+    if (sha256 === null) return; // push() joined these
     this.counts.processRuns++;
     out.push({ type: 'process', timeMs: p.timeMs, host: p.host, sha256, path: known(p.event.fields.get('image')), origin: p.origin });
   }
@@ -504,17 +633,20 @@ export class SysmonReader {
       proc.cmdline = s.cmdline;
       proc.user = s.user ?? proc.user;
       proc.parent = s.parent === null ? null : { ...s.parent };
-      // Only what happened before the connection: a later injection did not make this one.
-      const indicators = [...s.injections]
-        .filter(([, t]) => t <= c.timeMs)
-        .sort((a, b) => a[1] - b[1])
-        .map(([i]) => i);
+      const indicators = this.indicatorsFor(s, c.timeMs);
       proc.injection = { injected: indicators.length > 0, indicators };
+      if (indicators.length > 0) this.track(this.injected, `${p.hostKey}|${p.guid}`);
       proc.unusualLibraries = s.libraries.filter((l) => l.timeMs <= c.timeMs).map((l) => l.path);
     }
     const answer = this.dns.get(`${p.hostKey}|${c.remote.ip}`);
-    if (answer !== undefined && c.timeMs <= answer.expiresMs) c.remote.hostname = answer.query;
-    else c.remote.hostname = p.remoteNameFallback ?? null;
+    if (answer !== undefined && c.timeMs <= answer.expiresMs) {
+      c.remote.hostname = answer.query;
+    } else if (p.remoteNameFallback !== undefined && p.remoteNameFallback !== null) {
+      // Sysmon's own name for the address is its reverse lookup (PTR), not the name asked for.
+      c.remote.hostname = p.remoteNameFallback;
+      c.remote.reverseDns = true;
+      this.counts.reverseDnsNames++;
+    }
     if (c.process.pid === UNKNOWN_PID && c.process.path?.toLowerCase() !== 'system idle process') this.counts.connectionsWithoutPid++;
     this.counts.connections++;
     out.push(c);

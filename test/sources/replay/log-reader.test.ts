@@ -40,6 +40,8 @@ describe('readLogFile on rarecon NDJSON', () => {
         lines: 6,
         blankLines: 1,
         records: { connection: 2, dns: 1, process: 2 },
+        joined: {},
+        skipped: {},
         errors: {},
       },
     ]);

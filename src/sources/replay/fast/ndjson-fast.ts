@@ -24,7 +24,7 @@ import {
   type Signer,
   type SourceRecord,
 } from '../../../model/records.js';
-import { isBlank, lowerHex64, timeFromString } from '../field-reader.js';
+import { isBlank, lowerHex64, timeFromNumber, timeFromString } from '../field-reader.js';
 import { normaliseIp } from '../../../model/address.js';
 import { BAIL, CLOSE_BRACE, CLOSE_BRACKET, JsonBytes, keyTable, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-bytes.js';
 import { DEFAULT_DNS_TTL_SECONDS, DEFAULT_ORG } from '../ndjson-reader.js';
@@ -76,9 +76,9 @@ function time(): number {
     if (!Number.isFinite(ms)) throw BAIL;
     return ms;
   }
-  const n = cur.number();
-  if (!Number.isFinite(n) || n < 0) throw BAIL;
-  return Math.round(n);
+  const ms = timeFromNumber(cur.number());
+  if (!Number.isFinite(ms)) throw BAIL;
+  return ms;
 }
 
 function nullableStrings(): string[] | undefined {

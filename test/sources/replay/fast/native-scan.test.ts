@@ -400,6 +400,8 @@ describe.skipIf(!loaded.ok)('native line scanner', () => {
       `"protocol":"tcp","remote":{"ip":"203.0.113.5","port":${port},"hostname":"${name}"}}`;
     const base = line('1790841780000', '7', SHAS[0]!, '443', 'api.example.com');
     const variants = [
+      line('253402300799999', '7', SHAS[0]!, '443', 'api.example.com'),
+      line('253402300800000', '7', SHAS[0]!, '443', 'api.example.com'),
       line('999999999999999', '7', SHAS[0]!, '443', 'api.example.com'),
       line('1000000000000000', '7', SHAS[0]!, '443', 'api.example.com'),
       line('0', '0', SHAS[1]!, '0', 'a'),
@@ -422,7 +424,9 @@ describe.skipIf(!loaded.ok)('native line scanner', () => {
     );
     const kinds = v.filter((_, i) => i % 2 === 1).map((x) => x.kind);
     expect(kinds).toEqual([
-      KIND_CONNECTION, // 15 digits
+      KIND_CONNECTION, // 9999-12-31T23:59:59.999Z, the last instant a time may name
+      KIND_DECLINED, // a millisecond later: JavaScript makes it a bad-value line
+      KIND_DECLINED, // 15 digits, year 33658
       KIND_DECLINED, // 16 digits
       KIND_CONNECTION,
       KIND_DECLINED, // a leading zero is no JSON
