@@ -301,8 +301,7 @@ describe('the injected-thread variation on a real Sysmon case (covenant notepad.
     });
     expect(r.stderr).toContain('  joined into records: Sysmon event 10 6, Sysmon event 8 1, Sysmon event 7 1\n');
     const ecs = jsonLines((await rarecon(['score', '--format', 'ecs', '--activation-days', '0', '--baseline', baseline, FIXTURE])).stdout);
-    const threat = ecs[0]!.threat as Array<{ technique: Array<{ id: string }> }>;
-    expect(threat.flatMap((t) => t.technique.map((x) => x.id))).toEqual(['T1071', 'T1055']);
+    expect(ecs[0]!.threat.technique.id).toEqual(['T1071', 'T1055']);
     expect(ecs[0]).toMatchObject({ process: { pid: 2368 }, rule: { name: INJECTED_NAME } });
   });
 

@@ -117,8 +117,9 @@ function healthOf(rec: SourceRecord, r: Rng): HealthAlert {
   };
 }
 
+// RFC 5424 with its STRUCTURED-DATA grammar (SD-IDs and PARAM-NAMEs: 1-32 printable, no '=', ' ', ']' or '"').
 const RFC5424 =
-  /^<(\d{1,3})>1 (-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ([\x21-\x7e]{1,255}) rarecon ([\x21-\x7e]{1,128}) ([\x21-\x7e]{1,32}) \[rarecon@32473(?: [a-zA-Z0-9]+="(?:[^"\\\]]|\\["\\\]])*")*\] (\{.*\})$/s;
+  /^<(\d{1,3})>1 (-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) ([\x21-\x7e]{1,255}) rarecon ([\x21-\x7e]{1,128}) ([\x21-\x7e]{1,32}) (?:-|(?:\[[\x21\x23-\x3c\x3e-\x5c\x5e-\x7e]{1,32}(?: [\x21\x23-\x3c\x3e-\x5c\x5e-\x7e]{1,32}="(?:[^"\\\]]|\\["\\\]])*")*\])+) (\{.*\})$/s;
 
 /**
  * Every rendering of `a`, checked; what is wrong is added to `problems` (one
