@@ -11,9 +11,10 @@ import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baselin
 import { observerId } from '../model/observer.js';
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
-import { FORMATS_READ, isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
+import { isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
+import { unrecognisedMessage } from './unrecognised-inputs.js';
 
 export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
                               [--version N] [--no-private-domains] [--omit-single-observer]
@@ -127,14 +128,7 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
   if (errorsTotal > MAX_ERROR_LINES) err.write(`... ${errorsTotal - MAX_ERROR_LINES} more errors not shown\n`);
   const read = logs.stats().files;
   const unrecognised = read.filter(isUnrecognised);
-  if (unrecognised.length > 0) {
-    const list = unrecognised.map(
-      (f) => `  ${f.file}: ${f.lines.toLocaleString('en-US')} lines (${formatCounts(f.errors as Record<string, number>)})`,
-    );
-    throw new UsageError(
-      `no line of ${unrecognised.length === 1 ? 'this input' : 'these inputs'} is a record rarecon reads:\n${list.join('\n')}\nrarecon reads ${FORMATS_READ}; no baseline written`,
-    );
-  }
+  if (unrecognised.length > 0) throw new UsageError(unrecognisedMessage(unrecognised, 'no baseline written'));
   if (sightings === 0)
     throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
   const written = builder.write(values.out, { version, builtAtMs });

@@ -97,6 +97,8 @@ export interface LineTally {
   joined: Record<string, number>;
   /** Lines that make no record: other channels, Sysmon events rarecon does not use, DNS queries without an address. */
   skipped: Record<string, number>;
+  /** Lines that are Sysmon events, whatever became of them: a Windows export with none holds nothing rarecon reads. */
+  sysmonEvents: number;
 }
 
 function tally(into: Record<string, number>, reason: string): void {
@@ -275,6 +277,7 @@ export class SysmonReader {
       return NO_ITEMS;
     }
     const ev = c.event;
+    if (lines !== null) lines.sysmonEvents++;
     this.byEventId.set(ev.eventId, (this.byEventId.get(ev.eventId) ?? 0) + 1);
     if (!USED_EVENTS.has(ev.eventId)) {
       this.counts.unusedSysmonEvents++;
