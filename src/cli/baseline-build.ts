@@ -11,7 +11,7 @@ import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baselin
 import { observerId } from '../model/observer.js';
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
-import { isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
+import { isScannedLine, isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
 import { unrecognisedMessage } from './unrecognised-inputs.js';
@@ -101,8 +101,12 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
     if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
   };
   const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) });
-  {
-    for await (const item of logs) {
+  // Without a line scanner every item is a record or an error.
+  for await (const { items, file } of logs.scanBatches(null)) {
+    // Once a batch (at most five draws a second): a chunk of a Sysmon export may hold no record at all.
+    progress.update(file, records, logs.bytesRead);
+    for (const item of items) {
+      if (isScannedLine(item)) continue;
       if (item.type === 'error') {
         report(item);
         continue;
@@ -121,7 +125,6 @@ export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStre
         builder.add(s);
         sightings++;
       }
-      if ((records & 0xfff) === 0) progress.update(item.origin?.file ?? '', records, logs.bytesRead);
     }
   }
   progress.done();

@@ -200,6 +200,9 @@ export async function scoreCommand(
     // transaction, which ends before the alerts it raised are written out.
     const ready: Alert[] = [];
     for await (const { items, scanned, file } of logs.scanBatches(scanner)) {
+      // Once a batch (at most five draws a second): a chunk of a Sysmon export may hold no record at all.
+      progress.update(file, records, logs.bytesRead);
+      if (items.length === 0) continue;
       baseline.beginBatch();
       try {
         for (let i = 0; i < items.length; i++) {
@@ -218,10 +221,7 @@ export async function scoreCommand(
           }
           records++;
           if (outcome.kind === 'health') ready.push(outcome.alert);
-          if ((records & 0x3ff) === 0) {
-            for (const a of scorer.takeClosed()) ready.push(a);
-            progress.update(file, records, logs.bytesRead);
-          }
+          if ((records & 0x3ff) === 0) for (const a of scorer.takeClosed()) ready.push(a);
         }
       } finally {
         baseline.endBatch();

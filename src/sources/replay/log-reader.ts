@@ -182,7 +182,7 @@ export class LogReader implements AsyncIterable<ReaderItem> {
     };
   }
 
-  /** Batches of items (one a chunk read), for callers that want to spare an await per item. */
+  /** Batches of items (one a chunk read; empty for a chunk of no record), for callers that want to spare an await per item. */
   async *batches(): AsyncGenerator<ReaderItem[], void, undefined> {
     // Without a scanner no item is a scanned line.
     for await (const b of this.scanBatches(null)) yield b.items as ReaderItem[];
@@ -266,7 +266,9 @@ export class LogReader implements AsyncIterable<ReaderItem> {
           }
         }
       }
-      if (out.length > 0) yield { items: out, scanned: null, file };
+      // A chunk that became no record (a Sysmon export is mostly joined and skipped lines) still
+      // hands control back once, so the caller's progress line moves with the bytes read.
+      if (out.length > 0 || lines.length > 0) yield { items: out, scanned: null, file };
     }
   }
 
