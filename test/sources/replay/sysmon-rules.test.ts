@@ -97,13 +97,18 @@ const BROKERS = ['csrss.exe', 'lsass.exe', 'services.exe', 'wininit.exe', 'smss.
 describe('Event 10 (ProcessAccess): routine access is not injection', () => {
   for (const broker of BROKERS) {
     it(`${broker} from System32 or SysWOW64 is routine; the same name in another folder counts`, () => {
-      for (const folder of ['C:\\Windows\\System32', 'c:\\windows\\SysWOW64', 'D:\\WINDOWS\\system32']) {
+      // WmiPrvSE.exe lives in System32\wbem: routine there too.
+      const wbem = broker === 'wmiprvse.exe' ? ['C:\\Windows\\System32\\wbem', 'C:\\Windows\\SysWOW64\\wbem'] : [];
+      for (const folder of ['C:\\Windows\\System32', 'c:\\windows\\SysWOW64', 'D:\\WINDOWS\\system32', ...wbem]) {
         expect(injectionOf([create(), access(60_000, `${folder}\\${broker}`), connect(61_000)]), folder).toEqual({
           injected: false,
           indicators: [],
         });
       }
-      for (const lookAlike of [`C:\\Users\\Public\\${broker}`, `C:\\Windows\\Temp\\${broker}`, `C:\\Windows\\System32\\Tasks\\${broker}`]) {
+      const lookAlikes = [`C:\\Users\\Public\\${broker}`, `C:\\Windows\\Temp\\${broker}`, `C:\\Windows\\System32\\Tasks\\${broker}`];
+      // A path that climbs out of System32 is not in it.
+      lookAlikes.push(`C:\\Windows\\System32\\..\\..\\Users\\Public\\${broker}`, `C:\\Windows\\System32\\wbem\\..\\..\\Temp\\${broker}`);
+      for (const lookAlike of lookAlikes) {
         expect(injectionOf([create(), access(60_000, lookAlike), connect(61_000)]), lookAlike).toEqual({
           injected: true,
           indicators: [`sysmon-process-access:${broker}:0x1fffff`],
@@ -129,6 +134,9 @@ describe('Event 10 (ProcessAccess): routine access is not injection', () => {
     expect(
       injectionOf([create(), access(60_000, 'C:\\Users\\bob\\AppData\\Local\\Temp\\MsMpEng.exe'), connect(61_000)]).indicators,
     ).toEqual(['sysmon-process-access:MsMpEng.exe:0x1fffff']);
+    // A platform folder named `..` is no platform folder.
+    const climbing = 'C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\..\\MsMpEng.exe';
+    expect(injectionOf([create(), access(60_000, climbing), connect(61_000)]).injected).toBe(true);
   });
 
   it('an access without PROCESS_CREATE_THREAD (0x2) or PROCESS_VM_WRITE (0x20) is no indicator; one with either is', () => {
