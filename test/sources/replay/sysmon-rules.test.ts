@@ -320,8 +320,8 @@ describe('reverse-DNS names', () => {
   });
 });
 
-describe('short computer names', () => {
-  it('take the one qualified name seen with them; two qualified names leave a short one its own host', () => {
+describe('computer names', () => {
+  it('a short one takes the one qualified name seen with it; two qualified names leave it its own host; case does not matter', () => {
     const ids = (names: string[]) =>
       run(names.map((n, i) => connect(i * 1_000, {}, n)))
         .connections.sort((a, b) => (a.origin?.line ?? 0) - (b.origin?.line ?? 0))
@@ -329,5 +329,12 @@ describe('short computer names', () => {
     expect(ids(['WS5.theshire.local', 'WS5', 'ws5'])).toEqual(['WS5.theshire.local', 'WS5.theshire.local', 'WS5.theshire.local']);
     // Before any qualified name, and once the short name is ambiguous, it is a host of its own.
     expect(ids(['WS5', 'WS5.theshire.local', 'WS5.mordor.local', 'WS5'])).toEqual(['WS5', 'WS5.theshire.local', 'WS5.mordor.local', 'WS5']);
+    // Computer names are case-insensitive: a name is the host first written so, whatever its case.
+    expect(ids(['WS5.theshire.local', 'ws5.THESHIRE.local', 'Ws5'])).toEqual([
+      'WS5.theshire.local',
+      'WS5.theshire.local',
+      'WS5.theshire.local',
+    ]);
+    expect(ids(['ws7', 'WS7'])).toEqual(['ws7', 'ws7']);
   });
 });
