@@ -338,3 +338,22 @@ describe('computer names', () => {
     expect(ids(['ws7', 'WS7'])).toEqual(['ws7', 'ws7']);
   });
 });
+
+describe('rotated logs given newest first', () => {
+  it("an older stretch of a host's log is joined in its own time order: its late-logged DNS answer and Event 8 count", () => {
+    const HOUR = 3_600_000;
+    const newer = [create(2 * HOUR, { ProcessGuid: PARENT, ParentProcessGuid: '{0}' }), connect(2 * HOUR + 1_000, { ProcessGuid: PARENT })];
+    // The older file: the connection is logged before the DNS answer stamped before it and the CreateRemoteThread stamped 9 s after it.
+    const dns = nx(22, 19_500, { ProcessGuid: CHILD, QueryName: 'update.example.org', QueryResults: '::ffff:203.0.113.7;' });
+    const older = [create(0), connect(20_000), dns, remoteThread(29_000)];
+    const { connections, stats } = run([...newer, ...older]);
+    const old = connections.find((c) => c.timeMs === T0 + 20_000);
+    expect(old?.remote.hostname).toBe('update.example.org');
+    expect(old?.process.injection.indicators).toEqual(['sysmon-create-remote-thread:iexplore.exe']);
+    expect(stats).toMatchObject({ rewinds: 1, lateEvents: 0 });
+    // Read oldest first, the same facts.
+    const inOrder = run([...older, ...newer]).connections.find((c) => c.timeMs === T0 + 20_000);
+    expect(inOrder?.remote.hostname).toBe('update.example.org');
+    expect(inOrder?.process.injection.injected).toBe(true);
+  });
+});
