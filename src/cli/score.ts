@@ -267,7 +267,8 @@ export async function scoreCommand(
   err.write(formatSummary(summary));
   if (values['summary-json'] !== undefined) writeFileSync(values['summary-json'], JSON.stringify(summary, null, 2) + '\n');
   const unrecognised = read.filter(isUnrecognised);
-  if (unrecognised.length > 0) throw new UsageError(unrecognisedMessage(unrecognised, `nothing in ${unrecognised.length === 1 ? 'it' : 'them'} was scored`));
+  if (unrecognised.length > 0)
+    throw new UsageError(unrecognisedMessage(unrecognised, `nothing in ${unrecognised.length === 1 ? 'it' : 'them'} was scored`));
   return values.strict && errorsTotal > 0 ? 2 : 0;
 }
 

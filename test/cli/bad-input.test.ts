@@ -259,7 +259,12 @@ describe('empty and unusable inputs', () => {
       [
         'a Windows export without a Sysmon event (a Security log)',
         () => {
-          const logon = { SourceName: 'Microsoft-Windows-Security-Auditing', Channel: 'Security', EventID: 4624, Hostname: 'WS1.corp.example' };
+          const logon = {
+            SourceName: 'Microsoft-Windows-Security-Auditing',
+            Channel: 'Security',
+            EventID: 4624,
+            Hostname: 'WS1.corp.example',
+          };
           return file('security.json', `${JSON.stringify(logon)}\n${JSON.stringify({ ...logon, EventID: 4634 })}\n`);
         },
         '2 lines (skipped: channel Security 2; no Sysmon event)',
