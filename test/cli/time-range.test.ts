@@ -37,6 +37,26 @@ const BAD_TIMES: Array<[number, unknown]> = [
   [11, '0001-01-01T00:00:00Z'],
 ];
 
+/** A Sysmon Event 3 with these time fields. */
+function event3(time: Record<string, string>): string {
+  return JSON.stringify({
+    SourceName: 'Microsoft-Windows-Sysmon',
+    EventID: 3,
+    Hostname: 'ws1.example.local',
+    ...time,
+    ProcessGuid: '{1}',
+    ProcessId: '10',
+    Image: 'C:\\x.exe',
+    Protocol: 'tcp',
+    Initiated: 'true',
+    DestinationIp: '203.0.113.10',
+    DestinationPort: '443',
+  });
+}
+
+/** With a good `@timestamp` beside the `UtcTime`, which must not stand in for it. */
+const utcEvent3 = (utc: string): string => event3({ UtcTime: utc, '@timestamp': '2026-10-01T10:00:00.000Z' });
+
 const ndjson = join(tmp, 'times.jsonl');
 const sysmon = join(tmp, 'times-sysmon.json');
 
@@ -47,24 +67,9 @@ beforeAll(() => {
   // The last instant of 9999 is a time like any other.
   lines.push(conn(253402300799999));
   writeFileSync(ndjson, lines.join('\n') + '\n');
-  const event3 = (utc: string): string =>
-    JSON.stringify({
-      SourceName: 'Microsoft-Windows-Sysmon',
-      EventID: 3,
-      Hostname: 'ws1.example.local',
-      UtcTime: utc,
-      '@timestamp': '2026-10-01T10:00:00.000Z',
-      ProcessGuid: '{1}',
-      ProcessId: '10',
-      Image: 'C:\\x.exe',
-      Protocol: 'tcp',
-      Initiated: 'true',
-      DestinationIp: '203.0.113.10',
-      DestinationPort: '443',
-    });
   writeFileSync(
     sysmon,
-    [event3('2026-10-01 10:00:00.000'), event3('1601-01-01 00:00:00.000'), event3('2026-13-45 10:00:00.000')].join('\n') + '\n',
+    [utcEvent3('2026-10-01 10:00:00.000'), utcEvent3('1601-01-01 00:00:00.000'), utcEvent3('2026-13-45 10:00:00.000')].join('\n') + '\n',
   );
 });
 
@@ -144,20 +149,6 @@ describe('an out-of-range time is a bad-value line', () => {
     expect(badValueLines(b.stderr, f)).toEqual([4, 5, 6, 7, 8]);
     // The Sysmon reader's UtcTime, and the @timestamp of an event without one.
     const sys = join(tmp, 'calendar-sysmon.json');
-    const event3 = (time: Record<string, string>): string =>
-      JSON.stringify({
-        SourceName: 'Microsoft-Windows-Sysmon',
-        EventID: 3,
-        Hostname: 'ws1.example.local',
-        ...time,
-        ProcessGuid: '{1}',
-        ProcessId: '10',
-        Image: 'C:\\x.exe',
-        Protocol: 'tcp',
-        Initiated: 'true',
-        DestinationIp: '203.0.113.10',
-        DestinationPort: '443',
-      });
     writeFileSync(
       sys,
       [
