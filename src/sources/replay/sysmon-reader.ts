@@ -22,7 +22,7 @@ import { DEFAULT_PROCESS_ACCESS_IGNORE, type DetectConfig } from '../../config/d
 import { normaliseIp } from '../../model/address.js';
 import { DEFAULT_ORG } from './ndjson-reader.js';
 import { ReorderBuffer } from './reorder-buffer.js';
-import { RoutineAccess } from './process-access.js';
+import { normaliseWindowsPath, RoutineAccess } from './process-access.js';
 import {
   basename,
   classifyWindowsEvent,
@@ -454,7 +454,7 @@ export class SysmonReader {
     if (loaded === null) return;
     const image = known(f.get('image'));
     const s = this.state(hostKey, guid);
-    if (image !== null && loaded.toLowerCase() === image.toLowerCase()) {
+    if (image !== null && normaliseWindowsPath(loaded) === normaliseWindowsPath(image)) {
       // The executable's own mapping: its signature, and its hash if Event 1 was missed.
       s.signer = signerOf(f);
       s.image ??= image;

@@ -283,6 +283,9 @@ describe("the process's identity", () => {
     expect(connections[0]?.process).toMatchObject({ sha256: SHA, signer: { status: 'valid', vendor: 'Contoso Ltd' } });
     expect(stats.hashedProcesses).toBe(1);
     expect(run([dllLoad, connect(0)]).connections[0]?.process.sha256).toBeNull();
+    // The same file written with the NT prefix or forward slashes is the image itself.
+    const ntPath = { ...ownLoad, ImageLoaded: '\\\\?\\C:/Program Files/App/app.exe' };
+    expect(run([ntPath, connect(0)]).connections[0]?.process.sha256).toBe(SHA);
   });
 
   it('two hosts with the same short name in two domains are two hosts', () => {
