@@ -246,7 +246,7 @@ export function tokensFromStateDir(stateDir: string): { tokenFor: (org: string) 
     tokenFor: (org) => {
       let t = cache.get(org);
       if (t === undefined) {
-        t = store.createEnrolToken(org, Date.now()).token;
+        t = store.createEnrolToken(org, 1_000, Date.now()).token;
         cache.set(org, t);
       }
       return t;

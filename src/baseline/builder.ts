@@ -45,6 +45,8 @@ export interface WriteOptions {
   builtAtMs: number;
   /** End of the window (rounded up to a day boundary). Default: the day after the latest sighting. */
   windowEndMs?: number;
+  /** Stamped into the meta as given (the server's observer rule and schedule promise). */
+  serverMeta?: Pick<BaselineMeta, 'observerMinUploadDays' | 'nextBuildByMs'>;
 }
 
 export interface BuilderStats {
@@ -385,6 +387,7 @@ export class BaselineBuilder {
       omitsSingleObserverCombos: this.omitSingles,
       processCount: procRows,
       comboCount: comboRows,
+      ...opts.serverMeta,
       ...(hostHistory !== null && hostHistory.length > 0 ? { hostHistoryCount: hostHistory.length } : {}),
     });
     const written = writeBaselineFile(

@@ -1,9 +1,11 @@
 // Writes a baseline file (format.ts) from the builder's sorted rows, atomically:
-// `<out>.tmp-<pid>` with no journal (a crash leaves only a temp file to discard),
+// `<out>.<random>.tmp`, created exclusively (a link planted at a guessable name
+// would be written through), with no journal (a crash leaves only a temp file to discard),
 // then journal_mode DELETE, fsync, rename over `<out>`, fsync of the folder.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { tempNameFor } from '../common/private-files.js';
 import type { BaselineMeta } from '../model/baseline.js';
 import { COMBO_SEE_EXACT, HOST_HISTORY_TABLE, MIGRATIONS } from './format.js';
 import { encodeMeta } from './meta-codec.js';
@@ -128,10 +130,10 @@ export function writeBaselineFile(
   combos: ComboRows,
   hostHistory: HostHistoryRows | null = null,
 ): WriteFileResult {
-  const tmp = `${outPath}.tmp-${process.pid}`;
+  const tmp = tempNameFor(outPath);
   let db: Database.Database | undefined;
   try {
-    rmSync(tmp, { force: true });
+    closeSync(openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644));
     db = new Database(tmp);
     db.pragma('journal_mode = OFF');
     db.pragma('synchronous = OFF');
@@ -172,7 +174,7 @@ export function writeBaselineFile(
     try {
       rmSync(tmp, { force: true });
     } catch {
-      // a leftover temp file is harmless: the next write removes it first
+      // a leftover temp file is harmless: nothing reads it
     }
     const err = e as NodeJS.ErrnoException;
     return { ok: false, error: `cannot write baseline ${outPath}: ${err.code !== undefined ? `${err.code}: ` : ''}${err.message}` };

@@ -34,7 +34,7 @@
 //               it (a server's) see no history; older readers ignore it.
 //
 // Rows are inserted in key order so B-tree pages are packed full. The file is
-// written without a journal into `<out>.tmp-<pid>`, switched to journal_mode
+// written without a journal into `<out>.<random>.tmp`, switched to journal_mode
 // DELETE, fsynced and renamed over `<out>`: a reader sees the old file or the
 // new one, never half of one. Rollback mode rather than WAL because the file is
 // never written after the rename, is shipped (and signed) as a single file, and a

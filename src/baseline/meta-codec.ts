@@ -34,6 +34,9 @@ export function encodeMeta(meta: BaselineMeta, comboKeyBits: number): Array<[str
     comboKeyHash: COMBO_KEY_HASH,
     comboKeyBits,
   };
+  // Written only when set: files without them read exactly as before.
+  if (m.observerMinUploadDays !== undefined) fields.observerMinUploadDays = m.observerMinUploadDays;
+  if (m.nextBuildByMs !== undefined) fields.nextBuildByMs = m.nextBuildByMs;
   return Object.entries(fields).map(([k, v]) => [k, JSON.stringify(v)]);
 }
 
@@ -92,6 +95,11 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
   // Optional: only a local build with unit host records host history.
   const hostHistoryCount = values.has('hostHistoryCount') ? field('hostHistoryCount', isCount, 'a count') : undefined;
 
+  const optional = <T>(name: string, ok: (v: unknown) => v is T, what: string): T | undefined =>
+    values.has(name) ? field(name, ok, what) : undefined;
+  const minUploadDays = optional('observerMinUploadDays', (v): v is number => isCount(v) && v >= 1, 'a count of at least 1');
+  const nextBuildByMs = optional('nextBuildByMs', isTimeMs, 'a time in epoch ms');
+
   const rawPolicy = field('policy', isRecord, 'an object');
   let policy: RootDomainPolicy | undefined;
   if (rawPolicy !== undefined) {
@@ -149,6 +157,8 @@ export function decodeMeta(rows: ReadonlyMap<string, string>): { ok: true; value
     omitsSingleObserverCombos: omits,
     processCount,
     comboCount,
+    ...(minUploadDays === undefined ? {} : { observerMinUploadDays: minUploadDays }),
+    ...(nextBuildByMs === undefined ? {} : { nextBuildByMs }),
     ...(hostHistoryCount !== undefined && hostHistoryCount > 0 ? { hostHistoryCount } : {}),
   });
   return { ok: true, value: { meta, comboKeyBits: keyBits } };

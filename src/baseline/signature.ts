@@ -170,6 +170,9 @@ function metaProblem(m: unknown): string | null {
     if (!isCount(x[k])) return `meta.${k} is not a count`;
   }
   if (!UNITS.includes(x.observerUnit as ObserverUnit)) return 'meta.observerUnit is not org, host or day';
+  if (x.observerMinUploadDays !== undefined && !(isCount(x.observerMinUploadDays) && x.observerMinUploadDays >= 1))
+    return 'meta.observerMinUploadDays is not a count of at least 1';
+  if (x.nextBuildByMs !== undefined && !isCount(x.nextBuildByMs)) return 'meta.nextBuildByMs is not a time in epoch ms';
   if (typeof x.omitsSingleObserverCombos !== 'boolean') return 'meta.omitsSingleObserverCombos is not a boolean';
   const p = x.policy as Record<string, unknown> | null;
   if (p === null || typeof p !== 'object' || typeof p.allowPrivateDomains !== 'boolean' || typeof p.pslVersion !== 'string')

@@ -1,7 +1,6 @@
 // `rarecon baseline build --unit org|host|day [--window-days 30] --out FILE INPUT...`
 // Learns a prevalence baseline from event logs with the same readers and the
 // same sighting rules the endpoint uses.
-import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { BaselineBuilder, LAST_BASELINE_DAY_MS } from '../baseline/builder.js';
 import { DEFAULT_THRESHOLDS } from '../config/defaults.js';
@@ -15,12 +14,8 @@ import { isScannedLine, isUnrecognised, readLogFiles, type FileStats } from '../
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
 import { unrecognisedMessage } from './unrecognised-inputs.js';
-
-export const BUILD_USAGE = `usage: rarecon baseline build --unit org|host|day [--window-days 30] --out FILE
-                              [--version N] [--no-private-domains] [--omit-single-observer]
-                              [--uncommon-below N] [--rare-max N] [--very-rare-max N]
-                              [--common-process-min N] [--config FILE] INPUT...
-Learns a global prevalence baseline from rarecon NDJSON or Sysmon JSON logs (.gz allowed).`;
+import { parseCommand } from './command-spec.js';
+import { BASELINE_BUILD } from './commands.js';
 
 function intOption(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined) return fallback;
@@ -32,29 +27,10 @@ function intOption(name: string, raw: string | undefined, fallback: number, min:
 /** Bad lines shown on stderr, as in `rarecon score`; the rest are counted in the summary. */
 const MAX_ERROR_LINES = 50;
 
-export async function baselineBuildCommand(argv: string[], err: NodeJS.WriteStream | Writable): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      unit: { type: 'string' },
-      'window-days': { type: 'string' },
-      out: { type: 'string' },
-      version: { type: 'string' },
-      'no-private-domains': { type: 'boolean', default: false },
-      'omit-single-observer': { type: 'boolean', default: false },
-      'uncommon-below': { type: 'string' },
-      'rare-max': { type: 'string' },
-      'very-rare-max': { type: 'string' },
-      'common-process-min': { type: 'string' },
-      config: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    err.write(BUILD_USAGE + '\n');
-    return 0;
-  }
+export async function baselineBuildCommand(argv: string[], out: Writable, err: NodeJS.WriteStream | Writable): Promise<number> {
+  const parsed = parseCommand(BASELINE_BUILD, argv, out);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   const unit = values.unit;
   if (unit !== 'org' && unit !== 'host' && unit !== 'day') throw new UsageError('--unit must be org, host or day');
   if (values.out === undefined) throw new UsageError('--out FILE is required');

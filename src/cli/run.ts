@@ -1,36 +1,19 @@
-// `rarecon run [--config FILE] [--baseline FILE] [--state DIR] [--alerts FILE] [--record FILE] [--activation-days N]`
-import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG_PATH } from '../config/defaults.js';
-import { formatProblems, loadConfig } from './config-file.js';
+// `rarecon run [options]`: the endpoint daemon (options and help in commands.ts).
+import { dropInFiles, formatProblems, loadConfig } from './config-file.js';
+import { runConfigSource } from './run-config.js';
 import type { RareconConfig } from '../config/defaults.js';
 import { Daemon } from '../daemon/daemon.js';
 import { makeLogger } from '../common/logger.js';
+import { checkOutputPath, keepFilesPrivate } from '../common/private-files.js';
 import { UsageError } from './io.js';
-
-export const RUN_USAGE = `usage: rarecon run [--config FILE] [--baseline FILE] [--state DIR] [--alerts FILE]
-                   [--record FILE] [--activation-days N]
-Runs the endpoint daemon (as root). Without --config it reads ${DEFAULT_CONFIG_PATH} when present,
-else runs on the embedded default.`;
+import { parseCommand } from './command-spec.js';
+import { RUN } from './commands.js';
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' },
-      baseline: { type: 'string' },
-      state: { type: 'string' },
-      alerts: { type: 'string' },
-      record: { type: 'string' },
-      'activation-days': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(RUN_USAGE + '\n');
-    return 0;
-  }
-  const configPath = values.config ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : null);
+  const parsed = parseCommand(RUN, argv, process.stdout);
+  if (parsed === null) return 0;
+  const { values } = parsed;
+  const { file: configPath, dropInDir } = runConfigSource(values.config ?? null);
   const overrides = (c: RareconConfig): RareconConfig => {
     if (values.state !== undefined) c.stateDir = values.state;
     if (values['activation-days'] !== undefined) {
@@ -41,9 +24,16 @@ export async function runCommand(argv: string[]): Promise<number> {
     }
     return c;
   };
-  const first = loadConfig(configPath);
+  const first = loadConfig(configPath, dropInDir);
   if (!first.ok) throw new UsageError(`bad config, not starting:\n${formatProblems(first)}`);
   const config = overrides(first.config);
+  // Everything the daemon writes holds command lines, users or alerts: 0600 files in 0700 folders.
+  keepFilesPrivate();
+  if (config.logFile !== null) {
+    // winston opens (and after a rotation creates) the log file itself, following links: checked first.
+    const c = checkOutputPath(config.logFile, 'the log file (logFile)', { privateFolder: true });
+    if (!c.ok) throw new UsageError(`cannot start: ${c.error}`);
+  }
   const log = makeLogger({
     level: config.logLevel,
     file: config.logFile,
@@ -51,22 +41,30 @@ export async function runCommand(argv: string[]): Promise<number> {
     maxSizeBytes: config.logFileMaxBytes,
     maxFiles: config.logFileMaxFiles,
   });
-  const daemon = new Daemon({
-    config,
-    reloadConfig:
-      configPath === null
-        ? null
-        : () => {
-            const r = loadConfig(configPath);
-            return r.ok ? overrides(r.config) : formatProblems(r);
-          },
-    baselinePath: values.baseline ?? config.baselinePath,
-    alertsPath: values.alerts ?? config.alertsPath,
-    recordPath: values.record ?? null,
-    log,
-    onFatal: (code, reason) => fatal(code, reason),
-  });
   let fatal: (code: number, reason: string) => void = () => {};
+  let daemon: Daemon;
+  try {
+    // Opens the state folder and the --alerts and --record files: a folder or file it must not use refuses the start.
+    daemon = new Daemon({
+      config,
+      // SIGHUP reads the file and its config.d again.
+      reloadConfig:
+        configPath === null && dropInFiles(dropInDir).length === 0
+          ? null
+          : () => {
+              const r = loadConfig(configPath, dropInDir);
+              return r.ok ? overrides(r.config) : formatProblems(r);
+            },
+      baselinePath: values.baseline ?? config.baselinePath,
+      alertsPath: values.alerts ?? config.alertsPath,
+      recordPath: values.record ?? null,
+      log,
+      onFatal: (code, reason) => fatal(code, reason),
+    });
+  } catch (err) {
+    await log.close();
+    throw new UsageError(`cannot start: ${(err as Error).message}`);
+  }
   try {
     await daemon.start();
   } catch (err) {

@@ -1,7 +1,6 @@
 // `rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N] INPUT...`
 // Scores event logs offline. Alerts go to stdout one a line, each once, with its
 // final count: when its 24 h dedup window closes in event time, or at the end.
-import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { openBaseline } from '../baseline/store.js';
@@ -18,12 +17,8 @@ import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError, writeLine } from './io.js';
 import { unrecognisedMessage } from './unrecognised-inputs.js';
-
-export const SCORE_USAGE = `usage: rarecon score --baseline FILE [--format ocsf|ecs] [--activation-days N]
-                     [--config FILE] [--state DIR] [--strict] [--summary-json FILE]
-                     [--max-error-lines N] [--js-reader] INPUT...
-Scores rarecon NDJSON or Sysmon JSON logs (.gz allowed) and prints one alert a line.
---js-reader parses every line in JavaScript, without the native line scanner.`;
+import { parseCommand } from './command-spec.js';
+import { SCORE } from './commands.js';
 
 /**
  * Node flags `rarecon score` runs with on large inputs. Measured on 1M events
@@ -106,26 +101,9 @@ export async function scoreCommand(
   err: NodeJS.WriteStream | Writable,
   cmd: ScoreCommandOptions = {},
 ): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      baseline: { type: 'string' },
-      format: { type: 'string', default: 'ocsf' },
-      'activation-days': { type: 'string' },
-      config: { type: 'string' },
-      state: { type: 'string' },
-      strict: { type: 'boolean', default: false },
-      'summary-json': { type: 'string' },
-      'max-error-lines': { type: 'string', default: '50' },
-      'js-reader': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    err.write(SCORE_USAGE + '\n');
-    return 0;
-  }
+  const parsed = parseCommand(SCORE, argv, out);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   if (values.baseline === undefined) throw new UsageError('--baseline FILE is required');
   const format = values.format;
   if (format !== 'ocsf' && format !== 'ecs') throw new UsageError(`--format must be ocsf or ecs, not "${format}"`);

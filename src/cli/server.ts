@@ -1,25 +1,38 @@
 // `rarecon server`: the baseline server, and its operator commands.
 //   rarecon server [--config FILE] [--state DIR] [--listen HOST] [--port N]
-//   rarecon server enroll --org NAME [--json]     a new enrolment token for an org
+//   rarecon server enroll --org NAME [--max-hosts N] [--json]   a new enrolment token for an org
+//   rarecon server tokens [--org NAME] [--json]   the enrolment tokens, their use and state
+//   rarecon server revoke-token ID                refuse an enrolment token from now on
 //   rarecon server revoke HOST [--org NAME]       refuse a host's credential from now on
+//   rarecon server allow-reenrol HOST --org NAME [--hours N]   let a host that lost its credential enrol again
 //   rarecon server pubkey                          the public key endpoints pin
 //   rarecon server build                           aggregate and publish once, then exit
-import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
 import type { ServerConfig } from '../config/defaults.js';
 import { formatProblems, loadConfig } from './config-file.js';
-import { serverPaths, startBaselineServer } from '../server/server.js';
+import { serverPaths, serverTls, startBaselineServer } from '../server/server.js';
 import { IntakeStore } from '../server/intake-store.js';
 import { loadOrCreateSigningKey } from '../server/keys.js';
+import type { TokenRow } from '../server/store.js';
 import { makeLogger } from '../common/logger.js';
+import { keepFilesPrivate, preparePrivateFolder } from '../common/private-files.js';
 import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
+import { helpText, parseCommand, usageHint, wantsHelp } from './command-spec.js';
+import { SERVER, SERVER_SUBCOMMANDS } from './commands.js';
 
-export const SERVER_USAGE = `usage: rarecon server [--config FILE] [--state DIR] [--listen HOST] [--port N]
-       rarecon server enroll --org NAME [--json]
-       rarecon server revoke HOST [--org NAME]
-       rarecon server pubkey
-       rarecon server build
-Runs the baseline server (the "server:" section of the config file), or one of its operator commands.`;
+function wholeNumber(v: string | undefined, flag: string, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new UsageError(`${flag} takes a whole number from ${min} to ${max}, not "${v}"`);
+  return n;
+}
+
+function tokenLine(t: TokenRow): string {
+  const state = t.revokedMs === null ? 'active' : `revoked ${new Date(t.revokedMs).toISOString()}`;
+  return `${t.id}  org ${t.org}  ${t.hostsAdmitted}/${t.maxHosts} hosts  made ${new Date(t.createdMs).toISOString()}  ${state}`;
+}
 
 function loadServerConfig(values: {
   config?: string | undefined;
@@ -41,42 +54,120 @@ function loadServerConfig(values: {
 }
 
 export async function serverCommand(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      state: { type: 'string' },
-      listen: { type: 'string' },
-      port: { type: 'string' },
-      org: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out.write(SERVER_USAGE + '\n');
+  // `server enroll --help` is the help of enroll; the options are parsed together.
+  const first = argv[0] as keyof typeof SERVER_SUBCOMMANDS | undefined;
+  if (first !== undefined && first in SERVER_SUBCOMMANDS && wantsHelp(argv)) {
+    out.write(helpText(SERVER_SUBCOMMANDS[first]));
     return 0;
   }
+  const parsed = parseCommand(SERVER, argv, out as Writable);
+  if (parsed === null) return 0;
+  const { values, positionals } = parsed;
   const [sub, ...rest] = positionals;
   const cfg = loadServerConfig(values);
+  // The folder holds the signing key, the tokens and every host's uploads: 0600 files in a 0700 folder.
+  keepFilesPrivate();
+  const folder = preparePrivateFolder(cfg.stateDir, 'the server state folder');
+  if (!folder.ok) throw new UsageError(folder.error);
+  if (folder.tightened !== null)
+    process.stderr.write(
+      `rarecon server: the state folder ${cfg.stateDir} was open to other users (mode ${folder.tightened.from}); tightened to ${folder.tightened.to}\n`,
+    );
 
   if (sub === 'enroll') {
     const org = values.org?.trim();
     if (org === undefined || org === '' || org.length > 200) throw new UsageError('enroll needs --org NAME (1 to 200 characters)');
+    const maxHosts = wholeNumber(values['max-hosts'], '--max-hosts', cfg.enrolMaxHostsDefault, 1, 10_000_000);
     const { key } = loadOrCreateSigningKey(cfg.stateDir);
+    let pin: string | null;
+    try {
+      // Made here at first use too, so the pin printed is the certificate the server will serve.
+      pin = serverTls(cfg)?.certSha256 ?? null;
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
     try {
-      const t = store.createEnrolToken(org, Date.now());
-      if (values.json) out.write(JSON.stringify({ org: t.org, token: t.token, publicKey: key.publicKeyText, keyId: key.keyId }) + '\n');
+      const t = store.createEnrolToken(org, maxHosts, Date.now());
+      if (values.json)
+        out.write(
+          JSON.stringify({
+            org: t.org,
+            token: t.token,
+            tokenId: t.tokenId,
+            maxHosts,
+            publicKey: key.publicKeyText,
+            keyId: key.keyId,
+            certSha256: pin,
+          }) + '\n',
+        );
       else {
         out.write(
           `org: ${t.org}${t.orgCreated ? ' (new)' : ''}\n` +
             `enrolment token: ${t.token}\n` +
+            `  admits at most ${maxHosts} hosts; id ${t.tokenId} ("rarecon server tokens" lists it, "rarecon server revoke-token ${t.tokenId}" ends it)\n` +
             `server public key: ${key.publicKeyText}\n` +
-            `Give each endpoint of this org the token (sync.enrolTokenFile or sync.enrolTokenEnv) and the public key (sync.serverPublicKey).\n`,
+            (pin === null
+              ? `server certificate: none, the server listens in clear text (server.plainHttp)\n`
+              : `server certificate: ${pin}\n`) +
+            `Give each endpoint of this org the token (sync.enrolTokenFile or sync.enrolTokenEnv), the public key (sync.serverPublicKey)` +
+            (pin === null ? '.\n' : ` and the certificate pin (sync.serverCertSha256).\n`),
         );
       }
+    } finally {
+      store.close();
+    }
+    return 0;
+  }
+
+  if (sub === 'tokens') {
+    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    try {
+      const tokens = store.tokens(values.org ?? null);
+      if (values.json) out.write(JSON.stringify({ tokens }) + '\n');
+      else if (tokens.length === 0) out.write(`no enrolment tokens${values.org === undefined ? '' : ` for org ${values.org}`}\n`);
+      else for (const t of tokens) out.write(tokenLine(t) + '\n');
+    } finally {
+      store.close();
+    }
+    return 0;
+  }
+
+  if (sub === 'revoke-token') {
+    const id = rest[0];
+    if (id === undefined)
+      throw new UsageError('revoke-token needs the token id "rarecon server tokens" lists: rarecon server revoke-token ID');
+    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    try {
+      const r = store.revokeToken(id, Date.now());
+      if (!r.ok) {
+        process.stderr.write(`rarecon server revoke-token: ${r.error}\n`);
+        return 1;
+      }
+      out.write(`revoked: ${tokenLine(r.token)}\n`);
+    } finally {
+      store.close();
+    }
+    return 0;
+  }
+
+  if (sub === 'allow-reenrol') {
+    const host = rest[0];
+    const org = values.org;
+    if (host === undefined || org === undefined)
+      throw new UsageError('allow-reenrol needs the host id and its org: rarecon server allow-reenrol HOST --org NAME [--hours N]');
+    const hours = wholeNumber(values.hours, '--hours', 24, 1, 24 * 30);
+    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    try {
+      const untilMs = Date.now() + hours * 3_600_000;
+      const h = store.allowReenrol(host, org, untilMs);
+      if (h === null) {
+        process.stderr.write(`rarecon server allow-reenrol: no enrolled, unrevoked host "${host}" in org ${org}\n`);
+        return 1;
+      }
+      out.write(
+        `host ${h.hostId} of org ${h.org} may enrol again with the org token until ${new Date(untilMs).toISOString()}; its current credential stops working when it does\n`,
+      );
     } finally {
       store.close();
     }
@@ -118,7 +209,7 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
     return r.ok ? 0 : 1;
   }
 
-  if (sub !== undefined) throw new UsageError(`unknown server command "${sub}"\n${SERVER_USAGE}`);
+  if (sub !== undefined) throw new UsageError(`unknown server command "${sub}"\n${usageHint(SERVER)}`);
 
   let server;
   try {

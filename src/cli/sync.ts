@@ -3,20 +3,19 @@
 //       uploads this host's sightings and brings the baseline up to date now
 //   rarecon sync [--status] [--json]
 //       prints the last sync status (version, age, last error)
-import { parseArgs } from 'node:util';
+import type { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { formatProblems, loadConfig } from './config-file.js';
 import { syncConfigProblems } from '../sync/config.js';
 import { SyncClient } from '../sync/sync-client.js';
+import { keepFilesPrivate, preparePrivateFolder } from '../common/private-files.js';
 import { readSyncStatus, type SyncStatus } from '../sync/status.js';
 import { SightingsStore } from '../sync/sightings-store.js';
 import { hostIdentity } from '../enrich/host-identity.js';
 import type { LogFn } from '../common/log.js';
 import { UsageError } from './io.js';
-
-export const SYNC_USAGE = `usage: rarecon sync --now [--config FILE] [--state DIR] [--host-id ID] [--json]
-       rarecon sync [--status] [--config FILE] [--state DIR] [--json]
-Uploads this host's sightings and syncs the baseline now (--now), or shows the last sync status.`;
+import { parseCommand } from './command-spec.js';
+import { SYNC } from './commands.js';
 
 function ago(ms: number | null, nowMs: number): string {
   if (ms === null) return 'never';
@@ -29,7 +28,10 @@ function ago(ms: number | null, nowMs: number): string {
 export function formatSyncStatus(st: SyncStatus, nowMs: number): string {
   const lines = [
     `mode: ${st.mode}${st.serverUrl === null ? '' : ` (${st.serverUrl}${st.org === null ? ', not enrolled' : `, org ${st.org}`})`}`,
-    `baseline: ${st.version === null ? 'none yet' : `version ${st.version}, built ${ago(st.builtAtMs, nowMs)}`}`,
+    `baseline: ${st.version === null ? 'none yet' : `version ${st.version}, built ${ago(st.builtAtMs, nowMs)}`}` +
+      (st.stale
+        ? `; STALE: a newer one was due ${ago(st.baselineDueMs, nowMs)} and has not arrived (the server or the network is holding it back)`
+        : ''),
     `last sync: ${ago(st.lastSuccessMs, nowMs)}; last attempt ${ago(st.lastAttemptMs, nowMs)}`,
     `last error: ${st.lastError === null ? 'none' : `${st.lastErrorCode ?? 'error'}: ${st.lastError}`}${st.consecutiveFailures > 0 ? ` (${st.consecutiveFailures} failures in a row)` : ''}`,
     `totals: ${st.syncedTotal} synced, ${st.failedTotal} failed, ${st.refusedTotal} refused, ${st.uploadedDaysTotal} days uploaded, ${st.uploadRejectedDaysTotal} days refused by the server`,
@@ -48,23 +50,9 @@ export async function syncCommand(
   out: NodeJS.WritableStream = process.stdout,
   err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      now: { type: 'boolean', default: false },
-      status: { type: 'boolean', default: false },
-      config: { type: 'string' },
-      state: { type: 'string' },
-      'host-id': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', short: 'v', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out.write(SYNC_USAGE + '\n');
-    return 0;
-  }
+  const parsed = parseCommand(SYNC, argv, out as Writable);
+  if (parsed === null) return 0;
+  const { values } = parsed;
   const loaded = loadConfig(values.config ?? null);
   if (!loaded.ok) throw new UsageError(`bad config:\n${formatProblems(loaded)}`);
   const syncCfg = loaded.config.sync;
@@ -89,6 +77,12 @@ export async function syncCommand(
     if (level === 'debug' && !values.verbose) return;
     err.write(`${level}: ${msg}${fields === undefined || Object.keys(fields).length === 0 ? '' : ` ${JSON.stringify(fields)}`}\n`);
   };
+  // The daemon's state folder and its rules (common/private-files.ts).
+  keepFilesPrivate();
+  const folder = preparePrivateFolder(stateDir, 'the state folder');
+  if (!folder.ok) throw new UsageError(folder.error);
+  if (folder.tightened !== null)
+    log('warn', 'The state folder was open to other users; rarecon tightened it.', { path: stateDir, ...folder.tightened });
   const sightings = new SightingsStore(join(stateDir, 'sightings.db'));
   let client: SyncClient;
   try {

@@ -2,8 +2,9 @@
 // one is recognisable, and stored only as their sha256. Files holding a secret
 // are created 0600 in a 0700 folder.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { PRIVATE_DIR_MODE, replaceFile } from './private-files.js';
 
 export const ENROL_TOKEN_PREFIX = 'rce_';
 export const HOST_CREDENTIAL_PREFIX = 'rch_';
@@ -23,19 +24,10 @@ export function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
-/** Writes a secret file atomically with mode 0600 (its folder 0700 when created here). */
+/** Writes a secret file atomically with mode 0600 (its folder 0700 when created here), through an exclusive temp file. */
 export function writeSecretFile(path: string, content: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
+  replaceFile(path, content, { fsync: true });
 }
 
 /** The secret in `path`, made (0600) when missing. */

@@ -5,6 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { preparePrivateFile } from './private-files.js';
 
 export type SqliteDatabase = Database.Database;
 
@@ -27,11 +28,15 @@ export interface OpenSqliteOptions {
 
 /**
  * Opens (creating) the database at `path` (':memory:' for none) and migrates
- * it. Throws, closing the handle, when the file is unusable or was written by a
+ * it. The file is 0600 and never a symbolic link (common/private-files.ts).
+ * Throws, closing the handle, when the file is unusable or was written by a
  * newer rarecon: both are start-up failures the caller reports.
  */
 export function openSqlite(path: string, opts: OpenSqliteOptions): SqliteDatabase {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: opts.dirMode ?? 0o700 });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: opts.dirMode ?? 0o700 });
+    preparePrivateFile(path, opts.what);
+  }
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');

@@ -247,6 +247,8 @@ export interface SyslogSinkConfig extends SinkCommon, TlsFiles {
   host: string;
   port: number;
   facility: SyslogFacility;
+  /** SD-ID for the alert's own fields, `name@<your organisation's Private Enterprise Number>`; null: only the registered `origin` element. */
+  sdId: string | null;
   timeoutMs: number;
 }
 
@@ -318,6 +320,7 @@ export const SINK_DEFAULTS: { [T in SinkType]: Omit<Extract<SinkConfig, { type: 
     host: '',
     port: 0,
     facility: 'local0',
+    sdId: null,
     timeoutMs: 10_000,
     batchMaxAlerts: 100,
   },
@@ -360,6 +363,16 @@ export interface SyncConfig {
   maxDownloadBytes: number;
   /** PEM CA bundle for an HTTPS server; null = the system's. */
   caFile: string | null;
+  /**
+   * The server certificate's sha256 as `rarecon server enroll` prints it
+   * (`sha256:<hex>`): the endpoint talks only to the server holding that very
+   * certificate (its own, self-made one needs no CA). null = check against a CA.
+   */
+  serverCertSha256: string | null;
+  /** Allow a plain http:// serverUrl to another host than this one (a warning at every start); loopback needs no leave. */
+  allowInsecureHttp: boolean;
+  /** The baseline is stale (status, metrics, a warning) this long after the server's schedule promised a newer one. */
+  staleGraceMs: number;
   /** Name to check the server certificate against, when not the URL's host. */
   serverName: string | null;
   /** Events held while their bucket is on its way. */
@@ -390,6 +403,9 @@ export const DEFAULT_SYNC: SyncConfig = {
   requestTimeoutMs: 60_000,
   maxDownloadBytes: 2 * 1024 * 1024 * 1024,
   caFile: null,
+  serverCertSha256: null,
+  allowInsecureHttp: false,
+  staleGraceMs: 6 * 60 * 60_000,
   serverName: null,
   pendingMaxEvents: 10_000,
   pendingTimeoutMs: 10 * 60_000,
@@ -412,6 +428,30 @@ export interface ServerLimits {
   maxAlertsPerBatch: number;
   /** Prefixes in one POST /v1/baseline/buckets. */
   maxPrefixesPerRequest: number;
+  /**
+   * Request bodies held in memory at once, all requests together, counting
+   * 5 bytes per body byte (the bytes, their text, what JSON makes of them).
+   * A request that would pass it is answered 503 with Retry-After.
+   */
+  memoryBudgetBytes: number;
+}
+
+/** A token bucket: `perMinute` on average, up to `burst` at once; perMinute 0 = no limit. */
+export interface RateLimit {
+  perMinute: number;
+  burst: number;
+}
+
+/** Beyond these a request is answered 429 with Retry-After. Addresses are the TCP peer's. */
+export interface ServerRateLimits {
+  enrolPerAddress: RateLimit;
+  /** Sightings, alerts and credential rotations. */
+  uploadPerAddress: RateLimit;
+  uploadPerCredential: RateLimit;
+  /** Baseline metadata, snapshots, deltas and buckets. */
+  downloadPerAddress: RateLimit;
+  downloadPerCredential: RateLimit;
+  adminPerAddress: RateLimit;
 }
 
 export interface ServerConfig {
@@ -419,9 +459,22 @@ export interface ServerConfig {
   stateDir: string;
   listenHost: string;
   port: number;
-  /** PEM files; both set = HTTPS. */
+  /** PEM files of the server's certificate and key; both null = the server's own (made at first start in the state folder). */
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
+  /** Listen in clear text (HTTP) instead of HTTPS: tokens, credentials, sightings and alerts then cross the network readable. Warned at every start. */
+  plainHttp: boolean;
+  /** `rarecon server enroll` without --max-hosts: the hosts one enrolment token admits. */
+  enrolMaxHostsDefault: number;
+  /** With observerUnit `host`, a host counts as an observer from its Nth distinct day of uploads (DETECTION.md section 9: 3). */
+  hostMinUploadDays: number;
+  /** A host credential expires this long after it was issued (0 = never); endpoints rotate theirs half-way. */
+  credentialLifetimeMs: number;
+  /** After a rotation the previous credential stays good this long (requests in flight). */
+  credentialGraceMs: number;
+  /** Each baseline promises a newer one by the next scheduled build plus this (endpoints warn after). */
+  buildGraceMs: number;
+  rateLimits: ServerRateLimits;
   /** `org` for a multi-tenant server, `host` for one organisation's fleet. */
   observerUnit: 'org' | 'host';
   /** The training period: days of sightings a baseline covers. */
@@ -459,6 +512,20 @@ export const DEFAULT_SERVER: ServerConfig = {
   port: 8787,
   tlsCertFile: null,
   tlsKeyFile: null,
+  plainHttp: false,
+  enrolMaxHostsDefault: 1_000,
+  hostMinUploadDays: 3,
+  credentialLifetimeMs: 30 * 86_400_000,
+  credentialGraceMs: 60 * 60_000,
+  buildGraceMs: 2 * 60 * 60_000,
+  rateLimits: {
+    enrolPerAddress: { perMinute: 60, burst: 30 },
+    uploadPerAddress: { perMinute: 3_000, burst: 500 },
+    uploadPerCredential: { perMinute: 120, burst: 60 },
+    downloadPerAddress: { perMinute: 6_000, burst: 1_000 },
+    downloadPerCredential: { perMinute: 240, burst: 120 },
+    adminPerAddress: { perMinute: 120, burst: 60 },
+  },
   observerUnit: 'org',
   windowDays: 30,
   thresholds: { ...DEFAULT_THRESHOLDS },
@@ -480,6 +547,7 @@ export const DEFAULT_SERVER: ServerConfig = {
     maxProcessesPerDay: 100_000,
     maxAlertsPerBatch: 5_000,
     maxPrefixesPerRequest: 20_000,
+    memoryBudgetBytes: 256 * 1024 * 1024,
   },
 };
 

@@ -3,10 +3,11 @@
 // status every few seconds, applies a new config on SIGHUP and stops cleanly
 // on SIGTERM. Local state, sightings and the outbox are SQLite files in the
 // state folder.
-import { mkdirSync } from 'node:fs';
+import { normalizePin } from '../common/tls-pin.js';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
+import { openOutputStream, preparePrivateFolder } from '../common/private-files.js';
 import type { RareconConfig } from '../config/defaults.js';
 import { hostKeyOf } from '../detect/dedup.js';
 import { Scorer } from '../detect/scorer.js';
@@ -72,7 +73,13 @@ export class Daemon {
     this.config = opts.config;
     this.log = opts.log;
     const c = this.config;
-    mkdirSync(c.stateDir, { recursive: true, mode: 0o700 });
+    const folder = preparePrivateFolder(c.stateDir, 'the state folder');
+    if (!folder.ok) throw new Error(folder.error);
+    if (folder.tightened !== null)
+      this.log.warn('The state folder was open to other users; rarecon tightened it.', { path: c.stateDir, ...folder.tightened });
+    // Opened before anything starts, so a symbolic link or another user's file refuses the start at once.
+    const alertsOut = opts.alertsPath === null ? null : openOutputStream(opts.alertsPath, 'the alerts file (--alerts)');
+    const recordOut = opts.recordPath === null ? null : openOutputStream(opts.recordPath, 'the record file (--record)');
     this.host = hostIdentity(c.host.org, c.host.id);
     this.state = StateStore.open(c.stateDir, {
       batchWrites: true,
@@ -93,6 +100,7 @@ export class Daemon {
               url: serverUrl.replace(/\/+$/, ''),
               caFile: c.sync.caFile,
               serverName: c.sync.serverName,
+              certSha256: c.sync.serverCertSha256 === null ? null : normalizePin(c.sync.serverCertSha256),
               credential: () => readHostCredential(c.stateDir, serverUrl),
             },
           }),
@@ -114,8 +122,8 @@ export class Daemon {
       sightings: this.sightings,
       watchdog: this.watchdog,
       health: this.health,
-      alertsPath: opts.alertsPath,
-      recordPath: opts.recordPath,
+      alertsOut,
+      recordOut,
     });
     this.baselines = new BaselineSupply({
       path: opts.baselinePath,

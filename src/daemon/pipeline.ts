@@ -4,7 +4,7 @@
 // named and scored in the order their enrichment finishes. Over budget, what
 // the watchdog sheds is decided here, where the value of each piece of work is
 // known.
-import { createWriteStream, type WriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
 import { SqliteBaseline, type BaselineCacheStats } from '../baseline/store.js';
 import { BoundedCache } from '../common/bounded-cache.js';
 import { RepeatedLog } from '../common/log.js';
@@ -63,8 +63,9 @@ export interface PipelineOptions {
   sightings: SightingsStore;
   watchdog: Watchdog;
   health: StateHealth;
-  alertsPath: string | null;
-  recordPath: string | null;
+  /** The --alerts and --record files, opened by the daemon before anything else starts. */
+  alertsOut: WriteStream | null;
+  recordOut: WriteStream | null;
 }
 
 export interface PipelineCounters {
@@ -141,8 +142,8 @@ export class Pipeline {
     this.names = new ConnectionNames(opts.config.detect, NO_BASELINE.meta().policy);
     this.queue = new BoundedQueue(opts.config.source.queueMaxEvents);
     this.writes = new HeldWrites({ reporter: opts.reporter, sightings: opts.sightings, health: opts.health, log: opts.log });
-    this.alertsOut = opts.alertsPath === null ? null : createWriteStream(opts.alertsPath, { flags: 'a' });
-    this.recordOut = opts.recordPath === null ? null : createWriteStream(opts.recordPath, { flags: 'a' });
+    this.alertsOut = opts.alertsOut;
+    this.recordOut = opts.recordOut;
   }
 
   get baseline(): BaselineReader {

@@ -1,6 +1,7 @@
 // The daemon's status built from the stats of its parts, and written to
 // <state>/status.json so that a full disk does not silence it.
-import { closeSync, fstatSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { replaceFile } from '../common/private-files.js';
 import type { BaselineCacheStats } from '../baseline/store.js';
 import type { CacheStats } from '../common/bounded-cache.js';
 import type { ConnectionEnricherStats } from '../enrich/connection-enricher.js';
@@ -90,20 +91,23 @@ function counts(c: CacheStats): CacheCounts {
   return { hitsTotal: c.hitsTotal, missesTotal: c.missesTotal };
 }
 
-/** Writes the status file; a failure is told to `health`, and the file is then rewritten in place if it can be. */
+/**
+ * Writes the status file (0600, through an exclusive temp file of a random
+ * name, so a planted link cannot redirect it); a failure is told to `health`,
+ * and the file is then rewritten in place if it can be.
+ */
 export function writeStatusFile(file: string, status: DaemonStatus, health: StateHealth): void {
   const text = JSON.stringify(status, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
   // Padded to whole 4 KiB pages plus one (JSON allows trailing spaces), so on a full disk the
   // file can still be rewritten in place in the blocks it already holds.
   const padded = text.padEnd((Math.ceil(text.length / 4096) + 1) * 4096, ' ');
   try {
-    writeFileSync(file + '.tmp', padded);
-    renameSync(file + '.tmp', file);
+    replaceFile(file, padded);
     health.ok('status');
   } catch (err) {
     health.failed('status', err);
     try {
-      const fd = openSync(file, 'r+');
+      const fd = openSync(file, constants.O_RDWR | constants.O_NOFOLLOW);
       try {
         // Within the size it has: no new block is needed.
         const size = fstatSync(fd).size;

@@ -95,7 +95,9 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
   lines.push(
     `detector:  ${s.learningDaysLeft > 0 ? `learning, ${s.learningDaysLeft} day${s.learningDaysLeft === 1 ? '' : 's'} left` : 'active'}; ${n(sc.eligibleTotal)} eligible`,
     `baseline:  ${s.baseline === null ? 'none yet' : `version ${s.baseline.version}, unit ${s.baseline.unit}, built ${age(nowMs - s.baseline.builtAtMs)} ago${s.baseline.path ? `, ${s.baseline.path}` : ''}`}` +
-      (s.sync === null ? '' : `; sync ${s.sync.mode}${s.sync.lastError ? `, last error: ${s.sync.lastError}` : ''}`),
+      (s.sync === null
+        ? ''
+        : `; sync ${s.sync.mode}${s.sync.stale ? ', STALE: no newer baseline since it was due' : ''}${s.sync.lastError ? `, last error: ${s.sync.lastError}` : ''}`),
     `alerts:    ${n(s.alertsLast24h)} in the last 24 h${s.lastAlertMs === null ? '' : `, last ${age(nowMs - s.lastAlertMs)} ago`}`,
   );
   lines.push(

@@ -36,6 +36,14 @@ export interface BaselineMeta {
   processCount: number;
   comboCount: number;
   /**
+   * The observer rule of a server's `host` unit: a host is counted only from
+   * its Nth distinct day of uploads (DETECTION.md section 9). Absent: every
+   * observer in the window counted (org and day units, offline builds).
+   */
+  observerMinUploadDays?: number;
+  /** The server's schedule promises a newer baseline by then; an endpoint that has none later says so. Absent: no promise. */
+  nextBuildByMs?: number;
+  /**
    * Hosts whose first day the file records (table host_history): a baseline
    * built locally with `--unit host` does, for offline enrolment
    * (DETECTION.md section 2.4); a server's carries no host identities (absent or 0).

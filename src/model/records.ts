@@ -36,6 +36,8 @@ export interface ParentInfo {
 
 export interface ProcessInfo {
   pid: number;
+  /** The log's own process id where it has one (Sysmon's ProcessGuid); rendered as OCSF `process.uid`, ECS `process.entity_id`. */
+  uid?: string | null | undefined;
   tid: number | null;
   /** pid + start time identify a process across pid reuse. */
   startTimeMs: number | null;

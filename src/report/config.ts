@@ -6,6 +6,7 @@
 // environment variable or a file), never held, and never logged.
 import { count, nullableString, type Problem, type Spec } from '../config/spec.js';
 import { SINK_DEFAULTS, SYSLOG_FACILITIES, type ReportConfig, type SinkConfig } from '../config/defaults.js';
+import { SD_ID_PATTERN } from './syslog-format.js';
 
 const path = nullableString;
 const SINK_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -53,6 +54,12 @@ export const REPORT_SPEC: Spec = {
           host: { kind: 'string' },
           port: count(1, 65535),
           facility: { kind: 'string', oneOf: SYSLOG_FACILITIES },
+          sdId: {
+            kind: 'string',
+            nullable: true,
+            pattern: SD_ID_PATTERN,
+            patternText: 'an SD-ID like name@12345 (your Private Enterprise Number)',
+          },
           path: { kind: 'string' },
           maxBytes: count(1024),
           maxFiles: count(0, 1000),

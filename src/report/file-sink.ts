@@ -1,9 +1,11 @@
 // Appends alerts to an NDJSON file, one document a line, and rotates by size:
 // path -> path.1 -> ... -> path.N, the oldest dropped. With fsync on, a batch
 // counts as delivered only once it is on disk. A write error (full disk,
-// permissions) is retryable: the alerts wait in the outbox.
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// permissions) is retryable: the alerts wait in the outbox. The file is 0600,
+// never opened through a symbolic link nor when another user owns it
+// (common/private-files.ts), at start and at every reopen after a rotation.
+import { rename, rm, type FileHandle } from 'node:fs/promises';
+import { checkOutputPath, openOutputFileAsync } from '../common/private-files.js';
 import type { Alert } from '../model/alert.js';
 import type { FileSinkConfig } from '../config/defaults.js';
 import { ndjson } from './render.js';
@@ -16,8 +18,11 @@ export class FileSink implements AlertSink {
   /** Sends are serialised by the delivery loop; this guards direct callers too. */
   private busy: Promise<unknown> = Promise.resolve();
 
+  /** Throws when the path is a symbolic link or another user's file: a start-up failure. */
   constructor(private readonly cfg: FileSinkConfig) {
     this.name = cfg.name;
+    const c = checkOutputPath(cfg.path, `sink ${cfg.name}: the file`);
+    if (!c.ok) throw new Error(c.error);
   }
 
   send(batch: readonly Alert[], signal: AbortSignal): Promise<SendResult> {
@@ -48,9 +53,9 @@ export class FileSink implements AlertSink {
   }
 
   private async openFile(): Promise<void> {
-    await mkdir(dirname(this.cfg.path), { recursive: true });
-    this.handle = await open(this.cfg.path, 'a', 0o640);
-    this.sizeBytes = (await this.handle.stat()).size;
+    const o = await openOutputFileAsync(this.cfg.path, `sink ${this.cfg.name}: the file`);
+    this.handle = o.handle;
+    this.sizeBytes = o.sizeBytes;
   }
 
   private async rotate(): Promise<void> {

@@ -14,6 +14,7 @@ import { renderAlert } from './render.js';
 import { TokenSource, type SecretResult } from '../common/token-source.js';
 import { errorText, failure, retryable, type AlertSink, type SendResult } from './sink.js';
 import { loadTlsFiles } from '../common/tls-files.js';
+import { PinnedAgent } from '../common/tls-pin.js';
 
 const RETRYABLE_STATUS = new Set([408, 425, 429]);
 const ERROR_BODY_BYTES = 2048;
@@ -23,6 +24,10 @@ export interface HttpSinkOptions {
   now?: () => number;
   /** The bearer token from elsewhere than tokenEnv/tokenFile (the server sink's host credential); asked per batch. */
   token?: () => SecretResult | null;
+  /** Talk only to the server whose certificate has this sha256 (`sha256:<hex>`), instead of checking a CA. */
+  pin?: string | null;
+  /** More statuses that mean "later" (the server sink: 401 while the host enrols again). */
+  retryStatus?: readonly number[];
 }
 
 export class HttpSink implements AlertSink {
@@ -31,6 +36,7 @@ export class HttpSink implements AlertSink {
   private readonly agent: http.Agent;
   private readonly token: () => SecretResult | null;
   private readonly now: () => number;
+  private readonly retryStatus: ReadonlySet<number>;
   /** The address without credentials or query, for messages. */
   private readonly where: string;
 
@@ -51,10 +57,14 @@ export class HttpSink implements AlertSink {
       if (first !== null && !first.ok) throw new Error(`sink ${cfg.name}: ${first.error}`);
       this.token = () => source.get();
     }
+    this.retryStatus = new Set([...RETRYABLE_STATUS, ...(opts.retryStatus ?? [])]);
+    const pin = opts.pin ?? null;
     this.agent =
-      this.url.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, maxSockets: 1, ...loadTlsFiles(cfg, cfg.name) })
-        : new http.Agent({ keepAlive: true, maxSockets: 1 });
+      this.url.protocol !== 'https:'
+        ? new http.Agent({ keepAlive: true, maxSockets: 1 })
+        : pin !== null
+          ? new PinnedAgent(pin, { keepAlive: true, maxSockets: 1, ...loadTlsFiles(cfg, cfg.name) })
+          : new https.Agent({ keepAlive: true, maxSockets: 1, ...loadTlsFiles(cfg, cfg.name) });
   }
 
   private body(batch: readonly Alert[]): string {
@@ -116,7 +126,7 @@ export class HttpSink implements AlertSink {
           if (status >= 200 && status < 300) return finish({ status: 'success' });
           const text = Buffer.concat(chunks).toString('utf8').slice(0, ERROR_BODY_BYTES).replace(/\s+/g, ' ').trim();
           const message = `${this.where} answered HTTP ${status}${text === '' ? '' : `: ${text.slice(0, 300)}`}`;
-          if (status >= 500 || RETRYABLE_STATUS.has(status)) {
+          if (status >= 500 || this.retryStatus.has(status)) {
             const header = res.headers['retry-after'];
             return finish(retryable(message, parseRetryAfterMs(Array.isArray(header) ? header[0] : header, this.now())));
           }

@@ -3,6 +3,7 @@
 import type { Writable } from 'node:stream';
 import { SINK_DEFAULTS, type HttpSinkConfig, type SinkConfig } from '../config/defaults.js';
 import type { SecretResult } from '../common/token-source.js';
+import type { LogFn } from '../common/log.js';
 import { FileSink } from './file-sink.js';
 import { HttpSink } from './http-sink.js';
 import type { AlertSink } from './sink.js';
@@ -14,6 +15,8 @@ export interface SinkEnvironment {
   stdout?: Writable;
   /** Where a `server` sink sends: the sync's server and this host's credential; absent without sync.serverUrl. */
   server?: ServerEndpoint;
+  /** Warnings a sink has for the operator (a syslog sink over UDP). */
+  log?: LogFn;
 }
 
 export interface ServerEndpoint {
@@ -21,6 +24,8 @@ export interface ServerEndpoint {
   url: string;
   caFile: string | null;
   serverName: string | null;
+  /** The server certificate's pin (sync.serverCertSha256), normalised; null = check against a CA. */
+  certSha256: string | null;
   /** This host's credential, read when a batch goes out (the host may enrol after the sink starts). */
   credential: () => SecretResult;
 }
@@ -30,7 +35,7 @@ export function createSink(cfg: SinkConfig, envt: SinkEnvironment = {}): AlertSi
     case 'http':
       return new HttpSink(cfg, envt.env === undefined ? {} : { env: envt.env });
     case 'syslog':
-      return new SyslogSink(cfg);
+      return new SyslogSink(cfg, { log: envt.log });
     case 'file':
       return new FileSink(cfg);
     case 'stdout':
@@ -51,7 +56,13 @@ export function createSink(cfg: SinkConfig, envt: SinkEnvironment = {}): AlertSi
         caFile: s.caFile,
         serverName: s.serverName,
       };
-      return new HttpSink(http, { ...(envt.env === undefined ? {} : { env: envt.env }), token: s.credential });
+      // 401: the host is enrolling again (an expired or replaced credential); its alerts wait for the new one.
+      return new HttpSink(http, {
+        ...(envt.env === undefined ? {} : { env: envt.env }),
+        token: s.credential,
+        pin: s.certSha256,
+        retryStatus: [401],
+      });
     }
   }
 }

@@ -5,10 +5,21 @@ import type { Alert, SeverityId } from '../model/alert.js';
 import { SYSLOG_FACILITIES, type SyslogFacility } from '../config/defaults.js';
 import { renderAlert } from './render.js';
 import { type AlertFormat } from '../config/defaults.js';
+import { PRODUCT_VERSION } from '../model/product.js';
 
 export const APP_NAME = 'rarecon';
-/** 32473 is the Private Enterprise Number reserved for documentation (RFC 5612). */
-export const SD_ID = 'rarecon@32473';
+/**
+ * The SD element every message carries: `origin` is registered with IANA (RFC 5424
+ * section 7.2), so it needs no enterprise number. rarecon has no Private Enterprise
+ * Number of its own; the alert's own fields go in a second element only under the
+ * SD-ID the operator names (`sdId: name@<their PEN>`), never under a number that is
+ * not theirs (32473 is reserved for documentation, RFC 5612).
+ */
+export const ORIGIN_SD = `[origin software="${APP_NAME}" swVersion="${PRODUCT_VERSION}"]`;
+/** An SD-ID of the form name@number: printable ASCII without '=', ']', '"' or space, 32 at most (RFC 5424 section 6.3.2). */
+export const SD_ID_PATTERN = /^(?=.{1,32}$)[!#-<>-\\^-~]+@\d+(\.\d+)*$/;
+/** RFC 5426 section 3.2: a receiver should take 2048 octets; larger datagrams may be cut or dropped. */
+export const UDP_SAFE_BYTES = 2048;
 
 /** Alert severity to syslog severity: High crit(2), Medium err(3), Low warning(4), Informational info(6). */
 const SYSLOG_SEVERITY: Record<SeverityId, number> = { 4: 2, 3: 3, 2: 4, 1: 6 };
@@ -32,7 +43,9 @@ function paramValue(v: string | number): string {
   return String(v).replace(/[\\"\]]/g, (c) => `\\${c}`);
 }
 
-export function structuredData(a: Alert): string {
+/** Parameter names are lowercase: rsyslog lowercases them (`rootDomain` arrives as `rootdomain`). */
+export function structuredData(a: Alert, sdId: string | null): string {
+  if (sdId === null) return ORIGIN_SD;
   const params: Array<[string, string | number]> = [
     ['uid', a.uid],
     ['kind', a.kind],
@@ -44,14 +57,16 @@ export function structuredData(a: Alert): string {
   if (a.kind === 'detection') {
     params.push(['variation', a.variation]);
     if (a.process.sha256 !== null) params.push(['sha256', a.process.sha256]);
-    params.push(['rootDomain', a.connection.rootDomain], ['port', a.connection.port], ['tier', a.prevalence.tier]);
+    params.push(['root_domain', a.connection.rootDomain], ['port', a.connection.port], ['tier', a.prevalence.tier]);
   }
-  return `[${SD_ID} ${params.map(([k, v]) => `${k}="${paramValue(v)}"`).join(' ')}]`;
+  return `${ORIGIN_SD}[${sdId} ${params.map(([k, v]) => `${k}="${paramValue(v)}"`).join(' ')}]`;
 }
 
 export interface SyslogFormatOptions {
   facility: SyslogFacility;
   format: AlertFormat;
+  /** The operator's SD-ID for the alert's fields (name@PEN); null: only the registered `origin` element. */
+  sdId?: string | null;
   procId?: number;
   /** Used when an alert does not name its host. */
   fallbackHostname?: string;
@@ -65,7 +80,7 @@ export function formatRfc5424(a: Alert, opts: SyslogFormatOptions): string {
   const msgId = headerField(a.kind === 'health' ? 'health' : a.variation, 32);
   const procId = headerField(String(opts.procId ?? process.pid), 128);
   // MSG is sent without a BOM (MSG-ANY): JSON parsers in SIEMs stumble on one.
-  return `<${pri}>1 ${timestamp} ${host} ${APP_NAME} ${procId} ${msgId} ${structuredData(a)} ${JSON.stringify(renderAlert(a, opts.format))}`;
+  return `<${pri}>1 ${timestamp} ${host} ${APP_NAME} ${procId} ${msgId} ${structuredData(a, opts.sdId ?? null)} ${JSON.stringify(renderAlert(a, opts.format))}`;
 }
 
 /** RFC 6587 octet counting: `MSG-LEN SP SYSLOG-MSG`. */

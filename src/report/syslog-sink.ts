@@ -8,11 +8,13 @@ import tls from 'node:tls';
 import type { Alert } from '../model/alert.js';
 import type { SyslogSinkConfig } from '../config/defaults.js';
 import { errorText, failure, retryable, type AlertSink, type SendResult } from './sink.js';
-import { formatRfc5424, octetFrame } from './syslog-format.js';
+import { formatRfc5424, octetFrame, UDP_SAFE_BYTES } from './syslog-format.js';
 import { loadTlsFiles, type TlsMaterial } from '../common/tls-files.js';
+import { RepeatedLog, silentLog, type LogFn } from '../common/log.js';
 
 export interface SyslogSinkOptions {
   procId?: number;
+  log?: LogFn | undefined;
 }
 
 /** Runs `start` and settles on its callback, the timeout or the abort, whichever comes first. */
@@ -52,6 +54,7 @@ export class SyslogSink implements AlertSink {
   private stream: net.Socket | null = null;
   private udp: dgram.Socket | null = null;
   private readonly procId: number;
+  private readonly bigDatagram: RepeatedLog;
 
   /** Throws when TLS files cannot be read: a start-up failure. */
   constructor(
@@ -61,6 +64,19 @@ export class SyslogSink implements AlertSink {
     this.name = cfg.name;
     this.procId = opts.procId ?? process.pid;
     this.tlsMaterial = cfg.transport === 'tls' ? loadTlsFiles(cfg, cfg.name) : null;
+    const log = opts.log ?? silentLog;
+    this.bigDatagram = new RepeatedLog(
+      log,
+      'warn',
+      `An alert sent over UDP is larger than ${UDP_SAFE_BYTES} bytes: a receiver may cut or drop it; use transport tcp or tls.`,
+    );
+    if (cfg.transport === 'udp') {
+      log('warn', 'This syslog sink sends over UDP: one alert a datagram, without delivery or order, and alerts are usually over 2 KB.', {
+        sink: cfg.name,
+        safeBytes: UDP_SAFE_BYTES,
+        advice: 'use transport tcp or tls',
+      });
+    }
   }
 
   private get where(): string {
@@ -68,7 +84,7 @@ export class SyslogSink implements AlertSink {
   }
 
   private message(a: Alert): string {
-    return formatRfc5424(a, { facility: this.cfg.facility, format: this.cfg.format, procId: this.procId });
+    return formatRfc5424(a, { facility: this.cfg.facility, format: this.cfg.format, sdId: this.cfg.sdId, procId: this.procId });
   }
 
   async send(batch: readonly Alert[], signal: AbortSignal): Promise<SendResult> {
@@ -99,6 +115,7 @@ export class SyslogSink implements AlertSink {
     const s = sock;
     for (const a of batch) {
       const datagram = Buffer.from(this.message(a), 'utf8');
+      if (datagram.length > UDP_SAFE_BYTES) this.bigDatagram.note({ sink: this.cfg.name, alert: a.uid, bytes: datagram.length });
       try {
         await within<void>(
           this.cfg.timeoutMs,

@@ -25,6 +25,7 @@ import { openBaseline } from '../baseline/store.js';
 import { signHeader, signingKeyFromPem, type SigningKey } from '../baseline/signature.js';
 import { DAY_MS, type BaselineMeta, type RootDomainPolicy, type Sighting, type TierThresholds } from '../model/baseline.js';
 import { openPublishDb } from './publication.js';
+import { countsAsObserver } from './security-rules.js';
 
 export interface AggregateOptions {
   intakePath: string;
@@ -41,6 +42,10 @@ export interface AggregateOptions {
   combosPerCell: number;
   deltaHistoryVersions: number;
   keepSnapshots: number;
+  /** With unit host: a host counts from its Nth distinct day of uploads (security-rules.ts). */
+  hostMinUploadDays: number;
+  /** When the schedule promises the next baseline, stamped into the meta; null = no promise. */
+  nextBuildByMs: number | null;
   nowMs: number;
   /** PKCS#8 PEM of the Ed25519 signing key. */
   signingKeyPem: string;
@@ -228,10 +233,14 @@ function load(intake: Database.Database, opts: AggregateOptions): Loaded {
   const orgNames = new Map<number, string>();
   for (const [id, name] of intake.prepare('SELECT id, name FROM org').raw().iterate() as Iterable<[number, string]>) orgNames.set(id, name);
   // Host by host (grouped by org for the org unit), each host's days by primary key: no sort of blobs.
-  const hosts = intake
-    .prepare(`SELECT id, org_id, host_id FROM host WHERE revoked_ms IS NULL ORDER BY ${opts.unit === 'org' ? 'org_id, id' : 'id'}`)
-    .raw()
-    .all() as Array<[number, number, string]>;
+  const hosts = (
+    intake
+      .prepare(
+        `SELECT id, org_id, host_id, upload_days FROM host WHERE revoked_ms IS NULL ORDER BY ${opts.unit === 'org' ? 'org_id, id' : 'id'}`,
+      )
+      .raw()
+      .all() as Array<[number, number, string, number]>
+  ).filter(([, , , uploadDays]) => countsAsObserver(opts.unit, uploadDays, opts.hostMinUploadDays));
   const daysOf = intake.prepare('SELECT day, processes, combos FROM host_day WHERE host = ? AND day >= ? AND day < ?').raw();
   function* hostDays(): Generator<HostDay> {
     let observerKey = -1;
@@ -341,7 +350,15 @@ function build(
   const prev = pub.prepare('SELECT max(version) FROM version').pluck().get() as number | null;
   const version = Math.max((prev ?? 0) + 1, opts.nowMs);
   const file = join(opts.baselinesDir, `baseline-${version}.db`);
-  const written = counted.builder.write(file, { version, builtAtMs: opts.nowMs, windowEndMs: loaded.endDay * DAY_MS });
+  const written = counted.builder.write(file, {
+    version,
+    builtAtMs: opts.nowMs,
+    windowEndMs: loaded.endDay * DAY_MS,
+    serverMeta: {
+      ...(opts.unit === 'host' ? { observerMinUploadDays: opts.hostMinUploadDays } : {}),
+      ...(opts.nextBuildByMs === null ? {} : { nextBuildByMs: opts.nextBuildByMs }),
+    },
+  });
   if (!written.ok) return { ok: false, error: `the builder could not write ${file}: ${written.error}` };
   const writtenAt = performance.now();
   const checked = checkCounts(file, loaded, counted, written.meta.omitsSingleObserverCombos);

@@ -1,7 +1,7 @@
 // Checks an alert upload (POST /v1/alerts). Endpoints send what their HTTP sink
 // renders: a JSON array, {"alerts": [...]}, or NDJSON, each alert in OCSF
 // (uid in metadata.uid) or ECS (event.id) or rarecon's own form (uid).
-import type { AlertIn } from './intake-store.js';
+import type { AlertIn } from './store.js';
 
 export type AlertsResult = { ok: true; alerts: AlertIn[] } | { ok: false; status: 400 | 413; error: string };
 

@@ -2,8 +2,12 @@
 // shape cannot make (defaults: config/defaults.ts).
 import { count, nullableString, type Spec } from '../config/spec.js';
 import type { ServerConfig } from '../config/defaults.js';
+import { BODY_MEMORY_FACTOR } from './memory-budget.js';
 
 const nullablePath = nullableString;
+/** Node's timers take at most 2^31-1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+const RATE: Spec = { kind: 'object', fields: { perMinute: count(0, 10_000_000), burst: count(1, 10_000_000) } };
 
 export const SERVER_SPEC: Spec = {
   kind: 'object',
@@ -13,6 +17,23 @@ export const SERVER_SPEC: Spec = {
     port: count(0, 65_535),
     tlsCertFile: nullablePath,
     tlsKeyFile: nullablePath,
+    plainHttp: { kind: 'boolean' },
+    enrolMaxHostsDefault: count(1, 10_000_000),
+    hostMinUploadDays: count(1, 365),
+    credentialLifetimeMs: count(0, 10 * 365 * 86_400_000),
+    credentialGraceMs: count(0, MAX_TIMER_MS),
+    buildGraceMs: count(0, MAX_TIMER_MS),
+    rateLimits: {
+      kind: 'object',
+      fields: {
+        enrolPerAddress: RATE,
+        uploadPerAddress: RATE,
+        uploadPerCredential: RATE,
+        downloadPerAddress: RATE,
+        downloadPerCredential: RATE,
+        adminPerAddress: RATE,
+      },
+    },
     observerUnit: { kind: 'string', oneOf: ['org', 'host'] },
     windowDays: count(1, 365),
     thresholds: {
@@ -44,6 +65,7 @@ export const SERVER_SPEC: Spec = {
         maxProcessesPerDay: count(1),
         maxAlertsPerBatch: count(1),
         maxPrefixesPerRequest: count(1),
+        memoryBudgetBytes: count(1024 * 1024),
       },
     },
   },
@@ -54,6 +76,12 @@ export function serverConfigProblems(c: ServerConfig): string[] {
   const out: string[] = [];
   if ((c.tlsCertFile === null) !== (c.tlsKeyFile === null))
     out.push('server.tlsCertFile and server.tlsKeyFile go together: set both for HTTPS, or neither');
+  if (c.plainHttp && c.tlsCertFile !== null)
+    out.push('server.plainHttp listens without TLS: it cannot go with server.tlsCertFile and server.tlsKeyFile (drop one or the other)');
+  if (c.limits.memoryBudgetBytes < c.limits.maxBodyBytes * BODY_MEMORY_FACTOR)
+    out.push(
+      `server.limits.memoryBudgetBytes (${c.limits.memoryBudgetBytes}) must hold one request of limits.maxBodyBytes (${c.limits.maxBodyBytes}) at ${BODY_MEMORY_FACTOR} bytes a body byte, ${c.limits.maxBodyBytes * BODY_MEMORY_FACTOR} or more`,
+    );
   if (c.omitSingleObserverCombos && c.thresholds.veryRareMaxObservers < 1) {
     out.push(
       'server.omitSingleObserverCombos needs thresholds.veryRareMaxObservers >= 1 (otherwise 0 and 1 observers are different tiers)',

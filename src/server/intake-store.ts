@@ -11,6 +11,31 @@ import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import { DAY_MS } from '../model/baseline.js';
 import { ENROL_TOKEN_PREFIX, HOST_CREDENTIAL_PREFIX, newSecret, secretHash } from '../common/secrets.js';
 import type { DayBatch } from './sightings-batch.js';
+import type {
+  AlertIn,
+  AlertQuery,
+  AlertsStored,
+  AuthResult,
+  EnrolRequest,
+  EnrolResult,
+  HostRow,
+  IntakeResult,
+  IntakeStats,
+  IssuedCredential,
+  ServerStore,
+  StoredAlert,
+  TokenRow,
+} from './store.js';
+import {
+  afterUpload,
+  alertChange,
+  alertScope,
+  checkCredential,
+  credentialExpiresMs,
+  credentialRotateAfterMs,
+  decideEnrolment,
+  type CredentialPolicy,
+} from './security-rules.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE org (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL);
@@ -29,59 +54,30 @@ const MIGRATIONS: readonly string[] = [
                        org_id INTEGER NOT NULL, time_ms INTEGER, severity_id INTEGER, received_ms INTEGER NOT NULL,
                        body TEXT NOT NULL);
    CREATE INDEX alert_by_org ON alert (org_id, seq);`,
+  // 2: enrolment tokens admit at most max_hosts; a host remembers the token that admitted it, when its
+  // credential was issued (and the previous one, good for a grace after a rotation), an operator's
+  // re-enrolment grant and its days of uploads; alerts are filed by (host, uid), not by uid alone.
+  `ALTER TABLE enrol_token ADD COLUMN max_hosts INTEGER NOT NULL DEFAULT 1000;
+   ALTER TABLE host ADD COLUMN token_hash BLOB;
+   ALTER TABLE host ADD COLUMN cred_issued_ms INTEGER NOT NULL DEFAULT 0;
+   UPDATE host SET cred_issued_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+   ALTER TABLE host ADD COLUMN prev_cred_hash BLOB;
+   ALTER TABLE host ADD COLUMN prev_cred_until_ms INTEGER;
+   ALTER TABLE host ADD COLUMN reenrol_until_ms INTEGER;
+   ALTER TABLE host ADD COLUMN upload_days INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE host ADD COLUMN last_upload_day INTEGER;
+   UPDATE host SET upload_days = (SELECT count(DISTINCT received_ms / 86400000) FROM host_day WHERE host_day.host = host.id),
+                   last_upload_day = (SELECT max(received_ms) / 86400000 FROM host_day WHERE host_day.host = host.id);
+   CREATE INDEX host_by_token ON host (token_hash);
+   CREATE INDEX host_by_prev_cred ON host (prev_cred_hash);
+   CREATE TABLE alert_by_host (seq INTEGER PRIMARY KEY AUTOINCREMENT, uid TEXT NOT NULL, host INTEGER NOT NULL,
+                               org_id INTEGER NOT NULL, time_ms INTEGER, severity_id INTEGER, received_ms INTEGER NOT NULL,
+                               body TEXT NOT NULL, UNIQUE (host, uid));
+   INSERT INTO alert_by_host SELECT seq, uid, host, org_id, time_ms, severity_id, received_ms, body FROM alert;
+   DROP TABLE alert;
+   ALTER TABLE alert_by_host RENAME TO alert;
+   CREATE INDEX alert_by_org ON alert (org_id, seq);`,
 ];
-
-export interface HostRow {
-  ref: number;
-  orgId: number;
-  org: string;
-  hostId: string;
-  name: string | null;
-  enrolledMs: number;
-  revokedMs: number | null;
-  lastSeenMs: number | null;
-}
-
-export type EnrolResult =
-  { ok: true; host: HostRow; credential: string; reEnrolled: boolean } | { ok: false; status: 401 | 403; error: string };
-
-export type AuthResult = { ok: true; host: HostRow } | { ok: false; status: 401 | 403; error: string };
-
-export interface IntakeResult {
-  days: number;
-  processes: number;
-  combos: number;
-  /** Host-days that replaced an earlier upload. */
-  replaced: number;
-}
-
-export interface StoredAlert {
-  seq: number;
-  uid: string;
-  org: string;
-  hostId: string;
-  timeMs: number | null;
-  severityId: number | null;
-  receivedMs: number;
-  alert: unknown;
-}
-
-export interface AlertIn {
-  uid: string;
-  timeMs: number | null;
-  severityId: number | null;
-  body: string;
-}
-
-export interface IntakeStats {
-  orgs: number;
-  hosts: number;
-  revokedHosts: number;
-  hostDays: number;
-  shas: number;
-  roots: number;
-  alerts: number;
-}
 
 type Row = Record<string, unknown>;
 
@@ -95,10 +91,32 @@ function hostFrom(r: Row): HostRow {
     enrolledMs: r.enrolled_ms as number,
     revokedMs: (r.revoked_ms as number | null) ?? null,
     lastSeenMs: (r.last_seen_ms as number | null) ?? null,
+    credentialIssuedMs: r.cred_issued_ms as number,
+    uploadDays: r.upload_days as number,
+    lastUploadDay: (r.last_upload_day as number | null) ?? null,
+    tokenId: r.token_hash === null || r.token_hash === undefined ? null : tokenIdOf(r.token_hash as Buffer),
+  };
+}
+
+/** A token's public name: the start of its sha256, enough to list and revoke it by, useless to enrol with. */
+function tokenIdOf(hash: Buffer): string {
+  return hash.subarray(0, 6).toString('hex');
+}
+
+function tokenFrom(r: Row): TokenRow {
+  return {
+    id: tokenIdOf(r.hash as Buffer),
+    org: r.org as string,
+    createdMs: r.created_ms as number,
+    revokedMs: (r.revoked_ms as number | null) ?? null,
+    maxHosts: r.max_hosts as number,
+    hostsAdmitted: r.hosts as number,
   };
 }
 
 const HOST_SELECT = 'SELECT host.*, org.name AS org FROM host JOIN org ON org.id = host.org_id';
+const TOKEN_SELECT = `SELECT enrol_token.*, org.name AS org, (SELECT count(*) FROM host WHERE host.token_hash = enrol_token.hash) AS hosts
+                      FROM enrol_token JOIN org ON org.id = enrol_token.org_id`;
 
 /** A bounded id cache in front of a dictionary table: cleared when full rather than grown without end. */
 class IdCache<K> {
@@ -116,7 +134,7 @@ class IdCache<K> {
   }
 }
 
-export class IntakeStore {
+export class IntakeStore implements ServerStore {
   readonly db: SqliteDatabase;
   private readonly shaIds: IdCache<string>;
   private readonly rootIds: IdCache<string>;
@@ -144,19 +162,29 @@ export class IntakeStore {
     this.stmts = {
       orgByName: db.prepare<[string], { id: number }>('SELECT id FROM org WHERE name = ?'),
       insertOrg: db.prepare<[string, number]>('INSERT INTO org (name, created_ms) VALUES (?, ?)'),
-      insertToken: db.prepare<[Buffer, number, number]>('INSERT INTO enrol_token (hash, org_id, created_ms) VALUES (?, ?, ?)'),
-      tokenByHash: db.prepare<[Buffer], Row>(
-        'SELECT enrol_token.*, org.name AS org FROM enrol_token JOIN org ON org.id = enrol_token.org_id WHERE hash = ?',
+      insertToken: db.prepare<[Buffer, number, number, number]>(
+        'INSERT INTO enrol_token (hash, org_id, created_ms, max_hosts) VALUES (?, ?, ?, ?)',
       ),
+      tokenByHash: db.prepare<[Buffer], Row>(`${TOKEN_SELECT} WHERE enrol_token.hash = ?`),
       hostByOrgAndId: db.prepare<[number, string], Row>(`${HOST_SELECT} WHERE host.org_id = ? AND host.host_id = ?`),
       hostByCred: db.prepare<[Buffer], Row>(`${HOST_SELECT} WHERE host.cred_hash = ?`),
+      hostByPrevCred: db.prepare<[Buffer], Row>(`${HOST_SELECT} WHERE host.prev_cred_hash = ?`),
       hostsById: db.prepare<[string], Row>(`${HOST_SELECT} WHERE host.host_id = ?`),
-      insertHost: db.prepare<[number, string, string | null, Buffer, number]>(
-        'INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms) VALUES (?, ?, ?, ?, ?)',
+      insertHost: db.prepare<[number, string, string | null, Buffer, number, Buffer, number]>(
+        'INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms, token_hash, cred_issued_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      rotateCred: db.prepare<[Buffer, string | null, number]>('UPDATE host SET cred_hash = ?, name = coalesce(?, name) WHERE id = ?'),
+      // The credential replaced stays good until prev_cred_until_ms (0 = not at all: an enrolment replaced it).
+      rotateCred: db.prepare<[Buffer, number, string | null, number | null, number]>(
+        `UPDATE host SET prev_cred_hash = cred_hash, cred_hash = ?, cred_issued_ms = ?, name = coalesce(?, name),
+                         prev_cred_until_ms = ?, reenrol_until_ms = NULL WHERE id = ?`,
+      ),
       revokeHost: db.prepare<[number, number]>('UPDATE host SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL'),
+      allowReenrol: db.prepare<[number, number]>('UPDATE host SET reenrol_until_ms = ? WHERE id = ?'),
       touchHost: db.prepare<[number, number]>('UPDATE host SET last_seen_ms = ? WHERE id = ?'),
+      hostUploadDays: db.prepare<[number], { upload_days: number; last_upload_day: number | null }>(
+        'SELECT upload_days, last_upload_day FROM host WHERE id = ?',
+      ),
+      setUploadDays: db.prepare<[number, number, number]>('UPDATE host SET upload_days = ?, last_upload_day = ? WHERE id = ?'),
       shaId: db.prepare<[Buffer], number>('SELECT id FROM sha WHERE sha = ?').pluck(),
       insertSha: db.prepare<[Buffer]>('INSERT INTO sha (sha) VALUES (?)'),
       rootId: db.prepare<[string], number>('SELECT id FROM root WHERE name = ?').pluck(),
@@ -165,27 +193,51 @@ export class IntakeStore {
       upsertHostDay: db.prepare<[number, number, Buffer, Buffer, number, number, number]>(
         'INSERT OR REPLACE INTO host_day (host, day, processes, combos, process_count, combo_count, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      upsertAlert: db.prepare<[string, number, number, number | null, number | null, number, string]>(
-        `INSERT INTO alert (uid, host, org_id, time_ms, severity_id, received_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (uid) DO UPDATE SET time_ms = excluded.time_ms, severity_id = excluded.severity_id, body = excluded.body`,
+      alertBody: db.prepare<[number, string], string>('SELECT body FROM alert WHERE host = ? AND uid = ?').pluck(),
+      insertAlert: db.prepare<[string, number, number, number | null, number | null, number, string]>(
+        'INSERT INTO alert (uid, host, org_id, time_ms, severity_id, received_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      alertExists: db.prepare<[string], number>('SELECT 1 FROM alert WHERE uid = ?').pluck(),
+      updateAlert: db.prepare<[number | null, number | null, number, string, number, string]>(
+        'UPDATE alert SET time_ms = ?, severity_id = ?, received_ms = ?, body = ? WHERE host = ? AND uid = ?',
+      ),
     };
   }
 
   // -------------------------------------------------------------------------
   // Orgs, tokens, hosts
 
-  /** Creates the org when new and a fresh enrolment token for it. */
-  createEnrolToken(org: string, nowMs: number): { token: string; org: string; orgCreated: boolean } {
+  /** Creates the org when new and a fresh enrolment token for it that admits at most `maxHosts` hosts. */
+  createEnrolToken(org: string, maxHosts: number, nowMs: number): { token: string; tokenId: string; org: string; orgCreated: boolean } {
     return this.db
       .transaction(() => {
         let id = this.stmts.orgByName.get(org)?.id;
         const orgCreated = id === undefined;
         if (id === undefined) id = Number(this.stmts.insertOrg.run(org, nowMs).lastInsertRowid);
         const token = newSecret(ENROL_TOKEN_PREFIX);
-        this.stmts.insertToken.run(secretHash(token), id, nowMs);
-        return { token, org, orgCreated };
+        const hash = secretHash(token);
+        this.stmts.insertToken.run(hash, id, nowMs, maxHosts);
+        return { token, tokenId: tokenIdOf(hash), org, orgCreated };
+      })
+      .immediate();
+  }
+
+  tokens(org: string | null): TokenRow[] {
+    const rows = this.db.prepare(`${TOKEN_SELECT} ORDER BY org.name, enrol_token.created_ms`).all() as Row[];
+    return rows.map(tokenFrom).filter((t) => org === null || t.org === org);
+  }
+
+  revokeToken(idPrefix: string, nowMs: number): { ok: true; token: TokenRow } | { ok: false; error: string } {
+    const want = idPrefix.toLowerCase();
+    if (!/^[0-9a-f]{8,12}$/.test(want))
+      return { ok: false, error: `"${idPrefix}" is not a token id (8 to 12 hex digits, as "rarecon server tokens" lists them)` };
+    return this.db
+      .transaction((): { ok: true; token: TokenRow } | { ok: false; error: string } => {
+        const matches = (this.db.prepare(TOKEN_SELECT).all() as Row[]).filter((r) => tokenIdOf(r.hash as Buffer).startsWith(want));
+        if (matches.length === 0) return { ok: false, error: `no enrolment token ${want}` };
+        if (matches.length > 1) return { ok: false, error: `${matches.length} tokens start with ${want}: give more digits` };
+        const r = matches[0] as Row;
+        if (r.revoked_ms === null) this.db.prepare('UPDATE enrol_token SET revoked_ms = ? WHERE hash = ?').run(nowMs, r.hash as Buffer);
+        return { ok: true, token: tokenFrom(this.stmts.tokenByHash.get(r.hash as Buffer) as Row) };
       })
       .immediate();
   }
@@ -198,36 +250,89 @@ export class IntakeStore {
   }
 
   /**
-   * Trades an org enrolment token for a per-host credential. Enrolling a host
-   * id again (a reinstall) rotates its credential; a revoked host stays revoked.
+   * Trades an org enrolment token for a per-host credential, as the shared
+   * rules decide (security-rules.ts): a new host id while the token has room;
+   * an enrolled one only with its credential as proof or an operator's grant.
    */
-  enrol(token: string, hostId: string, hostName: string | null, nowMs: number): EnrolResult {
+  enrol(req: EnrolRequest, policy: CredentialPolicy, nowMs: number): EnrolResult {
     return this.db
       .transaction((): EnrolResult => {
-        const t = this.stmts.tokenByHash.get(secretHash(token));
-        if (t === undefined) return { ok: false, status: 401, error: 'unknown enrolment token' };
-        if (t.revoked_ms !== null) return { ok: false, status: 403, error: 'this enrolment token was revoked' };
-        const orgId = t.org_id as number;
-        const credential = newSecret(HOST_CREDENTIAL_PREFIX);
-        const existing = this.stmts.hostByOrgAndId.get(orgId, hostId);
-        if (existing !== undefined) {
-          if (existing.revoked_ms !== null)
-            return { ok: false, status: 403, error: `host ${hostId} was revoked; an operator must enrol it under a new id` };
-          this.stmts.rotateCred.run(secretHash(credential), hostName, existing.id as number);
-          return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: true };
+        const t = this.stmts.tokenByHash.get(secretHash(req.token));
+        const token = t === undefined ? null : tokenFrom(t);
+        const existing = t === undefined ? undefined : this.stmts.hostByOrgAndId.get(t.org_id as number, req.hostId);
+        let proofMatches = false;
+        if (existing !== undefined && req.proof !== null) {
+          const p = secretHash(req.proof);
+          proofMatches =
+            p.equals(existing.cred_hash as Buffer) ||
+            (existing.prev_cred_hash !== null &&
+              p.equals(existing.prev_cred_hash as Buffer) &&
+              nowMs < ((existing.prev_cred_until_ms as number | null) ?? 0));
         }
-        this.stmts.insertHost.run(orgId, hostId, hostName, secretHash(credential), nowMs);
-        return { ok: true, host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, hostId) as Row), credential, reEnrolled: false };
+        const decision = decideEnrolment(
+          {
+            token,
+            host:
+              existing === undefined
+                ? null
+                : {
+                    revokedMs: (existing.revoked_ms as number | null) ?? null,
+                    proofMatches,
+                    reenrolAllowedUntilMs: (existing.reenrol_until_ms as number | null) ?? null,
+                  },
+            nowMs,
+          },
+          req.hostId,
+          (t?.org as string | undefined) ?? '',
+        );
+        if (!decision.ok) return decision;
+        const orgId = (t as Row).org_id as number;
+        const credential = newSecret(HOST_CREDENTIAL_PREFIX);
+        if (decision.action === 'rotate') {
+          // The credential replaced by an enrolment is not kept: the host proved itself, or an operator replaced it.
+          this.stmts.rotateCred.run(secretHash(credential), nowMs, req.hostName, 0, (existing as Row).id as number);
+        } else {
+          this.stmts.insertHost.run(orgId, req.hostId, req.hostName, secretHash(credential), nowMs, (t as Row).hash as Buffer, nowMs);
+        }
+        return {
+          ok: true,
+          host: hostFrom(this.stmts.hostByOrgAndId.get(orgId, req.hostId) as Row),
+          reEnrolled: decision.action === 'rotate',
+          by: decision.action === 'rotate' ? decision.by : 'token',
+          credential,
+          expiresMs: credentialExpiresMs(nowMs, policy),
+          rotateAfterMs: credentialRotateAfterMs(nowMs, policy),
+        };
       })
       .immediate();
   }
 
-  authenticate(credential: string): AuthResult {
-    const r = this.stmts.hostByCred.get(secretHash(credential));
-    if (r === undefined) return { ok: false, status: 401, error: 'unknown host credential: enrol the host again' };
+  authenticate(credential: string, policy: CredentialPolicy, nowMs: number): AuthResult {
+    const hash = secretHash(credential);
+    let r = this.stmts.hostByCred.get(hash);
+    let which: 'current' | 'previous' = 'current';
+    if (r === undefined) {
+      r = this.stmts.hostByPrevCred.get(hash);
+      which = 'previous';
+    }
+    if (r === undefined) return { ok: false, status: 401, code: 'unauthenticated', error: 'unknown host credential: enrol the host again' };
     const host = hostFrom(r);
-    if (host.revokedMs !== null) return { ok: false, status: 403, error: `host ${host.hostId} of org ${host.org} is revoked` };
-    return { ok: true, host };
+    if (host.revokedMs !== null)
+      return { ok: false, status: 403, code: 'revoked', error: `host ${host.hostId} of org ${host.org} is revoked` };
+    const c = checkCredential(
+      which,
+      { issuedMs: host.credentialIssuedMs, previousUntilMs: (r.prev_cred_until_ms as number | null) ?? null },
+      policy,
+      nowMs,
+    );
+    if (!c.ok) return c;
+    return { ok: true, host, which };
+  }
+
+  rotateCredential(host: HostRow, policy: CredentialPolicy, nowMs: number): IssuedCredential {
+    const credential = newSecret(HOST_CREDENTIAL_PREFIX);
+    this.stmts.rotateCred.run(secretHash(credential), nowMs, null, nowMs + policy.graceMs, host.ref);
+    return { credential, expiresMs: credentialExpiresMs(nowMs, policy), rotateAfterMs: credentialRotateAfterMs(nowMs, policy) };
   }
 
   touch(host: HostRow, nowMs: number): void {
@@ -247,6 +352,15 @@ export class IntakeStore {
       for (const h of rows) if (this.stmts.revokeHost.run(nowMs, h.ref).changes > 0) out.push({ ...h, revokedMs: nowMs });
       return out;
     })();
+  }
+
+  allowReenrol(hostId: string, org: string, untilMs: number): HostRow | null {
+    const orgId = this.stmts.orgByName.get(org)?.id;
+    if (orgId === undefined) return null;
+    const r = this.stmts.hostByOrgAndId.get(orgId, hostId);
+    if (r === undefined || r.revoked_ms !== null) return null;
+    this.stmts.allowReenrol.run(untilMs, r.id as number);
+    return hostFrom(r);
   }
 
   hosts(): HostRow[] {
@@ -316,6 +430,12 @@ export class IntakeStore {
           result.processes += d.processes.length;
           result.combos += d.combos.length;
         }
+        const u = this.stmts.hostUploadDays.get(host.ref);
+        if (u !== undefined) {
+          const next = afterUpload({ uploadDays: u.upload_days, lastUploadDay: u.last_upload_day }, nowMs);
+          if (next.uploadDays !== u.upload_days || next.lastUploadDay !== u.last_upload_day)
+            this.stmts.setUploadDays.run(next.uploadDays, next.lastUploadDay, host.ref);
+        }
         return result;
       })
       .immediate();
@@ -329,23 +449,33 @@ export class IntakeStore {
   // -------------------------------------------------------------------------
   // Alerts
 
-  /** Upserts by uid: a re-sent alert (same uid, later count) replaces the stored one. */
-  storeAlerts(host: HostRow, alerts: readonly AlertIn[], nowMs: number): { stored: number; updated: number } {
+  /**
+   * Files each alert under the host that sent it (security-rules.ts): the
+   * same uid from another host is another row. A redelivery (same host, uid
+   * and body) writes nothing; another body for the same (host, uid) replaces it.
+   */
+  storeAlerts(host: HostRow, alerts: readonly AlertIn[], nowMs: number): AlertsStored {
     return this.db
-      .transaction(() => {
-        let stored = 0;
-        let updated = 0;
+      .transaction((): AlertsStored => {
+        const out: AlertsStored = { stored: 0, updated: 0, duplicates: 0 };
         for (const a of alerts) {
-          if (this.stmts.alertExists.get(a.uid) !== undefined) updated++;
-          else stored++;
-          this.stmts.upsertAlert.run(a.uid, host.ref, host.orgId, a.timeMs, a.severityId, nowMs, a.body);
+          const at = alertScope(host, a.uid);
+          const change = alertChange(this.stmts.alertBody.get(at.hostRef, at.uid) ?? null, a.body);
+          if (change === 'duplicate') out.duplicates++;
+          else if (change === 'update') {
+            this.stmts.updateAlert.run(a.timeMs, a.severityId, nowMs, a.body, at.hostRef, at.uid);
+            out.updated++;
+          } else {
+            this.stmts.insertAlert.run(at.uid, at.hostRef, at.orgId, a.timeMs, a.severityId, nowMs, a.body);
+            out.stored++;
+          }
         }
-        return { stored, updated };
+        return out;
       })
       .immediate();
   }
 
-  queryAlerts(q: { org: string | null; hostId: string | null; afterSeq: number; sinceMs: number | null; limit: number }): StoredAlert[] {
+  queryAlerts(q: AlertQuery): StoredAlert[] {
     const where: string[] = ['alert.seq > ?'];
     const args: Array<string | number> = [q.afterSeq];
     if (q.org !== null) {

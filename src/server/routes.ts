@@ -7,7 +7,10 @@ import type { LogFn } from '../common/log.js';
 import { DAY_MS } from '../model/baseline.js';
 import { PRODUCT_VERSION } from '../model/product.js';
 import type { ServerConfig } from '../config/defaults.js';
-import type { HostRow, IntakeStore } from './intake-store.js';
+import type { HostRow, ServerStore } from './store.js';
+import type { CredentialPolicy } from './security-rules.js';
+import type { RequestLimits, RouteClass, Take } from './rate-limit.js';
+import type { MemoryBudget, Reservation } from './memory-budget.js';
 import { encodeRows, type PublicationReader, type PublishedVersion } from './publication.js';
 import { checkSightingsBatch } from './sightings-batch.js';
 import { parseAlertsBody } from './alerts-batch.js';
@@ -18,7 +21,12 @@ import type { AggregateResult } from './aggregate.js';
 
 export interface RouteContext {
   cfg: ServerConfig;
-  intake: IntakeStore;
+  intake: ServerStore;
+  credentialPolicy: CredentialPolicy;
+  limits: RequestLimits;
+  budget: MemoryBudget;
+  /** The pin endpoints check (`sha256:<hex>` of the certificate); null over plain HTTP. */
+  certSha256: string | null;
   publication: PublicationReader;
   key: SigningKey;
   adminToken: string;
@@ -39,29 +47,44 @@ interface Call {
   url: URL;
   /** The ids named in the route's path (`:prefix`), as sent. */
   params: Readonly<Record<string, string>>;
+  cls: RouteClass;
+  /** The request's share of the memory budget, given back when the answer is done. */
+  reservation: Reservation;
 }
 
 interface Route {
   method: 'GET' | 'POST';
   /** An exact path, or one with an id segment named `:name`. */
   path: string;
+  /** Which rate limits apply (rate-limit.ts). */
+  cls: RouteClass;
   handler: (c: Call) => void | Promise<void>;
 }
 
 const ROUTES: readonly Route[] = [
-  { method: 'GET', path: '/v1/health', handler: health },
-  { method: 'POST', path: '/v1/enroll', handler: enrol },
-  { method: 'POST', path: '/v1/sightings', handler: storeSightings },
-  { method: 'POST', path: '/v1/alerts', handler: storeAlerts },
-  { method: 'GET', path: '/v1/alerts', handler: listAlerts },
-  { method: 'POST', path: '/v1/admin/build', handler: adminBuild },
-  { method: 'GET', path: '/v1/admin/hosts', handler: listHosts },
-  { method: 'GET', path: '/v1/baseline', handler: baselineInfo },
-  { method: 'GET', path: '/v1/baseline/snapshot', handler: snapshot },
-  { method: 'GET', path: '/v1/baseline/delta', handler: delta },
-  { method: 'GET', path: '/v1/baseline/buckets/:prefix', handler: oneBucket },
-  { method: 'POST', path: '/v1/baseline/buckets', handler: someBuckets },
+  { method: 'GET', path: '/v1/health', cls: 'open', handler: health },
+  { method: 'POST', path: '/v1/enroll', cls: 'enrol', handler: enrol },
+  { method: 'POST', path: '/v1/credential', cls: 'upload', handler: rotateCredential },
+  { method: 'POST', path: '/v1/sightings', cls: 'upload', handler: storeSightings },
+  { method: 'POST', path: '/v1/alerts', cls: 'upload', handler: storeAlerts },
+  { method: 'GET', path: '/v1/alerts', cls: 'admin', handler: listAlerts },
+  { method: 'POST', path: '/v1/admin/build', cls: 'admin', handler: adminBuild },
+  { method: 'GET', path: '/v1/admin/hosts', cls: 'admin', handler: listHosts },
+  { method: 'GET', path: '/v1/admin/tokens', cls: 'admin', handler: listTokens },
+  { method: 'GET', path: '/v1/admin/stats', cls: 'admin', handler: adminStats },
+  { method: 'GET', path: '/v1/baseline', cls: 'download', handler: baselineInfo },
+  { method: 'GET', path: '/v1/baseline/snapshot', cls: 'download', handler: snapshot },
+  { method: 'GET', path: '/v1/baseline/delta', cls: 'download', handler: delta },
+  { method: 'GET', path: '/v1/baseline/buckets/:prefix', cls: 'download', handler: oneBucket },
+  { method: 'POST', path: '/v1/baseline/buckets', cls: 'download', handler: someBuckets },
 ];
+
+const LIMIT_NAMES: Record<Exclude<RouteClass, 'open'>, { what: string; address: string; credential: string }> = {
+  enrol: { what: 'enrolment requests', address: 'enrolPerAddress', credential: '' },
+  upload: { what: 'uploads', address: 'uploadPerAddress', credential: 'uploadPerCredential' },
+  download: { what: 'downloads', address: 'downloadPerAddress', credential: 'downloadPerCredential' },
+  admin: { what: 'admin requests', address: 'adminPerAddress', credential: '' },
+};
 
 const ENROL_MAX_BODY_BYTES = 64 * 1024;
 const HOST_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -101,8 +124,16 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
   for (const { route: r, match } of MATCHERS) {
     const params = match(path);
     if (params === null) continue;
-    if (r.method === method) return r.handler({ ctx, req, res, url, params });
-    pathKnown = true;
+    if (r.method !== method) {
+      pathKnown = true;
+      continue;
+    }
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const t = ctx.limits.address(r.cls, address, ctx.now());
+    if (!t.ok) return tooMany(ctx, req, res, r.cls, `from ${address}`, 'address', t);
+    const reservation = ctx.budget.open();
+    res.once('close', () => reservation.release());
+    return r.handler({ ctx, req, res, url, params, cls: r.cls, reservation });
   }
   if (pathKnown) return sendError(req, res, 405, 'method-not-allowed', `${method} is not allowed on ${path}`);
   sendError(req, res, 404, 'not-found', `no route ${path} (routes are under /v1: see the server README)`);
@@ -112,7 +143,39 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
 // Shared steps
 
 function fail(c: Call, status: number, code: string, message: string): void {
+  if (status === 503 && code === 'busy') {
+    // Over the memory budget: the connection is closed rather than its body read on.
+    c.res.setHeader('connection', 'close');
+    return sendError(c.req, c.res, status, code, message, { 'retry-after': String(BUSY_RETRY_AFTER_S) });
+  }
   sendError(c.req, c.res, status, code, message);
+}
+
+/** Seconds a client over the memory budget waits: long enough for a large body in progress to be done. */
+const BUSY_RETRY_AFTER_S = 5;
+
+/** 429 with Retry-After, logged at most once a minute per limit and key kind (a flood must not flood the log). */
+function tooMany(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  cls: RouteClass,
+  who: string,
+  by: 'address' | 'credential',
+  t: Extract<Take, { ok: false }>,
+): void {
+  const names = LIMIT_NAMES[cls as Exclude<RouteClass, 'open'>];
+  const setting = `server.rateLimits.${by === 'address' ? names.address : names.credential}`;
+  if (ctx.limits.shouldLog(`${cls}:${by}`, ctx.now())) {
+    ctx.log('warn', 'Requests over a rate limit are refused (429).', {
+      limit: setting,
+      who,
+      refusedTotal: ctx.limits.refused[cls as 'enrol'],
+    });
+  }
+  sendError(req, res, 429, 'rate-limited', `too many ${names.what} ${who} (${setting}); retry after ${t.retryAfterS} s`, {
+    'retry-after': String(t.retryAfterS),
+  });
 }
 
 function badRequest(c: Call, message: string): void {
@@ -135,21 +198,32 @@ function sendSigned(c: Call, cur: PublishedVersion, body: Buffer, etag?: string)
   sendBytes(c.req, c.res, 200, SIGNED_MEDIA_TYPE, body, headers);
 }
 
-/** The host a credential belongs to (its last-seen time updated), or null after answering 401/403. */
+/** The host a credential belongs to (its last-seen time updated), or null after answering 401/403/429. */
 function hostAuth(c: Call): HostRow | null {
+  return hostAuthWhich(c)?.host ?? null;
+}
+
+/** As hostAuth, and whether the credential was the host's current one or the previous one (within the grace after a rotation). */
+function hostAuthWhich(c: Call): { host: HostRow; which: 'current' | 'previous' } | null {
   const { ctx } = c;
   const cred = bearer(c.req);
   if (cred === null) {
     fail(c, 401, 'unauthenticated', 'send the host credential as "Authorization: Bearer <credential>" (enrol with POST /v1/enroll first)');
     return null;
   }
-  const a = ctx.intake.authenticate(cred);
+  const nowMs = ctx.now();
+  const a = ctx.intake.authenticate(cred, ctx.credentialPolicy, nowMs);
   if (!a.ok) {
-    fail(c, a.status, a.status === 401 ? 'unauthenticated' : 'revoked', a.error);
+    fail(c, a.status, a.code, a.error);
     return null;
   }
-  ctx.intake.touch(a.host, ctx.now());
-  return a.host;
+  const t = ctx.limits.credential(c.cls, a.host.ref, nowMs);
+  if (!t.ok) {
+    tooMany(ctx, c.req, c.res, c.cls, `by host ${a.host.hostId} of org ${a.host.org}`, 'credential', t);
+    return null;
+  }
+  ctx.intake.touch(a.host, nowMs);
+  return { host: a.host, which: a.which };
 }
 
 /** True for the admin token; false after answering 401. */
@@ -169,7 +243,7 @@ function adminAuth(c: Call): boolean {
 
 /** The body parsed as JSON, at most maxBytes; null after answering 400/413/415. */
 async function jsonBody(c: Call, maxBytes: number): Promise<{ value: unknown } | null> {
-  const j = await readJson(c.req, maxBytes);
+  const j = await readJson(c.req, maxBytes, c.reservation);
   if (j.ok) return { value: j.value };
   fail(c, j.status, j.code, j.error);
   return null;
@@ -177,7 +251,7 @@ async function jsonBody(c: Call, maxBytes: number): Promise<{ value: unknown } |
 
 /** The body's bytes, at most maxBytes; null after answering 400/413/415. */
 async function rawBody(c: Call, maxBytes: number): Promise<Buffer | null> {
-  const b = await readBody(c.req, maxBytes);
+  const b = await readBody(c.req, maxBytes, c.reservation);
   if (b.ok) return b.body;
   fail(c, b.status, b.code, b.error);
   return null;
@@ -224,6 +298,7 @@ function health(c: Call): void {
     building: ctx.building(),
     uptimeMs: ctx.now() - ctx.startedMs,
     keyId: ctx.key.keyId,
+    certSha256: ctx.certSha256,
   });
 }
 
@@ -235,23 +310,57 @@ async function enrol(c: Call): Promise<void> {
   if (b === null || typeof b !== 'object') return badRequest(c, '(body): expected {"token", "hostId", "hostName"}');
   if (typeof b.token !== 'string' || b.token === '') return badRequest(c, 'token: the org enrolment token is required');
   if (typeof b.hostId !== 'string' || !HOST_ID_RE.test(b.hostId)) return badRequest(c, 'hostId: expected 1 to 128 of A-Z a-z 0-9 _ . : -');
+  if (b.credential !== undefined && b.credential !== null && typeof b.credential !== 'string')
+    return badRequest(c, "credential: the host's current credential (proof for enrolling it again), a string");
   const hostName = typeof b.hostName === 'string' ? b.hostName.slice(0, 255) : null;
-  const r = ctx.intake.enrol(b.token, b.hostId, hostName, ctx.now());
+  const proof = typeof b.credential === 'string' && b.credential !== '' ? b.credential : null;
+  const r = ctx.intake.enrol({ token: b.token, hostId: b.hostId, hostName, proof }, ctx.credentialPolicy, ctx.now());
   if (!r.ok) {
-    ctx.log('warn', 'An enrolment was refused.', { hostId: b.hostId, status: r.status, reason: r.error });
-    return fail(c, r.status, r.status === 401 ? 'unauthenticated' : 'revoked', r.error);
+    ctx.log('warn', 'An enrolment was refused.', {
+      hostId: b.hostId,
+      status: r.status,
+      code: r.code,
+      reason: r.error,
+      address: c.req.socket.remoteAddress,
+    });
+    return fail(c, r.status, r.code, r.error);
   }
-  ctx.log('info', r.reEnrolled ? 'A host enrolled again; its credential was rotated.' : 'A host enrolled.', {
-    org: r.host.org,
-    hostId: r.host.hostId,
-  });
+  ctx.log(
+    'info',
+    r.reEnrolled
+      ? `A host enrolled again (${r.by === 'proof' ? 'with its credential as proof' : "on an operator's grant"}); its credential was replaced.`
+      : 'A host enrolled.',
+    { org: r.host.org, hostId: r.host.hostId, token: r.host.tokenId },
+  );
   sendJson(c.req, c.res, 200, {
     org: r.host.org,
     hostId: r.host.hostId,
     credential: r.credential,
+    credentialExpiresMs: r.expiresMs,
+    credentialRotateAfterMs: r.rotateAfterMs,
     publicKey: ctx.key.publicKeyText,
     keyId: ctx.key.keyId,
+    certSha256: ctx.certSha256,
     bucketHexChars: ctx.cfg.bucketHexChars,
+    // A freshly enrolled endpoint refuses any baseline older than this.
+    baselineVersion: ctx.publication.current()?.version ?? null,
+  });
+}
+
+/** A host trades its current credential for a new one (the old one stays good for server.credentialGraceMs). */
+function rotateCredential(c: Call): void {
+  const { ctx } = c;
+  const a = hostAuthWhich(c);
+  if (a === null) return;
+  const { host } = a;
+  if (a.which === 'previous')
+    return fail(c, 409, 'already-rotated', 'this credential was already rotated: use the newer one (or enrol again with it as proof)');
+  const r = ctx.intake.rotateCredential(host, ctx.credentialPolicy, ctx.now());
+  ctx.log('info', 'A host rotated its credential.', { org: host.org, hostId: host.hostId, expiresMs: r.expiresMs });
+  sendJson(c.req, c.res, 200, {
+    credential: r.credential,
+    credentialExpiresMs: r.expiresMs,
+    credentialRotateAfterMs: r.rotateAfterMs,
   });
 }
 
@@ -308,6 +417,23 @@ async function adminBuild(c: Call): Promise<void> {
 function listHosts(c: Call): void {
   if (!adminAuth(c)) return;
   sendJson(c.req, c.res, 200, { hosts: c.ctx.intake.hosts() });
+}
+
+function listTokens(c: Call): void {
+  if (!adminAuth(c)) return;
+  sendJson(c.req, c.res, 200, { tokens: c.ctx.intake.tokens(c.url.searchParams.get('org')) });
+}
+
+/** What the brakes did: requests refused by rate limits and by the memory budget, and the budget in use. */
+function adminStats(c: Call): void {
+  if (!adminAuth(c)) return;
+  const { ctx } = c;
+  sendJson(c.req, c.res, 200, {
+    rateLimited: ctx.limits.refused,
+    memoryBudget: ctx.budget.figures(),
+    rssBytes: process.memoryUsage.rss(),
+    intake: ctx.intake.stats(),
+  });
 }
 
 function baselineInfo(c: Call): void {

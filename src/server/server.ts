@@ -5,12 +5,13 @@
 //   baselines/       the signed snapshot files, the last few versions
 //   signing-key.pem  Ed25519, 0600; signing-key.pub the key endpoints pin
 //   admin-token      0600; bearer token of the admin routes
+//   tls-cert.pem     the server's own certificate (tls-key.pem 0600), unless one is configured
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import cron from 'node-cron';
+import cron, { type ScheduledTask } from 'node-cron';
 import type { SigningKey } from '../baseline/signature.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { DAY_MS } from '../model/baseline.js';
@@ -18,6 +19,11 @@ import type { LogFn } from '../common/log.js';
 import { type ServerConfig } from '../config/defaults.js';
 import { serverConfigProblems } from './config.js';
 import { IntakeStore } from './intake-store.js';
+import type { ServerStore } from './store.js';
+import type { CredentialPolicy } from './security-rules.js';
+import { RequestLimits } from './rate-limit.js';
+import { MemoryBudget } from './memory-budget.js';
+import { loadTlsIdentity, type TlsIdentity } from './tls-identity.js';
 import { PublicationReader } from './publication.js';
 import { loadOrCreateAdminToken, loadOrCreateSigningKey } from './keys.js';
 import { route } from './routes.js';
@@ -37,6 +43,8 @@ export interface RunningServer {
   port: number;
   publicKeyText: string;
   keyId: string;
+  /** The certificate pin endpoints check (`sha256:<hex>`); null over plain HTTP. */
+  certSha256: string | null;
   adminToken: string;
   stateDir: string;
   buildNow(): Promise<AggregateResult>;
@@ -65,19 +73,17 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
       publicKey: key.publicKeyText,
     });
   const admin = loadOrCreateAdminToken(cfg.stateDir);
-  const intake = new IntakeStore(paths.intake);
+  // Before any database is opened: a certificate problem is a start-up failure with nothing to close.
+  const tls = serverTls(cfg);
+  if (tls?.created === true)
+    log('info', 'The server made its own TLS certificate; endpoints pin its sha256 (rarecon server enroll prints it).', {
+      certSha256: tls.certSha256,
+      notAfter: tls.notAfter,
+    });
+  const intake: ServerStore = new IntakeStore(paths.intake);
   const publication = new PublicationReader(paths.publish);
-
-  let tls: { cert: Buffer; key: Buffer } | null = null;
-  if (cfg.tlsCertFile !== null && cfg.tlsKeyFile !== null) {
-    try {
-      tls = { cert: readFileSync(cfg.tlsCertFile), key: readFileSync(cfg.tlsKeyFile) };
-    } catch (e) {
-      intake.close();
-      publication.close();
-      throw new Error(`cannot read the TLS certificate or key: ${(e as Error).message}`);
-    }
-  }
+  const credentialPolicy: CredentialPolicy = { lifetimeMs: cfg.credentialLifetimeMs, graceMs: cfg.credentialGraceMs };
+  let task: ScheduledTask | null = null;
 
   const policy = { ...DEFAULT_POLICY, allowPrivateDomains: cfg.allowPrivateDomains };
   const signedCache = new Map<string, Buffer>();
@@ -102,6 +108,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
         combosPerCell: cfg.combosPerCell,
         deltaHistoryVersions: cfg.deltaHistoryVersions,
         keepSnapshots: cfg.keepSnapshots,
+        hostMinUploadDays: cfg.hostMinUploadDays,
+        nextBuildByMs: nextBuildByMs(task, startedMs, cfg.buildGraceMs),
         nowMs: startedMs,
         signingKeyPem: key.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
       },
@@ -130,6 +138,10 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
   const ctx = {
     cfg,
     intake,
+    credentialPolicy,
+    limits: new RequestLimits(cfg.rateLimits),
+    budget: new MemoryBudget(cfg.limits.memoryBudgetBytes),
+    certSha256: tls?.certSha256 ?? null,
     publication,
     key: key as SigningKey,
     adminToken: admin.token,
@@ -167,16 +179,27 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
   });
   const port = (server.address() as AddressInfo).port;
   const hostForUrl = cfg.listenHost === '0.0.0.0' || cfg.listenHost === '::' ? '127.0.0.1' : cfg.listenHost;
-  const url = `${tls === null ? 'http' : 'https'}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
+  const scheme = tls === null ? 'http' : 'https';
+  const url = `${scheme}://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
+  const bound = `${scheme}://${cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost}:${port}`;
+  const everywhere = cfg.listenHost === '0.0.0.0' || cfg.listenHost === '::';
 
-  const task = cron.schedule(cfg.buildCron, () => void buildNow(), { timezone: 'UTC', noOverlap: true });
-  log('info', 'The baseline server is listening.', {
-    url,
-    keyId: key.keyId,
-    publicKey: key.publicKeyText,
-    unit: cfg.observerUnit,
-    buildCron: cfg.buildCron,
-  });
+  const scheduled = cron.schedule(cfg.buildCron, () => void buildNow(), { timezone: 'UTC', noOverlap: true });
+  task = scheduled;
+  const fields = { url, listen: bound, keyId: key.keyId, publicKey: key.publicKeyText, unit: cfg.observerUnit, buildCron: cfg.buildCron };
+  if (tls === null) {
+    log(
+      'warn',
+      `The baseline server listens in clear text on ${bound}${everywhere ? ' (every interface of this host)' : ''} (server.plainHttp): enrolment tokens, host credentials, sightings and alerts cross the network readable and alterable by anyone on the path.`,
+      fields,
+    );
+  } else {
+    log(
+      'info',
+      `The baseline server listens on ${bound}${everywhere ? ' (every interface of this host)' : ''} over HTTPS with ${tls.source === 'own' ? 'its own certificate' : `the certificate ${cfg.tlsCertFile}`}, sha256 ${tls.certSha256.slice(7)}.`,
+      { ...fields, certSha256: tls.certSha256, certificate: tls.source },
+    );
+  }
   if (opts.noInitialBuild !== true && publication.current() === null) void buildNow();
 
   let closed: Promise<void> | null = null;
@@ -185,14 +208,15 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
     port,
     publicKeyText: key.publicKeyText,
     keyId: key.keyId,
+    certSha256: tls?.certSha256 ?? null,
     adminToken: admin.token,
     stateDir: cfg.stateDir,
     buildNow,
     close: () => {
       if (closed !== null) return closed;
       closed = (async () => {
-        await task.stop();
-        await task.destroy();
+        await scheduled.stop();
+        await scheduled.destroy();
         const closing = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         if (running !== null) await running;
@@ -204,4 +228,21 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
       return closed;
     },
   };
+}
+
+/** The certificate the server serves (its own, made when missing, or the configured one); null with server.plainHttp. Throws with what to fix. */
+export function serverTls(cfg: ServerConfig): TlsIdentity | null {
+  if (cfg.plainHttp) return null;
+  return loadTlsIdentity(cfg);
+}
+
+/**
+ * When the schedule promises a newer baseline: the first scheduled build after
+ * this one (at least a second later), plus the grace a build may take. Null
+ * before the schedule runs or when cron names no next run.
+ */
+function nextBuildByMs(task: ScheduledTask | null, startedMs: number, graceMs: number): number | null {
+  if (task === null) return null;
+  const next = task.getNextRuns(3).find((d) => d.getTime() > startedMs + 1_000);
+  return next === undefined ? null : next.getTime() + graceMs;
 }

@@ -13,7 +13,7 @@ import type { ServerCalls } from './http-client.js';
 import { retryDelayMs } from './schedule.js';
 import { verifySigned } from './signed-answer.js';
 import type { SyncStatus } from './status.js';
-import { fail, type Changed, type Step, type SyncOutcome } from './step.js';
+import { fail, olderThanEnrolment, type Changed, type Step, type SyncOutcome } from './step.js';
 
 /** The signed header lists every key: 1,000 cell keys keep it near 100 KB. */
 const KEYS_PER_REQUEST = 1_000;
@@ -25,6 +25,8 @@ export interface BucketFetchOptions {
   http: ServerCalls;
   key: KeyObject;
   ensureCredential: () => Promise<Step<unknown>>;
+  /** The oldest version this host takes (named by the server at enrolment). */
+  minVersion: () => number | null;
   onBaseline?: (reader: BaselineReader) => void;
   /** Where a failed fetch of wanted keys shows. */
   status: Pick<SyncStatus, 'lastError' | 'lastErrorCode' | 'refusedTotal'>;
@@ -82,6 +84,8 @@ export class BucketFetch {
       try {
         const v = verifySigned(this.opts.key, d.signed, 'buckets');
         if (!v.ok) return v;
+        const floor = this.opts.minVersion();
+        if (floor !== null && v.value.meta.version < floor) return olderThanEnrolment(v.value.meta.version, floor);
         const want = new Set(part);
         if (!(v.value.prefixes ?? []).every((p) => want.has(p)) || (v.value.prefixes ?? []).length !== want.size) {
           return fail('bad-content', 'refused: the signed answer covers other buckets than asked for', { refused: true });

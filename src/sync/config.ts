@@ -21,6 +21,14 @@ export const SYNC_SPEC: Spec = {
     requestTimeoutMs: count(100),
     maxDownloadBytes: count(1024),
     caFile: nullable,
+    serverCertSha256: {
+      kind: 'string',
+      nullable: true,
+      pattern: /^(sha256:)?[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}$/,
+      patternText: 'a certificate pin as "rarecon server enroll" prints it: sha256:<64 hex digits>',
+    },
+    allowInsecureHttp: { kind: 'boolean' },
+    staleGraceMs: count(0, 2_147_483_647),
     serverName: nullable,
     pendingMaxEvents: count(0),
     pendingTimeoutMs: count(0),
@@ -41,5 +49,35 @@ export function syncConfigProblems(c: SyncConfig): string[] {
     );
   }
   if (c.backoffMaxMs < c.backoffInitialMs) out.push('sync.backoffMaxMs must be at least sync.backoffInitialMs');
+  const t = transportOf(c);
+  if (t.kind === 'plain-remote' && !c.allowInsecureHttp)
+    out.push(
+      `sync.serverUrl ${c.serverUrl} is plain http:// to another host: the enrolment token, this host's credential, its sightings and alerts would cross the network readable; use https:// (the server's default), or set sync.allowInsecureHttp: true to accept that`,
+    );
+  if (t.kind !== 'https' && c.serverCertSha256 !== null)
+    out.push('sync.serverCertSha256 pins an HTTPS certificate: it needs an https:// sync.serverUrl');
   return out;
+}
+
+/** How the endpoint reaches its server: HTTPS, plain HTTP on this host, or plain HTTP across the network. */
+export type SyncTransport = { kind: 'none' } | { kind: 'https' } | { kind: 'plain-loopback' } | { kind: 'plain-remote'; host: string };
+
+export function transportOf(c: Pick<SyncConfig, 'serverUrl'>): SyncTransport {
+  if (c.serverUrl === null) return { kind: 'none' };
+  let u: URL;
+  try {
+    u = new URL(c.serverUrl);
+  } catch {
+    return { kind: 'none' };
+  }
+  if (u.protocol === 'https:') return { kind: 'https' };
+  return isLoopbackHost(u.hostname) ? { kind: 'plain-loopback' } : { kind: 'plain-remote', host: u.hostname };
+}
+
+/** localhost, 127.0.0.0/8 and ::1: traffic that never leaves this host. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h)
+  );
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { parseRetryAfterMs } from '../common/backoff.js';
+import { PinnedAgent, normalizePin, tlsFailureHint } from '../common/tls-pin.js';
 import { MAX_ENVELOPE_LINE_BYTES, SIGNED_MEDIA_TYPE } from '../baseline/signature.js';
 import type { SyncConfig } from '../config/defaults.js';
 import { fail, type Fail, type Step } from './step.js';
@@ -49,7 +50,10 @@ export interface ServerCalls {
   failure(d: Download, what: string): Fail;
 }
 
-export type HttpConfig = Pick<SyncConfig, 'serverUrl' | 'requestTimeoutMs' | 'maxDownloadBytes' | 'caFile' | 'serverName'>;
+export type HttpConfig = Pick<
+  SyncConfig,
+  'serverUrl' | 'requestTimeoutMs' | 'maxDownloadBytes' | 'caFile' | 'serverName' | 'serverCertSha256'
+>;
 
 /** The error message of a server's JSON error answer, or the start of the body. */
 export function errorMessage(body: Buffer | null): string {
@@ -71,6 +75,8 @@ export function removeStaleDownloads(stateDir: string): void {
 
 export class ServerHttp implements ServerCalls {
   private readonly tls: { ca?: Buffer; servername?: string } = {};
+  /** With a certificate pin: connections are checked against it before a byte is sent. Without: a fresh connection each time. */
+  private readonly pinned: PinnedAgent | null = null;
   private downloads = 0;
 
   /** Throws when sync.caFile cannot be read (a configuration failure). */
@@ -88,16 +94,28 @@ export class ServerHttp implements ServerCalls {
       }
     }
     if (cfg.serverName !== null) this.tls.servername = cfg.serverName;
+    if (cfg.serverCertSha256 !== null) {
+      const pin = normalizePin(cfg.serverCertSha256);
+      if (pin === null) throw new Error(`sync.serverCertSha256 "${cfg.serverCertSha256}" is not sha256:<64 hex digits>`);
+      // keepAlive off: a kept-alive socket the server has just closed fails as "socket hang up".
+      this.pinned = new PinnedAgent(pin, { keepAlive: false });
+    }
   }
 
   failure(d: Download, what: string): Fail {
     const msg = errorMessage(d.body);
     const retryAfterMs = parseRetryAfterMs(d.headers['retry-after'] as string | undefined, this.now());
     if (d.status === 401) {
-      // The credential is unknown there (server reset, or rotated): enrol again next time.
+      // Unknown there (server reset), expired or replaced: enrol again next time, with it as proof.
       this.credential.forget();
-      return fail('unauthenticated', `${what}: the server does not know this host's credential (${msg}); it will enrol again`);
+      return fail('unauthenticated', `${what}: the server does not take this host's credential (${msg}); it will enrol again`);
     }
+    if (d.status === 429 || d.status === 503)
+      return fail(
+        d.status === 429 ? 'rate-limited' : 'server-busy',
+        `${what}: the server answered ${d.status}${msg === '' ? '' : ` (${msg})`}`,
+        retryAfterMs === undefined ? {} : { retryAfterMs },
+      );
     if (d.status === 403) return fail('revoked', `${what}: the server refuses this host (${msg})`);
     return fail(
       `http-${d.status}`,
@@ -132,7 +150,8 @@ export class ServerHttp implements ServerCalls {
       };
       const where = `${method} ${url.pathname}`;
       // A fresh connection each time: a kept-alive socket the server has just closed fails as "socket hang up".
-      const req = requestFn(url, { method, headers, agent: false, ...(isHttps ? this.tls : {}) }, (res) => {
+      const agent = isHttps && this.pinned !== null ? this.pinned : false;
+      const req = requestFn(url, { method, headers, agent, ...(isHttps ? this.tls : {}) }, (res) => {
         const status = res.statusCode ?? 0;
         const source: Readable = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
         const signedType = String(res.headers['content-type'] ?? '').startsWith(SIGNED_MEDIA_TYPE);
@@ -150,7 +169,12 @@ export class ServerHttp implements ServerCalls {
       });
       const deadline = setTimeout(() => req.destroy(new Error(`not done after ${timeoutMs * 10} ms`)), timeoutMs * 10);
       deadline.unref();
-      req.on('error', (e) => finish(fail(/no answer|not done/.test(e.message) ? 'timeout' : 'network', `${where}: ${e.message}`)));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ERR_TLS_PIN_MISMATCH') return finish(fail('tls-pin', `${where}: refused: ${e.message}`, { refused: true }));
+        const hint = tlsFailureHint(e);
+        if (hint !== null) return finish(fail('tls', `${where}: ${e.message}: ${hint}`));
+        finish(fail(/no answer|not done/.test(e.message) ? 'timeout' : 'network', `${where}: ${e.message}`));
+      });
       req.end(payload);
     });
   }
@@ -178,7 +202,8 @@ export class ServerHttp implements ServerCalls {
     finish: (r: Step<Download>) => void,
   ): void {
     const maxBytes = this.cfg.maxDownloadBytes;
-    const out = createWriteStream(file, { mode: 0o600 });
+    // Exclusive (O_EXCL): a file or link already at the name is never written through.
+    const out = createWriteStream(file, { mode: 0o600, flags: 'wx' });
     const hash = createHash('sha256');
     let envelope: Buffer | null = null;
     let head: Buffer[] = [];

@@ -9,7 +9,7 @@ import { openBaseline } from '../baseline/store.js';
 import type { BaselineFile } from './baseline-file.js';
 import type { ServerCalls } from './http-client.js';
 import { verifySigned } from './signed-answer.js';
-import { fail, type Changed } from './step.js';
+import { fail, olderThanEnrolment, type Changed } from './step.js';
 
 function fsyncFile(path: string): void {
   const fd = openSync(path, 'r');
@@ -35,6 +35,8 @@ export class SnapshotSync {
     private readonly key: KeyObject,
     private readonly baseline: BaselineFile,
     private readonly stateDir: string,
+    /** The oldest version this host takes (named by the server at enrolment); null = any newer than the one in force. */
+    private readonly minVersion: () => number | null = () => null,
   ) {}
 
   /** Downloads a newer snapshot, when the server has one, and puts it in force. */
@@ -52,6 +54,8 @@ export class SnapshotSync {
       const v = verifySigned(this.key, d.signed, 'snapshot');
       if (!v.ok) return v;
       const h = v.value;
+      const floor = this.minVersion();
+      if (floor !== null && h.meta.version < floor) return olderThanEnrolment(h.meta.version, floor);
       if (cur !== null && h.meta.version <= cur.version) {
         return fail('older', `refused: snapshot version ${h.meta.version} is not newer than the version ${cur.version} in force`, {
           refused: true,

@@ -1,9 +1,10 @@
 // The sync status: what is in force and how syncing goes, kept in
 // `<stateDir>/sync-status.json` so `rarecon status` in another process can read
 // it. Counters survive a restart; what describes the baseline is read afresh.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { replaceFile } from '../common/private-files.js';
 import { join } from 'node:path';
-import type { BaselineMeta } from '../model/baseline.js';
+import { DAY_MS, type BaselineMeta } from '../model/baseline.js';
 import type { BucketCacheStats } from './bucket-cache.js';
 import type { Fail } from './step.js';
 
@@ -22,6 +23,16 @@ export interface SyncStatus {
   ageMs: number | null;
   windowStartMs: number | null;
   windowEndMs: number | null;
+  /**
+   * When a newer baseline was due at the latest: the server's promise (its
+   * next scheduled build plus grace, signed into the baseline) plus
+   * sync.staleGraceMs. Null without a server baseline in force.
+   */
+  baselineDueMs: number | null;
+  /** Past baselineDueMs with no newer baseline: the server, or something between, is holding baselines back. */
+  stale: boolean;
+  /** Credentials this host holds expire then (null: never, or not enrolled). */
+  credentialExpiresMs: number | null;
   lastAttemptMs: number | null;
   lastSuccessMs: number | null;
   lastError: string | null;
@@ -49,6 +60,9 @@ export interface SyncStatus {
 export interface StatusView {
   org: string | null;
   meta: BaselineMeta | null;
+  /** sync.staleGraceMs; null in standalone mode (no server to fall behind). */
+  staleGraceMs: number | null;
+  credentialExpiresMs: number | null;
   /** Null outside buckets mode (the last figures then stay). */
   buckets: BucketCacheStats | null;
 }
@@ -64,10 +78,8 @@ export function readSyncStatus(stateDir: string): SyncStatus | null {
 
 /** Written to a temp file and renamed, so a reader never sees half a file. Throws on a write failure. */
 export function writeSyncStatus(stateDir: string, st: SyncStatus): void {
-  const path = join(stateDir, SYNC_STATUS_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(st, null, 2) + '\n', { mode: 0o644 });
-  renameSync(tmp, path);
+  // 0600 through an exclusive temp file (common/private-files.ts): a planted link cannot redirect it.
+  replaceFile(join(stateDir, SYNC_STATUS_FILE), JSON.stringify(st, null, 2) + '\n');
 }
 
 /** A fresh status that carries on the counters and last outcome of `prev` (the file found at start). */
@@ -86,6 +98,9 @@ export function initialStatus(
     ageMs: null,
     windowStartMs: null,
     windowEndMs: null,
+    baselineDueMs: null,
+    stale: false,
+    credentialExpiresMs: null,
     lastAttemptMs: prev?.lastAttemptMs ?? null,
     lastSuccessMs: prev?.lastSuccessMs ?? null,
     lastError: prev?.lastError ?? null,
@@ -110,6 +125,9 @@ export function refreshStatus(st: SyncStatus, view: StatusView, now: () => numbe
   st.ageMs = meta === null ? null : Math.max(0, now() - meta.builtAtMs);
   st.windowStartMs = meta?.windowStartMs ?? null;
   st.windowEndMs = meta?.windowEndMs ?? null;
+  st.baselineDueMs = meta === null || view.staleGraceMs === null ? null : baselineDueMs(meta, view.staleGraceMs);
+  st.stale = st.baselineDueMs !== null && now() > st.baselineDueMs;
+  st.credentialExpiresMs = view.credentialExpiresMs;
   if (view.buckets !== null) {
     const s = view.buckets;
     st.buckets = {
@@ -140,4 +158,13 @@ export function noteSyncFailure(st: SyncStatus, r: Fail): void {
   if (r.refused === true) st.refusedTotal++;
   st.lastError = r.error;
   st.lastErrorCode = r.code;
+}
+
+/**
+ * When a baseline from a server should have been replaced at the latest: the
+ * time its signed metadata promises the next one, or (a baseline without the
+ * promise) a day after it was built, plus the endpoint's grace.
+ */
+export function baselineDueMs(meta: BaselineMeta, staleGraceMs: number): number {
+  return (meta.nextBuildByMs ?? meta.builtAtMs + DAY_MS) + staleGraceMs;
 }

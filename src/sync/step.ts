@@ -13,3 +13,14 @@ export type SyncOutcome = { ok: true; changed: boolean; version: number | null }
 export function fail(code: string, error: string, extra: Partial<Fail> = {}): Fail {
   return { ok: false, code, error, ...extra };
 }
+
+/** A baseline older than the version the server named when this host enrolled: a replay, refused. */
+export function olderThanEnrolment(version: number, floor: number): Fail {
+  return fail(
+    'older',
+    `refused: version ${version} is older than version ${floor}, which the server held when this host enrolled (a replayed baseline)`,
+    {
+      refused: true,
+    },
+  );
+}

@@ -33,6 +33,7 @@ import { Enrolment } from './enrolment.js';
 import { ServerHttp, removeStaleDownloads } from './http-client.js';
 import { retryDelayMs, SyncSchedule } from './schedule.js';
 import { loadPinnedKey } from './signed-answer.js';
+import { syncConfigProblems, transportOf } from './config.js';
 import type { SightingsStore } from './sightings-store.js';
 import { SnapshotSync } from './snapshot.js';
 import { rebuildStandalone } from './standalone.js';
@@ -95,6 +96,16 @@ export class SyncClient {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.mode = this.cfg.serverUrl === null ? 'standalone' : this.cfg.mode;
+    // Plain http:// across the network is refused here too, not only by the config loader.
+    const problems = syncConfigProblems(this.cfg);
+    if (problems.length > 0) throw new Error(problems.join('; '));
+    const t = transportOf(this.cfg);
+    if (t.kind === 'plain-remote')
+      this.log(
+        'warn',
+        `The sync talks plain http:// to ${t.host} (sync.allowInsecureHttp): the enrolment token, this host's credential, its sightings and alerts cross the network readable, and anyone on the path can answer for the server.`,
+        { serverUrl: this.cfg.serverUrl },
+      );
     this.enrolment = new Enrolment({
       stateDir: opts.stateDir,
       serverUrl: this.cfg.serverUrl,
@@ -109,7 +120,11 @@ export class SyncClient {
     this.schedule = new SyncSchedule({ cfg: this.cfg, run: () => void this.syncNow(), now: this.now, random: this.random });
     this.baselineFile = new BaselineFile({ stateDir: opts.stateDir, storeCfg: opts.storeCfg, onBaseline: opts.onBaseline, log: this.log });
     this.snapshot =
-      this.mode === 'snapshot' ? new SnapshotSync(this.http, this.publicKey as KeyObject, this.baselineFile, opts.stateDir) : null;
+      this.mode === 'snapshot'
+        ? new SnapshotSync(this.http, this.publicKey as KeyObject, this.baselineFile, opts.stateDir, () =>
+            this.enrolment.minBaselineVersion(),
+          )
+        : null;
     this.st = initialStatus(
       { mode: this.mode, serverUrl: this.cfg.serverUrl, hostId: opts.hostId },
       readSyncStatus(opts.stateDir),
@@ -138,6 +153,7 @@ export class SyncClient {
       http: this.http,
       key: this.publicKey as KeyObject,
       ensureCredential: () => this.enrolment.ensure(this.http),
+      minVersion: () => this.enrolment.minBaselineVersion(),
       onBaseline: this.opts.onBaseline,
       status: this.st,
       saveStatus: () => this.saveStatus(),
@@ -169,7 +185,17 @@ export class SyncClient {
 
   private refreshStatus(): void {
     const meta = this.current()?.meta() ?? null;
-    refreshStatus(this.st, { meta, org: this.enrolment.org(), buckets: this.cache?.stats() ?? null }, this.now);
+    refreshStatus(
+      this.st,
+      {
+        meta,
+        org: this.enrolment.org(),
+        buckets: this.cache?.stats() ?? null,
+        staleGraceMs: this.mode === 'standalone' ? null : this.cfg.staleGraceMs,
+        credentialExpiresMs: this.enrolment.expiresMs(),
+      },
+      this.now,
+    );
   }
 
   private saveStatus(): void {
@@ -232,6 +258,7 @@ export class SyncClient {
     }
     if (r.ok) {
       noteSyncSuccess(this.st, this.now());
+      this.warnIfStale();
       this.log(r.value.changed ? 'info' : 'debug', r.value.changed ? 'A new baseline is in force.' : 'The baseline is up to date.', {
         mode: this.mode,
         version: this.current()?.meta().version ?? null,
@@ -249,8 +276,26 @@ export class SyncClient {
       { code: r.code, error: r.error, failures: this.st.consecutiveFailures, retryInMs: wait },
     );
     if (this.schedule.active) this.retryIn(wait);
+    this.warnIfStale();
     this.saveStatus();
     return { ok: false, code: r.code, error: r.error };
+  }
+
+  /** A baseline past the time its server promised a newer one: said at every sync until one comes. */
+  private warnIfStale(): void {
+    this.refreshStatus();
+    if (!this.st.stale) return;
+    const meta = this.current()?.meta();
+    this.log(
+      'warn',
+      'No newer baseline has arrived although the server promised one: the server, or something between it and this host, is holding baselines back; scoring goes on with the stale one.',
+      {
+        version: meta?.version ?? null,
+        builtAt: meta === undefined ? null : new Date(meta.builtAtMs).toISOString(),
+        dueBy: this.st.baselineDueMs === null ? null : new Date(this.st.baselineDueMs).toISOString(),
+        lastError: this.st.lastError,
+      },
+    );
   }
 
   private async syncSteps(): Promise<Changed> {

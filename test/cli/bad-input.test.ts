@@ -459,24 +459,26 @@ describe('bad usage: exit 1 with the usage', () => {
     const good = file('usage.ndjson', `${alerting(8443)}\n`);
     const s = await rarecon(['score', '--bogus', '--baseline', baseline, good]);
     expect(s.code).toBe(1);
-    expect(s.stderr).toMatch(/^rarecon: Unknown option '--bogus'\nusage: rarecon score --baseline FILE /);
+    expect(s.stderr).toMatch(/^rarecon: unknown option '--bogus'\nusage: rarecon score --baseline FILE /);
     expect(s.stdout).toBe('');
 
     const b = await rarecon(['baseline', 'build', '--unit', 'host', '--bogus', '--out', join(tmp, 'x.db'), good]);
     expect(b.code).toBe(1);
-    expect(b.stderr).toMatch(/^rarecon: Unknown option '--bogus'\nusage: rarecon baseline build --unit org\|host\|day /);
+    expect(b.stderr).toMatch(/^rarecon: unknown option '--bogus'\nusage: rarecon baseline build --unit org\|host\|day /);
     expect(existsSync(join(tmp, 'x.db'))).toBe(false);
 
     const v = await rarecon(['validate', '--bogus']);
     expect(v.code).toBe(1);
-    expect(v.stderr).toBe("rarecon: Unknown option '--bogus'\nusage: rarecon validate [--config FILE]\n");
+    expect(v.stderr).toBe(
+      "rarecon: unknown option '--bogus'\nusage: rarecon validate [--config FILE | FILE]\n'rarecon validate --help' lists the options and their defaults.\n",
+    );
   });
 
   it('an option without its value, and a bad value', async () => {
     const good = file('usage.ndjson', `${alerting(8443)}\n`);
     const r = await rarecon(['score', good, '--baseline']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^rarecon: Option '--baseline <value>' argument missing\nusage: rarecon score /);
+    expect(r.stderr).toMatch(/^rarecon: option '--baseline <value>' argument missing\nusage: rarecon score /);
     const f = await rarecon(['score', '--format', 'xml', '--baseline', baseline, good]);
     expect(f.code).toBe(1);
     expect(f.stderr).toBe('rarecon: --format must be ocsf or ecs, not "xml"\n');

@@ -103,7 +103,13 @@ describe('the progress line of the commands on a Sysmon export', () => {
 
   it('baseline build draws percent done and time left before any record was read', async () => {
     const t = terminal();
-    expect(await baselineBuildCommand(['--unit', 'host', '--out', join(tmp, 'base.db'), log], t.stream)).toBe(0);
+    expect(
+      await baselineBuildCommand(
+        ['--unit', 'host', '--out', join(tmp, 'base.db'), log],
+        new Writable({ write: (_c, _e, done) => done() }),
+        t.stream,
+      ),
+    ).toBe(0);
     const first = drawn(t.text())[0];
     expect(first).toMatch(/^\[1\/1\] .*sysmon\.json {2}\d+%(, \d+:\d\d left)? {2}0 records {2}0\/s$/);
   });

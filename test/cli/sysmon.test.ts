@@ -226,7 +226,21 @@ describe('routine access is no injection on a real Sysmon case (empire, smartscr
   it('says so in the summary: one eligible event, the other 79 connections not', () => {
     expect(stderr).toContain('  eligible: 1 (common combination 0, excluded: none)\n');
     expect(stderr).toContain('  not eligible: process-not-common 40, internal-address 29, inbound 6, no-sha256 4\n');
-    expect(stderr).toContain(`  alerts: 1 (${VERY_RARE_NAME} 1); repeats folded into them: 0\n`);
+    expect(stderr).toContain(`  alerts: 1 (${VERY_RARE_NAME} 1); repeats folded into them: 0
+`);
+  });
+
+  it('renders the same alert in ECS, without T1055 now that routine access is no injection', async () => {
+    const r = await rarecon(['score', '--format', 'ecs', '--activation-days', '0', '--baseline', baseline, EMPIRE]);
+    const ecs = jsonLines(r.stdout);
+    expect(ecs).toHaveLength(1);
+    expect(ecs[0]).toMatchObject({
+      event: { kind: 'alert', id: alerts[0]!.finding_info.uid },
+      rule: { name: VERY_RARE_NAME },
+      process: { executable: 'C:\\Windows\\System32\\smartscreen.exe' },
+      destination: { ip: '70.37.74.6', port: 443, registered_domain: 'microsoft.com' },
+    });
+    expect(ecs[0]!.threat.technique.id).toEqual(['T1071']);
   });
 
   it('without --activation-days 0 the host is still learning and nothing alerts', async () => {
@@ -297,8 +311,7 @@ describe('the injected-thread variation on a real Sysmon case (covenant notepad.
     });
     expect(r.stderr).toContain('  joined into records: Sysmon event 10 6, Sysmon event 8 1, Sysmon event 7 1\n');
     const ecs = jsonLines((await rarecon(['score', '--format', 'ecs', '--activation-days', '0', '--baseline', baseline, FIXTURE])).stdout);
-    const threat = ecs[0]!.threat as Array<{ technique: Array<{ id: string }> }>;
-    expect(threat.flatMap((t) => t.technique.map((x) => x.id))).toEqual(['T1071', 'T1055']);
+    expect(ecs[0]!.threat.technique.id).toEqual(['T1071', 'T1055']);
     expect(ecs[0]).toMatchObject({ process: { pid: 2368 }, rule: { name: INJECTED_NAME } });
   });
 

@@ -1,5 +1,5 @@
 // The daemon's Prometheus endpoint and health check, on a real daemon process.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { memoryLogger } from '../../src/common/logger.js';
 import { DEFAULT_CONFIG, DEFAULT_REPORT, SINK_DEFAULTS } from '../../src/config/defaults.js';
 import { emptyScoreCounters, type ScoreCounters } from '../../src/detect/scorer.js';
 import { metricsText } from '../../src/daemon/metrics.js';
+import { HEALTH_ALERT_NAME, VARIATIONS } from '../../src/model/alert.js';
 import { NO_BASELINE } from '../../src/daemon/pipeline.js';
 import { StateHealth } from '../../src/daemon/state-health.js';
 import { buildStatus } from '../../src/daemon/status-writer.js';
@@ -52,6 +53,13 @@ async function get(path: string): Promise<{ status: number; body: string }> {
   return { status: r.status, body: await r.text() };
 }
 
+/** `promtool check metrics` on an exposition (promtool comes with Debian's prometheus package: service/install-deps.sh). */
+function promtool(text: string): { code: number | null; output: string } {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (r.error !== undefined) throw new Error(`promtool: ${r.error.message} (install it with service/install-deps.sh)`);
+  return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() };
+}
+
 describe('metrics endpoint', () => {
   it('serves Prometheus text and a health check on loopback while the daemon runs', async () => {
     const config = join(dir, 'config.yaml');
@@ -80,7 +88,10 @@ describe('metrics endpoint', () => {
       expect(m.body).toMatch(/^# TYPE rarecon_events_received_total counter$/m);
       expect(m.body).toMatch(/^rarecon_events_received_total\{source="procfs_poll"\} \d+$/m);
       expect(m.body).toMatch(/^rarecon_events_dropped_total\{reason="enrich_queue"\} 0$/m);
-      expect(m.body).toMatch(/^rarecon_resident_memory_bytes [1-9]\d+$/m);
+      expect(m.body).toMatch(/^process_resident_memory_bytes [1-9]\d+$/m);
+      expect(m.body).toMatch(/^process_open_fds [1-9]\d*$/m);
+      expect(m.body).toMatch(/^rarecon_build_info\{version="\d+\.\d+\.\d+",nodejs="20\.\d+\.\d+"\} 1$/m);
+      expect(promtool(m.body)).toEqual({ code: 0, output: '' });
       expect((await get('/other')).status).toBe(404);
       // Every item the operator needs is exported (issue 5), even before it has a sample.
       const families = [...m.body.matchAll(/^# TYPE (\S+) (counter|gauge)$/gm)].map((x) => x[1]);
@@ -97,11 +108,16 @@ describe('metrics endpoint', () => {
           'rarecon_baseline_age_seconds',
           'rarecon_cache_hits_total',
           'rarecon_cache_misses_total',
-          'rarecon_resident_memory_bytes',
-          'rarecon_cpu_seconds_total',
+          'process_resident_memory_bytes',
+          'process_cpu_seconds_total',
+          'process_start_time_seconds',
+          'process_virtual_memory_bytes',
+          'process_max_fds',
+          'rarecon_build_info',
+          'rarecon_learning_remaining_seconds',
           'rarecon_watchdog_shed_total',
           'rarecon_watchdog_level',
-          'rarecon_watchdog_cpu_percent',
+          'rarecon_watchdog_cpu_ratio',
           'rarecon_state_disk_full',
           'rarecon_state_write_failures_total',
         ]),
@@ -119,7 +135,7 @@ describe('metrics endpoint', () => {
     }
   });
 
-  it('escapes label values and lists alerts by name', () => {
+  it('lists alerts by variation id and passes promtool check metrics', () => {
     const text = metricsText({
       pid: 1,
       startedMs: 0,
@@ -138,7 +154,7 @@ describe('metrics endpoint', () => {
         learningByReason: {},
         excludedByKind: {},
         commonCombosTotal: 0,
-        alertsByName: { 'a "quoted" name': 1 },
+        alertsByName: { [VARIATIONS[1]!.name]: 4, [VARIATIONS[4]!.name]: 2, [HEALTH_ALERT_NAME]: 1, 'a "quoted" name': 1 },
         repeatsTotal: 0,
         pausedTotal: 0,
         healthAlertsTotal: 0,
@@ -153,10 +169,13 @@ describe('metrics endpoint', () => {
       rssBytes: 5,
       cpu: { user: 1e6, system: 0 },
     });
-    expect(text).toContain('rarecon_alerts_total{name="a \\"quoted\\" name"} 1');
+    // Label values are variation ids, not alert titles.
+    expect(text).toContain('rarecon_alerts_total{variation="very-rare"} 4\nrarecon_alerts_total{variation="uncommon"} 2');
+    expect(text).toContain('rarecon_alerts_total{variation="health"} 1\nrarecon_alerts_total{variation="other"} 1\n');
     expect(text).toContain('rarecon_ineligible_total{reason="no-hostname"} 2');
-    expect(text).toContain('rarecon_learning_days_left 3');
-    expect(text).toContain('rarecon_cpu_seconds_total 1');
+    expect(text).toContain('rarecon_learning_remaining_seconds 259200');
+    expect(text).toContain('process_cpu_seconds_total 1');
+    expect(promtool(text)).toEqual({ code: 0, output: '' });
     // A status file of an older daemon (no watchdog, state or cache fields) still renders.
     expect(text).toContain('# TYPE rarecon_cache_hits_total counter');
     expect(text).not.toContain('rarecon_watchdog_level');

@@ -118,7 +118,9 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     expect(a.finding_info.types).not.toContain('injected-thread');
     expect(a.evidences[0].dst_endpoint.ip).toBe(IP.c2);
     expect(a.evidences[0].process).toMatchObject({ pid: run.pid, file: { path: CURL, name: 'curl' } });
-    expect(a.unmapped.signer).toMatchObject({ status: 'valid', vendor: 'Debian' });
+    // dpkg vouches for the file: its package and vendor, and the verdict (OCSF has no attribute for it).
+    expect(a.evidences[0].process.file).toMatchObject({ company_name: 'Debian', product: { name: 'curl', vendor_name: 'Debian' } });
+    expect(a.unmapped.signer_status).toBe('valid');
     expect(a.unmapped.injection).toEqual({ injected: false, indicators: [] });
     expect(a.enrichments[0].data).toMatchObject({ process_observers: 12, combo_observers: 0, observer_unit: 'host' });
     expect(a.count).toBe(1);
@@ -267,7 +269,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     const r = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.renamed, 5000)).alert;
     expect(alertKey(r)).toEqual({ name: VERY_RARE, sha256: curlSha, domain: 'renamed-test.example', port: PORT, hostname: NAME.renamed });
     expect(r.evidences[0].process.file.path).toBe(mycurl);
-    expect(r.unmapped.signer.status).not.toBe('valid'); // no package owns the copy
+    expect(r.evidences[0].process.file.product).toBeUndefined(); // no package owns the copy
 
     // A modified copy (one byte appended): another sha256, not common, so not scored.
     const modified = join(x, 'modcurl');

@@ -42,10 +42,14 @@ beforeAll(async () => {
   curlSha = sha256File(CURL);
 
   const serverCfg = join(dir, 'server.yaml');
-  writeFileSync(serverCfg, `server:\n  stateDir: ${join(dir, 'server')}\n  listenHost: 127.0.0.1\n  port: 0\n  observerUnit: host\n`);
+  // The fleet uploads its 14 days at once: every host counts from its first upload day here (the 3-day rule has its own test).
+  writeFileSync(
+    serverCfg,
+    `server:\n  stateDir: ${join(dir, 'server')}\n  listenHost: 127.0.0.1\n  port: 0\n  observerUnit: host\n  hostMinUploadDays: 1\n`,
+  );
   const e = await rarecon(['server', 'enroll', '--org', 'acme', '--json', '--config', serverCfg]);
   expect(e.code, e.stderr).toBe(0);
-  const { token, publicKey } = JSON.parse(e.stdout) as { token: string; publicKey: string };
+  const { token, publicKey, certSha256 } = JSON.parse(e.stdout) as { token: string; publicKey: string; certSha256: string };
   const started = await startServerProcess(serverCfg);
   server = started.child;
   const url = started.url;
@@ -81,7 +85,14 @@ beforeAll(async () => {
   daemon = await DaemonRun.start({
     dir,
     config: {
-      sync: { serverUrl: url, serverPublicKey: publicKey, enrolTokenFile: tokenFile, mode: 'buckets', jitterMs: 0 },
+      sync: {
+        serverUrl: url,
+        serverPublicKey: publicKey,
+        serverCertSha256: certSha256,
+        enrolTokenFile: tokenFile,
+        mode: 'buckets',
+        jitterMs: 0,
+      },
       // Alerts go to the file the helper reads, and to the server's alert intake with the host credential.
       report: {
         sinks: [

@@ -104,9 +104,10 @@ describe('golden: basic fleet', () => {
     const ecs = jsonLines(r.stdout);
     expect(ecs).toHaveLength(ocsf.length);
     expect(ecs[0]).toMatchObject({
-      event: { kind: 'alert', id: ocsf[0]!.finding_info.uid, count: 1 },
+      event: { kind: 'alert', id: ocsf[0]!.finding_info.uid },
       rule: { name: 'Globally uncommon root-domain port combination by a common process (sha256)' },
-      threat: [{ tactic: { id: 'TA0011' }, technique: [{ id: 'T1071' }] }],
+      threat: { tactic: { id: ['TA0011'] }, technique: { id: ['T1071'] } },
+      rarecon: { count: 1 },
       destination: { port: 443, registered_domain: 'uncommon9.net' },
       process: { executable: '/usr/bin/curl' },
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelayMs, parseRetryAfterMs } from '../../src/common/backoff.js';
+import { PRODUCT_VERSION } from '../../src/model/product.js';
 import { formatRfc5424, octetFrame, priority } from '../../src/report/syslog-format.js';
 import { detection, health } from '../support/alerts.js';
 
@@ -28,8 +29,8 @@ describe('backoff', () => {
 describe('RFC 5424 rendering', () => {
   it('puts PRI, version, time, host, app, procid, msgid, structured data and the JSON alert in order', () => {
     const a = detection(1, { severityId: 4, host: 'web-1' });
-    const m = formatRfc5424(a, { facility: 'local0', format: 'ocsf', procId: 77 });
-    const head = `<130>1 ${new Date(a.firstSeenMs).toISOString()} web-1.example.net rarecon 77 injected-thread [rarecon@32473 uid="${a.uid}" kind="detection" severity="High" host="web-1" org="o1" count="1" variation="injected-thread" sha256="${'a'.repeat(64)}" rootDomain="example.com" port="8443" tier="very-rare"] `;
+    const m = formatRfc5424(a, { facility: 'local0', format: 'ocsf', sdId: 'example@32473', procId: 77 });
+    const head = `<130>1 ${new Date(a.firstSeenMs).toISOString()} web-1.example.net rarecon 77 injected-thread [origin software="rarecon" swVersion="${PRODUCT_VERSION}"][example@32473 uid="${a.uid}" kind="detection" severity="High" host="web-1" org="o1" count="1" variation="injected-thread" sha256="${'a'.repeat(64)}" root_domain="example.com" port="8443" tier="very-rare"] `;
     expect(m.startsWith(head)).toBe(true);
     expect(JSON.parse(m.slice(head.length))).toMatchObject({ class_uid: 2004, metadata: { uid: a.uid } });
   });
@@ -43,7 +44,12 @@ describe('RFC 5424 rendering', () => {
     const h = health(1);
     h.host = { id: 'host with spaces', org: 'o' };
     const m = formatRfc5424(h, { facility: 'daemon', format: 'ecs', procId: 1 });
-    expect(m).toMatch(/^<27>1 \S+ host_with_spaces rarecon 1 health \[rarecon@32473 /);
+    expect(m).toMatch(/^<27>1 \S+ host_with_spaces rarecon 1 health \[origin software="rarecon" swVersion="[^"]+"\] \{/);
+  });
+  it("names no enterprise number that is not the operator's: only the registered origin element without an sdId", () => {
+    const m = formatRfc5424(detection(1), { facility: 'local0', format: 'ocsf', procId: 1 });
+    expect(m).toContain(` [origin software="rarecon" swVersion="${PRODUCT_VERSION}"] {`);
+    expect(m).not.toContain('@32473');
   });
   it('frames by octet count, in bytes not characters', () => {
     expect(octetFrame('é').toString('utf8')).toBe('2 é');

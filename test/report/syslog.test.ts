@@ -44,6 +44,8 @@ function sink(name: string, transport: 'udp' | 'tcp' | 'tls'): SyslogSinkConfig 
     // Generous: a TLS handshake waits its turn for CPU while the e2e tests run beside this file.
     timeoutMs: 10_000,
     caFile: transport === 'tls' ? join(dir, 'ca.pem') : null,
+    // The PEN reserved for documentation (RFC 5612): an operator names their own.
+    sdId: 'example@32473',
   };
 }
 
@@ -64,7 +66,21 @@ function checkFields(alerts: Alert[], input: string): void {
     expect(l.hostname).toBe(a.host.name ?? a.host.id);
     expect(l.procId).toBe(String(process.pid));
     expect(l.msgId).toBe(a.kind === 'health' ? 'health' : a.variation);
-    expect(l.sd).toMatch(new RegExp(`^\\[rarecon@32473 uid="${a.uid}" kind="${a.kind}" severity="${a.severity}" host="${a.host.id}"`));
+    expect(l.sd).toMatch(
+      new RegExp(
+        `^\\[origin software="rarecon" swVersion="[^"]+"\\]\\[example@32473 uid="${a.uid}" kind="${a.kind}" severity="${a.severity}" host="${a.host.id}"`,
+      ),
+    );
+    // rsyslog's parse of the SD keeps every name as sent: all of them are lowercase.
+    const sd = JSON.parse(l.sdparsed) as Record<string, Record<string, string>>;
+    expect(Object.keys(sd)).toEqual(['origin', 'example@32473']);
+    if (a.kind === 'detection') {
+      expect(sd['example@32473']).toMatchObject({
+        variation: a.variation,
+        root_domain: a.connection.rootDomain,
+        port: String(a.connection.port),
+      });
+    }
     const doc = JSON.parse(l.msg) as { class_uid: number; metadata: { uid: string } };
     expect(doc.class_uid).toBe(2004);
     expect(doc.metadata.uid).toBe(a.uid);
@@ -105,6 +121,24 @@ describe.skipIf(missing !== null)('syslog to rsyslog', () => {
     const odd = rs.lines().find((l) => l.input === 'tcp' && l.sd.includes('odd'));
     expect(odd?.sd).toContain('uid="odd\\"uid\\\\with\\]chars"');
   }, 120_000);
+
+  it('warns that UDP is lossy, and about each alert over 2 KB (rsyslog still logs it whole on loopback)', async () => {
+    const logged: Array<[string, string, Record<string, unknown> | undefined]> = [];
+    const s = new SyslogSink(sink('udp-big', 'udp'), { log: (level, msg, fields) => void logged.push([level, msg, fields]) });
+    expect(logged).toHaveLength(1);
+    expect(logged[0]![0]).toBe('warn');
+    expect(logged[0]![1]).toContain('sends over UDP');
+    // An ordinary alert is already over 2 KB as OCSF JSON; the warning for the next one is folded into the first.
+    const first = detection(90, { host: 'udp-1' });
+    const big = detection(91, { host: 'udp-2', padBytes: 3000 });
+    expect(await s.send([first, big], new AbortController().signal)).toEqual({ status: 'success' });
+    await s.close();
+    expect(logged).toHaveLength(2);
+    expect(logged[1]![1]).toContain('larger than 2048 bytes');
+    expect(logged[1]![2]).toMatchObject({ sink: 'udp-big', alert: first.uid });
+    expect(Number(logged[1]![2]!.bytes)).toBeGreaterThan(2048);
+    expect(await eventually(() => rs.lines().some((l) => l.sd.includes(`uid="${big.uid}"`)), 30_000)).toBe(true);
+  });
 
   it('is retryable while rsyslog is down and reconnects when it is back', async () => {
     const s = new SyslogSink(sink('tcp', 'tcp'));

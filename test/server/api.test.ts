@@ -31,7 +31,7 @@ describe('baseline server API', () => {
     const { IntakeStore } = await import('../../src/server/intake-store.js');
     const { serverPaths } = await import('../../src/server/server.js');
     const store = new IntakeStore(serverPaths(tmp.dir).intake);
-    token = store.createEnrolToken('acme', Date.now()).token;
+    token = store.createEnrolToken('acme', 1_000, Date.now()).token;
     store.close();
     const bad = await http(`${server.url}/v1/enroll`, { body: { token: 'rce_nope', hostId: 'h1' } });
     expect(bad.status).toBe(401);
@@ -117,9 +117,11 @@ describe('baseline server API', () => {
   it('stores alerts idempotently by uid and lists them to the admin', async () => {
     const alert = { metadata: { uid: 'u-1' }, time: Date.now(), severity_id: 3, finding_info: { title: 'x' } };
     const r1 = await http(`${server.url}/v1/alerts`, { token: cred, body: [alert] });
-    expect(r1.json).toEqual({ stored: 1, updated: 0 });
+    expect(r1.json).toEqual({ stored: 1, updated: 0, duplicates: 0 });
     const r2 = await http(`${server.url}/v1/alerts`, { token: cred, body: [alert] });
-    expect(r2.json).toEqual({ stored: 0, updated: 1 });
+    expect(r2.json).toEqual({ stored: 0, updated: 0, duplicates: 1 });
+    const r3 = await http(`${server.url}/v1/alerts`, { token: cred, body: [{ ...alert, count: 2 }] });
+    expect(r3.json).toEqual({ stored: 0, updated: 1, duplicates: 0 });
     const q = await http(`${server.url}/v1/alerts?org=acme`, { token: server.adminToken });
     expect(q.status).toBe(200);
     expect(q.json.alerts).toHaveLength(1);

@@ -37,7 +37,7 @@ describe('cells of heavy processes', () => {
   beforeAll(async () => {
     ({ server } = await startTestServer(join(tmp.dir, 'server'), { heavyProcessCombos: 8, combosPerCell: 4 }));
     const store = new IntakeStore(serverPaths(join(tmp.dir, 'server')).intake);
-    token = store.createEnrolToken('web', Date.now()).token;
+    token = store.createEnrolToken('web', 1_000, Date.now()).token;
     store.close();
     creds = await enrolHosts(server.url, token, 3);
     await upload(40, 2);

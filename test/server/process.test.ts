@@ -58,6 +58,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
   let url = '';
   let adminToken = '';
   let pubkey = '';
+  let pin = '';
   let token = '';
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   const today = Math.floor(Date.now() / DAY) * DAY;
@@ -65,13 +66,14 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
   beforeAll(async () => {
     writeFileSync(
       serverCfg,
-      `server:\n  stateDir: ${serverDir}\n  listenHost: 127.0.0.1\n  port: 0\n  observerUnit: host\n  limits:\n    maxBodyBytes: 65536\n    maxCombosPerDay: 500\n`,
+      `server:\n  stateDir: ${serverDir}\n  listenHost: 127.0.0.1\n  port: 0\n  observerUnit: host\n  hostMinUploadDays: 1\n  limits:\n    maxBodyBytes: 65536\n    maxCombosPerDay: 500\n`,
     );
     const e = await run(['server', 'enroll', '--org', 'acme', '--json', '--config', serverCfg]);
     expect(e.code).toBe(0);
-    const enrolled = JSON.parse(e.stdout) as { token: string; publicKey: string };
+    const enrolled = JSON.parse(e.stdout) as { token: string; publicKey: string; certSha256: string };
     token = enrolled.token;
     pubkey = enrolled.publicKey;
+    pin = enrolled.certSha256;
     expect(statSync(join(serverDir, 'signing-key.pem')).mode & 0o777).toBe(0o600);
 
     ({ child: serverProc, url } = await startServerProcess(serverCfg));
@@ -100,7 +102,7 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('server and sync as processes', ()
     const cfgFile = join(tmp.dir, `${name}.yaml`);
     writeFileSync(
       cfgFile,
-      `stateDir: ${state}\nsync:\n  serverUrl: ${via}\n  serverPublicKey: "${pubkey}"\n  enrolTokenFile: ${tokenFile}\n  mode: ${mode}\n  requestTimeoutMs: 15000\n`,
+      `stateDir: ${state}\nsync:\n  serverUrl: ${via}\n  serverPublicKey: "${pubkey}"\n${via.startsWith('https:') ? `  serverCertSha256: "${pin}"\n` : ''}  enrolTokenFile: ${tokenFile}\n  mode: ${mode}\n  requestTimeoutMs: 15000\n`,
     );
     return { cfgFile, state };
   }

@@ -51,7 +51,7 @@ describe.skipIf(!haveOpenssl())('baseline server over TLS', () => {
       ],
       { stdio: 'ignore' },
     );
-    ({ server } = await startTestServer(join(tmp.dir, 'server'), { tlsCertFile: cert, tlsKeyFile: key }));
+    ({ server } = await startTestServer(join(tmp.dir, 'server'), { tlsCertFile: cert, tlsKeyFile: key, plainHttp: false }));
     await server.buildNow();
   });
   afterAll(async () => {
@@ -62,7 +62,7 @@ describe.skipIf(!haveOpenssl())('baseline server over TLS', () => {
   it('serves HTTPS and a client pinning the CA enrols and syncs', async () => {
     expect(server.url.startsWith('https://')).toBe(true);
     const store = new IntakeStore(serverPaths(join(tmp.dir, 'server')).intake);
-    const token = store.createEnrolToken('tls-org', Date.now()).token;
+    const token = store.createEnrolToken('tls-org', 1_000, Date.now()).token;
     store.close();
     const { log } = memoryLog();
     const cfg = {
@@ -88,7 +88,7 @@ describe.skipIf(!haveOpenssl())('baseline server over TLS', () => {
     });
     const bad = await untrusting.syncNow();
     expect(bad.ok).toBe(false);
-    expect(untrusting.status().lastErrorCode).toBe('network');
+    expect(untrusting.status().lastErrorCode).toBe('tls');
     await untrusting.stop();
     untrusting.close();
   });

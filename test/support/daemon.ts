@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { CLI, REPO, jsonLines, rarecon } from './cli.js';
 import type { DaemonStatus } from '../../src/daemon/status.js';
 import { childPids, until } from './env.js';
+import { unitSandbox } from './unit-file.js';
 
 // Parsed JSON lines, read field by field in assertions.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -23,6 +24,8 @@ export interface DaemonOptions {
   record?: boolean;
   /** How long to wait for the "watching" log line. */
   startTimeoutMs?: number;
+  /** A command the daemon runs under (a sandbox: setpriv, seccomp-exec ...), followed by node and its arguments. */
+  under?: string[];
 }
 
 export interface AlertSeen {
@@ -89,7 +92,10 @@ export class DaemonRun {
       '0',
     ];
     if (this.recordPath !== null) args.push('--record', this.recordPath);
-    this.child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    // RARECON_E2E_UNIT_SANDBOX=1 runs every daemon of the e2e tests under the unit's restrictions.
+    const under = opts.under ?? (process.env['RARECON_E2E_UNIT_SANDBOX'] === '1' ? unitSandbox() : []);
+    const [cmd, ...prefix] = [...under, process.execPath];
+    this.child = spawn(cmd as string, [...prefix, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
     this.child.stderr?.on('data', (b: Buffer) => {
       const text = b.toString('utf8');

@@ -19,6 +19,8 @@ export interface RsyslogLine {
   procId: string;
   msgId: string;
   sd: string;
+  /** The structured data as mmpstrucdata parsed it (it lowercases parameter names), as JSON text; "" without SD. */
+  sdparsed: string;
   msg: string;
   input: string;
 }
@@ -81,6 +83,7 @@ export class Rsyslog {
 global(workDirectory="${this.dir}" maxMessageSize="64k"${globals})
 module(load="imudp")
 module(load="imtcp")
+module(load="mmpstrucdata")
 input(type="imudp" name="udp" address="127.0.0.1" port="${this.udpPort}")
 input(type="imtcp" name="tcp" address="127.0.0.1" port="${this.tcpPort}")
 ${tls}
@@ -95,9 +98,11 @@ template(name="fields" type="list" option.jsonf="on") {
   property(outname="procId" name="procid" format="jsonf")
   property(outname="msgId" name="msgid" format="jsonf")
   property(outname="sd" name="structured-data" format="jsonf")
+  property(outname="sdparsed" name="$!rfc5424-sd" format="jsonf")
   property(outname="msg" name="msg" format="jsonf")
   property(outname="input" name="inputname" format="jsonf")
 }
+action(type="mmpstrucdata")
 action(type="omfile" file="${this.out}" template="fields")
 `;
     const confFile = join(this.dir, 'rsyslog.conf');

@@ -1,33 +1,48 @@
 // Helpers of the server tests: temp folders, a server in this process or in a
 // child process (the compiled `rarecon server`), and plain HTTP calls.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:http';
-// (startProxy below reuses request)
+import { request as plainRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as tlsRequest } from 'node:https';
 import { gunzipSync } from 'node:zlib';
 import { DEFAULT_SERVER, type ServerConfig } from '../../src/config/defaults.js';
 import { startBaselineServer, type RunningServer } from '../../src/server/server.js';
 import type { LogFn } from '../../src/common/log.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI, REPO } from './cli.js';
+import { CLI, REPO, rarecon } from './cli.js';
 
 export const DIST_SERVER_CLI = join(REPO, 'dist', 'src', 'cli', 'server.js');
 
+/**
+ * A request to the server under test, over HTTP or HTTPS. Over HTTPS the
+ * certificate is not checked here: these helpers test the API; the pin is
+ * tested with the product's own client (test/server/hostile.test.ts).
+ */
+export function request(opts: RequestOptions, cb?: (res: IncomingMessage) => void): ClientRequest {
+  return opts.protocol === 'https:' ? tlsRequest({ ...opts, rejectUnauthorized: false }, cb) : plainRequest(opts, cb);
+}
+
 /** Starts `rarecon server --config FILE` (the built CLI) and waits for the URL in its "listening" log line. */
-export function startServerProcess(configPath: string): Promise<{ child: ChildProcess; url: string }> {
+export function startServerProcess(
+  configPath: string,
+): Promise<{ child: ChildProcess; url: string; certSha256: string | null; log: () => string }> {
   const child = spawn(process.execPath, [CLI, 'server', '--config', configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let seen = '';
     const t = setTimeout(() => reject(new Error(`rarecon server did not start: ${seen}`)), 30_000);
+    let started = false;
     const look = (b: Buffer): void => {
       seen += b.toString();
-      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(seen);
+      if (started) return;
+      const m = /"url":"(https?:\/\/127\.0\.0\.1:\d+)"/.exec(seen);
       if (m !== null) {
+        started = true;
         clearTimeout(t);
         child.off('close', early);
-        resolve({ child, url: m[1] as string });
+        const pin = /"certSha256":"(sha256:[0-9a-f]{64})"/.exec(seen);
+        resolve({ child, url: m[1] as string, certSha256: pin === null ? null : (pin[1] as string), log: () => seen });
       }
     };
     const early = (code: number | null): void => {
@@ -39,6 +54,68 @@ export function startServerProcess(configPath: string): Promise<{ child: ChildPr
     child.stderr?.on('data', look);
     child.on('close', early);
   });
+}
+
+export interface ServerCli {
+  dir: string;
+  stateDir: string;
+  configPath: string;
+  url: string;
+  /** The pin `server enroll` printed (null over plain HTTP). */
+  certSha256: string | null;
+  publicKey: string;
+  adminToken: string;
+  /** What the server logged so far. */
+  log: () => string;
+  child: ChildProcess;
+  stop: () => Promise<void>;
+}
+
+/**
+ * `rarecon server` as an operator runs it: a config file (the `server:` lines
+ * given), `rarecon server enroll` once (which makes the keys and certificate),
+ * then the server process.
+ */
+export async function startServerCli(dir: string, serverYaml: string): Promise<ServerCli & { token: string }> {
+  const stateDir = join(dir, 'server');
+  const configPath = join(dir, 'server.yaml');
+  writeFileSync(configPath, `server:\n  stateDir: ${stateDir}\n  listenHost: 127.0.0.1\n  port: 0\n${serverYaml}`);
+  const e = await rarecon(['server', 'enroll', '--org', 'first-org', '--json', '--config', configPath]);
+  if (e.code !== 0) throw new Error(`rarecon server enroll failed: ${e.stderr}`);
+  const enrolled = JSON.parse(e.stdout) as { token: string; publicKey: string; certSha256: string | null };
+  const p = await startServerProcess(configPath);
+  const stop = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) return resolve();
+      p.child.once('close', () => resolve());
+      p.child.kill('SIGTERM');
+    });
+  return {
+    dir,
+    stateDir,
+    configPath,
+    url: p.url,
+    certSha256: enrolled.certSha256,
+    publicKey: enrolled.publicKey,
+    adminToken: readFileSync(join(stateDir, 'admin-token'), 'utf8').trim(),
+    log: p.log,
+    child: p.child,
+    stop,
+    token: enrolled.token,
+  };
+}
+
+/** `rarecon server enroll --org ORG [--max-hosts N]` against a server's config: the token, as --json gives it. */
+export async function enrolToken(
+  s: Pick<ServerCli, 'configPath'>,
+  org: string,
+  maxHosts?: number,
+): Promise<{ token: string; tokenId: string }> {
+  const args = ['server', 'enroll', '--org', org, '--json', '--config', s.configPath];
+  if (maxHosts !== undefined) args.push('--max-hosts', String(maxHosts));
+  const e = await rarecon(args);
+  if (e.code !== 0) throw new Error(`rarecon server enroll failed: ${e.stderr}`);
+  return JSON.parse(e.stdout) as { token: string; tokenId: string };
 }
 
 export function tempDir(name: string): { dir: string; cleanup: () => void } {
@@ -76,6 +153,9 @@ export async function startTestServer(dir: string, over: Partial<ServerConfig> =
     port: 0,
     observerUnit: 'host',
     buildInWorker: false,
+    // The API tests talk plain HTTP on loopback and count every host at once; the defences have their own tests.
+    plainHttp: true,
+    hostMinUploadDays: 1,
     ...over,
   };
   const server = await startBaselineServer(cfg, log, { noInitialBuild: true });
@@ -105,6 +185,7 @@ export function http(
     }
     const req = request(
       {
+        protocol: u.protocol,
         host: u.hostname,
         port: u.port,
         path: u.pathname + u.search,
@@ -142,6 +223,8 @@ export type ProxyMode =
   | { kind: 'pass' }
   | { kind: 'status'; status: number }
   | { kind: 'hang' }
+  /** The request goes through to the server; its answer never comes back (the server did the work, the client never hears). */
+  | { kind: 'forward-then-hang' }
   | { kind: 'tamper' }
   | { kind: 'strip-signature' }
   | { kind: 'truncate' }
@@ -154,12 +237,13 @@ export type ProxyMode =
  */
 export async function startProxy(
   target: string,
-): Promise<{ url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> }> {
+): Promise<{ url: string; mode: ProxyMode; last: Buffer | null; held: number; close: () => Promise<void> }> {
   const { createServer } = await import('node:http');
-  const state: { url: string; mode: ProxyMode; last: Buffer | null; close: () => Promise<void> } = {
+  const state: { url: string; mode: ProxyMode; last: Buffer | null; held: number; close: () => Promise<void> } = {
     url: '',
     mode: { kind: 'pass' },
     last: null,
+    held: 0,
     close: async () => {},
   };
   const hanging: Array<import('node:http').ServerResponse> = [];
@@ -180,13 +264,18 @@ export async function startProxy(
       const u = new URL(target);
       const headers = { ...req.headers };
       delete headers['accept-encoding'];
-      const up = request({ host: u.hostname, port: u.port, path: req.url, method: req.method, headers }, (r) => {
+      const up = request({ protocol: u.protocol, host: u.hostname, port: u.port, path: req.url, method: req.method, headers }, (r) => {
         const body: Buffer[] = [];
         r.on('data', (c: Buffer) => body.push(c));
         r.on('end', () => {
           let b: Buffer = Buffer.concat(body);
           const signed = String(r.headers['content-type'] ?? '').startsWith('application/x-rarecon-signed') && r.statusCode === 200;
           if (signed) state.last = b;
+          if (mode.kind === 'forward-then-hang') {
+            state.held++;
+            hanging.push(res);
+            return;
+          }
           const h = { ...r.headers };
           delete h['content-length'];
           if (signed && mode.kind === 'tamper') {

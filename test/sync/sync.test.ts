@@ -60,7 +60,7 @@ describe('endpoint sync against the baseline server', () => {
     ({ server } = await startTestServer(join(tmp.dir, 'server')));
     proxy = await startProxy(server.url);
     const store = new IntakeStore(serverPaths(join(tmp.dir, 'server')).intake);
-    token = store.createEnrolToken('fleet', Date.now()).token;
+    token = store.createEnrolToken('fleet', 1_000, Date.now()).token;
     store.close();
     const creds = await enrolHosts(server.url, token, 12);
     for (let d = 1; d <= 3; d++) await uploadFleetDay(server.url, creds, today - d * DAY);

@@ -640,6 +640,7 @@ export class SysmonReader {
     const c = p.connection;
     if (c === undefined) return;
     const s = p.guid !== null ? this.processes.get(`${p.hostKey}|${p.guid}`) : undefined;
+    if (p.guid !== null) c.process.uid = p.guid;
     if (s !== undefined) {
       const proc = c.process;
       proc.startTimeMs = s.startTimeMs;
