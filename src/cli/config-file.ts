@@ -230,6 +230,18 @@ export function loadConfig(
   return combine(texts, file ?? '(defaults)', env);
 }
 
+/** Problems found outside the parser (`rarecon validate`'s checks), with the line of each path in `file`. */
+export function locateProblems(file: string, problems: readonly Problem[]): LocatedProblem[] {
+  let root: Node | null = null;
+  const lc = new LineCounter();
+  try {
+    root = parseDocument(readFileSync(file, 'utf8'), { lineCounter: lc }).contents as Node | null;
+  } catch {
+    // no file (the defaults): no lines
+  }
+  return problems.map((p) => ({ ...p, line: root === null ? null : lineOf(root, p.path, lc) }));
+}
+
 export function formatProblems(r: Extract<ConfigResult, { ok: false }>): string {
   return r.problems.map((p) => `${p.file ?? r.file}${p.line === null ? '' : `:${p.line}`}: ${p.path}: ${p.message}`).join('\n');
 }

@@ -18,7 +18,7 @@ export function runConfigSource(given: string | null): { file: string | null; dr
   return { file, dropInDir: join(dirname(file ?? DEFAULT_CONFIG_PATH), 'config.d') };
 }
 
-export function loadRunConfig(given: string | null): RunConfig {
+export function loadRunConfig(given: string | null, env: NodeJS.ProcessEnv = process.env): RunConfig {
   const { file, dropInDir } = runConfigSource(given);
-  return { file, dropInDir, result: loadConfig(file, dropInDir) };
+  return { file, dropInDir, result: loadConfig(file, dropInDir, env) };
 }

@@ -61,14 +61,16 @@ export type FolderResult = { ok: true; created: boolean; tightened: { from: stri
  * exists, owned by this user (or root) and then tightened to 0700 when others
  * could read or write it. Refused when another user owns it, when this user
  * cannot tighten it, or when it holds a symbolic link or a file of another
- * user (planted while it was open to others).
+ * user (planted while it was open to others). `dryRun`: the same verdict,
+ * nothing created or changed (`rarecon validate`).
  */
-export function preparePrivateFolder(path: string, what: string): FolderResult {
+export function preparePrivateFolder(path: string, what: string, opts: { dryRun?: boolean } = {}): FolderResult {
   let st: Stats;
   try {
     st = statSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { ok: false, error: `${what} ${path}: ${errorText(err)}` };
+    if (opts.dryRun === true) return { ok: true, created: true, tightened: null };
     try {
       mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
       // mkdir applies the umask; an explicit chmod makes it 0700 under any umask.
@@ -97,7 +99,7 @@ export function preparePrivateFolder(path: string, what: string): FolderResult {
       }
     } else {
       try {
-        chmodSync(path, PRIVATE_DIR_MODE);
+        if (opts.dryRun !== true) chmodSync(path, PRIVATE_DIR_MODE);
       } catch (e) {
         return {
           ok: false,

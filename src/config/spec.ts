@@ -2,19 +2,41 @@
 // `validate` reports every problem at once with its dotted path, and
 // `mergeDefaults` lays a file over the defaults. It knows no section: each
 // section's Spec sits beside its component, and `cli/config-file.ts` puts them together.
+import cron from 'node-cron';
 import { parseCidr } from '../model/address.js';
 
 export type Spec =
-  | { kind: 'number'; min?: number; max?: number; integer?: boolean }
+  /** `timer`: the value reaches setTimeout/setInterval (or a socket timeout); `why` tells why `max` is what it is. */
+  | { kind: 'number'; min?: number; max?: number; integer?: boolean; timer?: boolean; why?: string }
   | { kind: 'string'; oneOf?: readonly string[]; pattern?: RegExp; patternText?: string; nullable?: boolean }
   | { kind: 'boolean' }
   | { kind: 'array'; of: Spec }
   | { kind: 'object'; fields: Record<string, Spec>; partial?: boolean }
-  | { kind: 'cidr' };
+  | { kind: 'cidr' }
+  /** A cron expression node-cron accepts (its own validator). */
+  | { kind: 'cron' };
 
-/** A whole number from `min` (to `max`). */
-export const count = (min = 0, max?: number): Spec =>
-  max === undefined ? { kind: 'number', integer: true, min } : { kind: 'number', integer: true, min, max };
+/**
+ * The longest delay Node's timers take: setTimeout turns a longer one into
+ * 1 ms (with a TimeoutOverflowWarning), so a timer setting above it would
+ * spin the daemon instead of waiting.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A whole number from `min` to `max` (every number has a bound: 1e99 is no count). */
+export const count = (min = 0, max = Number.MAX_SAFE_INTEGER): Spec => ({ kind: 'number', integer: true, min, max });
+/** Milliseconds that go to a timer: at most MAX_TIMER_MS, or a smaller `max`. */
+export const timerMs = (min: number, max = MAX_TIMER_MS, why = "Node's longest timer, about 24.8 days"): Spec => ({
+  kind: 'number',
+  integer: true,
+  min,
+  max: Math.min(max, MAX_TIMER_MS),
+  timer: true,
+  why,
+});
+/** Milliseconds of a window compared with event times (never a timer), up to `maxDays` days. */
+export const windowMs = (min: number, maxDays: number): Spec => ({ kind: 'number', integer: true, min, max: maxDays * 86_400_000 });
+export const cronExpression: Spec = { kind: 'cron' };
 export const strings: Spec = { kind: 'array', of: { kind: 'string' } };
 export const port: Spec = { kind: 'number', integer: true, min: 0, max: 65535 };
 /** A string or null (a path, a name). */
@@ -43,7 +65,17 @@ export function validate(value: unknown, spec: Spec, path: string, problems: Pro
       } else if (spec.min !== undefined && value < spec.min) {
         problems.push({ path: at, message: `must be at least ${spec.min}, got ${value}` });
       } else if (spec.max !== undefined && value > spec.max) {
-        problems.push({ path: at, message: `must be at most ${spec.max}, got ${value}` });
+        problems.push({ path: at, message: `must be at most ${spec.max}${spec.why === undefined ? '' : ` (${spec.why})`}, got ${value}` });
+      }
+      return;
+    case 'cron':
+      if (typeof value !== 'string') {
+        problems.push({ path: at, message: `expected a cron expression like "0 3 * * *", got ${typeName(value)}` });
+      } else if (!cron.validate(value)) {
+        problems.push({
+          path: at,
+          message: `"${value}" is not a cron expression node-cron takes (minute hour day-of-month month day-of-week, e.g. "0 3 * * *", seconds optional first)`,
+        });
       }
       return;
     case 'string':

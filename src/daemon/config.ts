@@ -1,7 +1,7 @@
 // The daemon's own settings (state folder, alert output, logs, status,
 // metrics, watchdog): their shapes for the one config validator and the rules
 // across sections that only the daemon has. Defaults: config/defaults.ts.
-import { count, type Problem, type Spec } from '../config/spec.js';
+import { count, timerMs, type Problem, type Spec } from '../config/spec.js';
 import type { RareconConfig, ReportConfig } from '../config/defaults.js';
 
 export const METRICS_SPEC: Spec = {
@@ -13,12 +13,12 @@ export const WATCHDOG_SPEC: Spec = {
   kind: 'object',
   fields: {
     enabled: { kind: 'boolean' },
-    intervalMs: count(100),
+    intervalMs: timerMs(100),
     cpuPercent: { kind: 'number', min: 0.1, max: 1000 },
-    memoryBytes: count(1024 * 1024),
-    hardMemoryBytes: count(0),
-    recoverSamples: count(1),
-    sampleOneIn: count(1),
+    memoryBytes: count(1024 * 1024, 2 ** 44),
+    hardMemoryBytes: count(0, 2 ** 44),
+    recoverSamples: count(1, 1_000_000),
+    sampleOneIn: count(1, 1_000_000),
   },
 };
 
@@ -31,9 +31,9 @@ export const DAEMON_FIELDS: Record<string, Spec> = {
   logLevel: { kind: 'string', oneOf: ['error', 'warn', 'info', 'debug'] },
   logFile: { kind: 'string', nullable: true },
   logStream: { kind: 'string', oneOf: ['stderr', 'stdout'] },
-  logFileMaxBytes: count(4096),
-  logFileMaxFiles: count(1),
-  statusIntervalMs: count(100),
+  logFileMaxBytes: count(4096, 2 ** 40),
+  logFileMaxFiles: count(1, 1000),
+  statusIntervalMs: timerMs(100),
   metrics: METRICS_SPEC,
   watchdog: WATCHDOG_SPEC,
 };

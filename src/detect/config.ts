@@ -1,5 +1,5 @@
 // The `detect:` section's shape for the one config validator (defaults: config/defaults.ts).
-import { count, strings, port, type Spec } from '../config/spec.js';
+import { count, strings, port, windowMs, type Spec } from '../config/spec.js';
 
 export const THRESHOLDS_SPEC: Spec = {
   kind: 'object',
@@ -18,8 +18,8 @@ export const DETECT_SPEC: Spec = {
     activationDays: { kind: 'number', min: 0, max: 365 },
     trainingDays: { kind: 'number', min: 1, max: 365 },
     minBaselineDays: { kind: 'number', min: 0, max: 365 },
-    dedupWindowMs: count(1),
-    maxAlertsPerHostPerDay: count(1),
+    dedupWindowMs: windowMs(1, 366),
+    maxAlertsPerHostPerDay: count(1, 100_000_000),
     thresholds: THRESHOLDS_SPEC,
     knownVendors: strings,
     internalNetworks: { kind: 'array', of: { kind: 'cidr' } },
@@ -34,10 +34,10 @@ export const DETECT_SPEC: Spec = {
         processPaths: strings,
       },
     },
-    dnsGraceMs: count(0),
-    dnsCacheMaxEntries: count(1),
+    dnsGraceMs: windowMs(0, 7),
+    dnsCacheMaxEntries: count(1, 100_000_000),
     reverseDnsNames: { kind: 'boolean' },
     processAccessIgnore: strings,
-    processAccessParentMs: count(0),
+    processAccessParentMs: windowMs(0, 1),
   },
 };

@@ -9,6 +9,7 @@ import { hash } from 'node:crypto';
 import { comboHash, comboKey as keyOfHash, hashCombo } from '../baseline/combo-key.js';
 import type { DetectionAlert, HealthAlert } from '../model/alert.js';
 import { HEALTH_ALERT_NAME } from '../model/alert.js';
+import { isoTime } from '../model/time-text.js';
 import type { HostRef } from '../model/records.js';
 import type { OpenAlertRow, StateStore, ValveRow } from './state-store.js';
 
@@ -266,7 +267,7 @@ export class AlertDeduper {
       severity: 'Low',
       severityId: 2,
       host,
-      reason: `host ${hostKey} raised more than ${this.opts.maxAlertsPerHostPerDay} alerts within 24 h; the detector is paused for it until ${new Date(v.pausedUntilMs).toISOString()}`,
+      reason: `host ${hostKey} raised more than ${this.opts.maxAlertsPerHostPerDay} alerts within 24 h; the detector is paused for it until ${isoTime(v.pausedUntilMs) ?? `${v.pausedUntilMs} ms after 1970`}`,
       alertsInWindow: v.count - 1,
       pausedUntilMs: v.pausedUntilMs,
       firstSeenMs: nowMs,

@@ -1,7 +1,10 @@
 // The `enrich:` and `host:` sections' shapes for the one config validator (defaults: config/defaults.ts).
-import { count, type Spec } from '../config/spec.js';
+import { count, timerMs, type Spec } from '../config/spec.js';
 
-export const ENRICH_SPEC: Spec = { kind: 'object', fields: { concurrency: count(1), timeoutMs: count(10), cacheEntries: count(16) } };
+export const ENRICH_SPEC: Spec = {
+  kind: 'object',
+  fields: { concurrency: count(1, 1024), timeoutMs: timerMs(10), cacheEntries: count(16, 100_000_000) },
+};
 
 export const HOST_SPEC: Spec = {
   kind: 'object',

@@ -5,6 +5,7 @@ import { REVERSE_DNS_NOTE, type Alert, type DetectionAlert } from './alert.js';
 import type { ProcessInfo } from './records.js';
 import { PRODUCT_VERSION } from './product.js';
 import { basename, signerEvidence } from './signer-evidence.js';
+import { isoTime } from './time-text.js';
 
 export type EcsDocument = Record<string, unknown>;
 type Json = Record<string, unknown>;
@@ -21,7 +22,8 @@ function put(o: Json, key: string, value: unknown): void {
   if (value !== null && value !== undefined) o[key] = value;
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+// A time no Date holds is left out (JSON drops undefined) rather than thrown on.
+const iso = isoTime;
 
 function threat(a: DetectionAlert): Json {
   const tactics = [{ id: 'TA0011', name: 'Command and Control' }];
@@ -112,6 +114,7 @@ function rareconFields(a: DetectionAlert): Json {
   return out;
 }
 
+/** Total: a time no Date holds is left out rather than thrown on (model/time-text.ts). */
 export function toEcs(a: Alert): EcsDocument {
   const event: Json = {
     kind: 'alert',

@@ -2,6 +2,12 @@
 // what `rarecon run --record` appends and the replay reader
 // (sources/replay/ndjson-reader.ts) reads back.
 import type { HostRef, ProcessInfo, SourceRecord } from './records.js';
+import { rfc3339Time } from './time-text.js';
+
+/** RFC 3339 where it can write the time (years 0 to 9999), else the epoch milliseconds the reader also takes: never a throw. */
+function timeJson(ms: number): string | number {
+  return rfc3339Time(ms) ?? ms;
+}
 
 type JsonObject = Record<string, unknown>;
 
@@ -14,7 +20,7 @@ function hostJson(h: HostRef): JsonObject {
 function processJson(p: ProcessInfo): JsonObject {
   const out: JsonObject = { pid: p.pid };
   if (p.tid !== null) out.tid = p.tid;
-  if (p.startTimeMs !== null) out.startTime = new Date(p.startTimeMs).toISOString();
+  if (p.startTimeMs !== null) out.startTime = timeJson(p.startTimeMs);
   if (p.path !== null) out.path = p.path;
   if (p.sha256 !== null) out.sha256 = p.sha256;
   out.signer = { status: p.signer.status, subject: p.signer.subject, vendor: p.signer.vendor };
@@ -31,7 +37,7 @@ function processJson(p: ProcessInfo): JsonObject {
  * Null and empty optional fields are left out; `parseRareconRecord` reads them back as such.
  */
 export function toRareconRecord(r: SourceRecord): JsonObject {
-  const head: JsonObject = { type: r.type, time: new Date(r.timeMs).toISOString(), host: hostJson(r.host) };
+  const head: JsonObject = { type: r.type, time: timeJson(r.timeMs), host: hostJson(r.host) };
   switch (r.type) {
     case 'dns':
       return { ...head, query: r.query, answers: r.answers.map((a) => ({ ip: a.ip, ttl: a.ttl })) };

@@ -4,7 +4,7 @@
 // what a shape check cannot see (a missing url, a setting that does not apply
 // to that type, two sinks with one name). Secrets are named here (an
 // environment variable or a file), never held, and never logged.
-import { count, nullableString, type Problem, type Spec } from '../config/spec.js';
+import { count, nullableString, timerMs, type Problem, type Spec } from '../config/spec.js';
 import { SINK_DEFAULTS, SYSLOG_FACILITIES, type ReportConfig, type SinkConfig } from '../config/defaults.js';
 import { SD_ID_PATTERN } from './syslog-format.js';
 
@@ -18,17 +18,17 @@ export const REPORT_SPEC: Spec = {
       kind: 'object',
       fields: {
         path,
-        maxRows: count(1),
-        maxBytes: count(4096),
+        maxRows: count(1, 1_000_000_000),
+        maxBytes: count(4096, 2 ** 44),
         synchronous: { kind: 'string', oneOf: ['normal', 'full'] },
-        deadLetterMaxRows: count(0),
+        deadLetterMaxRows: count(0, 1_000_000_000),
       },
     },
     backoff: {
       kind: 'object',
-      fields: { initialMs: count(1), maxMs: count(1), maxRetryAfterMs: count(0), maxAttempts: count(0) },
+      fields: { initialMs: timerMs(1), maxMs: timerMs(1), maxRetryAfterMs: timerMs(0), maxAttempts: count(0, 1_000_000_000) },
     },
-    pollMs: count(10),
+    pollMs: timerMs(10),
     sinks: {
       kind: 'array',
       of: {
@@ -39,7 +39,7 @@ export const REPORT_SPEC: Spec = {
           name: { kind: 'string', pattern: SINK_NAME, patternText: '1 to 64 letters, digits, dots, dashes or underscores' },
           format: { kind: 'string', oneOf: ['ocsf', 'ecs'] },
           batchMaxAlerts: count(1, 100_000),
-          lingerMs: count(0, 60_000),
+          lingerMs: timerMs(0, 60_000, 'a batch waits a minute at most'),
           url: { kind: 'string', pattern: /^https?:\/\/[^\s]+$/, patternText: 'an http:// or https:// URL' },
           body: { kind: 'string', oneOf: ['json', 'ndjson'] },
           tokenEnv: { kind: 'string', nullable: true, pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, patternText: 'an environment variable name' },
@@ -48,7 +48,7 @@ export const REPORT_SPEC: Spec = {
           certFile: path,
           keyFile: path,
           serverName: path,
-          timeoutMs: count(1),
+          timeoutMs: timerMs(1),
           gzip: { kind: 'boolean' },
           transport: { kind: 'string', oneOf: ['udp', 'tcp', 'tls'] },
           host: { kind: 'string' },
@@ -61,7 +61,7 @@ export const REPORT_SPEC: Spec = {
             patternText: 'an SD-ID like name@12345 (your Private Enterprise Number)',
           },
           path: { kind: 'string' },
-          maxBytes: count(1024),
+          maxBytes: count(1024, 2 ** 44),
           maxFiles: count(0, 1000),
           fsync: { kind: 'boolean' },
         },

@@ -2,6 +2,7 @@
 // section 3.4.1 (the framing RFC 5425 requires over TLS).
 import { hostname as osHostname } from 'node:os';
 import type { Alert, SeverityId } from '../model/alert.js';
+import { rfc3339Time } from '../model/time-text.js';
 import { SYSLOG_FACILITIES, type SyslogFacility } from '../config/defaults.js';
 import { renderAlert } from './render.js';
 import { type AlertFormat } from '../config/defaults.js';
@@ -75,7 +76,8 @@ export interface SyslogFormatOptions {
 /** `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG`, MSG being the JSON alert. */
 export function formatRfc5424(a: Alert, opts: SyslogFormatOptions): string {
   const pri = priority(opts.facility, a.severityId);
-  const timestamp = new Date(a.firstSeenMs).toISOString();
+  // A time RFC 3339 cannot write is the NILVALUE (the JSON in MSG still carries what it can).
+  const timestamp = rfc3339Time(a.firstSeenMs) ?? '-';
   const host = headerField(a.host.name ?? a.host.id ?? opts.fallbackHostname ?? osHostname(), 255);
   const msgId = headerField(a.kind === 'health' ? 'health' : a.variation, 32);
   const procId = headerField(String(opts.procId ?? process.pid), 128);

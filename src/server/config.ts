@@ -1,12 +1,10 @@
 // The `server:` section's shape for the one config validator and the checks a
 // shape cannot make (defaults: config/defaults.ts).
-import { count, nullableString, type Spec } from '../config/spec.js';
+import { count, cronExpression, MAX_TIMER_MS, nullableString, timerMs, type Spec } from '../config/spec.js';
 import type { ServerConfig } from '../config/defaults.js';
 import { BODY_MEMORY_FACTOR } from './memory-budget.js';
 
 const nullablePath = nullableString;
-/** Node's timers take at most 2^31-1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
 const RATE: Spec = { kind: 'object', fields: { perMinute: count(0, 10_000_000), burst: count(1, 10_000_000) } };
 
 export const SERVER_SPEC: Spec = {
@@ -47,25 +45,26 @@ export const SERVER_SPEC: Spec = {
     },
     omitSingleObserverCombos: { kind: 'boolean' },
     allowPrivateDomains: { kind: 'boolean' },
-    buildCron: { kind: 'string' },
+    buildCron: cronExpression,
     bucketHexChars: count(1, 8),
-    heavyProcessCombos: count(1),
-    combosPerCell: count(1),
-    deltaHistoryVersions: count(1),
-    keepSnapshots: count(1),
-    retainExtraDays: count(0),
-    requestTimeoutMs: count(1000),
+    heavyProcessCombos: count(1, 1_000_000_000),
+    combosPerCell: count(1, 1_000_000_000),
+    deltaHistoryVersions: count(1, 10_000),
+    keepSnapshots: count(1, 10_000),
+    retainExtraDays: count(0, 3650),
+    requestTimeoutMs: timerMs(1000),
     buildInWorker: { kind: 'boolean' },
     limits: {
       kind: 'object',
       fields: {
-        maxBodyBytes: count(1024),
-        maxDaysPerBatch: count(1),
-        maxCombosPerDay: count(1),
-        maxProcessesPerDay: count(1),
-        maxAlertsPerBatch: count(1),
-        maxPrefixesPerRequest: count(1),
-        memoryBudgetBytes: count(1024 * 1024),
+        // A body is held in memory: 4 GiB is past any sane upload.
+        maxBodyBytes: count(1024, 2 ** 32),
+        maxDaysPerBatch: count(1, 3660),
+        maxCombosPerDay: count(1, 1_000_000_000),
+        maxProcessesPerDay: count(1, 1_000_000_000),
+        maxAlertsPerBatch: count(1, 1_000_000_000),
+        maxPrefixesPerRequest: count(1, 1_000_000_000),
+        memoryBudgetBytes: count(1024 * 1024, 2 ** 44),
       },
     },
   },

@@ -1,6 +1,6 @@
 // The `sync:` section's shape for the one config validator and the checks a
 // shape cannot make (defaults: config/defaults.ts).
-import { count, nullableString, type Spec } from '../config/spec.js';
+import { count, cronExpression, MAX_TIMER_MS, nullableString, timerMs, windowMs, type Spec } from '../config/spec.js';
 import type { SyncConfig } from '../config/defaults.js';
 
 const nullable = nullableString;
@@ -14,12 +14,13 @@ export const SYNC_SPEC: Spec = {
     serverPublicKey: nullable,
     serverPublicKeyFile: nullable,
     mode: { kind: 'string', oneOf: ['buckets', 'snapshot'] },
-    syncCron: { kind: 'string' },
-    jitterMs: count(0),
-    backoffInitialMs: count(1),
-    backoffMaxMs: count(1),
-    requestTimeoutMs: count(100),
-    maxDownloadBytes: count(1024),
+    syncCron: cronExpression,
+    jitterMs: timerMs(0),
+    backoffInitialMs: timerMs(1),
+    backoffMaxMs: timerMs(1),
+    // The client gives a whole request ten times this before it gives up: that deadline is a timer too.
+    requestTimeoutMs: timerMs(100, Math.floor(MAX_TIMER_MS / 10), "ten times it is a request's whole deadline, and Node's longest timer"),
+    maxDownloadBytes: count(1024, 2 ** 40),
     caFile: nullable,
     serverCertSha256: {
       kind: 'string',
@@ -30,10 +31,10 @@ export const SYNC_SPEC: Spec = {
     allowInsecureHttp: { kind: 'boolean' },
     staleGraceMs: count(0, 2_147_483_647),
     serverName: nullable,
-    pendingMaxEvents: count(0),
-    pendingTimeoutMs: count(0),
-    bucketIdleMs: count(0),
-    bucketFetchLingerMs: count(0),
+    pendingMaxEvents: count(0, 100_000_000),
+    pendingTimeoutMs: windowMs(0, 366),
+    bucketIdleMs: windowMs(0, 3660),
+    bucketFetchLingerMs: timerMs(0),
     standaloneWindowDays: count(1, 365),
     sightingsRetentionDays: count(1, 3650),
   },
