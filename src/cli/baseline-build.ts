@@ -10,9 +10,10 @@ import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baselin
 import { observerId } from '../model/observer.js';
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
-import { FORMATS_READ, isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
+import { isScannedLine, isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
+import { unrecognisedMessage } from './unrecognised-inputs.js';
 import { parseCommand } from './command-spec.js';
 import { BASELINE_BUILD } from './commands.js';
 
@@ -76,8 +77,12 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
     if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
   };
   const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) });
-  {
-    for await (const item of logs) {
+  // Without a line scanner every item is a record or an error.
+  for await (const { items, file } of logs.scanBatches(null)) {
+    // Once a batch (at most five draws a second): a chunk of a Sysmon export may hold no record at all.
+    progress.update(file, records, logs.bytesRead);
+    for (const item of items) {
+      if (isScannedLine(item)) continue;
       if (item.type === 'error') {
         report(item);
         continue;
@@ -96,21 +101,13 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
         builder.add(s);
         sightings++;
       }
-      if ((records & 0xfff) === 0) progress.update(item.origin?.file ?? '', records, logs.bytesRead);
     }
   }
   progress.done();
   if (errorsTotal > MAX_ERROR_LINES) err.write(`... ${errorsTotal - MAX_ERROR_LINES} more errors not shown\n`);
   const read = logs.stats().files;
   const unrecognised = read.filter(isUnrecognised);
-  if (unrecognised.length > 0) {
-    const list = unrecognised.map(
-      (f) => `  ${f.file}: ${f.lines.toLocaleString('en-US')} lines (${formatCounts(f.errors as Record<string, number>)})`,
-    );
-    throw new UsageError(
-      `no line of ${unrecognised.length === 1 ? 'this input' : 'these inputs'} is a record rarecon reads:\n${list.join('\n')}\nrarecon reads ${FORMATS_READ}; no baseline written`,
-    );
-  }
+  if (unrecognised.length > 0) throw new UsageError(unrecognisedMessage(unrecognised, 'no baseline written'));
   if (sightings === 0)
     throw new UsageError('the inputs hold no sightings (no process runs or connections with a sha256): no baseline written');
   const written = builder.write(values.out, { version, builtAtMs });

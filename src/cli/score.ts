@@ -12,18 +12,11 @@ import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode, SourceRecord } from '../model/records.js';
 import type { ScannedLines } from '../model/scanned.js';
-import {
-  FORMATS_READ,
-  isScannedLine,
-  isUnrecognised,
-  readLogFiles,
-  UNRECOGNISED_LINES_TO_GIVE_UP,
-  type FileStats,
-  type ScannedLine,
-} from '../sources/replay/log-reader.js';
+import { isScannedLine, isUnrecognised, readLogFiles, type FileStats, type ScannedLine } from '../sources/replay/log-reader.js';
 import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError, writeLine } from './io.js';
+import { unrecognisedMessage } from './unrecognised-inputs.js';
 import { parseCommand } from './command-spec.js';
 import { SCORE } from './commands.js';
 
@@ -185,6 +178,9 @@ export async function scoreCommand(
     // transaction, which ends before the alerts it raised are written out.
     const ready: Alert[] = [];
     for await (const { items, scanned, file } of logs.scanBatches(scanner)) {
+      // Once a batch (at most five draws a second): a chunk of a Sysmon export may hold no record at all.
+      progress.update(file, records, logs.bytesRead);
+      if (items.length === 0) continue;
       baseline.beginBatch();
       try {
         for (let i = 0; i < items.length; i++) {
@@ -203,10 +199,7 @@ export async function scoreCommand(
           }
           records++;
           if (outcome.kind === 'health') ready.push(outcome.alert);
-          if ((records & 0x3ff) === 0) {
-            for (const a of scorer.takeClosed()) ready.push(a);
-            progress.update(file, records, logs.bytesRead);
-          }
+          if ((records & 0x3ff) === 0) for (const a of scorer.takeClosed()) ready.push(a);
         }
       } finally {
         baseline.endBatch();
@@ -252,7 +245,8 @@ export async function scoreCommand(
   err.write(formatSummary(summary));
   if (values['summary-json'] !== undefined) writeFileSync(values['summary-json'], JSON.stringify(summary, null, 2) + '\n');
   const unrecognised = read.filter(isUnrecognised);
-  if (unrecognised.length > 0) throw new UsageError(unrecognisedMessage(unrecognised));
+  if (unrecognised.length > 0)
+    throw new UsageError(unrecognisedMessage(unrecognised, `nothing in ${unrecognised.length === 1 ? 'it' : 'them'} was scored`));
   return values.strict && errorsTotal > 0 ? 2 : 0;
 }
 
@@ -271,16 +265,6 @@ function inputNotes(files: readonly FileStats[]): string[] {
   return files
     .filter((f) => f.format === null && f.lines === f.blankLines && (f.errors['read-failed'] ?? 0) === 0)
     .map((f) => `${f.file} is empty${f.lines > 0 ? ` (${f.lines} blank line${f.lines === 1 ? '' : 's'})` : ''}: nothing in it to score`);
-}
-
-/** Exit 1: the inputs of which no line is a record of either format, what their lines were, and the formats read. */
-export function unrecognisedMessage(files: readonly FileStats[]): string {
-  const lines = files.map((f) => {
-    const errors = formatCounts(f.errors as Record<string, number>);
-    const cut = f.abandoned === true ? `; not read past its first ${n(f.lines)} lines` : '';
-    return `  ${f.file}: ${n(f.lines)} line${f.lines === 1 ? '' : 's'} (${errors})${cut}`;
-  });
-  return `no line of ${files.length === 1 ? 'this input' : 'these inputs'} is a record rarecon reads:\n${lines.join('\n')}\nrarecon reads ${FORMATS_READ}; a file none of whose first ${n(UNRECOGNISED_LINES_TO_GIVE_UP)} lines is one is not read further`;
 }
 
 /** What would let learning hosts be scored: the flag, setting or file, as it applies to this run. */

@@ -107,6 +107,9 @@ const SYSTEM_BROKERS = ['csrss.exe', 'lsass.exe', 'services.exe', 'wininit.exe',
 
 export const DEFAULT_PROCESS_ACCESS_IGNORE: readonly string[] = Object.freeze([
   ...SYSTEM_BROKERS.flatMap((b) => [`%SystemRoot%\\System32\\${b}`, `%SystemRoot%\\SysWOW64\\${b}`]),
+  // Windows installs the WMI provider host in System32's wbem folder (there is no System32\WmiPrvSE.exe).
+  '%SystemRoot%\\System32\\wbem\\wmiprvse.exe',
+  '%SystemRoot%\\SysWOW64\\wbem\\wmiprvse.exe',
   // Defender's engine: its platform folder (updated engines), and where older Windows installs it.
   '%ProgramData%\\Microsoft\\Windows Defender\\Platform\\*\\MsMpEng.exe',
   '%ProgramFiles%\\Windows Defender\\MsMpEng.exe',

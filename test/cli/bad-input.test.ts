@@ -256,6 +256,19 @@ describe('empty and unusable inputs', () => {
         'lines (binary-data',
       ],
       ['JSON objects of neither format', () => file('other.ndjson', '{"a":1}\n{"b":2}\n'), '2 lines (unknown-format 2)'],
+      [
+        'a Windows export without a Sysmon event (a Security log)',
+        () => {
+          const logon = {
+            SourceName: 'Microsoft-Windows-Security-Auditing',
+            Channel: 'Security',
+            EventID: 4624,
+            Hostname: 'WS1.corp.example',
+          };
+          return file('security.json', `${JSON.stringify(logon)}\n${JSON.stringify({ ...logon, EventID: 4634 })}\n`);
+        },
+        '2 lines (skipped: channel Security 2; no Sysmon event)',
+      ],
       ['the baseline .db itself', () => baseline, 'lines ('],
     ];
     for (const [what, make, detail] of cases) {
@@ -557,7 +570,7 @@ describe('rarecon baseline build with nothing to learn', () => {
     // A file of which no line is a record is named, as in score.
     const r = await rarecon(['baseline', 'build', '--unit', 'host', '--out', out, badOnly]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`rarecon: no line of this input is a record rarecon reads:\n  ${badOnly}: 1 lines (invalid-json 1)\n`);
+    expect(r.stderr).toContain(`rarecon: no line of this input is a record rarecon reads:\n  ${badOnly}: 1 line (invalid-json 1)\n`);
     expect(r.stderr).toContain('no baseline written\n');
     expect(existsSync(out)).toBe(false);
   });

@@ -1,4 +1,4 @@
-// The README's offline example, run as written (its `./rarecon` commands)
+// The README's offline example, run as written (its commands, `./rarecon` being the checkout's script)
 // on a multi-day fleet log: 30 days of a 12-host fleet's logs, gzipped a file a
 // day, then today's log, which holds today's records only. The hosts have been
 // in the fleet's logs for 30 days, so their first run must raise the alerts
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, jsonLines, REPO } from '../support/cli.js';
+import { jsonLines, REPO } from '../support/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rarecon-offline-example-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -41,9 +41,9 @@ function readmeCommands(): string[] {
     .filter((l) => l.startsWith('./rarecon '));
 }
 
-/** Runs one README command in the fleet's folder, `./rarecon` being this build's command. */
+/** Runs one README command in the fleet's folder, `./rarecon` being the checkout's command (the script beside README.md). */
 function sh(command: string): { stdout: string; stderr: string } {
-  const line = command.replace(/^\.\/rarecon /, `"${process.execPath}" "${CLI}" `);
+  const line = command.replace(/^\.\/rarecon /, `"${join(REPO, 'rarecon')}" `);
   try {
     const stdout = execFileSync('sh', ['-c', `${line} 2>stderr.txt`], { cwd: tmp, encoding: 'utf8' });
     return { stdout, stderr: readFileSync(join(tmp, 'stderr.txt'), 'utf8') };

@@ -1,8 +1,13 @@
 // The progress line of `rarecon score` and `rarecon baseline build` on a
 // terminal: percent done and time left when the input's size is known.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { baselineBuildCommand } from '../../src/cli/baseline-build.js';
 import { formatDuration, Progress } from '../../src/cli/io.js';
+import { scoreCommand } from '../../src/cli/score.js';
 
 function terminal(): { stream: Writable & { isTTY: boolean }; text: () => string } {
   const chunks: string[] = [];
@@ -68,5 +73,52 @@ describe('the progress line', () => {
       '1:02:05',
       '1:00',
     ]);
+  });
+});
+
+describe('the progress line of the commands on a Sysmon export', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'rarecon-progress-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  // 12 MiB of registry events (skipped, no record), then one process run: the
+  // line must move with the bytes read, not wait for records that do not come.
+  const log = join(tmp, 'sysmon.json');
+  const registry = JSON.stringify({
+    SourceName: 'Microsoft-Windows-Sysmon',
+    EventID: 13,
+    Hostname: 'WS1.corp.example',
+    UtcTime: '2024-05-01 10:00:00.000',
+    TargetObject: 'HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\' + 'x'.repeat(200),
+  });
+  const run = JSON.stringify({
+    SourceName: 'Microsoft-Windows-Sysmon',
+    EventID: 1,
+    Hostname: 'WS1.corp.example',
+    UtcTime: '2024-05-01 10:00:01.000',
+    ProcessGuid: '{aaaa0000-0000-0000-0000-000000000001}',
+    Image: 'C:\\Windows\\notepad.exe',
+    Hashes: `SHA256=${'ab'.repeat(32)}`,
+  });
+  writeFileSync(log, `${registry}\n`.repeat(Math.ceil((12 * MiB) / (registry.length + 1))) + `${run}\n`);
+  const drawn = (text: string): string[] => text.split('\r\x1b[K').filter((l) => l.startsWith('[1/1] '));
+
+  it('baseline build draws percent done and time left before any record was read', async () => {
+    const t = terminal();
+    expect(
+      await baselineBuildCommand(
+        ['--unit', 'host', '--out', join(tmp, 'base.db'), log],
+        new Writable({ write: (_c, _e, done) => done() }),
+        t.stream,
+      ),
+    ).toBe(0);
+    const first = drawn(t.text())[0];
+    expect(first).toMatch(/^\[1\/1\] .*sysmon\.json {2}\d+%(, \d+:\d\d left)? {2}0 records {2}0\/s$/);
+  });
+
+  it('score draws it too', async () => {
+    const t = terminal();
+    const out = new Writable({ write: (_c, _e, done) => done() });
+    expect(await scoreCommand(['--baseline', join(tmp, 'base.db'), log], out, t.stream)).toBe(0);
+    expect(drawn(t.text())[0]).toMatch(/^\[1\/1\] .*sysmon\.json {2}\d+%(, \d+:\d\d left)? {2}0 records {2}0\/s$/);
+    expect(t.text()).toContain('rarecon score: ');
   });
 });

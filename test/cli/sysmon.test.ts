@@ -159,6 +159,16 @@ describe('the empire dataset (DCOM ShellWindows stager)', () => {
     );
     expect(r.stderr).toContain('  errors: 0 (none)\n');
     expect(r.code).toBe(0);
+    // WORKSTATION5 is in both, the covenant day a month after the empire one: read newest first,
+    // the older file is still joined in its own time order, so every connection is judged as alone.
+    const reasons = (stderr: string): Record<string, number> => {
+      const line = /^ {2}not eligible: (.*)$/m.exec(stderr)?.[1] ?? '';
+      return Object.fromEntries(line.split(', ').map((p) => [p.replace(/ [\d,]+$/, ''), Number(p.replace(/^.* /, ''))]));
+    };
+    const alone = [await rarecon(['score', '--baseline', baseline, COVENANT]), await rarecon(['score', '--baseline', baseline, EMPIRE])];
+    const summed: Record<string, number> = {};
+    for (const one of alone) for (const [k, v] of Object.entries(reasons(one.stderr))) summed[k] = (summed[k] ?? 0) + v;
+    expect(reasons(r.stderr)).toEqual(summed);
   });
 });
 

@@ -37,6 +37,26 @@ const BAD_TIMES: Array<[number, unknown]> = [
   [11, '0001-01-01T00:00:00Z'],
 ];
 
+/** A Sysmon Event 3 with these time fields. */
+function event3(time: Record<string, string>): string {
+  return JSON.stringify({
+    SourceName: 'Microsoft-Windows-Sysmon',
+    EventID: 3,
+    Hostname: 'ws1.example.local',
+    ...time,
+    ProcessGuid: '{1}',
+    ProcessId: '10',
+    Image: 'C:\\x.exe',
+    Protocol: 'tcp',
+    Initiated: 'true',
+    DestinationIp: '203.0.113.10',
+    DestinationPort: '443',
+  });
+}
+
+/** With a good `@timestamp` beside the `UtcTime`, which must not stand in for it. */
+const utcEvent3 = (utc: string): string => event3({ UtcTime: utc, '@timestamp': '2026-10-01T10:00:00.000Z' });
+
 const ndjson = join(tmp, 'times.jsonl');
 const sysmon = join(tmp, 'times-sysmon.json');
 
@@ -47,24 +67,9 @@ beforeAll(() => {
   // The last instant of 9999 is a time like any other.
   lines.push(conn(253402300799999));
   writeFileSync(ndjson, lines.join('\n') + '\n');
-  const event3 = (utc: string): string =>
-    JSON.stringify({
-      SourceName: 'Microsoft-Windows-Sysmon',
-      EventID: 3,
-      Hostname: 'ws1.example.local',
-      UtcTime: utc,
-      '@timestamp': '2026-10-01T10:00:00.000Z',
-      ProcessGuid: '{1}',
-      ProcessId: '10',
-      Image: 'C:\\x.exe',
-      Protocol: 'tcp',
-      Initiated: 'true',
-      DestinationIp: '203.0.113.10',
-      DestinationPort: '443',
-    });
   writeFileSync(
     sysmon,
-    [event3('2026-10-01 10:00:00.000'), event3('1601-01-01 00:00:00.000'), event3('2026-13-45 10:00:00.000')].join('\n') + '\n',
+    [utcEvent3('2026-10-01 10:00:00.000'), utcEvent3('1601-01-01 00:00:00.000'), utcEvent3('2026-13-45 10:00:00.000')].join('\n') + '\n',
   );
 });
 
@@ -117,5 +122,42 @@ describe('an out-of-range time is a bad-value line', () => {
       `${sysmon}:2: bad-value: Sysmon event 3: UtcTime "1601-01-01 00:00:00.000" is not a time of the years 1970-9999`,
     );
     expect(r.stderr).toMatch(/\(1 connection/);
+  });
+
+  it('so is a date that is not on the calendar (30 February, 29 February of 2026, 31 April, hour 24), in every reader', async () => {
+    const f = join(tmp, 'calendar.jsonl');
+    const off = [
+      '2026-02-30T10:00:00Z',
+      '2026-02-29T10:00:00Z',
+      '2026-04-31T10:00:00Z',
+      '2026-10-01T24:00:00Z',
+      '2026-10-01 24:00:00+02:00',
+    ];
+    // 29 February of a leap year is a day like any other.
+    writeFileSync(f, [conn(T), conn(T + 1000), conn(T + 2000), ...off.map((t) => conn(t)), conn('2024-02-29T10:00:00Z')].join('\n') + '\n');
+    const base = join(tmp, 'base.db');
+    for (const reader of [[], ['--js-reader']]) {
+      const r = await rarecon(['score', '--baseline', base, ...reader, f]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(badValueLines(r.stderr, f), reader.join(' ')).toEqual([4, 5, 6, 7, 8]);
+      expect(r.stderr).toContain(
+        `${f}:4: bad-value: field "time" must be an RFC 3339 time or epoch milliseconds of the years 1970-9999, got "2026-02-30T10:00:00Z"`,
+      );
+      expect(r.stderr).toMatch(/\(4 connections/);
+    }
+    const b = await rarecon(['baseline', 'build', '--unit', 'host', '--out', join(tmp, 'b3.db'), f]);
+    expect(badValueLines(b.stderr, f)).toEqual([4, 5, 6, 7, 8]);
+    // The Sysmon reader's UtcTime, and the @timestamp of an event without one.
+    const sys = join(tmp, 'calendar-sysmon.json');
+    writeFileSync(
+      sys,
+      [
+        event3({ UtcTime: '2026-10-01 10:00:00.000' }),
+        event3({ UtcTime: '2026-02-30 10:00:00.000' }),
+        event3({ '@timestamp': '2026-02-30T10:00:00.000Z' }),
+      ].join('\n') + '\n',
+    );
+    const r = await rarecon(['score', '--baseline', base, sys]);
+    expect(badValueLines(r.stderr, sys)).toEqual([2, 3]);
   });
 });

@@ -32,8 +32,22 @@ const DIGITS = /^\d{1,16}$/;
  */
 export function timeFromString(v: string): number {
   const s = v.trim();
-  const ms = DIGITS.test(s) ? Number(s) : RFC3339.test(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
+  const ms = DIGITS.test(s) ? Number(s) : RFC3339.test(s) && onCalendar(s) ? Date.parse(s.toUpperCase().replace(' ', 'T')) : NaN;
   return isEventTimeMs(ms) ? ms : NaN;
+}
+
+/**
+ * Whether an RFC3339-shaped string names a day of its month and an hour of
+ * 00-23: Date.parse rolls 2026-02-30 over to 2 March and 24:00 to the next day.
+ */
+function onCalendar(s: string): boolean {
+  const two = (i: number): number => (s.charCodeAt(i) - 48) * 10 + s.charCodeAt(i + 1) - 48;
+  const year = two(0) * 100 + two(2);
+  const month = two(5);
+  const day = two(8);
+  if (two(11) > 23 || month < 1 || month > 12 || day < 1) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 ? (leap ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31);
 }
 
 /** Epoch milliseconds as a JSON number gives them, rounded; NaN outside the years 1970-9999 (1e21, 8640000000000001). */

@@ -53,7 +53,10 @@ export interface LogReaderOptions extends ReadLinesOptions {
  */
 export interface FileStats extends LineTally {
   file: string;
-  /** Null until a line was recognised (an empty or unreadable file stays null). */
+  /**
+   * Null until a line was recognised (an empty or unreadable file stays null);
+   * 'sysmon' from the first exported Windows event, of any channel.
+   */
   format: LogFormat | null;
   lines: number;
   blankLines: number;
@@ -66,9 +69,13 @@ export interface FileStats extends LineTally {
   abandoned?: true;
 }
 
-/** A file that held lines, none of them a record of either format (not blank only, not empty). */
+/**
+ * A file that held lines, none of them a record of either format (not blank
+ * only, not empty): also a Windows export none of whose events is a Sysmon
+ * event (a Security log alone), since no line of it is Sysmon JSON.
+ */
 export function isUnrecognised(f: FileStats): boolean {
-  return f.format === null && f.lines > f.blankLines;
+  return f.lines > f.blankLines && (f.format === null || (f.format === 'sysmon' && f.sysmonEvents === 0));
 }
 
 export interface LogReaderStats {
@@ -118,6 +125,7 @@ function newFileStats(file: string): FileStats {
     records: { connection: 0, dns: 0, process: 0 },
     joined: {},
     skipped: {},
+    sysmonEvents: 0,
     errors: {},
   };
 }
@@ -174,7 +182,7 @@ export class LogReader implements AsyncIterable<ReaderItem> {
     };
   }
 
-  /** Batches of items (one a chunk read), for callers that want to spare an await per item. */
+  /** Batches of items (one a chunk read; empty for a chunk of no record), for callers that want to spare an await per item. */
   async *batches(): AsyncGenerator<ReaderItem[], void, undefined> {
     // Without a scanner no item is a scanned line.
     for await (const b of this.scanBatches(null)) yield b.items as ReaderItem[];
@@ -258,7 +266,9 @@ export class LogReader implements AsyncIterable<ReaderItem> {
           }
         }
       }
-      if (out.length > 0) yield { items: out, scanned: null, file };
+      // A chunk that became no record (a Sysmon export is mostly joined and skipped lines) still
+      // hands control back once, so the caller's progress line moves with the bytes read.
+      if (out.length > 0 || lines.length > 0) yield { items: out, scanned: null, file };
     }
   }
 

@@ -53,7 +53,8 @@ export class RoutineAccess {
     let v = this.verdicts.get(sourceImage);
     if (v === undefined) {
       const p = normaliseWindowsPath(sourceImage);
-      v = this.patterns.some((re) => re.test(p));
+      // `Platform\..\x.exe` would pass for `Platform\*\x.exe`: a path with . or .. components is never routine.
+      v = !/(?:^|\\)\.{1,2}(?:\\|$)/.test(p) && this.patterns.some((re) => re.test(p));
       if (this.verdicts.size < 10_000) this.verdicts.set(sourceImage, v);
     }
     return v;

@@ -76,6 +76,8 @@ interface HostQueue<T> {
 export interface ReorderStats {
   /** Items that arrived after later items of their host had been released. */
   lateTotal: number;
+  /** Times a host's items started over much earlier (another stretch of its log, e.g. an older rotated file read after a newer one). */
+  rewindTotal: number;
   /** Items released early because a host's buffer was full. */
   overflowTotal: number;
 }
@@ -83,11 +85,18 @@ export interface ReorderStats {
 export class ReorderBuffer<T> {
   private readonly hosts = new Map<string, HostQueue<T>>();
   private seq = 0;
-  private readonly counts: ReorderStats = { lateTotal: 0, overflowTotal: 0 };
+  private readonly counts: ReorderStats = { lateTotal: 0, overflowTotal: 0, rewindTotal: 0 };
 
+  /**
+   * `rewindMs`: an item older than the window's start (its host's latest
+   * time less `windowMs`) by more than this is not a straggler but the start
+   * of another stretch of that host's log: what is held goes out and sorting
+   * starts over from it.
+   */
   constructor(
     private readonly windowMs: number,
     private readonly maxPerHost: number,
+    private readonly rewindMs: number = Infinity,
   ) {}
 
   /**
@@ -100,7 +109,13 @@ export class ReorderBuffer<T> {
       q = { heap: new TimeHeap<T>(), watermarkMs: timeMs, releasedMs: -Infinity };
       this.hosts.set(hostKey, q);
     }
-    if (timeMs < q.releasedMs) {
+    if (timeMs < q.watermarkMs - this.windowMs - this.rewindMs) {
+      // Files given newest first: the older one is sorted in its own right rather than passed on unsorted.
+      this.counts.rewindTotal++;
+      this.release(q, Infinity, out);
+      q.watermarkMs = timeMs;
+      q.releasedMs = -Infinity;
+    } else if (timeMs < q.releasedMs) {
       // Too late to sort in: pass it on now rather than drop it.
       this.counts.lateTotal++;
       out.push(item);

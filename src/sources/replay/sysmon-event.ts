@@ -195,23 +195,33 @@ export function classifyWindowsEvent(o: JsonObject): Classified {
 /**
  * Host ids: the computer name as written, fully qualified when the log gives
  * it (DETECTION.md section 5), so `WS5.theshire.local` and `WS5.mordor.local`
- * are two hosts. Exporters write some events with the short name only
- * (`WS5`): such a name is the host of that name's one fully qualified form
- * seen so far, and stays its own host when none was seen or several were.
+ * are two hosts. Computer names are case-insensitive: a name is written as it
+ * was first seen (`ws5.THESHIRE.local` is `WS5.theshire.local` once that was
+ * seen). Exporters write some events with the short name only (`WS5`): such a
+ * name is the host of that name's one fully qualified form seen so far, and
+ * stays its own host when none was seen or several were.
  */
 export class HostIds {
   /** Lower-cased first label -> the qualified name seen with it, or null once two different ones were. */
   private readonly qualified = new Map<string, string | null>();
+  /** Lower-cased name -> its first spelling. */
+  private readonly spelling = new Map<string, string>();
 
   of(hostname: string): string {
-    const name = hostname.trim();
-    const dot = name.indexOf('.');
-    const label = (dot === -1 ? name : name.slice(0, dot)).toLowerCase();
+    const written = hostname.trim();
+    const lower = written.toLowerCase();
+    let name = this.spelling.get(lower);
+    if (name === undefined) {
+      name = written;
+      if (this.spelling.size < 100_000) this.spelling.set(lower, name);
+    }
+    const dot = lower.indexOf('.');
+    const label = dot === -1 ? lower : lower.slice(0, dot);
     if (dot !== -1) {
       const seen = this.qualified.get(label);
       if (seen === undefined) {
         if (this.qualified.size < 100_000) this.qualified.set(label, name);
-      } else if (seen !== null && seen.toLowerCase() !== name.toLowerCase()) {
+      } else if (seen !== null && seen !== name) {
         this.qualified.set(label, null);
       }
       return name;

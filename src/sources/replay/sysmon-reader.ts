@@ -22,7 +22,7 @@ import { DEFAULT_PROCESS_ACCESS_IGNORE, type DetectConfig } from '../../config/d
 import { normaliseIp } from '../../model/address.js';
 import { DEFAULT_ORG } from './ndjson-reader.js';
 import { ReorderBuffer } from './reorder-buffer.js';
-import { RoutineAccess } from './process-access.js';
+import { normaliseWindowsPath, RoutineAccess } from './process-access.js';
 import {
   basename,
   classifyWindowsEvent,
@@ -39,6 +39,12 @@ export interface SysmonReaderOptions {
   org: string;
   /** How far out of order (event time, per host) events may arrive and still be joined in order. */
   reorderWindowMs: number;
+  /**
+   * An event this much older than what its host already left the window with
+   * starts another stretch of that host's log (rotated files given newest
+   * first), sorted in its own right; a less late one is passed on unsorted.
+   */
+  rewindMs: number;
   /**
    * An Event 22 may be stamped a little after the connection it served (seen:
    * 8 ms); answers this much newer than a connection still name it.
@@ -72,6 +78,7 @@ export interface SysmonReaderOptions {
 export const DEFAULT_SYSMON_OPTIONS: Readonly<SysmonReaderOptions> = Object.freeze({
   org: DEFAULT_ORG,
   reorderWindowMs: 10_000,
+  rewindMs: 60_000,
   dnsLeadMs: 1_000,
   processAccessIgnore: DEFAULT_PROCESS_ACCESS_IGNORE,
   processAccessParentMs: 5_000,
@@ -97,6 +104,8 @@ export interface LineTally {
   joined: Record<string, number>;
   /** Lines that make no record: other channels, Sysmon events rarecon does not use, DNS queries without an address. */
   skipped: Record<string, number>;
+  /** Lines that are Sysmon events, whatever became of them: a Windows export with none holds nothing rarecon reads. */
+  sysmonEvents: number;
 }
 
 function tally(into: Record<string, number>, reason: string): void {
@@ -130,6 +139,8 @@ export interface SysmonStats {
   hashedProcesses: number;
   /** Events that arrived later than the reorder window allows; passed on unsorted. */
   lateEvents: number;
+  /** Times a host's events started over much earlier (an older file after a newer one) and were sorted anew. */
+  rewinds: number;
   reorderOverflows: number;
   errors: number;
 }
@@ -239,7 +250,11 @@ export class SysmonReader {
     this.routine = new RoutineAccess(this.opts.processAccessIgnore);
     // Connections wait for the indicators stamped up to injectionLeadMs after them; everything
     // else waits as long, so the records of a host still leave in time order.
-    this.reorder = new ReorderBuffer<Pending>(this.opts.reorderWindowMs + this.opts.injectionLeadMs, this.opts.maxBufferedPerHost);
+    this.reorder = new ReorderBuffer<Pending>(
+      this.opts.reorderWindowMs + this.opts.injectionLeadMs,
+      this.opts.maxBufferedPerHost,
+      this.opts.rewindMs,
+    );
   }
 
   /** The channel names as first written, by lower-cased name ("Security" and "security" are one). */
@@ -275,6 +290,7 @@ export class SysmonReader {
       return NO_ITEMS;
     }
     const ev = c.event;
+    if (lines !== null) lines.sysmonEvents++;
     this.byEventId.set(ev.eventId, (this.byEventId.get(ev.eventId) ?? 0) + 1);
     if (!USED_EVENTS.has(ev.eventId)) {
       this.counts.unusedSysmonEvents++;
@@ -370,6 +386,7 @@ export class SysmonReader {
       injectedProcesses: this.injected.size,
       hashedProcesses: this.hashed.size,
       lateEvents: r.lateTotal,
+      rewinds: r.rewindTotal,
       reorderOverflows: r.overflowTotal,
     };
   }
@@ -437,7 +454,7 @@ export class SysmonReader {
     if (loaded === null) return;
     const image = known(f.get('image'));
     const s = this.state(hostKey, guid);
-    if (image !== null && loaded.toLowerCase() === image.toLowerCase()) {
+    if (image !== null && normaliseWindowsPath(loaded) === normaliseWindowsPath(image)) {
       // The executable's own mapping: its signature, and its hash if Event 1 was missed.
       s.signer = signerOf(f);
       s.image ??= image;

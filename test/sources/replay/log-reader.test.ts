@@ -42,6 +42,7 @@ describe('readLogFile on rarecon NDJSON', () => {
         records: { connection: 2, dns: 1, process: 2 },
         joined: {},
         skipped: {},
+        sysmonEvents: 0,
         errors: {},
       },
     ]);

@@ -97,13 +97,18 @@ const BROKERS = ['csrss.exe', 'lsass.exe', 'services.exe', 'wininit.exe', 'smss.
 describe('Event 10 (ProcessAccess): routine access is not injection', () => {
   for (const broker of BROKERS) {
     it(`${broker} from System32 or SysWOW64 is routine; the same name in another folder counts`, () => {
-      for (const folder of ['C:\\Windows\\System32', 'c:\\windows\\SysWOW64', 'D:\\WINDOWS\\system32']) {
+      // WmiPrvSE.exe lives in System32\wbem: routine there too.
+      const wbem = broker === 'wmiprvse.exe' ? ['C:\\Windows\\System32\\wbem', 'C:\\Windows\\SysWOW64\\wbem'] : [];
+      for (const folder of ['C:\\Windows\\System32', 'c:\\windows\\SysWOW64', 'D:\\WINDOWS\\system32', ...wbem]) {
         expect(injectionOf([create(), access(60_000, `${folder}\\${broker}`), connect(61_000)]), folder).toEqual({
           injected: false,
           indicators: [],
         });
       }
-      for (const lookAlike of [`C:\\Users\\Public\\${broker}`, `C:\\Windows\\Temp\\${broker}`, `C:\\Windows\\System32\\Tasks\\${broker}`]) {
+      const lookAlikes = [`C:\\Users\\Public\\${broker}`, `C:\\Windows\\Temp\\${broker}`, `C:\\Windows\\System32\\Tasks\\${broker}`];
+      // A path that climbs out of System32 is not in it.
+      lookAlikes.push(`C:\\Windows\\System32\\..\\..\\Users\\Public\\${broker}`, `C:\\Windows\\System32\\wbem\\..\\..\\Temp\\${broker}`);
+      for (const lookAlike of lookAlikes) {
         expect(injectionOf([create(), access(60_000, lookAlike), connect(61_000)]), lookAlike).toEqual({
           injected: true,
           indicators: [`sysmon-process-access:${broker}:0x1fffff`],
@@ -129,6 +134,9 @@ describe('Event 10 (ProcessAccess): routine access is not injection', () => {
     expect(
       injectionOf([create(), access(60_000, 'C:\\Users\\bob\\AppData\\Local\\Temp\\MsMpEng.exe'), connect(61_000)]).indicators,
     ).toEqual(['sysmon-process-access:MsMpEng.exe:0x1fffff']);
+    // A platform folder named `..` is no platform folder.
+    const climbing = 'C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\..\\MsMpEng.exe';
+    expect(injectionOf([create(), access(60_000, climbing), connect(61_000)]).injected).toBe(true);
   });
 
   it('an access without PROCESS_CREATE_THREAD (0x2) or PROCESS_VM_WRITE (0x20) is no indicator; one with either is', () => {
@@ -275,6 +283,9 @@ describe("the process's identity", () => {
     expect(connections[0]?.process).toMatchObject({ sha256: SHA, signer: { status: 'valid', vendor: 'Contoso Ltd' } });
     expect(stats.hashedProcesses).toBe(1);
     expect(run([dllLoad, connect(0)]).connections[0]?.process.sha256).toBeNull();
+    // The same file written with the NT prefix or forward slashes is the image itself.
+    const ntPath = { ...ownLoad, ImageLoaded: '\\\\?\\C:/Program Files/App/app.exe' };
+    expect(run([ntPath, connect(0)]).connections[0]?.process.sha256).toBe(SHA);
   });
 
   it('two hosts with the same short name in two domains are two hosts', () => {
@@ -312,8 +323,8 @@ describe('reverse-DNS names', () => {
   });
 });
 
-describe('short computer names', () => {
-  it('take the one qualified name seen with them; two qualified names leave a short one its own host', () => {
+describe('computer names', () => {
+  it('a short one takes the one qualified name seen with it; two qualified names leave it its own host; case does not matter', () => {
     const ids = (names: string[]) =>
       run(names.map((n, i) => connect(i * 1_000, {}, n)))
         .connections.sort((a, b) => (a.origin?.line ?? 0) - (b.origin?.line ?? 0))
@@ -321,5 +332,31 @@ describe('short computer names', () => {
     expect(ids(['WS5.theshire.local', 'WS5', 'ws5'])).toEqual(['WS5.theshire.local', 'WS5.theshire.local', 'WS5.theshire.local']);
     // Before any qualified name, and once the short name is ambiguous, it is a host of its own.
     expect(ids(['WS5', 'WS5.theshire.local', 'WS5.mordor.local', 'WS5'])).toEqual(['WS5', 'WS5.theshire.local', 'WS5.mordor.local', 'WS5']);
+    // Computer names are case-insensitive: a name is the host first written so, whatever its case.
+    expect(ids(['WS5.theshire.local', 'ws5.THESHIRE.local', 'Ws5'])).toEqual([
+      'WS5.theshire.local',
+      'WS5.theshire.local',
+      'WS5.theshire.local',
+    ]);
+    expect(ids(['ws7', 'WS7'])).toEqual(['ws7', 'ws7']);
+  });
+});
+
+describe('rotated logs given newest first', () => {
+  it("an older stretch of a host's log is joined in its own time order: its late-logged DNS answer and Event 8 count", () => {
+    const HOUR = 3_600_000;
+    const newer = [create(2 * HOUR, { ProcessGuid: PARENT, ParentProcessGuid: '{0}' }), connect(2 * HOUR + 1_000, { ProcessGuid: PARENT })];
+    // The older file: the connection is logged before the DNS answer stamped before it and the CreateRemoteThread stamped 9 s after it.
+    const dns = nx(22, 19_500, { ProcessGuid: CHILD, QueryName: 'update.example.org', QueryResults: '::ffff:203.0.113.7;' });
+    const older = [create(0), connect(20_000), dns, remoteThread(29_000)];
+    const { connections, stats } = run([...newer, ...older]);
+    const old = connections.find((c) => c.timeMs === T0 + 20_000);
+    expect(old?.remote.hostname).toBe('update.example.org');
+    expect(old?.process.injection.indicators).toEqual(['sysmon-create-remote-thread:iexplore.exe']);
+    expect(stats).toMatchObject({ rewinds: 1, lateEvents: 0 });
+    // Read oldest first, the same facts.
+    const inOrder = run([...older, ...newer]).connections.find((c) => c.timeMs === T0 + 20_000);
+    expect(inOrder?.remote.hostname).toBe('update.example.org');
+    expect(inOrder?.process.injection.injected).toBe(true);
   });
 });
