@@ -34,13 +34,16 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
     });
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (enc === 'identity' && Number.isFinite(declared) && declared > maxBytes) {
-    req.resume();
+    discardBody(req, maxBytes);
     return Promise.resolve({ ok: false, status: 413, code: 'too-large', error: `the body is ${declared} bytes, the limit is ${maxBytes}` });
   }
   let reserved = 0;
   if (reservation !== undefined && Number.isFinite(declared) && declared > 0) {
     const first = Math.min(declared, maxBytes);
-    if (!reservation.grow(first)) return Promise.resolve(overBudget());
+    if (!reservation.grow(first)) {
+      discardBody(req, maxBytes);
+      return Promise.resolve(overBudget());
+    }
     reserved = first;
   }
   const source: Readable = enc === 'gzip' ? req.pipe(createGunzip()) : req;
@@ -59,7 +62,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
       if (size > maxBytes) {
         finish({ ok: false, status: 413, code: 'too-large', error: `the body is larger than the limit of ${maxBytes} bytes` });
         source.destroy();
-        req.resume();
+        discardBody(req, maxBytes);
         return;
       }
       if (reservation !== undefined && size > reserved) {
@@ -68,7 +71,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
           chunks.length = 0;
           finish(overBudget());
           source.destroy();
-          req.resume();
+          discardBody(req, maxBytes);
           return;
         }
         reserved += more;
@@ -79,6 +82,22 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
     source.on('error', (e) => finish({ ok: false, status: 400, code: 'bad-body', error: `the body could not be read: ${e.message}` }));
     req.on('aborted', () => finish({ ok: false, status: 400, code: 'aborted', error: 'the client went away mid-body' }));
   });
+}
+
+/**
+ * Reads the rest of a refused body without keeping it, so the client gets its
+ * answer cleanly (a socket closed under a client still sending loses the
+ * answer to a reset); a client sending on past the size limit is cut off.
+ */
+function discardBody(req: IncomingMessage, maxBytes: number): void {
+  let n = 0;
+  req.unpipe();
+  req.removeAllListeners('data');
+  req.on('data', (c: Buffer) => {
+    n += c.length;
+    if (n > maxBytes) req.socket.destroy();
+  });
+  req.resume();
 }
 
 export type JsonResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413 | 415 | 503; code: string; error: string };

@@ -7,7 +7,7 @@ import type { LogFn } from '../common/log.js';
 import { DAY_MS } from '../model/baseline.js';
 import { PRODUCT_VERSION } from '../model/product.js';
 import type { ServerConfig } from '../config/defaults.js';
-import type { HostRow, ServerStore } from './store.js';
+import type { AlertsStored, HostRow, ServerStore } from './store.js';
 import type { CredentialPolicy } from './security-rules.js';
 import type { RequestLimits, RouteClass, Take } from './rate-limit.js';
 import type { MemoryBudget, Reservation } from './memory-budget.js';
@@ -25,6 +25,8 @@ export interface RouteContext {
   credentialPolicy: CredentialPolicy;
   limits: RequestLimits;
   budget: MemoryBudget;
+  /** Alerts taken since start: new, updated (a later count), redelivered (the very body already held). */
+  alertTotals: AlertsStored;
   /** The pin endpoints check (`sha256:<hex>` of the certificate); null over plain HTTP. */
   certSha256: string | null;
   publication: PublicationReader;
@@ -391,7 +393,11 @@ async function storeAlerts(c: Call): Promise<void> {
   if (body === null) return;
   const a = parseAlertsBody(body, limits.maxAlertsPerBatch);
   if (!a.ok) return refuseBatch(c, a.status, a.error);
-  sendJson(c.req, c.res, 200, ctx.intake.storeAlerts(host, a.alerts, ctx.now()));
+  const stored = ctx.intake.storeAlerts(host, a.alerts, ctx.now());
+  ctx.alertTotals.stored += stored.stored;
+  ctx.alertTotals.updated += stored.updated;
+  ctx.alertTotals.duplicates += stored.duplicates;
+  sendJson(c.req, c.res, 200, stored);
 }
 
 function listAlerts(c: Call): void {
@@ -431,6 +437,7 @@ function adminStats(c: Call): void {
   sendJson(c.req, c.res, 200, {
     rateLimited: ctx.limits.refused,
     memoryBudget: ctx.budget.figures(),
+    alertsSinceStart: ctx.alertTotals,
     rssBytes: process.memoryUsage.rss(),
     intake: ctx.intake.stats(),
   });
