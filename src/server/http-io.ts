@@ -34,16 +34,13 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
     });
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (enc === 'identity' && Number.isFinite(declared) && declared > maxBytes) {
-    discardBody(req, maxBytes);
+    void discardBody(req, declared);
     return Promise.resolve({ ok: false, status: 413, code: 'too-large', error: `the body is ${declared} bytes, the limit is ${maxBytes}` });
   }
   let reserved = 0;
   if (reservation !== undefined && Number.isFinite(declared) && declared > 0) {
     const first = Math.min(declared, maxBytes);
-    if (!reservation.grow(first)) {
-      discardBody(req, maxBytes);
-      return Promise.resolve(overBudget());
-    }
+    if (!reservation.grow(first)) return discardBody(req, maxBytes).then(overBudget);
     reserved = first;
   }
   const source: Readable = enc === 'gzip' ? req.pipe(createGunzip()) : req;
@@ -60,18 +57,20 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
       if (done) return;
       size += c.length;
       if (size > maxBytes) {
-        finish({ ok: false, status: 413, code: 'too-large', error: `the body is larger than the limit of ${maxBytes} bytes` });
+        done = true;
         source.destroy();
-        discardBody(req, maxBytes);
+        void discardBody(req, Number.isFinite(declared) ? declared : maxBytes).then(() =>
+          resolve({ ok: false, status: 413, code: 'too-large', error: `the body is larger than the limit of ${maxBytes} bytes` }),
+        );
         return;
       }
       if (reservation !== undefined && size > reserved) {
         const more = Math.min(Math.max(size - reserved, RESERVE_STEP_BYTES), maxBytes - reserved);
         if (!reservation.grow(more)) {
           chunks.length = 0;
-          finish(overBudget());
+          done = true;
           source.destroy();
-          discardBody(req, maxBytes);
+          void discardBody(req, Number.isFinite(declared) ? declared : maxBytes).then(() => resolve(overBudget()));
           return;
         }
         reserved += more;
@@ -85,19 +84,24 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
 }
 
 /**
- * Reads the rest of a refused body without keeping it, so the client gets its
- * answer cleanly (a socket closed under a client still sending loses the
- * answer to a reset); a client sending on past the size limit is cut off.
+ * Reads the rest of a refused body without keeping it; done once it has all
+ * come (or the client went away). The refusal is answered then: over TLS, an
+ * answer sent while the client is still sending is lost to its write error.
+ * A client sending on past `capBytes` is cut off.
  */
-function discardBody(req: IncomingMessage, maxBytes: number): void {
-  let n = 0;
-  req.unpipe();
-  req.removeAllListeners('data');
-  req.on('data', (c: Buffer) => {
-    n += c.length;
-    if (n > maxBytes) req.socket.destroy();
+function discardBody(req: IncomingMessage, capBytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    let n = 0;
+    req.unpipe();
+    req.removeAllListeners('data');
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > capBytes) req.socket.destroy();
+    });
+    req.once('end', () => resolve());
+    req.once('close', () => resolve());
+    req.resume();
   });
-  req.resume();
 }
 
 export type JsonResult = { ok: true; value: unknown } | { ok: false; status: 400 | 413 | 415 | 503; code: string; error: string };

@@ -146,8 +146,7 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
 
 function fail(c: Call, status: number, code: string, message: string): void {
   if (status === 503 && code === 'busy') {
-    // Over the memory budget: the connection is closed rather than its body read on.
-    c.res.setHeader('connection', 'close');
+    // Over the memory budget; the rest of the body is read and dropped (http-io.ts), so the client hears why.
     return sendError(c.req, c.res, status, code, message, { 'retry-after': String(BUSY_RETRY_AFTER_S) });
   }
   sendError(c.req, c.res, status, code, message);
