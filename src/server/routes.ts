@@ -37,6 +37,8 @@ export interface RouteContext {
   startedMs: number;
   building: () => boolean;
   buildNow: () => Promise<AggregateResult>;
+  /** A build that starts after the one running (if any): it sees every upload answered so far. */
+  buildFresh: () => Promise<AggregateResult>;
   /** Signed bodies of the current version, by request; cleared when a version is published. */
   signedCache: Map<string, Buffer>;
 }
@@ -414,7 +416,7 @@ function listAlerts(c: Call): void {
 
 async function adminBuild(c: Call): Promise<void> {
   if (!adminAuth(c)) return;
-  const r = await c.ctx.buildNow();
+  const r = await c.ctx.buildFresh();
   if (!r.ok) return fail(c, 500, 'build-failed', r.error);
   sendJson(c.req, c.res, 200, { version: r.version, meta: r.meta, figures: r.figures });
 }

@@ -151,6 +151,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
     startedMs: now(),
     building: () => running !== null,
     buildNow,
+    // A build already running may have read the window before the uploads the admin is waiting for.
+    buildFresh: (): Promise<AggregateResult> => (running === null ? buildNow() : running.then(() => buildNow())),
     signedCache,
   };
 
