@@ -6,7 +6,7 @@
 //   replay    log reading and parsing (issue 2)
 //   capture   eBPF capture rate and loss point (issue 3; root)
 //   daemon    daemon idle cost, load, connect-to-alert latency (issue 3; root)
-//   server    baseline server intake, aggregation, endpoint cache (issue 4)
+//   server    baseline server intake, aggregation, endpoint cache (issue 4); under attack: memory, rate limits (issue 15)
 //   outbox    durable enqueue and drain to HTTP (issue 5)
 const benches: Record<string, () => Promise<void>> = {
   score: async () => (await import('./score.js')).benchScore({ combos: 10_000_000, events: 1_000_000 }),
@@ -18,7 +18,10 @@ const benches: Record<string, () => Promise<void>> = {
     const m = (await import('./daemon.js' as string)) as { benchDaemon: () => Promise<void> };
     await m.benchDaemon();
   },
-  server: async () => (await import('./server-aggregate.js')).benchServer(),
+  server: async () => {
+    await (await import('./server-aggregate.js')).benchServer();
+    await (await import('./server-hostile.js')).benchServerHostile();
+  },
   outbox: async () => (await import('./outbox.js')).benchOutbox(),
 };
 

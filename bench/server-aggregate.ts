@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_FLEET, simulateFleet, shaOf, tokensFromStateDir } from './fleet-sim.js';
 import { BucketCache } from '../src/sync/bucket-cache.js';
 import { SyncClient } from '../src/sync/sync-client.js';
-import { DEFAULT_SYNC } from '../src/config/defaults.js';
+import { DEFAULT_SERVER, DEFAULT_SYNC } from '../src/config/defaults.js';
 import { generateSigningKey, signContent, verifySigned } from '../src/baseline/signature.js';
 import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
 import { DEFAULT_POLICY } from '../src/model/root-domain.js';
@@ -61,6 +61,9 @@ function httpJson(url: string, method: string, token: string | null): Promise<{ 
 
 function startServerChild(stateDir: string): Promise<{ child: ChildProcess; url: string; adminToken: string; publicKey: string }> {
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'server-child.js');
+  // A whole fleet behind one loopback address: no per-address limits here, and plain HTTP so the intake
+  // figures stay comparable (TLS, the limits and the memory budget are measured by server-hostile.ts).
+  const off = { perMinute: 0, burst: 1 };
   const cfg = {
     stateDir,
     observerUnit: 'org',
@@ -68,6 +71,8 @@ function startServerChild(stateDir: string): Promise<{ child: ChildProcess; url:
     buildInWorker: true,
     bucketHexChars: 4,
     requestTimeoutMs: 600_000,
+    plainHttp: true,
+    rateLimits: { ...DEFAULT_SERVER.rateLimits, enrolPerAddress: off, uploadPerAddress: off, downloadPerAddress: off },
   };
   const child = spawn(process.execPath, ['--max-old-space-size=8192', script, JSON.stringify(cfg)], {
     stdio: ['ignore', 'pipe', 'inherit'],

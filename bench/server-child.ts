@@ -13,7 +13,9 @@ const server = await startBaselineServer(
   },
   { noInitialBuild: true },
 );
-process.stdout.write(JSON.stringify({ url: server.url, adminToken: server.adminToken, publicKey: server.publicKeyText }) + '\n');
+process.stdout.write(
+  JSON.stringify({ url: server.url, adminToken: server.adminToken, publicKey: server.publicKeyText, certSha256: server.certSha256 }) + '\n',
+);
 process.once('SIGTERM', () => {
   void server.close().then(() => process.exit(0));
 });

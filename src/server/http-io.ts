@@ -34,13 +34,13 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
     });
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (enc === 'identity' && Number.isFinite(declared) && declared > maxBytes) {
-    req.resume();
+    void discardBody(req, declared);
     return Promise.resolve({ ok: false, status: 413, code: 'too-large', error: `the body is ${declared} bytes, the limit is ${maxBytes}` });
   }
   let reserved = 0;
   if (reservation !== undefined && Number.isFinite(declared) && declared > 0) {
     const first = Math.min(declared, maxBytes);
-    if (!reservation.grow(first)) return Promise.resolve(overBudget());
+    if (!reservation.grow(first)) return discardBody(req, maxBytes).then(overBudget);
     reserved = first;
   }
   const source: Readable = enc === 'gzip' ? req.pipe(createGunzip()) : req;
@@ -57,18 +57,20 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
       if (done) return;
       size += c.length;
       if (size > maxBytes) {
-        finish({ ok: false, status: 413, code: 'too-large', error: `the body is larger than the limit of ${maxBytes} bytes` });
+        done = true;
         source.destroy();
-        req.resume();
+        void discardBody(req, Number.isFinite(declared) ? declared : maxBytes).then(() =>
+          resolve({ ok: false, status: 413, code: 'too-large', error: `the body is larger than the limit of ${maxBytes} bytes` }),
+        );
         return;
       }
       if (reservation !== undefined && size > reserved) {
         const more = Math.min(Math.max(size - reserved, RESERVE_STEP_BYTES), maxBytes - reserved);
         if (!reservation.grow(more)) {
           chunks.length = 0;
-          finish(overBudget());
+          done = true;
           source.destroy();
-          req.resume();
+          void discardBody(req, Number.isFinite(declared) ? declared : maxBytes).then(() => resolve(overBudget()));
           return;
         }
         reserved += more;
@@ -78,6 +80,27 @@ export function readBody(req: IncomingMessage, maxBytes: number, reservation?: R
     source.on('end', () => finish({ ok: true, body: Buffer.concat(chunks) }));
     source.on('error', (e) => finish({ ok: false, status: 400, code: 'bad-body', error: `the body could not be read: ${e.message}` }));
     req.on('aborted', () => finish({ ok: false, status: 400, code: 'aborted', error: 'the client went away mid-body' }));
+  });
+}
+
+/**
+ * Reads the rest of a refused body without keeping it; done once it has all
+ * come (or the client went away). The refusal is answered then: over TLS, an
+ * answer sent while the client is still sending is lost to its write error.
+ * A client sending on past `capBytes` is cut off.
+ */
+function discardBody(req: IncomingMessage, capBytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    let n = 0;
+    req.unpipe();
+    req.removeAllListeners('data');
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > capBytes) req.socket.destroy();
+    });
+    req.once('end', () => resolve());
+    req.once('close', () => resolve());
+    req.resume();
   });
 }
 

@@ -7,7 +7,7 @@ import type { LogFn } from '../common/log.js';
 import { DAY_MS } from '../model/baseline.js';
 import { PRODUCT_VERSION } from '../model/product.js';
 import type { ServerConfig } from '../config/defaults.js';
-import type { HostRow, ServerStore } from './store.js';
+import type { AlertsStored, HostRow, ServerStore } from './store.js';
 import type { CredentialPolicy } from './security-rules.js';
 import type { RequestLimits, RouteClass, Take } from './rate-limit.js';
 import type { MemoryBudget, Reservation } from './memory-budget.js';
@@ -25,6 +25,8 @@ export interface RouteContext {
   credentialPolicy: CredentialPolicy;
   limits: RequestLimits;
   budget: MemoryBudget;
+  /** Alerts taken since start: new, updated (a later count), redelivered (the very body already held). */
+  alertTotals: AlertsStored;
   /** The pin endpoints check (`sha256:<hex>` of the certificate); null over plain HTTP. */
   certSha256: string | null;
   publication: PublicationReader;
@@ -35,6 +37,8 @@ export interface RouteContext {
   startedMs: number;
   building: () => boolean;
   buildNow: () => Promise<AggregateResult>;
+  /** A build that starts after the one running (if any): it sees every upload answered so far. */
+  buildFresh: () => Promise<AggregateResult>;
   /** Signed bodies of the current version, by request; cleared when a version is published. */
   signedCache: Map<string, Buffer>;
 }
@@ -144,8 +148,7 @@ export async function route(ctx: RouteContext, req: IncomingMessage, res: Server
 
 function fail(c: Call, status: number, code: string, message: string): void {
   if (status === 503 && code === 'busy') {
-    // Over the memory budget: the connection is closed rather than its body read on.
-    c.res.setHeader('connection', 'close');
+    // Over the memory budget; the rest of the body is read and dropped (http-io.ts), so the client hears why.
     return sendError(c.req, c.res, status, code, message, { 'retry-after': String(BUSY_RETRY_AFTER_S) });
   }
   sendError(c.req, c.res, status, code, message);
@@ -391,7 +394,11 @@ async function storeAlerts(c: Call): Promise<void> {
   if (body === null) return;
   const a = parseAlertsBody(body, limits.maxAlertsPerBatch);
   if (!a.ok) return refuseBatch(c, a.status, a.error);
-  sendJson(c.req, c.res, 200, ctx.intake.storeAlerts(host, a.alerts, ctx.now()));
+  const stored = ctx.intake.storeAlerts(host, a.alerts, ctx.now());
+  ctx.alertTotals.stored += stored.stored;
+  ctx.alertTotals.updated += stored.updated;
+  ctx.alertTotals.duplicates += stored.duplicates;
+  sendJson(c.req, c.res, 200, stored);
 }
 
 function listAlerts(c: Call): void {
@@ -409,7 +416,7 @@ function listAlerts(c: Call): void {
 
 async function adminBuild(c: Call): Promise<void> {
   if (!adminAuth(c)) return;
-  const r = await c.ctx.buildNow();
+  const r = await c.ctx.buildFresh();
   if (!r.ok) return fail(c, 500, 'build-failed', r.error);
   sendJson(c.req, c.res, 200, { version: r.version, meta: r.meta, figures: r.figures });
 }
@@ -431,6 +438,7 @@ function adminStats(c: Call): void {
   sendJson(c.req, c.res, 200, {
     rateLimited: ctx.limits.refused,
     memoryBudget: ctx.budget.figures(),
+    alertsSinceStart: ctx.alertTotals,
     rssBytes: process.memoryUsage.rss(),
     intake: ctx.intake.stats(),
   });

@@ -141,6 +141,7 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
     credentialPolicy,
     limits: new RequestLimits(cfg.rateLimits),
     budget: new MemoryBudget(cfg.limits.memoryBudgetBytes),
+    alertTotals: { stored: 0, updated: 0, duplicates: 0 },
     certSha256: tls?.certSha256 ?? null,
     publication,
     key: key as SigningKey,
@@ -150,6 +151,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
     startedMs: now(),
     building: () => running !== null,
     buildNow,
+    // A build already running may have read the window before the uploads the admin is waiting for.
+    buildFresh: (): Promise<AggregateResult> => (running === null ? buildNow() : running.then(() => buildNow())),
     signedCache,
   };
 

@@ -77,8 +77,16 @@ export function transportOf(c: Pick<SyncConfig, 'serverUrl'>): SyncTransport {
 
 /** localhost, 127.0.0.0/8 and ::1: traffic that never leaves this host. */
 export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // URL has already normalised the forms (127.1, 0x7f000001 -> 127.0.0.1; ::ffff:127.0.0.1 -> ::ffff:7f00:1).
+  const h = hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
   return (
-    h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h)
+    h === 'localhost' ||
+    h.endsWith('.localhost') ||
+    h === '::1' ||
+    /^127(\.\d{1,3}){3}$/.test(h) ||
+    /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h)
   );
 }

@@ -13,7 +13,18 @@ const rep = Reporter.start(
     outbox: { ...DEFAULT_REPORT.outbox, path: env['RARECON_OUTBOX']! },
     backoff: { initialMs: 20, maxMs: 200, maxRetryAfterMs: 5_000, maxAttempts: 0 },
     pollMs: 50,
-    sinks: [{ ...SINK_DEFAULTS.http, name: 'siem', url: env['RARECON_URL']!, batchMaxAlerts: 20, lingerMs: 0, timeoutMs: 5_000 }],
+    sinks: [
+      {
+        ...SINK_DEFAULTS.http,
+        name: 'siem',
+        url: env['RARECON_URL']!,
+        batchMaxAlerts: 20,
+        lingerMs: 0,
+        timeoutMs: 5_000,
+        // A bearer token when the receiver wants one (the baseline server's alert intake).
+        tokenEnv: env['RARECON_TOKEN'] === undefined ? null : 'RARECON_TOKEN',
+      },
+    ],
   },
   { stateDir: '/nonexistent', log: (level, msg, fields) => process.stderr.write(`${level} ${msg} ${JSON.stringify(fields ?? {})}\n`) },
 );

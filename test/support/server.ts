@@ -8,7 +8,7 @@ import { request as plainRequest, type ClientRequest, type IncomingMessage, type
 import { request as tlsRequest } from 'node:https';
 import { gunzipSync } from 'node:zlib';
 import { DEFAULT_SERVER, type ServerConfig } from '../../src/config/defaults.js';
-import { startBaselineServer, type RunningServer } from '../../src/server/server.js';
+import { startBaselineServer, type RunningServer, type StartOptions } from '../../src/server/server.js';
 import type { LogFn } from '../../src/common/log.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { CLI, REPO, rarecon } from './cli.js';
@@ -144,7 +144,11 @@ export function memoryLog(): { log: LogFn; lines: Logged[] } {
   return { lines, log: (level, msg, fields = {}) => void lines.push({ level, msg, fields }) };
 }
 
-export async function startTestServer(dir: string, over: Partial<ServerConfig> = {}): Promise<{ server: RunningServer; lines: Logged[] }> {
+export async function startTestServer(
+  dir: string,
+  over: Partial<ServerConfig> = {},
+  opts: StartOptions = {},
+): Promise<{ server: RunningServer; lines: Logged[] }> {
   const { log, lines } = memoryLog();
   const cfg: ServerConfig = {
     ...structuredClone(DEFAULT_SERVER),
@@ -158,7 +162,7 @@ export async function startTestServer(dir: string, over: Partial<ServerConfig> =
     hostMinUploadDays: 1,
     ...over,
   };
-  const server = await startBaselineServer(cfg, log, { noInitialBuild: true });
+  const server = await startBaselineServer(cfg, log, { noInitialBuild: true, ...opts });
   return { server, lines };
 }
 
