@@ -188,7 +188,7 @@ export const SERVER_SUBCOMMANDS = {
   tokens: defineCommand({
     name: 'server tokens',
     usage: ['[--org NAME] [--json] [options]'],
-    summary: 'Lists the enrolment tokens: org, id, hosts admitted of the most, made and revoked times.',
+    summary: 'Lists the enrolment tokens: org, id, how many hosts each admits and has admitted, when made and revoked.',
     options: {
       org: { type: 'string', value: 'NAME', help: 'only the tokens of this org', shownDefault: 'every org' },
       json: { type: 'boolean', help: 'print JSON' },
