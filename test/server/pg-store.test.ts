@@ -125,7 +125,10 @@ async function snapshotCounts(server: RunningServer, cred: string, dir: string):
     counts.push(o.baseline.process(s) ?? -1);
     for (const root of ROOTS) for (const port of [443, 8443]) counts.push(o.baseline.combo(s, root, port));
   }
-  const { version: _v, builtAtMs: _b, ...meta } = o.baseline.meta();
+  // The version and build time are each build's own; everything else must agree.
+  const meta: Record<string, unknown> = { ...o.baseline.meta() };
+  delete meta.version;
+  delete meta.builtAtMs;
   o.baseline.close();
   return { meta, counts };
 }
