@@ -5,7 +5,8 @@
 //   baseline  baseline build and read path at 10M combos (issue 2)
 //   replay    log reading and parsing (issue 2)
 //   capture   eBPF capture rate and loss point (issue 3; root)
-//   daemon    daemon idle cost, load, connect-to-alert latency (issue 3; root)
+//   daemon    daemon idle cost, load, connect-to-alert latency (issue 3; root), then daemon-storm
+//   daemon-storm  an alert storm of 10,000 new alerting connections/s against the daemon's safety valve (issue 18; root)
 //   server    baseline server intake, aggregation, endpoint cache (issue 4); under attack: memory, rate limits (issue 15)
 //   outbox    durable enqueue and drain to HTTP (issue 5)
 const benches: Record<string, () => Promise<void>> = {
@@ -17,7 +18,10 @@ const benches: Record<string, () => Promise<void>> = {
   daemon: async () => {
     const m = (await import('./daemon.js' as string)) as { benchDaemon: () => Promise<void> };
     await m.benchDaemon();
+    // The storm too, unless the steps were narrowed to a quick run (RARECON_BENCH_DAEMON_STEPS).
+    if ((process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() === '') await (await import('./daemon-storm.js')).benchDaemonStorm();
   },
+  'daemon-storm': async () => (await import('./daemon-storm.js')).benchDaemonStorm(),
   server: async () => {
     await (await import('./server-aggregate.js')).benchServer();
     await (await import('./server-hostile.js')).benchServerHostile();

@@ -229,6 +229,7 @@ export class Daemon {
 
   private tick(): void {
     this.pipeline.retryHeld();
+    this.pipeline.dropClosed();
     this.health.settle();
     this.pipeline.releaseHeld();
     if (Date.now() - this.lastStatusMs >= this.config.statusIntervalMs) {

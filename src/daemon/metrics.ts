@@ -107,6 +107,13 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now(), proc: ProcessMe
   family(out, 'rarecon_helper_restarts_total', 'counter', 'Restarts of the eBPF helper.', [[{}, src?.helperRestartsTotal ?? 0]]);
   family(out, 'rarecon_connections_scored_total', 'counter', 'Connections scored.', [[{}, s.score.connectionsTotal]]);
   family(out, 'rarecon_dns_answers_total', 'counter', 'DNS answers seen.', [[{}, s.score.dnsAnswersTotal]]);
+  family(
+    out,
+    'rarecon_valve_paused_connections_total',
+    'counter',
+    'Connections of a host the safety valve paused: counted only, not enriched or scored.',
+    [[{}, (s.counters['valveCountedTotal'] ?? 0) + s.score.pausedTotal]],
+  );
   family(out, 'rarecon_ineligible_total', 'counter', 'Connections not eligible, by reason.', byKey(s.score.ineligibleByReason, 'reason'));
   family(
     out,

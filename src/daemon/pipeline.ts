@@ -79,6 +79,8 @@ export interface PipelineCounters {
   scoredTotal: number;
   /** Records not scored because the dedup state could not be written. */
   stateWriteFailedTotal: number;
+  /** Connections the safety valve paused the host for: counted only, neither enriched, recorded nor scored. */
+  valveCountedTotal: number;
 }
 
 /** The pipeline's part of the daemon's status. */
@@ -126,7 +128,9 @@ export class Pipeline {
     selfSkippedTotal: 0,
     scoredTotal: 0,
     stateWriteFailedTotal: 0,
+    valveCountedTotal: 0,
   };
+  private readonly hostKey: string;
   private lastAlertMs: number | null = null;
 
   constructor(private readonly opts: PipelineOptions) {
@@ -141,7 +145,9 @@ export class Pipeline {
     this.extractor = new SightingExtractor('day', DEFAULT_POLICY, opts.config.detect);
     this.enricher = new ConnectionEnricher(opts.config.enrich, opts.host);
     this.names = new ConnectionNames(opts.config.detect, NO_BASELINE.meta().policy);
-    this.queue = new BoundedQueue(opts.config.source.queueMaxEvents);
+    // Full, the queue sheds the oldest of its least valuable connections: those that cannot alert first.
+    this.queue = new BoundedQueue(opts.config.source.queueMaxEvents, (c) => valueOf(this.judged(c)));
+    this.hostKey = hostKeyOf(opts.host);
     this.writes = new HeldWrites({ reporter: opts.reporter, sightings: opts.sightings, health: opts.health, log: opts.log });
     this.alertsOut = opts.alertsOut;
     this.recordOut = opts.recordOut;
@@ -199,6 +205,14 @@ export class Pipeline {
     this.writes.retry();
   }
 
+  /**
+   * The tick: alerts whose dedup window closed are let go. The daemon raised each when first seen
+   * and its final count is in the state; held on, they were memory that grew with the alert rate.
+   */
+  dropClosed(): void {
+    this.scorer.takeClosed();
+  }
+
   /** Scores the connections held for a baseline bucket that came, or that waited too long. */
   releaseHeld(): void {
     const cache = this.bucketCache;
@@ -244,12 +258,23 @@ export class Pipeline {
   }
 
   stats(nowMs: number): PipelineStats {
-    const hostKey = hostKeyOf(this.opts.host);
+    const hostKey = this.hostKey;
     const learning = this.scorer.learningHosts(nowMs).find((h) => h.hostKey === hostKey);
     const dns = this.names.stats();
     const b = this.baselineReader;
     return {
-      queue: { size: this.queue.size, capacity: this.queue.capacity, droppedTotal: this.queue.droppedTotal, inFlight: this.inFlight },
+      queue: {
+        size: this.queue.size,
+        capacity: this.queue.capacity,
+        droppedTotal: this.queue.droppedTotal,
+        inFlight: this.inFlight,
+        shedOldestTotal: this.queue.shedOldestTotal,
+        droppedByValue: {
+          notCommon: this.queue.droppedByValue[0] ?? 0,
+          notJudged: this.queue.droppedByValue[1] ?? 0,
+          common: this.queue.droppedByValue[2] ?? 0,
+        },
+      },
       counters: { ...this.counts },
       score: this.scorer.counters,
       learningDaysLeft: learning?.daysLeft ?? 0,
@@ -273,6 +298,8 @@ export class Pipeline {
           this.counts.selfSkippedTotal++;
           continue;
         }
+        // The safety valve pauses this host: its connections are counted, nothing more (a storm costs less than normal traffic).
+        if (this.paused(r.timeMs)) continue;
         // Over budget: the lowest-value work goes first (see watchdog.ts), counted by reason.
         if (watchdog.level >= 1) {
           // Connections of a common process may alert: kept. Of a process not common: dropped (UDP
@@ -294,6 +321,8 @@ export class Pipeline {
     const waiters: Array<() => void> = [];
     for await (const queued of this.queue.drain()) {
       while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
+      // Queued before the valve closed: counted, not enriched.
+      if (this.paused(queued.timeMs)) continue;
       let c = queued;
       // A process the baseline does not hold as common cannot alert: its stack scan is the first optional work to go.
       if (c.stackScan.length > 0 && this.judged(c) === false && this.opts.watchdog.sheds('injection_scan_ineligible')) {
@@ -312,6 +341,13 @@ export class Pipeline {
           waiters.shift()?.();
         });
     }
+  }
+
+  /** Whether the safety valve pauses this host at the connection's time; a paused connection is counted here. */
+  private paused(timeMs: number): boolean {
+    if (this.scorer.pausedUntil(this.hostKey, timeMs) === null) return false;
+    this.counts.valveCountedTotal++;
+    return true;
   }
 
   /**
@@ -378,6 +414,18 @@ export class Pipeline {
       return;
     }
     if (rec.type === 'connection') this.counts.scoredTotal++;
+    if (out.kind === 'health') {
+      const a = out.alert;
+      this.log.warn(
+        'This host raised more alerts than the safety valve allows in 24 h: the detector pauses for it and raises one health alert; its connections are counted, not enriched or scored, until the pause ends.',
+        {
+          host: this.hostKey,
+          alertsInWindow: a.alertsInWindow,
+          maxAlertsPerHostPerDay: this.config.detect.maxAlertsPerHostPerDay,
+          pausedUntil: new Date(a.pausedUntilMs).toISOString(),
+        },
+      );
+    }
     if (out.kind === 'new' || out.kind === 'health') this.emit(out.alert);
   }
 
@@ -393,6 +441,11 @@ export class Pipeline {
 /** A process image by pid and start time (eBPF only; the /proc source has no stack to scan). */
 function processKey(c: LiveConnect): string {
   return `${c.pid}:${c.processStartBootNs}`;
+}
+
+/** A queued connection's worth when the queue is full: one that cannot alert (not common) goes first, then one not judged yet. */
+function valueOf(common: boolean | undefined): number {
+  return common === false ? 0 : common === undefined ? 1 : 2;
 }
 
 function imageKey(exe: { dev: number; ino: bigint }): string {

@@ -45,6 +45,7 @@ export function buildStatus(i: StatusInputs, nowMs: number): DaemonStatus {
       scoredTotal: c.scoredTotal,
       reloadsTotal: i.reloadsTotal,
       stateWriteFailedTotal: c.stateWriteFailedTotal,
+      valveCountedTotal: c.valveCountedTotal,
     },
     score: i.score,
     enrich: i.enrich,

@@ -23,7 +23,15 @@ export interface DaemonStatus {
   updatedMs: number;
   host: string;
   source: LiveSourceStats | null;
-  queue: { size: number; capacity: number; droppedTotal: number; inFlight: number };
+  queue: {
+    size: number;
+    capacity: number;
+    droppedTotal: number;
+    inFlight: number;
+    /** Of droppedTotal, older connections shed to make room for newer ones of at least their value (absent in older status files). */
+    shedOldestTotal?: number;
+    droppedByValue?: { notCommon: number; notJudged: number; common: number };
+  };
   counters: Record<string, number>;
   score: ScoreCounters;
   enrich: ConnectionEnricherStats;
@@ -91,6 +99,8 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
       `events:    ${n(src.receivedTotal)} received, ${n(sc.connectionsTotal)} connections scored, ${n(sc.dnsAnswersTotal)} DNS answers; ` +
         `dropped ${n(src.droppedTotal + s.queue.droppedTotal)} (kernel ${n(src.kernelDropsTotal)}, queue ${n(s.queue.droppedTotal)}), decode errors ${n(src.decodeErrorsTotal)}`,
     );
+    const paused = (s.counters['valveCountedTotal'] ?? 0) + sc.pausedTotal;
+    if (paused > 0) lines.push(`           ${n(paused)} connections counted while the safety valve paused the detector for this host`);
   }
   lines.push(
     `detector:  ${s.learningDaysLeft > 0 ? `learning, ${s.learningDaysLeft} day${s.learningDaysLeft === 1 ? '' : 's'} left` : 'active'}; ${n(sc.eligibleTotal)} eligible`,

@@ -307,6 +307,11 @@ export class Scorer {
     };
   }
 
+  /** When the safety valve pauses the host at `nowMs`, the end of the pause; null when it does not. */
+  pausedUntil(hostKey: string, nowMs: number): number | null {
+    return this.dedup.isPaused(hostKey, nowMs);
+  }
+
   /** Alerts whose dedup window has closed in their host's event time (for emitting final counts). */
   takeClosed(): DetectionAlert[] {
     return this.dedup.takeClosed();

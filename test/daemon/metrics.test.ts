@@ -206,7 +206,15 @@ describe('sink failures', () => {
       const status = buildStatus(
         {
           queue: { size: 0, capacity: 1, droppedTotal: 0, inFlight: 0 },
-          counters: { alertsTotal: 0, heldTotal: 0, heldExpiredTotal: 0, selfSkippedTotal: 0, scoredTotal: 0, stateWriteFailedTotal: 0 },
+          counters: {
+            alertsTotal: 0,
+            heldTotal: 0,
+            heldExpiredTotal: 0,
+            selfSkippedTotal: 0,
+            scoredTotal: 0,
+            stateWriteFailedTotal: 0,
+            valveCountedTotal: 0,
+          },
           score: idleScore(),
           learningDaysLeft: 0,
           enrich: idleEnrich(),
