@@ -10,8 +10,8 @@
 import type { Writable } from 'node:stream';
 import type { ServerConfig } from '../config/defaults.js';
 import { formatProblems, loadConfig } from './config-file.js';
-import { serverPaths, serverTls, startBaselineServer } from '../server/server.js';
-import { IntakeStore } from '../server/intake-store.js';
+import { serverTls, startBaselineServer } from '../server/server.js';
+import { openServerStore } from '../server/stores.js';
 import { loadOrCreateSigningKey } from '../server/keys.js';
 import type { TokenRow } from '../server/store.js';
 import { makeLogger } from '../common/logger.js';
@@ -86,9 +86,9 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    const store = await openServerStore(cfg);
     try {
-      const t = store.createEnrolToken(org, maxHosts, Date.now());
+      const t = await store.createEnrolToken(org, maxHosts, Date.now());
       if (values.json)
         out.write(
           JSON.stringify({
@@ -115,20 +115,20 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
         );
       }
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
   }
 
   if (sub === 'tokens') {
-    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    const store = await openServerStore(cfg);
     try {
-      const tokens = store.tokens(values.org ?? null);
+      const tokens = await store.tokens(values.org ?? null);
       if (values.json) out.write(JSON.stringify({ tokens }) + '\n');
       else if (tokens.length === 0) out.write(`no enrolment tokens${values.org === undefined ? '' : ` for org ${values.org}`}\n`);
       else for (const t of tokens) out.write(tokenLine(t) + '\n');
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
   }
@@ -137,16 +137,16 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
     const id = rest[0];
     if (id === undefined)
       throw new UsageError('revoke-token needs the token id "rarecon server tokens" lists: rarecon server revoke-token ID');
-    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    const store = await openServerStore(cfg);
     try {
-      const r = store.revokeToken(id, Date.now());
+      const r = await store.revokeToken(id, Date.now());
       if (!r.ok) {
         process.stderr.write(`rarecon server revoke-token: ${r.error}\n`);
         return 1;
       }
       out.write(`revoked: ${tokenLine(r.token)}\n`);
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
   }
@@ -157,10 +157,10 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
     if (host === undefined || org === undefined)
       throw new UsageError('allow-reenrol needs the host id and its org: rarecon server allow-reenrol HOST --org NAME [--hours N]');
     const hours = wholeNumber(values.hours, '--hours', 24, 1, 24 * 30);
-    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    const store = await openServerStore(cfg);
     try {
       const untilMs = Date.now() + hours * 3_600_000;
-      const h = store.allowReenrol(host, org, untilMs);
+      const h = await store.allowReenrol(host, org, untilMs);
       if (h === null) {
         process.stderr.write(`rarecon server allow-reenrol: no enrolled, unrevoked host "${host}" in org ${org}\n`);
         return 1;
@@ -169,7 +169,7 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
         `host ${h.hostId} of org ${h.org} may enrol again with the org token until ${new Date(untilMs).toISOString()}; its current credential stops working when it does\n`,
       );
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
   }
@@ -177,9 +177,9 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
   if (sub === 'revoke') {
     const host = rest[0];
     if (host === undefined) throw new UsageError('revoke needs the host id: rarecon server revoke HOST [--org NAME]');
-    const store = new IntakeStore(serverPaths(cfg.stateDir).intake);
+    const store = await openServerStore(cfg);
     try {
-      const revoked = store.revokeHost(host, values.org ?? null, Date.now());
+      const revoked = await store.revokeHost(host, values.org ?? null, Date.now());
       if (revoked.length === 0) {
         process.stderr.write(
           `rarecon server revoke: no enrolled, unrevoked host "${host}"${values.org === undefined ? '' : ` in org ${values.org}`}\n`,
@@ -188,7 +188,7 @@ export async function serverCommand(argv: string[], out: NodeJS.WritableStream =
       }
       for (const h of revoked) out.write(`revoked host ${h.hostId} of org ${h.org}\n`);
     } finally {
-      store.close();
+      await store.close();
     }
     return 0;
   }

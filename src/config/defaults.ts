@@ -502,6 +502,24 @@ export interface ServerConfig {
   /** Run the aggregation in a worker thread, so the HTTP loop stays responsive. */
   buildInWorker: boolean;
   limits: ServerLimits;
+  /** Where orgs, hosts, sightings, alerts and the published baselines live: `sqlite` (files in stateDir, one node) or `postgresql` (shared by any number of nodes). */
+  store: 'sqlite' | 'postgresql';
+  postgres: ServerPostgresConfig;
+}
+
+/** server.postgres: read only with server.store postgresql (docs/deployment.md). */
+export interface ServerPostgresConfig {
+  /** libpq connection URL of the primary, e.g. postgresql://rarecon@db1/rarecon (a password is better in PGPASSWORD or ~/.pgpass). */
+  url: string | null;
+  /** A hot standby serving baseline downloads (version, buckets, deltas, snapshot); null = the primary serves them. */
+  readUrl: string | null;
+  /** Connections this node keeps to each of url and readUrl. */
+  poolSize: number;
+  /** A request's statement is cancelled after this (0 = no limit); the aggregation has its own, aggregateTimeoutMs. */
+  statementTimeoutMs: number;
+  aggregateTimeoutMs: number;
+  /** work_mem of the aggregation's session, MiB: the distinct-observer hash tables stay in memory up to it. */
+  aggregateWorkMemMiB: number;
 }
 
 export const DEFAULT_SERVER_STATE_DIR = '/var/lib/rarecon-server';
@@ -548,6 +566,15 @@ export const DEFAULT_SERVER: ServerConfig = {
     maxAlertsPerBatch: 5_000,
     maxPrefixesPerRequest: 20_000,
     memoryBudgetBytes: 256 * 1024 * 1024,
+  },
+  store: 'sqlite',
+  postgres: {
+    url: null,
+    readUrl: null,
+    poolSize: 10,
+    statementTimeoutMs: 30_000,
+    aggregateTimeoutMs: 30 * 60_000,
+    aggregateWorkMemMiB: 512,
   },
 };
 

@@ -68,7 +68,10 @@ export interface AggregateFigures {
   countMismatches: number;
 }
 
-export type AggregateResult = { ok: true; version: number; meta: BaselineMeta; figures: AggregateFigures } | { ok: false; error: string };
+export type AggregateResult =
+  | { ok: true; version: number; meta: BaselineMeta; figures: AggregateFigures }
+  /** skipped: another node of a shared store built (or is building) this one; nothing is wrong. */
+  | { ok: false; error: string; skipped?: true };
 
 function int32View(b: Buffer): Int32Array {
   // SQLite blobs come back at any offset; copy when not 4-byte aligned.

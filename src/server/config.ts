@@ -67,6 +67,18 @@ export const SERVER_SPEC: Spec = {
         memoryBudgetBytes: count(1024 * 1024, 2 ** 44),
       },
     },
+    store: { kind: 'string', oneOf: ['sqlite', 'postgresql'] },
+    postgres: {
+      kind: 'object',
+      fields: {
+        url: nullableString,
+        readUrl: nullableString,
+        poolSize: count(1, 1000),
+        statementTimeoutMs: count(0, MAX_TIMER_MS),
+        aggregateTimeoutMs: count(0, MAX_TIMER_MS),
+        aggregateWorkMemMiB: count(4, 1024 * 1024),
+      },
+    },
   },
 };
 
@@ -85,6 +97,15 @@ export function serverConfigProblems(c: ServerConfig): string[] {
     out.push(
       'server.omitSingleObserverCombos needs thresholds.veryRareMaxObservers >= 1 (otherwise 0 and 1 observers are different tiers)',
     );
+  }
+  if (c.store === 'postgresql' && (c.postgres.url === null || c.postgres.url === ''))
+    out.push('server.store postgresql needs server.postgres.url (the primary, e.g. postgresql://rarecon@db1/rarecon)');
+  for (const [name, u] of [
+    ['url', c.postgres.url],
+    ['readUrl', c.postgres.readUrl],
+  ] as const) {
+    if (u !== null && u !== '' && !/^postgres(ql)?:\/\//.test(u))
+      out.push(`server.postgres.${name} must be a postgresql:// URL, got "${u.replace(/:[^:@/]*@/, ':***@')}"`);
   }
   return out;
 }

@@ -11,9 +11,12 @@
 // The snapshot itself is the baseline file the builder wrote, kept beside it.
 // The aggregation writes one version in one transaction, so a reader sees the
 // old version or the new one, never half of one.
+import { createReadStream, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import type { BaselineMeta } from '../model/baseline.js';
 import { parseKey, prefixRange } from '../baseline/bucket-keys.js';
+import type { Awaitable } from './store.js';
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE version (version INTEGER PRIMARY KEY, meta TEXT NOT NULL, published_ms INTEGER NOT NULL,
@@ -74,8 +77,22 @@ function versionFrom(r: Record<string, unknown>): PublishedVersion {
   };
 }
 
+/** What the HTTP handlers read of the published baselines: publish.db here, PostgreSQL tables in pg-publication.ts. */
+export interface Publication {
+  current(): Awaitable<PublishedVersion | null>;
+  /** Deltas can start from this version or later. */
+  deltaHorizon(): Awaitable<number>;
+  buckets(keys: readonly string[], since: number | null, hexChars: number): Awaitable<RowsContent>;
+  delta(since: number): Awaitable<RowsContent>;
+  /** The snapshot file's bytes of a published version; null when they are gone. */
+  snapshot(v: PublishedVersion): Awaitable<{ size: number; stream: Readable } | null>;
+  /** A version was published by this node: forget what was read before it. */
+  published(): void;
+  close(): Awaitable<void>;
+}
+
 /** Read side, used by the HTTP handlers (main thread). */
-export class PublicationReader {
+export class PublicationReader implements Publication {
   private readonly db: SqliteDatabase;
   private readonly stmts;
   private closed = false;
@@ -173,6 +190,19 @@ export class PublicationReader {
       }
       return out;
     })();
+  }
+
+  snapshot(v: PublishedVersion): { size: number; stream: Readable } | null {
+    try {
+      const size = statSync(v.snapshotFile).size;
+      return { size, stream: createReadStream(v.snapshotFile) };
+    } catch {
+      return null;
+    }
+  }
+
+  published(): void {
+    // every read goes to publish.db: nothing held to forget
   }
 
   changedSinceCount(since: number): number {

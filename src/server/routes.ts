@@ -1,7 +1,6 @@
 // The HTTP API of the baseline server, version 1 (documented in docs/server.md):
 // a table of routes, one handler each, and the steps they share (auth, bodies, error replies).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createReadStream, statSync } from 'node:fs';
 import { SIGNED_MEDIA_TYPE, signContent, type SigningKey } from '../baseline/signature.js';
 import type { LogFn } from '../common/log.js';
 import { DAY_MS } from '../model/baseline.js';
@@ -11,7 +10,7 @@ import type { AlertsStored, HostRow, ServerStore } from './store.js';
 import type { CredentialPolicy } from './security-rules.js';
 import type { RequestLimits, RouteClass, Take } from './rate-limit.js';
 import type { MemoryBudget, Reservation } from './memory-budget.js';
-import { encodeRows, type PublicationReader, type PublishedVersion } from './publication.js';
+import { encodeRows, type Publication, type PublishedVersion } from './publication.js';
 import { checkSightingsBatch } from './sightings-batch.js';
 import { parseAlertsBody } from './alerts-batch.js';
 import { bearer, notModified, readBody, readJson, sendBytes, sendError, sendJson } from './http-io.js';
@@ -29,7 +28,7 @@ export interface RouteContext {
   alertTotals: AlertsStored;
   /** The pin endpoints check (`sha256:<hex>` of the certificate); null over plain HTTP. */
   certSha256: string | null;
-  publication: PublicationReader;
+  publication: Publication;
   key: SigningKey;
   adminToken: string;
   log: LogFn;
@@ -204,12 +203,12 @@ function sendSigned(c: Call, cur: PublishedVersion, body: Buffer, etag?: string)
 }
 
 /** The host a credential belongs to (its last-seen time updated), or null after answering 401/403/429. */
-function hostAuth(c: Call): HostRow | null {
-  return hostAuthWhich(c)?.host ?? null;
+async function hostAuth(c: Call): Promise<HostRow | null> {
+  return (await hostAuthWhich(c))?.host ?? null;
 }
 
 /** As hostAuth, and whether the credential was the host's current one or the previous one (within the grace after a rotation). */
-function hostAuthWhich(c: Call): { host: HostRow; which: 'current' | 'previous' } | null {
+async function hostAuthWhich(c: Call): Promise<{ host: HostRow; which: 'current' | 'previous' } | null> {
   const { ctx } = c;
   const cred = bearer(c.req);
   if (cred === null) {
@@ -217,7 +216,7 @@ function hostAuthWhich(c: Call): { host: HostRow; which: 'current' | 'previous' 
     return null;
   }
   const nowMs = ctx.now();
-  const a = ctx.intake.authenticate(cred, ctx.credentialPolicy, nowMs);
+  const a = await ctx.intake.authenticate(cred, ctx.credentialPolicy, nowMs);
   if (!a.ok) {
     fail(c, a.status, a.code, a.error);
     return null;
@@ -227,7 +226,7 @@ function hostAuthWhich(c: Call): { host: HostRow; which: 'current' | 'previous' 
     tooMany(ctx, c.req, c.res, c.cls, `by host ${a.host.hostId} of org ${a.host.org}`, 'credential', t);
     return null;
   }
-  ctx.intake.touch(a.host, nowMs);
+  await ctx.intake.touch(a.host, nowMs);
   return { host: a.host, which: a.which };
 }
 
@@ -262,16 +261,16 @@ async function rawBody(c: Call, maxBytes: number): Promise<Buffer | null> {
   return null;
 }
 
-function currentOr404(c: Call): PublishedVersion | null {
-  const v = c.ctx.publication.current();
+async function currentOr404(c: Call): Promise<PublishedVersion | null> {
+  const v = await c.ctx.publication.current();
   if (v === null) fail(c, 404, 'no-baseline', 'no baseline has been published yet: the first aggregation has not run');
   return v;
 }
 
-function cachedSigned(ctx: RouteContext, key: string, make: () => Buffer): Buffer {
+async function cachedSigned(ctx: RouteContext, key: string, make: () => Promise<Buffer>): Promise<Buffer> {
   const hit = ctx.signedCache.get(key);
   if (hit !== undefined) return hit;
-  const body = make();
+  const body = await make();
   if (ctx.signedCache.size >= SIGNED_CACHE_MAX) ctx.signedCache.delete(ctx.signedCache.keys().next().value as string);
   ctx.signedCache.set(key, body);
   return body;
@@ -292,9 +291,9 @@ function queryNumber(q: URLSearchParams, name: string, dflt: number | null): num
 // ---------------------------------------------------------------------------
 // Handlers, in the order of the table
 
-function health(c: Call): void {
+async function health(c: Call): Promise<void> {
   const { ctx } = c;
-  const cur = ctx.publication.current();
+  const cur = await ctx.publication.current();
   sendJson(c.req, c.res, 200, {
     status: 'ok',
     product: `rarecon ${PRODUCT_VERSION}`,
@@ -319,7 +318,7 @@ async function enrol(c: Call): Promise<void> {
     return badRequest(c, "credential: the host's current credential (proof for enrolling it again), a string");
   const hostName = typeof b.hostName === 'string' ? b.hostName.slice(0, 255) : null;
   const proof = typeof b.credential === 'string' && b.credential !== '' ? b.credential : null;
-  const r = ctx.intake.enrol({ token: b.token, hostId: b.hostId, hostName, proof }, ctx.credentialPolicy, ctx.now());
+  const r = await ctx.intake.enrol({ token: b.token, hostId: b.hostId, hostName, proof }, ctx.credentialPolicy, ctx.now());
   if (!r.ok) {
     ctx.log('warn', 'An enrolment was refused.', {
       hostId: b.hostId,
@@ -348,19 +347,19 @@ async function enrol(c: Call): Promise<void> {
     certSha256: ctx.certSha256,
     bucketHexChars: ctx.cfg.bucketHexChars,
     // A freshly enrolled endpoint refuses any baseline older than this.
-    baselineVersion: ctx.publication.current()?.version ?? null,
+    baselineVersion: (await ctx.publication.current())?.version ?? null,
   });
 }
 
 /** A host trades its current credential for a new one (the old one stays good for server.credentialGraceMs). */
-function rotateCredential(c: Call): void {
+async function rotateCredential(c: Call): Promise<void> {
   const { ctx } = c;
-  const a = hostAuthWhich(c);
+  const a = await hostAuthWhich(c);
   if (a === null) return;
   const { host } = a;
   if (a.which === 'previous')
     return fail(c, 409, 'already-rotated', 'this credential was already rotated: use the newer one (or enrol again with it as proof)');
-  const r = ctx.intake.rotateCredential(host, ctx.credentialPolicy, ctx.now());
+  const r = await ctx.intake.rotateCredential(host, ctx.credentialPolicy, ctx.now());
   ctx.log('info', 'A host rotated its credential.', { org: host.org, hostId: host.hostId, expiresMs: r.expiresMs });
   sendJson(c.req, c.res, 200, {
     credential: r.credential,
@@ -372,7 +371,7 @@ function rotateCredential(c: Call): void {
 async function storeSightings(c: Call): Promise<void> {
   const { ctx } = c;
   const { limits } = ctx.cfg;
-  const host = hostAuth(c);
+  const host = await hostAuth(c);
   if (host === null) return;
   const j = await jsonBody(c, limits.maxBodyBytes);
   if (j === null) return;
@@ -383,14 +382,14 @@ async function storeSightings(c: Call): Promise<void> {
     ctx.log('warn', 'A sightings batch was refused.', { org: host.org, hostId: host.hostId, status: b.status, reason: b.error });
     return refuseBatch(c, b.status, b.error);
   }
-  const stored = ctx.intake.storeSightings(host, b.days, nowMs);
+  const stored = await ctx.intake.storeSightings(host, b.days, nowMs);
   sendJson(c.req, c.res, 200, { stored, skippedDays: b.skippedDays, duplicates: b.duplicates });
 }
 
 async function storeAlerts(c: Call): Promise<void> {
   const { ctx } = c;
   const { limits } = ctx.cfg;
-  const host = hostAuth(c);
+  const host = await hostAuth(c);
   if (host === null) return;
   const body = await rawBody(c, limits.maxBodyBytes);
   if (body === null) return;
@@ -400,7 +399,7 @@ async function storeAlerts(c: Call): Promise<void> {
   const stored: AlertsStored = { stored: 0, updated: 0, duplicates: 0 };
   const nowMs = ctx.now();
   for (let i = 0; i < a.alerts.count; i += ALERTS_PER_STORE) {
-    const s = ctx.intake.storeAlerts(host, a.alerts.slice(i, i + ALERTS_PER_STORE), nowMs);
+    const s = await ctx.intake.storeAlerts(host, a.alerts.slice(i, i + ALERTS_PER_STORE), nowMs);
     stored.stored += s.stored;
     stored.updated += s.updated;
     stored.duplicates += s.duplicates;
@@ -411,7 +410,7 @@ async function storeAlerts(c: Call): Promise<void> {
   sendJson(c.req, c.res, 200, stored);
 }
 
-function listAlerts(c: Call): void {
+async function listAlerts(c: Call): Promise<void> {
   if (!adminAuth(c)) return;
   const q = c.url.searchParams;
   const after = queryNumber(q, 'after', 0) as number;
@@ -420,7 +419,7 @@ function listAlerts(c: Call): void {
   if (Number.isNaN(after) || Number.isNaN(limit) || (since !== null && Number.isNaN(since))) {
     return badRequest(c, 'after, sinceMs and limit are non-negative whole numbers');
   }
-  const alerts = c.ctx.intake.queryAlerts({ org: q.get('org'), hostId: q.get('host'), afterSeq: after, sinceMs: since, limit });
+  const alerts = await c.ctx.intake.queryAlerts({ org: q.get('org'), hostId: q.get('host'), afterSeq: after, sinceMs: since, limit });
   sendJson(c.req, c.res, 200, { alerts, next: alerts.length > 0 ? (alerts[alerts.length - 1] as { seq: number }).seq : after });
 }
 
@@ -431,18 +430,18 @@ async function adminBuild(c: Call): Promise<void> {
   sendJson(c.req, c.res, 200, { version: r.version, meta: r.meta, figures: r.figures });
 }
 
-function listHosts(c: Call): void {
+async function listHosts(c: Call): Promise<void> {
   if (!adminAuth(c)) return;
-  sendJson(c.req, c.res, 200, { hosts: c.ctx.intake.hosts() });
+  sendJson(c.req, c.res, 200, { hosts: await c.ctx.intake.hosts() });
 }
 
-function listTokens(c: Call): void {
+async function listTokens(c: Call): Promise<void> {
   if (!adminAuth(c)) return;
-  sendJson(c.req, c.res, 200, { tokens: c.ctx.intake.tokens(c.url.searchParams.get('org')) });
+  sendJson(c.req, c.res, 200, { tokens: await c.ctx.intake.tokens(c.url.searchParams.get('org')) });
 }
 
 /** What the brakes did: requests refused by rate limits and by the memory budget, and the budget in use. */
-function adminStats(c: Call): void {
+async function adminStats(c: Call): Promise<void> {
   if (!adminAuth(c)) return;
   const { ctx } = c;
   sendJson(c.req, c.res, 200, {
@@ -450,73 +449,69 @@ function adminStats(c: Call): void {
     memoryBudget: ctx.budget.figures(),
     alertsSinceStart: ctx.alertTotals,
     rssBytes: process.memoryUsage.rss(),
-    intake: ctx.intake.stats(),
+    intake: await ctx.intake.stats(),
   });
 }
 
-function baselineInfo(c: Call): void {
+async function baselineInfo(c: Call): Promise<void> {
   const { ctx } = c;
-  if (hostAuth(c) === null) return;
-  const cur = currentOr404(c);
+  if ((await hostAuth(c)) === null) return;
+  const cur = await currentOr404(c);
   if (cur === null) return;
   sendJson(c.req, c.res, 200, {
     version: cur.version,
     meta: cur.meta,
     bucketHexChars: ctx.cfg.bucketHexChars,
-    deltaFromVersion: ctx.publication.deltaHorizon(),
+    deltaFromVersion: await ctx.publication.deltaHorizon(),
     snapshot: { sha256: cur.snapshotSha256, bytes: cur.snapshotBytes },
     keyId: ctx.key.keyId,
   });
 }
 
 /** The signed envelope line, then the baseline file streamed from disk. */
-function snapshot(c: Call): void {
+async function snapshot(c: Call): Promise<void> {
   const { res } = c;
-  if (hostAuth(c) === null) return;
-  const cur = currentOr404(c);
+  if ((await hostAuth(c)) === null) return;
+  const cur = await currentOr404(c);
   if (cur === null) return;
   const etag = `"s${cur.version}"`;
   if (notModified(c.req, etag)) return sendNotModified(c, etag);
-  let size: number;
-  try {
-    size = statSync(cur.snapshotFile).size;
-  } catch {
-    return fail(c, 503, 'snapshot-missing', `the snapshot file of version ${cur.version} is missing on the server`);
-  }
+  const file = await c.ctx.publication.snapshot(cur);
+  if (file === null) return fail(c, 503, 'snapshot-missing', `the snapshot file of version ${cur.version} is missing on the server`);
   const envelope = Buffer.from(cur.snapshotEnvelope, 'utf8');
   res.writeHead(200, {
     'content-type': SIGNED_MEDIA_TYPE,
-    'content-length': envelope.length + size,
+    'content-length': envelope.length + file.size,
     etag,
     'x-rarecon-version': String(cur.version),
   });
   res.write(envelope);
-  const stream = createReadStream(cur.snapshotFile);
-  stream.on('error', () => res.destroy());
-  stream.pipe(res);
+  file.stream.on('error', () => res.destroy());
+  file.stream.pipe(res);
 }
 
-function delta(c: Call): void {
+async function delta(c: Call): Promise<void> {
   const { ctx } = c;
-  if (hostAuth(c) === null) return;
-  const cur = currentOr404(c);
+  if ((await hostAuth(c)) === null) return;
+  const cur = await currentOr404(c);
   if (cur === null) return;
   const from = Number(c.url.searchParams.get('from'));
   if (!Number.isSafeInteger(from) || from < 0) return badRequest(c, 'from: the version you hold, a whole number');
   const etag = `"d${from}-${cur.version}"`;
   if (from === cur.version || notModified(c.req, etag)) return sendNotModified(c, etag);
-  if (from > cur.version || from < ctx.publication.deltaHorizon()) {
+  const horizon = await ctx.publication.deltaHorizon();
+  if (from > cur.version || from < horizon) {
     return fail(
       c,
       410,
       'delta-unavailable',
-      `no delta from version ${from}: deltas start from version ${ctx.publication.deltaHorizon()} up to ${cur.version}; fetch the snapshot or your buckets again`,
+      `no delta from version ${from}: deltas start from version ${horizon} up to ${cur.version}; fetch the snapshot or your buckets again`,
     );
   }
-  const body = cachedSigned(ctx, `d:${cur.version}:${from}`, () =>
+  const body = await cachedSigned(ctx, `d:${cur.version}:${from}`, async () =>
     signContent(
       { kind: 'delta', meta: cur.meta, fromVersion: from, prefixes: null, bucketHexChars: ctx.cfg.bucketHexChars },
-      encodeRows(ctx.publication.delta(from)),
+      encodeRows(await ctx.publication.delta(from)),
       ctx.key,
     ),
   );
@@ -524,9 +519,9 @@ function delta(c: Call): void {
 }
 
 /** GET one bucket (or cell) by its key in the path. */
-function oneBucket(c: Call): void {
+async function oneBucket(c: Call): Promise<void> {
   const { ctx } = c;
-  if (hostAuth(c) === null) return;
+  if ((await hostAuth(c)) === null) return;
   const raw = c.params.prefix as string;
   const prefix = raw.toLowerCase();
   if (!validPrefix(ctx, prefix))
@@ -536,14 +531,14 @@ function oneBucket(c: Call): void {
       'bad-prefix',
       `a bucket is named by ${ctx.cfg.bucketHexChars} hex digits of the sha256 (a cell by <sha256>-<bits>-<cell>), got "${raw}"`,
     );
-  const cur = currentOr404(c);
+  const cur = await currentOr404(c);
   if (cur === null) return;
   const etag = `"b${cur.version}-${prefix}"`;
   if (notModified(c.req, etag)) return sendNotModified(c, etag);
-  const body = cachedSigned(ctx, `b:${cur.version}:${prefix}`, () =>
+  const body = await cachedSigned(ctx, `b:${cur.version}:${prefix}`, async () =>
     signContent(
       { kind: 'buckets', meta: cur.meta, fromVersion: null, prefixes: [prefix], bucketHexChars: ctx.cfg.bucketHexChars },
-      encodeRows(ctx.publication.buckets([prefix], null, ctx.cfg.bucketHexChars)),
+      encodeRows(await ctx.publication.buckets([prefix], null, ctx.cfg.bucketHexChars)),
       ctx.key,
     ),
   );
@@ -554,7 +549,7 @@ function oneBucket(c: Call): void {
 async function someBuckets(c: Call): Promise<void> {
   const { ctx } = c;
   const { limits } = ctx.cfg;
-  if (hostAuth(c) === null) return;
+  if ((await hostAuth(c)) === null) return;
   const j = await jsonBody(c, limits.maxBodyBytes);
   if (j === null) return;
   const b = j.value as Record<string, unknown>;
@@ -578,14 +573,14 @@ async function someBuckets(c: Call): Promise<void> {
   const since = b.since === undefined || b.since === null ? null : Number(b.since);
   if (since !== null && (!Number.isSafeInteger(since) || since < 0))
     return badRequest(c, 'since: the version you hold, a whole number, or null');
-  const cur = currentOr404(c);
+  const cur = await currentOr404(c);
   if (cur === null) return;
   if (since !== null && since >= cur.version) return sendNotModified(c, `"v${cur.version}"`);
   // Too old for a delta: the whole buckets, which replace what the endpoint holds.
-  const from = since !== null && since >= ctx.publication.deltaHorizon() ? since : null;
+  const from = since !== null && since >= (await ctx.publication.deltaHorizon()) ? since : null;
   const body = signContent(
     { kind: 'buckets', meta: cur.meta, fromVersion: from, prefixes: unique, bucketHexChars: ctx.cfg.bucketHexChars },
-    encodeRows(ctx.publication.buckets(unique, from, ctx.cfg.bucketHexChars)),
+    encodeRows(await ctx.publication.buckets(unique, from, ctx.cfg.bucketHexChars)),
     ctx.key,
   );
   sendSigned(c, cur, body);

@@ -6,10 +6,12 @@
 //   signing-key.pem  Ed25519, 0600; signing-key.pub the key endpoints pin
 //   admin-token      0600; bearer token of the admin routes
 //   tls-cert.pem     the server's own certificate (tls-key.pem 0600), unless one is configured
+// With server.store postgresql the databases and snapshot files live in PostgreSQL
+// instead (pg-store.ts, pg-publication.ts, pg-aggregate.ts), shared by every node;
+// the state folder keeps only the keys, the admin token and the certificate.
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { SigningKey } from '../baseline/signature.js';
@@ -18,18 +20,18 @@ import { DAY_MS } from '../model/baseline.js';
 import type { LogFn } from '../common/log.js';
 import { type ServerConfig } from '../config/defaults.js';
 import { serverConfigProblems } from './config.js';
-import { IntakeStore } from './intake-store.js';
-import type { ServerStore } from './store.js';
 import type { CredentialPolicy } from './security-rules.js';
 import { RequestLimits } from './rate-limit.js';
 import { MemoryBudget } from './memory-budget.js';
 import { loadTlsIdentity, type TlsIdentity } from './tls-identity.js';
-import { PublicationReader } from './publication.js';
 import { loadOrCreateAdminToken, loadOrCreateSigningKey } from './keys.js';
 import { route } from './routes.js';
 import { sendError } from './http-io.js';
 import type { AggregateResult } from './aggregate.js';
-import { runAggregation } from './build-runner.js';
+import { runAggregation, type BuildJob } from './build-runner.js';
+import { openStores, serverPaths } from './stores.js';
+
+export { serverPaths } from './stores.js';
 
 export interface StartOptions {
   /** Injectable clock (tests, the fleet simulator). */
@@ -47,13 +49,10 @@ export interface RunningServer {
   certSha256: string | null;
   adminToken: string;
   stateDir: string;
+  /** Builds now; on a shared store it waits for a build another node runs, then builds. */
   buildNow(): Promise<AggregateResult>;
   /** Stops the schedule, lets a running build finish, closes the sockets and databases. Safe twice. */
   close(): Promise<void>;
-}
-
-export function serverPaths(stateDir: string): { intake: string; publish: string; baselines: string } {
-  return { intake: join(stateDir, 'server.db'), publish: join(stateDir, 'publish.db'), baselines: join(stateDir, 'baselines') };
 }
 
 /** Throws for start-up failures (bad config, unreadable TLS files, port in use) with a message saying what to fix. */
@@ -80,8 +79,7 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
       certSha256: tls.certSha256,
       notAfter: tls.notAfter,
     });
-  const intake: ServerStore = new IntakeStore(paths.intake);
-  const publication = new PublicationReader(paths.publish);
+  const { intake, publication } = await openStores(cfg, log, now);
   const credentialPolicy: CredentialPolicy = { lifetimeMs: cfg.credentialLifetimeMs, graceMs: cfg.credentialGraceMs };
   let task: ScheduledTask | null = null;
 
@@ -89,36 +87,47 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
   const signedCache = new Map<string, Buffer>();
   let running: Promise<AggregateResult> | null = null;
 
-  const buildNow = (): Promise<AggregateResult> => {
+  /** why: a scheduled run (skipped when another node of a shared store built it), the first build at start, or now. */
+  const buildNow = (why: 'schedule' | 'start' | 'now' = 'now'): Promise<AggregateResult> => {
     if (running !== null) return running;
     const startedMs = now();
-    log('info', 'The aggregation started.', { windowDays: cfg.windowDays, unit: cfg.observerUnit });
-    running = runAggregation(
-      {
-        intakePath: paths.intake,
-        publishPath: paths.publish,
-        baselinesDir: paths.baselines,
-        unit: cfg.observerUnit,
-        windowDays: cfg.windowDays,
-        thresholds: cfg.thresholds,
-        policy,
-        omitSingleObserverCombos: cfg.omitSingleObserverCombos,
-        bucketHexChars: cfg.bucketHexChars,
-        heavyProcessCombos: cfg.heavyProcessCombos,
-        combosPerCell: cfg.combosPerCell,
-        deltaHistoryVersions: cfg.deltaHistoryVersions,
-        keepSnapshots: cfg.keepSnapshots,
-        hostMinUploadDays: cfg.hostMinUploadDays,
-        nextBuildByMs: nextBuildByMs(task, startedMs, cfg.buildGraceMs),
-        nowMs: startedMs,
-        signingKeyPem: key.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
-      },
-      cfg.buildInWorker,
-    ).then((r) => {
+    log('info', 'The aggregation started.', { windowDays: cfg.windowDays, unit: cfg.observerUnit, store: cfg.store });
+    const common = {
+      unit: cfg.observerUnit,
+      windowDays: cfg.windowDays,
+      thresholds: cfg.thresholds,
+      policy,
+      omitSingleObserverCombos: cfg.omitSingleObserverCombos,
+      bucketHexChars: cfg.bucketHexChars,
+      heavyProcessCombos: cfg.heavyProcessCombos,
+      combosPerCell: cfg.combosPerCell,
+      deltaHistoryVersions: cfg.deltaHistoryVersions,
+      keepSnapshots: cfg.keepSnapshots,
+      hostMinUploadDays: cfg.hostMinUploadDays,
+      nextBuildByMs: nextBuildByMs(task, startedMs, cfg.buildGraceMs),
+      nowMs: startedMs,
+      signingKeyPem: key.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+    };
+    const job: BuildJob =
+      cfg.store === 'sqlite'
+        ? { store: 'sqlite', opts: { ...common, intakePath: paths.intake, publishPath: paths.publish, baselinesDir: paths.baselines } }
+        : {
+            store: 'postgresql',
+            opts: {
+              ...common,
+              postgres: cfg.postgres,
+              scratchDir: paths.baselines,
+              // A scheduled run fires on every node: the first to take the build lock builds, the others see its version.
+              skipIfPublishedSinceMs: why === 'schedule' ? Math.floor(startedMs / 60_000) * 60_000 : null,
+              onlyIfNone: why === 'start',
+            },
+          };
+    running = runAggregation(job, cfg.buildInWorker).then(async (r) => {
       running = null;
       signedCache.clear();
+      publication.published();
       if (r.ok) {
-        const pruned = intake.pruneBefore(Math.floor(startedMs / DAY_MS) + 1 - cfg.windowDays - cfg.retainExtraDays);
+        const pruned = await intake.pruneBefore(Math.floor(startedMs / DAY_MS) + 1 - cfg.windowDays - cfg.retainExtraDays);
         log('info', 'A baseline was published.', {
           version: r.version,
           processes: r.meta.processCount,
@@ -127,6 +136,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
           prunedHostDays: pruned,
           ...r.figures,
         });
+      } else if (r.skipped === true) {
+        log('info', 'The aggregation was left to another node.', { reason: r.error });
       } else {
         log('error', 'The aggregation failed; the previous baseline stays published.', { error: r.error });
       }
@@ -150,7 +161,7 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
     now,
     startedMs: now(),
     building: () => running !== null,
-    buildNow,
+    buildNow: () => buildNow(),
     // A build already running may have read the window before the uploads the admin is waiting for.
     buildFresh: (): Promise<AggregateResult> => (running === null ? buildNow() : running.then(() => buildNow())),
     signedCache,
@@ -170,8 +181,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
 
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error): void => {
-      intake.close();
-      publication.close();
+      void intake.close();
+      void publication.close();
       reject(new Error(`cannot listen on ${cfg.listenHost}:${cfg.port}: ${e.message}`));
     };
     server.once('error', onError);
@@ -187,7 +198,7 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
   const bound = `${scheme}://${cfg.listenHost.includes(':') ? `[${cfg.listenHost}]` : cfg.listenHost}:${port}`;
   const everywhere = cfg.listenHost === '0.0.0.0' || cfg.listenHost === '::';
 
-  const scheduled = cron.schedule(cfg.buildCron, () => void buildNow(), { timezone: 'UTC', noOverlap: true });
+  const scheduled = cron.schedule(cfg.buildCron, () => void buildNow('schedule'), { timezone: 'UTC', noOverlap: true });
   task = scheduled;
   const fields = { url, listen: bound, keyId: key.keyId, publicKey: key.publicKeyText, unit: cfg.observerUnit, buildCron: cfg.buildCron };
   if (tls === null) {
@@ -203,7 +214,7 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
       { ...fields, certSha256: tls.certSha256, certificate: tls.source },
     );
   }
-  if (opts.noInitialBuild !== true && publication.current() === null) void buildNow();
+  if (opts.noInitialBuild !== true && (await publication.current()) === null) void buildNow('start');
 
   let closed: Promise<void> | null = null;
   return {
@@ -214,7 +225,7 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
     certSha256: tls?.certSha256 ?? null,
     adminToken: admin.token,
     stateDir: cfg.stateDir,
-    buildNow,
+    buildNow: () => buildNow(),
     close: () => {
       if (closed !== null) return closed;
       closed = (async () => {
@@ -225,8 +236,8 @@ export async function startBaselineServer(cfg: ServerConfig, log: LogFn, opts: S
         if (running !== null) await running;
         setTimeout(() => server.closeAllConnections(), 2_000).unref();
         await closing;
-        publication.close();
-        intake.close();
+        await publication.close();
+        await intake.close();
       })();
       return closed;
     },

@@ -1,7 +1,7 @@
 // The boundary between the server's HTTP side and its storage: what the routes
 // and the operator commands ask of a store. server.db (intake-store.ts,
-// SQLite) is the one store today; another (PostgreSQL) implements the same
-// interface and decides with the same rules (security-rules.ts).
+// SQLite) for one machine; PostgreSQL (pg-store.ts) for any number of nodes.
+// Both decide with the same rules (security-rules.ts).
 import type { CredentialPolicy } from './security-rules.js';
 import type { DayBatch } from './sightings-batch.js';
 
@@ -106,24 +106,31 @@ export interface IntakeStats {
   alerts: number;
 }
 
+/** The SQLite store answers at once; the PostgreSQL one over the network. Callers await either. */
+export type Awaitable<T> = T | Promise<T>;
+
 export interface ServerStore {
-  createEnrolToken(org: string, maxHosts: number, nowMs: number): { token: string; tokenId: string; org: string; orgCreated: boolean };
-  tokens(org: string | null): TokenRow[];
+  createEnrolToken(
+    org: string,
+    maxHosts: number,
+    nowMs: number,
+  ): Awaitable<{ token: string; tokenId: string; org: string; orgCreated: boolean }>;
+  tokens(org: string | null): Awaitable<TokenRow[]>;
   /** Revokes the token whose id starts with `idPrefix` (at least 8 hex digits, one token only). */
-  revokeToken(idPrefix: string, nowMs: number): { ok: true; token: TokenRow } | { ok: false; error: string };
-  enrol(req: EnrolRequest, policy: CredentialPolicy, nowMs: number): EnrolResult;
-  authenticate(credential: string, policy: CredentialPolicy, nowMs: number): AuthResult;
+  revokeToken(idPrefix: string, nowMs: number): Awaitable<{ ok: true; token: TokenRow } | { ok: false; error: string }>;
+  enrol(req: EnrolRequest, policy: CredentialPolicy, nowMs: number): Awaitable<EnrolResult>;
+  authenticate(credential: string, policy: CredentialPolicy, nowMs: number): Awaitable<AuthResult>;
   /** A fresh credential for a host that authenticated with its current one; the old one stays good for the grace. */
-  rotateCredential(host: HostRow, policy: CredentialPolicy, nowMs: number): IssuedCredential;
-  touch(host: HostRow, nowMs: number): void;
-  revokeHost(hostId: string, org: string | null, nowMs: number): HostRow[];
+  rotateCredential(host: HostRow, policy: CredentialPolicy, nowMs: number): Awaitable<IssuedCredential>;
+  touch(host: HostRow, nowMs: number): Awaitable<void>;
+  revokeHost(hostId: string, org: string | null, nowMs: number): Awaitable<HostRow[]>;
   /** Lets the host id enrol once more with the org token alone, until `untilMs` (a reinstall that lost its credential). */
-  allowReenrol(hostId: string, org: string, untilMs: number): HostRow | null;
-  hosts(): HostRow[];
-  storeSightings(host: HostRow, days: readonly DayBatch[], nowMs: number): IntakeResult;
-  pruneBefore(beforeDay: number): number;
-  storeAlerts(host: HostRow, alerts: readonly AlertIn[], nowMs: number): AlertsStored;
-  queryAlerts(q: AlertQuery): StoredAlert[];
-  stats(): IntakeStats;
-  close(): void;
+  allowReenrol(hostId: string, org: string, untilMs: number): Awaitable<HostRow | null>;
+  hosts(): Awaitable<HostRow[]>;
+  storeSightings(host: HostRow, days: readonly DayBatch[], nowMs: number): Awaitable<IntakeResult>;
+  pruneBefore(beforeDay: number): Awaitable<number>;
+  storeAlerts(host: HostRow, alerts: readonly AlertIn[], nowMs: number): Awaitable<AlertsStored>;
+  queryAlerts(q: AlertQuery): Awaitable<StoredAlert[]>;
+  stats(): Awaitable<IntakeStats>;
+  close(): Awaitable<void>;
 }

@@ -160,11 +160,20 @@ describe('watchdog policy', () => {
 describe('processSample', () => {
   it('reads this process: CPU grows with work, RSS is about what Node reports', () => {
     const a = processSample();
+    const cpu0 = process.cpuUsage();
+    // Work until this process has really been given 30 ms of CPU (a loaded machine gives it late, not never).
     let x = 0;
-    const until = Date.now() + 50;
-    while (Date.now() < until) x += Math.sqrt(x + 1);
+    const until = Date.now() + 30_000;
+    while (Date.now() < until) {
+      for (let i = 0; i < 10_000; i++) x += Math.sqrt(x + 1);
+      const used = process.cpuUsage(cpu0);
+      if (used.user + used.system >= 30_000) break;
+    }
+    const used = process.cpuUsage(cpu0);
     const b = processSample();
-    expect(b.cpuMicros - a.cpuMicros).toBeGreaterThan(20_000);
+    expect(used.user + used.system).toBeGreaterThanOrEqual(30_000);
+    // The sample sees at least that much more CPU (children add to it, never take away).
+    expect(b.cpuMicros - a.cpuMicros).toBeGreaterThanOrEqual(used.user + used.system);
     expect(b.rssBytes).toBeGreaterThanOrEqual(process.memoryUsage.rss() * 0.5);
     expect(b.liveBytes).toBeGreaterThan(0);
     expect(b.liveBytes).toBeLessThan(b.rssBytes);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, rarecon } from '../support/cli.js';
 import { writeBaseline } from '../support/e2e-baseline.js';
 import { DaemonRun, INJECTED, VERY_RARE, alertKey, type Json } from '../support/daemon.js';
-import { buildNative, buildTrigger, kernelVersion, rootReason, sha256File, sleep, until } from '../support/env.js';
+import { EVENT_WAIT_MS, buildNative, buildTrigger, kernelVersion, rootReason, sha256File, sleep, until } from '../support/env.js';
 import { TestHost, runProcess } from '../support/testhost.js';
 
 const skipReason = rootReason();
@@ -91,7 +91,7 @@ afterAll(async () => {
 });
 
 /** The record of the connection `pid` made to `port`, once the daemon has scored it. */
-async function scored(pid: number, port: number, timeoutMs = 5000): Promise<Json> {
+async function scored(pid: number, port: number, timeoutMs = EVENT_WAIT_MS): Promise<Json> {
   return (daemon as DaemonRun).waitForRecord(
     (r) => r.type === 'connection' && r.process?.pid === pid && r.remote?.port === port,
     timeoutMs,
@@ -104,7 +104,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     const t0 = Date.now();
     const run = await (host as TestHost).run(curlArgs(`http://${NAME.c2}:${PORT}/`));
     expect(run.code, run.stderr).toBe(0);
-    const seen = await d.waitForAlert((a) => alertKey(a).hostname === NAME.c2, 5000);
+    const seen = await d.waitForAlert((a) => alertKey(a).hostname === NAME.c2, EVENT_WAIT_MS);
     const latencyMs = seen.seenMs - t0;
     const connectToAlertMs = seen.seenMs - (seen.alert.time as number);
     console.log(`daemon-detect.e2e: curl start -> alert in the file ${latencyMs} ms (connect -> alert ${connectToAlertMs} ms)`);
@@ -127,7 +127,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
 
     // The configured sink (a file here) gets it too, through the outbox.
     const sink = join(dir, 'sink.jsonl');
-    const delivered = await until('the alert in the sink', 5000, () => {
+    const delivered = await until('the alert in the sink', EVENT_WAIT_MS, () => {
       const lines = existsSync(sink) ? jsonLines(readFileSync(sink, 'utf8')) : [];
       return lines.find((l) => l.finding_info?.uid === a.finding_info.uid);
     });
@@ -152,7 +152,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
       expect(commonRec.remote.ip).toBe(IP.common);
       expect(commonRec.process.sha256).toBe(curlSha);
       // Both scored; give an alert every chance to reach the file.
-      const s = await d.waitForStatus(() => true, 3000, Date.now() + 300);
+      const s = await d.waitForStatus(() => true, EVENT_WAIT_MS, Date.now() + 300);
       await sleep(300);
       const theirs = d
         .alerts()
@@ -185,7 +185,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     expect(anon.code, anon.stderr).toBe(0);
     expect(anon.stdout).toContain('result=0');
 
-    const injected = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.anon, 5000)).alert;
+    const injected = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.anon, EVENT_WAIT_MS)).alert;
     expect(alertKey(injected)).toEqual({
       name: INJECTED,
       sha256: trig.beaconSha,
@@ -201,7 +201,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     expect(injected.unmapped.injection.indicators.some((i: string) => /^anon-exec-(frame|return):0x/.test(i))).toBe(true);
     expect(injected.evidences[0].process).toMatchObject({ pid: anon.pid, tid: anon.pid, file: { path: trig.beacon } });
 
-    const plain = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.normal, 5000)).alert;
+    const plain = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.normal, EVENT_WAIT_MS)).alert;
     expect(alertKey(plain)).toEqual({
       name: VERY_RARE,
       sha256: trig.beaconSha,
@@ -222,7 +222,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     }
     const viaLibc = await beacon('anon-libc', IP.anonLibc, NAME.anonLibc);
     expect(viaLibc.code, viaLibc.stderr).toBe(0);
-    const libc = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.anonLibc, 5000)).alert;
+    const libc = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.anonLibc, EVENT_WAIT_MS)).alert;
     expect(alertKey(libc)).toMatchObject({ name: INJECTED, sha256: trig.beaconSha, domain: 'inj-libc-test.example' });
     expect(libc.unmapped.injection.indicators.some((i: string) => /^anon-exec-(frame|return):0x/.test(i))).toBe(true);
   });
@@ -253,7 +253,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     // curl run from an anonymous memory file: same bytes (common sha256), injected because of its image.
     const memfd = await h.run([trig.memfd, ...curlArgs(url(NAME.memfd))]);
     expect(memfd.code, memfd.stderr).toBe(0);
-    const m = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.memfd, 5000)).alert;
+    const m = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.memfd, EVENT_WAIT_MS)).alert;
     expect(alertKey(m)).toMatchObject({ name: INJECTED, sha256: curlSha, domain: 'memfd-test.example', port: PORT });
     expect(m.severity_id).toBe(4);
     expect(m.evidences[0].process.pid).toBe(memfd.pid);
@@ -266,7 +266,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     copyFileSync(CURL, mycurl);
     const renamed = await h.run([mycurl, ...curlArgs(url(NAME.renamed)).slice(1)]);
     expect(renamed.code, renamed.stderr).toBe(0);
-    const r = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.renamed, 5000)).alert;
+    const r = (await d.waitForAlert((a) => alertKey(a).hostname === NAME.renamed, EVENT_WAIT_MS)).alert;
     expect(alertKey(r)).toEqual({ name: VERY_RARE, sha256: curlSha, domain: 'renamed-test.example', port: PORT, hostname: NAME.renamed });
     expect(r.evidences[0].process.file.path).toBe(mycurl);
     expect(r.evidences[0].process.file.product).toBeUndefined(); // no package owns the copy
@@ -282,7 +282,7 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: detection', 
     expect(mod.code, mod.stderr).toBe(0);
     const rec = await scored(mod.pid, PORT);
     expect(rec.process.sha256).toBe(modSha);
-    const s = await d.waitForStatus(() => true, 3000, Date.now() + 300);
+    const s = await d.waitForStatus(() => true, EVENT_WAIT_MS, Date.now() + 300);
     expect(d.alerts().some((a) => alertKey(a.alert).domain === 'modified-test.example')).toBe(false);
     expect(s.score.ineligibleByReason['process-not-common'] ?? 0).toBeGreaterThan(
       before?.score.ineligibleByReason['process-not-common'] ?? 0,

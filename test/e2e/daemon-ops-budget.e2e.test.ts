@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { writeBaseline } from '../support/e2e-baseline.js';
 import { DaemonRun, type Json } from '../support/daemon.js';
-import { buildNative, rootReason, sha256File, sleep, until } from '../support/env.js';
+import { EVENT_WAIT_MS, buildNative, rootReason, sha256File, sleep, until } from '../support/env.js';
 import { TestHost, type RunResult } from '../support/testhost.js';
 import { deliveryReport, Receiver } from '../support/receiver.js';
 import { jsonLines } from '../support/cli.js';
@@ -146,7 +146,7 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     });
     // Idle first: within budget.
     // Idle (the start-up's own work may take one sample over the tiny budget).
-    const idle = (await d.waitForStatus((s) => s.watchdog?.level === 0, 8000, Date.now() + 1500)).watchdog;
+    const idle = (await d.waitForStatus((s) => s.watchdog?.level === 0, EVENT_WAIT_MS, Date.now() + 1500)).watchdog;
     const mib = (x: number | undefined): string => ((x ?? 0) / 2 ** 20).toFixed(0);
     console.log(
       `daemon-ops-budget.e2e: idle CPU ${idle?.cpuPercent.toFixed(2)} % of a core, ${mib(idle?.rssBytes)} MiB resident, ${mib(idle?.liveBytes)} MiB in use`,
@@ -155,7 +155,7 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
 
     // curl once before the load: its image is judged common, so a new curl process is not sampled out later.
     const first = await curlIp();
-    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === first.pid, 3000);
+    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === first.pid, EVENT_WAIT_MS);
 
     const loadStart = Date.now();
     const load = burst(6000);
@@ -163,14 +163,14 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     ctxLoad = load;
     const shedding = await d.waitForStatus(
       (s) => (s.watchdog?.level ?? 0) >= 1 && (s.watchdog?.shedByReason.udp_flow_not_common ?? 0) > 0,
-      8000,
+      EVENT_WAIT_MS,
     );
     console.log(
       `daemon-ops-budget.e2e: shedding after ${Date.now() - loadStart} ms of load at ${shedding.watchdog?.cpuPercent.toFixed(1)} % CPU`,
     );
     const warn = await d.waitForLog(
       (l) => l.level === 'warn' && /^The daemon is over its (cpu|cpu and memory) budget; it sheds low-value work/.test(l.message),
-      2000,
+      EVENT_WAIT_MS,
     );
     expect(warn).toMatchObject({ shedLevel: 1, cpuBudgetPercent: 4 });
     const { text } = await d.status();
@@ -183,9 +183,9 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
 
     // At level 2 connections of processes not judged yet are sampled, but a new process of an image
     // judged common is kept: every such curl is enriched and scored.
-    await d.waitForStatus((s) => s.watchdog?.level === 2, 8000);
+    await d.waitForStatus((s) => s.watchdog?.level === 2, EVENT_WAIT_MS);
     const during = await curlIp();
-    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === during.pid, 5000);
+    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === during.pid, EVENT_WAIT_MS);
 
     const sent = await load;
     const peak = d.statusFile()?.watchdog;
@@ -194,23 +194,23 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     );
 
     // Load gone: back to level 0 and said so once.
-    const back = await d.waitForStatus((s) => s.watchdog?.level === 0, 15_000);
+    const back = await d.waitForStatus((s) => s.watchdog?.level === 0, EVENT_WAIT_MS);
     console.log(
       `daemon-ops-budget.e2e: recovered ${Date.now() - loadStart - 6000} ms after the load stopped; ${mib(back.watchdog?.rssBytes)} MiB resident, ${mib(back.watchdog?.liveBytes)} MiB in use`,
     );
     expect(back.watchdog?.shedTotal).toBeGreaterThan(0);
-    await d.waitForLog((l) => l.message === 'The daemon is back under its budget; nothing is shed any more.', 2000);
+    await d.waitForLog((l) => l.message === 'The daemon is back under its budget; nothing is shed any more.', EVENT_WAIT_MS);
     // Counted work stays counted; nothing new is shed once back.
     const shedBack = back.watchdog?.shedTotal ?? 0;
     const c = await curlIp();
-    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
+    await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, EVENT_WAIT_MS);
     expect(d.statusFile()?.watchdog?.shedTotal).toBe(shedBack);
     const changes = d.logs.filter((l) => typeof l.message === 'string' && l.message.startsWith('The daemon is '));
     // One line per change of level, not per sample (some 30 samples): up and down, with at most a flap
     // or two while shedding itself brings the CPU back under the budget.
     expect(changes.length).toBeLessThanOrEqual(8);
     expect(d.exit).toBeNull();
-  }, 60_000);
+  }, 150_000);
 
   it('at the hard memory limit logs why, stops cleanly and exits 70 for systemd to restart it', async () => {
     const d = await startDaemon({
@@ -226,7 +226,7 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       exitCode: 70,
     });
     expect(d.logs.find((l) => l.message === 'rarecon stopped.')).toBeDefined();
-  }, 30_000);
+  }, 120_000);
 
   it('SIGHUP moves queued alerts to a sink new address, adds a sink, and a sink that cannot be built keeps it all', async () => {
     const down = await receiver();
@@ -240,12 +240,12 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
 
     await curlName(PORTS[0] as number);
     await curlName(PORTS[1] as number);
-    const queued = await until('two alerts', 5000, () => {
+    const queued = await until('two alerts', EVENT_WAIT_MS, () => {
       const u = [...alertUids(d, PORTS[0] as number), ...alertUids(d, PORTS[1] as number)];
       return u.length === 2 ? u : undefined;
     });
-    await until('the sink refusing them', 5000, () => (down.attempts.length > 0 ? true : undefined));
-    const held = await d.waitForStatus((s) => (s.report as Json).outbox.rows === 2, 3000);
+    await until('the sink refusing them', EVENT_WAIT_MS, () => (down.attempts.length > 0 ? true : undefined));
+    const held = await d.waitForStatus((s) => (s.report as Json).outbox.rows === 2, EVENT_WAIT_MS);
     expect((held.report as Json).delivery[0]).toMatchObject({ sink: 'siem' });
 
     writeFileSync(
@@ -258,29 +258,29 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       }),
     );
     process.kill(d.pid, 'SIGHUP');
-    const reloaded = await d.waitForLog((l) => l.message === 'Config reloaded.', 5000);
+    const reloaded = await d.waitForLog((l) => l.message === 'Config reloaded.', EVENT_WAIT_MS);
     expect(reloaded.sinks).toEqual({ added: ['archive'], removed: [], changed: ['siem'], kept: [] });
     expect(d.logs.find((l) => l.message === 'Some changed settings take a restart; the running values stay until then.')).toMatchObject({
       settings: ['baselineStore'],
     });
     // What waited in the outbox goes to the new address, once each.
-    await until('the queued alerts at the new address', 10_000, () =>
+    await until('the queued alerts at the new address', EVENT_WAIT_MS, () =>
       deliveryReport(up.uids, queued).missing.length === 0 ? true : undefined,
     );
     expect(deliveryReport(up.uids, queued).duplicates).toBe(0);
     expect(down.uids).toEqual([]);
     // A new alert reaches both sinks; the added one gets only what came after the reload.
     await curlName(PORTS[2] as number);
-    const [third] = await until('the third alert', 5000, () => {
+    const [third] = await until('the third alert', EVENT_WAIT_MS, () => {
       const u = alertUids(d, PORTS[2] as number);
       return u.length === 1 ? u : undefined;
     });
-    await until('the third alert in both sinks', 10_000, () => {
+    await until('the third alert in both sinks', EVENT_WAIT_MS, () => {
       const inArchive = existsSync(archive) && jsonLines(readFileSync(archive, 'utf8')).some((a) => a.metadata?.uid === third);
       return inArchive && up.uids.includes(third as string) ? true : undefined;
     });
     expect(jsonLines(readFileSync(archive, 'utf8')).map((a) => a.metadata?.uid)).toEqual([third]);
-    await d.waitForStatus((s) => (s.report as Json).outbox.rows === 0, 5000);
+    await d.waitForStatus((s) => (s.report as Json).outbox.rows === 0, EVENT_WAIT_MS);
 
     // A sink whose token is missing: nothing changes, every problem logged, delivery goes on.
     writeFileSync(
@@ -291,19 +291,19 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       }),
     );
     process.kill(d.pid, 'SIGHUP');
-    const refused = await d.waitForLog((l) => l.message === 'The new sinks could not be set up; the running config stays.', 5000);
+    const refused = await d.waitForLog((l) => l.message === 'The new sinks could not be set up; the running config stays.', EVENT_WAIT_MS);
     expect(refused.level).toBe('error');
     expect(String(refused.problem)).toContain('RARECON_NO_SUCH_TOKEN');
     await curlName(PORTS[3] as number);
-    const [fourth] = await until('the fourth alert', 5000, () => {
+    const [fourth] = await until('the fourth alert', EVENT_WAIT_MS, () => {
       const u = alertUids(d, PORTS[3] as number);
       return u.length === 1 ? u : undefined;
     });
-    await until('the fourth alert at the running sink', 10_000, () => (up.uids.includes(fourth as string) ? true : undefined));
+    await until('the fourth alert at the running sink', EVENT_WAIT_MS, () => (up.uids.includes(fourth as string) ? true : undefined));
     expect(down.uids).toEqual([]);
     expect(d.statusFile()?.counters.reloadsTotal).toBe(1);
     expect((await d.stop()).code).toBe(0);
-  }, 60_000);
+  }, 150_000);
 
   it('on a full state folder keeps running, says so, holds new alerts, loses nothing stored, and carries on once space is freed', async (ctx) => {
     const sub = join(dir, `run${++n}`);
@@ -331,11 +331,11 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
         sub,
       );
       await curlName(PORTS[4] as number);
-      const [stored] = await until('the first alert', 5000, () => {
+      const [stored] = await until('the first alert', EVENT_WAIT_MS, () => {
         const u = alertUids(d, PORTS[4] as number);
         return u.length === 1 ? u : undefined;
       });
-      await d.waitForStatus((s) => (s.report as Json).outbox.rows === 1, 3000);
+      await d.waitForStatus((s) => (s.report as Json).outbox.rows === 1, EVENT_WAIT_MS);
 
       // Another program fills the disk, and keeps taking any block that frees up (the daemon's own
       // SQLite checkpoints give some back), so the disk stays full until the test frees it.
@@ -354,16 +354,16 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       const keepFull = setInterval(topUp, 20);
       const fullMs = Date.now();
       await curlName(PORTS[5] as number);
-      const [whileFull] = await until('the alert raised while the disk is full', 5000, () => {
+      const [whileFull] = await until('the alert raised while the disk is full', EVENT_WAIT_MS, () => {
         const u = alertUids(d, PORTS[5] as number);
         return u.length === 1 ? u : undefined;
       });
       const err = await d.waitForLog(
         (l) => l.level === 'error' && typeof l.message === 'string' && l.message.startsWith('The state folder is full'),
-        5000,
+        EVENT_WAIT_MS,
       );
       expect(err).toMatchObject({ reason: 'disk-full' });
-      const full = await d.waitForStatus((s) => s.stateDir?.diskFull === true && s.stateDir.heldAlerts === 1, 5000, fullMs);
+      const full = await d.waitForStatus((s) => s.stateDir?.diskFull === true && s.stateDir.heldAlerts === 1, EVENT_WAIT_MS, fullMs);
       expect((full.report as Json).outbox.rows).toBe(1);
       const { text } = await d.status();
       expect(text).toMatch(/^state:     DISK FULL: .*outbox \(disk-full/m);
@@ -374,7 +374,7 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       expect(metricValue(m, 'rarecon_state_write_failures_total{store="outbox"}')).toBeGreaterThan(0);
       // Still capturing.
       const c = await curlIp();
-      await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, 3000);
+      await d.waitForRecord((r) => r.type === 'connection' && r.process?.pid === c.pid, EVENT_WAIT_MS);
       // Only one error line per store for the whole episode.
       await sleep(1000);
       const errors = d.logs.filter((l) => l.level === 'error' && String(l.message).startsWith('The state folder'));
@@ -383,19 +383,19 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       // Space comes back; the held alert is stored and both go out.
       clearInterval(keepFull);
       rmSync(filler);
-      await d.waitForLog((l) => l.message === 'The state folder takes writes again.' && l.store === 'outbox', 5000);
+      await d.waitForLog((l) => l.message === 'The state folder takes writes again.' && l.store === 'outbox', EVENT_WAIT_MS);
       rx.mode = { kind: 'up' };
-      await until('both alerts delivered', 15_000, () =>
+      await until('both alerts delivered', EVENT_WAIT_MS, () =>
         deliveryReport(rx.uids, [stored as string, whileFull as string]).missing.length === 0 ? true : undefined,
       );
       expect(deliveryReport(rx.uids, [stored as string, whileFull as string]).duplicates).toBe(0);
       const after = await d.waitForStatus(
         (s) => s.stateDir?.diskFull === false && s.stateDir.heldAlerts === 0 && (s.report as Json).outbox.rows === 0,
-        5000,
+        EVENT_WAIT_MS,
       );
       expect(after.stateDir?.writeFailuresTotal.outbox).toBeGreaterThan(0);
       // The sightings of the connections made while the disk was full reached sightings.db too.
-      await d.waitForStatus((s) => s.stateDir?.heldSightings === 0 && s.stateDir.failing.sightings === undefined, 5000);
+      await d.waitForStatus((s) => s.stateDir?.heldSightings === 0 && s.stateDir.failing.sightings === undefined, EVENT_WAIT_MS);
       const db = new Database(join(state, 'sightings.db'), { readonly: true });
       try {
         const ports = db.prepare("SELECT port FROM day_combo WHERE root = 'budget-test.example' ORDER BY port").pluck().all() as number[];
@@ -410,5 +410,5 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
       if (process.env['RARECON_E2E_KEEP']) execFileSync('cp', ['-a', state, join(sub, 'state-kept')]);
       execFileSync('umount', ['-l', state]);
     }
-  }, 90_000);
+  }, 200_000);
 });

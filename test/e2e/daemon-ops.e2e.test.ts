@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBaseline } from '../support/e2e-baseline.js';
 import { DaemonRun, type Json } from '../support/daemon.js';
-import { HELPER_BIN, buildNative, rootReason, sha256File, sleep, until } from '../support/env.js';
+import { EVENT_WAIT_MS, HELPER_BIN, buildNative, rootReason, sha256File, sleep, until } from '../support/env.js';
 import { TestHost } from '../support/testhost.js';
 
 const skipReason = rootReason();
@@ -83,7 +83,7 @@ describe.skipIf(skipReason !== null)('rarecon run as a service (root, real kerne
     const run = curl(2500);
     const child = await run;
     expect(child.code, child.stderr).toBe(0);
-    const rec = await d.waitForRecord(connectionOf(child.pid), 3000);
+    const rec = await d.waitForRecord(connectionOf(child.pid), EVENT_WAIT_MS);
     expect(rec.process).toMatchObject({ pid: child.pid, path: CURL, sha256: sha256File(CURL) });
     expect(rec.protocol).toBe('tcp');
     // Timed by the poll that saw it: within the life of the connection.
@@ -124,11 +124,11 @@ describe.skipIf(skipReason !== null)('rarecon run as a service (root, real kerne
     const d = await startDaemon({ source: { kind: 'ebpf', helperPath: fake } });
 
     // The run of garbage counts once, the malformed frame once.
-    const first = await d.waitForStatus((s) => (s.source?.decodeErrorsTotal ?? 0) >= 2, 5000);
+    const first = await d.waitForStatus((s) => (s.source?.decodeErrorsTotal ?? 0) >= 2, EVENT_WAIT_MS);
     const errorsPerRun = first.source?.decodeErrorsTotal ?? 0;
     expect(errorsPerRun).toBe(2);
     const c1 = await curl();
-    await d.waitForRecord(connectionOf(c1.pid), 3000);
+    await d.waitForRecord(connectionOf(c1.pid), EVENT_WAIT_MS);
 
     const delays: number[] = [];
     for (let kill = 1; kill <= 2; kill++) {
@@ -137,7 +137,7 @@ describe.skipIf(skipReason !== null)('rarecon run as a service (root, real kerne
       const killedMs = Date.now();
       process.kill(helperPid as number, 'SIGKILL');
       const exited = (l: Json): boolean => typeof l.message === 'string' && l.message.includes('helper exited (signal SIGKILL)');
-      await until('the helper exit in the log', 5000, () => (d.logs.filter(exited).length === kill ? true : undefined));
+      await until('the helper exit in the log', EVENT_WAIT_MS, () => (d.logs.filter(exited).length === kill ? true : undefined));
       const line = d.logs.filter(exited)[kill - 1] as Json;
       expect(line.level).toBe('warn');
       const m = /restarting in (\d+) ms/.exec(line.message as string);
@@ -146,11 +146,11 @@ describe.skipIf(skipReason !== null)('rarecon run as a service (root, real kerne
       // Restarted (a new pid), the garbage of the new run counted too, status still written.
       const s = await d.waitForStatus(
         (x) => x.source?.helperRestartsTotal === kill && (x.source?.decodeErrorsTotal ?? 0) >= errorsPerRun * (kill + 1),
-        10_000,
+        EVENT_WAIT_MS,
         killedMs,
       );
       expect(s.updatedMs).toBeGreaterThan(killedMs);
-      const [again] = await until('the new helper', 5000, () => {
+      const [again] = await until('the new helper', EVENT_WAIT_MS, () => {
         const p = d.childPids('rarecon-events');
         return p.length === 1 && p[0] !== helperPid ? p : undefined;
       });
@@ -158,10 +158,10 @@ describe.skipIf(skipReason !== null)('rarecon run as a service (root, real kerne
       // Capturing again once the new helper said HELLO.
       await d.waitForLog(
         (l) => typeof l.message === 'string' && l.message.startsWith('eBPF helper: streaming') && Date.parse(l.timestamp) > killedMs,
-        10_000,
+        EVENT_WAIT_MS,
       );
       const c = await curl();
-      await d.waitForRecord(connectionOf(c.pid), 3000);
+      await d.waitForRecord(connectionOf(c.pid), EVENT_WAIT_MS);
     }
     console.log(`daemon-ops.e2e: helper restart delays after kill -9: ${delays.join(' ms, ')} ms`);
     // Exponential back-off with +-20 % jitter: 500 ms then 1 s by default.
@@ -187,22 +187,22 @@ describe.skipIf(skipReason !== null)('rarecon run as a service (root, real kerne
     process.kill(d.pid, 'SIGHUP');
     const err = await d.waitForLog(
       (l) => l.level === 'error' && l.message === 'The config file has problems; the running config stays.',
-      5000,
+      EVENT_WAIT_MS,
     );
     expect(err.problems).toContain('statusIntervalMs');
     expect(err.problems).toContain('detect.activationDays');
     await sleep(300);
     expect(d.exit).toBeNull();
     // Still working: status written after the HUP, and a new connection captured.
-    await d.waitForStatus(() => true, 3000, hupMs + 200);
+    await d.waitForStatus(() => true, EVENT_WAIT_MS, hupMs + 200);
     const c = await curl();
-    await d.waitForRecord(connectionOf(c.pid), 3000);
+    await d.waitForRecord(connectionOf(c.pid), EVENT_WAIT_MS);
     expect(d.statusFile()?.counters.reloadsTotal).toBe(0);
 
     writeFileSync(d.configPath, JSON.stringify({ ...good, detect: { exclusions: { ports: [9] } } }));
     process.kill(d.pid, 'SIGHUP');
-    await d.waitForLog((l) => l.message === 'Config reloaded.', 5000);
-    await d.waitForStatus((s) => s.counters.reloadsTotal === 1, 3000);
+    await d.waitForLog((l) => l.message === 'Config reloaded.', EVENT_WAIT_MS);
+    await d.waitForStatus((s) => s.counters.reloadsTotal === 1, EVENT_WAIT_MS);
 
     const termMs = Date.now();
     const exit = await d.stop('SIGTERM');

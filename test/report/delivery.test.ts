@@ -114,7 +114,8 @@ describe('delivery loop', () => {
     await eventually(() => sink.calls === 1);
     const t0 = Date.now();
     await loop.shutdown();
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    // Well short of the 10 s send: abandoned, not awaited (generous for a loaded machine).
+    expect(Date.now() - t0).toBeLessThan(5_000);
     expect(o.size.rows).toBe(1);
     o.close();
   });

@@ -3,17 +3,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePublicKey, verifySigned } from '../../src/baseline/signature.js';
 import type { RunningServer } from '../../src/server/server.js';
+import type { ServerConfig } from '../../src/config/defaults.js';
 import { DAY, http, isoDay, sha, startTestServer, tempDir } from '../support/server.js';
+import { STORES, storeUnderTest } from '../support/postgres-stores.js';
 
-describe('baseline server API', () => {
+describe.each(STORES)('baseline server API (%s store)', (storeName) => {
+  const st = storeUnderTest(storeName);
   const tmp = tempDir('api');
   let server: RunningServer;
   let cred: string;
   let token: string;
+  let over: Partial<ServerConfig>;
   const today = Math.floor(Date.now() / DAY) * DAY;
+  if (st.skip !== null) return void it.skip(st.skip, () => {});
 
   beforeAll(async () => {
-    ({ server } = await startTestServer(tmp.dir, { omitSingleObserverCombos: false }));
+    over = { ...(await st.config()), omitSingleObserverCombos: false };
+    ({ server } = await startTestServer(tmp.dir, over));
   });
   afterAll(async () => {
     await server.close();
@@ -28,11 +34,9 @@ describe('baseline server API', () => {
   });
 
   it('enrols a host with an org token and refuses unknown tokens', async () => {
-    const { IntakeStore } = await import('../../src/server/intake-store.js');
-    const { serverPaths } = await import('../../src/server/server.js');
-    const store = new IntakeStore(serverPaths(tmp.dir).intake);
-    token = store.createEnrolToken('acme', 1_000, Date.now()).token;
-    store.close();
+    const store = await st.open(tmp.dir, over);
+    token = (await store.createEnrolToken('acme', 1_000, Date.now())).token;
+    await store.close();
     const bad = await http(`${server.url}/v1/enroll`, { body: { token: 'rce_nope', hostId: 'h1' } });
     expect(bad.status).toBe(401);
     const r = await http(`${server.url}/v1/enroll`, { body: { token, hostId: 'h1', hostName: 'web-1' } });
@@ -131,11 +135,9 @@ describe('baseline server API', () => {
   });
 
   it('answers 403 to a revoked host', async () => {
-    const { IntakeStore } = await import('../../src/server/intake-store.js');
-    const { serverPaths } = await import('../../src/server/server.js');
-    const store = new IntakeStore(serverPaths(tmp.dir).intake);
-    expect(store.revokeHost('h1', null, Date.now())).toHaveLength(1);
-    store.close();
+    const store = await st.open(tmp.dir, over);
+    expect(await store.revokeHost('h1', null, Date.now())).toHaveLength(1);
+    await store.close();
     const r = await http(`${server.url}/v1/baseline`, { token: cred });
     expect(r.status).toBe(403);
     const again = await http(`${server.url}/v1/enroll`, { body: { token, hostId: 'h1' } });

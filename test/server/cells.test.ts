@@ -6,14 +6,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_SYNC } from '../../src/config/defaults.js';
 import { SyncClient } from '../../src/sync/sync-client.js';
-import { IntakeStore } from '../../src/server/intake-store.js';
-import { serverPaths, type RunningServer } from '../../src/server/server.js';
+import type { RunningServer } from '../../src/server/server.js';
 import { DAY, enrolHosts, http, isoDay, memoryLog, sha, startTestServer, tempDir } from '../support/server.js';
+import { STORES, storeUnderTest } from '../support/postgres-stores.js';
 
 const BROWSER = sha('browser');
 const UPDATER = sha('updater');
 
-describe('cells of heavy processes', () => {
+describe.each(STORES)('cells of heavy processes (%s store)', (storeName) => {
+  const st = storeUnderTest(storeName);
+  if (st.skip !== null) return void it.skip(st.skip, () => {});
   const tmp = tempDir('cells');
   let server: RunningServer;
   let creds: string[];
@@ -35,10 +37,11 @@ describe('cells of heavy processes', () => {
   }
 
   beforeAll(async () => {
-    ({ server } = await startTestServer(join(tmp.dir, 'server'), { heavyProcessCombos: 8, combosPerCell: 4 }));
-    const store = new IntakeStore(serverPaths(join(tmp.dir, 'server')).intake);
-    token = store.createEnrolToken('web', 1_000, Date.now()).token;
-    store.close();
+    const over = { ...(await st.config()), heavyProcessCombos: 8, combosPerCell: 4 };
+    ({ server } = await startTestServer(join(tmp.dir, 'server'), over));
+    const store = await st.open(join(tmp.dir, 'server'), over);
+    token = (await store.createEnrolToken('web', 1_000, Date.now())).token;
+    await store.close();
     creds = await enrolHosts(server.url, token, 3);
     await upload(40, 2);
     const b = await server.buildNow();

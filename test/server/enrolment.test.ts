@@ -23,6 +23,7 @@ import {
   tempDir,
   type ServerCli,
 } from '../support/server.js';
+import { STORES, storeUnderTest } from '../support/postgres-stores.js';
 
 const C2 = { sha256: POPULAR, rootDomain: 'forged-c2.net', port: 8443 };
 const today = Math.floor(Date.now() / DAY) * DAY;
@@ -39,13 +40,15 @@ async function enrol(
   return { status: r.status, json: r.json as Record<string, unknown> };
 }
 
-describe.skipIf(!existsSync(DIST_SERVER_CLI))('enrolment under attack (a real rarecon server)', () => {
+describe.skipIf(!existsSync(DIST_SERVER_CLI)).each(STORES)('enrolment under attack (a real rarecon server, %s store)', (storeName) => {
+  const st = storeUnderTest(storeName);
+  if (st.skip !== null) return void it.skip(st.skip, () => {});
   const tmp = tempDir('enrol');
   let server: ServerCli;
 
   beforeAll(async () => {
     // hostMinUploadDays stays at its default (3).
-    server = await startServerCli(tmp.dir, '  observerUnit: host\n  omitSingleObserverCombos: false\n');
+    server = await startServerCli(tmp.dir, '  observerUnit: host\n  omitSingleObserverCombos: false\n' + st.yaml(await st.config()));
   }, 60_000);
   afterAll(async () => {
     await server?.stop();
@@ -150,17 +153,18 @@ describe.skipIf(!existsSync(DIST_SERVER_CLI))('enrolment under attack (a real ra
   });
 });
 
-describe('a host counts toward prevalence from its third upload day', () => {
+describe.each(STORES)('a host counts toward prevalence from its third upload day (%s store)', (storeName) => {
+  const st = storeUnderTest(storeName);
+  if (st.skip !== null) return void it.skip(st.skip, () => {});
   it('twelve hosts count once each has uploaded on three days', async () => {
     const tmp = tempDir('third-day');
     let nowMs = today + 12 * 3_600_000;
-    const { server } = await startTestServer(tmp.dir, { hostMinUploadDays: 3, omitSingleObserverCombos: false }, { now: () => nowMs });
+    const over = { ...(await st.config()), hostMinUploadDays: 3, omitSingleObserverCombos: false };
+    const { server } = await startTestServer(tmp.dir, over, { now: () => nowMs });
     try {
-      const { IntakeStore } = await import('../../src/server/intake-store.js');
-      const { serverPaths } = await import('../../src/server/server.js');
-      const store = new IntakeStore(serverPaths(tmp.dir).intake);
-      const token = store.createEnrolToken('fleet', 100, nowMs).token;
-      store.close();
+      const store = await st.open(tmp.dir, over);
+      const token = (await store.createEnrolToken('fleet', 100, nowMs)).token;
+      await store.close();
       const creds: string[] = [];
       for (let i = 0; i < 12; i++) creds.push((await enrol(server.url, token, `h-${i}`)).json.credential as string);
       const counts: number[] = [];

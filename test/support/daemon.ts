@@ -7,7 +7,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { CLI, REPO, jsonLines, rarecon } from './cli.js';
 import type { DaemonStatus } from '../../src/daemon/status.js';
-import { childPids, until } from './env.js';
+import { EVENT_WAIT_MS, childPids, until } from './env.js';
 import { unitSandbox } from './unit-file.js';
 
 // Parsed JSON lines, read field by field in assertions.
@@ -130,7 +130,7 @@ export class DaemonRun {
         return d.logs.some((l) => l.message === 'rarecon is watching outbound connections.') ? true : undefined;
       });
       // The first status file is written right after that line.
-      await until('the first status file', 5000, () => (d.statusFile() !== null ? true : undefined));
+      await until('the first status file', EVENT_WAIT_MS, () => (d.statusFile() !== null ? true : undefined));
     } catch (err) {
       d.child.kill('SIGKILL');
       throw err;

@@ -88,6 +88,12 @@ export function kernelVersion(): [number, number] {
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
+/**
+ * How long a test waits for an event it expects (an alert, a record, a status, a log line). Generous: on a
+ * loaded 2-core machine the event comes late, not never; a passing test returns as soon as it comes.
+ */
+export const EVENT_WAIT_MS = 30_000;
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a value other than undefined, or throws after timeoutMs with `what`. */

@@ -1,0 +1,322 @@
+// One aggregation on PostgreSQL, by one node at a time (an advisory lock):
+// distinct observers counted by SQL inside the database (exact: a parallel
+// DISTINCT over the window's partitions), the counts read out once to write
+// the signed baseline file, and the publication (changed rows, version,
+// snapshot bytes, delta horizon) written by SQL in one transaction. A node
+// killed mid-build loses its session: the transaction rolls back, the lock is
+// released, the last published version stays served.
+//
+// Steps, as in aggregate.ts: count (SQL into scratch tables), build (the file
+// from the counts), publish (SQL), then the scratch tables go.
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { signHeader, signingKeyFromPem } from '../baseline/signature.js';
+import { SHA256_BYTES } from '../baseline/hex.js';
+import type { ServerPostgresConfig } from '../config/defaults.js';
+import { DAY_MS } from '../model/baseline.js';
+import type { AggregateFigures, AggregateOptions, AggregateResult } from './aggregate.js';
+import { writeCountedBaseline } from './counts-baseline.js';
+import { BUILD_LOCK, clientConfig, maintainPartitions } from './pg-schema.js';
+
+export interface PgAggregateOptions extends Omit<AggregateOptions, 'intakePath' | 'publishPath' | 'baselinesDir'> {
+  postgres: ServerPostgresConfig;
+  /** Where the snapshot file is written before its bytes go into the database (removed after). */
+  scratchDir: string;
+  /** Skip when a version was published at or after this time (another node built this scheduled run); null = build. */
+  skipIfPublishedSinceMs: number | null;
+  /** Build only when nothing is published yet (the first build at start, which every node may try). */
+  onlyIfNone: boolean;
+}
+
+const SCRATCH = ['agg_obs', 'agg_pair', 'agg_proc', 'agg_combo', 'agg_root', 'agg_pub_proc', 'agg_pub_combo'];
+const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+
+/** Each line of a COPY ... TO STDOUT (text format), split on tabs, whatever the chunk boundaries. */
+async function copyLines(c: pg.ClientBase, sql: string, onRow: (fields: string[]) => void): Promise<void> {
+  const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT`));
+  let rest = '';
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    const text = rest + chunk.toString('utf8');
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      onRow(text.slice(start, nl).split('\t'));
+      start = nl + 1;
+    }
+    rest = text.slice(start);
+  }
+  if (rest !== '') onRow(rest.split('\t'));
+}
+
+export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateResult> {
+  const started = performance.now();
+  const url = opts.postgres.url;
+  if (url === null) return { ok: false, error: 'server.postgres.url is not set' };
+  const key = signingKeyFromPem(opts.signingKeyPem);
+  const c = new pg.Client(clientConfig(url, opts.postgres.aggregateTimeoutMs, 'rarecon-server-build'));
+  // A broken connection fails the query in progress; the error event must not throw on top.
+  c.on('error', () => undefined);
+  let snapshotPath: string | null = null;
+  try {
+    await c.connect();
+    // The backend notices a vanished node (killed mid-build) within seconds, and gives up its work and the lock.
+    await c.query("SET client_connection_check_interval = '2s'");
+    await c.query(`SET work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+    await c.query('SELECT pg_advisory_lock($1)', [BUILD_LOCK]);
+    const last = (
+      await c.query<{ v: number | null; p: number | null }>('SELECT max(version) AS v, max(published_ms) AS p FROM pub_version')
+    ).rows[0] as { v: number | null; p: number | null };
+    if (opts.onlyIfNone && last.v !== null)
+      return { ok: false, skipped: true, error: `version ${last.v} is already published (by another node)` };
+    if (opts.skipIfPublishedSinceMs !== null && last.p !== null && last.p >= opts.skipIfPublishedSinceMs)
+      return { ok: false, skipped: true, error: `version ${last.v} was published for this scheduled run by another node` };
+
+    const today = Math.floor(opts.nowMs / DAY_MS);
+    const endDay = today + 1;
+    const windowStart = endDay - opts.windowDays;
+    // The coming days' partitions, made ahead of the uploads that will need them.
+    await maintainPartitions(c, today, today + 2, null);
+
+    // 1. count
+    for (const t of SCRATCH) await c.query(`DROP TABLE IF EXISTS ${t}`);
+    const eligible =
+      opts.unit === 'org'
+        ? 'SELECT id AS host, org_id AS observer FROM host WHERE revoked_ms IS NULL'
+        : `SELECT id AS host, id AS observer FROM host WHERE revoked_ms IS NULL AND upload_days >= ${Number(opts.hostMinUploadDays)}`;
+    await c.query(`CREATE UNLOGGED TABLE agg_obs AS ${eligible}`);
+    await c.query('ANALYZE agg_obs');
+    const win = (
+      await c.query<{ read: number; host_days: number; first: number | null; population: number }>(
+        `SELECT coalesce(sum(hd.process_count + hd.combo_count), 0)::bigint AS read, count(*)::int AS host_days,
+                min(hd.day) FILTER (WHERE hd.process_count + hd.combo_count > 0) AS first,
+                count(DISTINCT o.observer) FILTER (WHERE hd.process_count + hd.combo_count > 0)::int AS population
+         FROM host_day hd JOIN agg_obs o ON o.host = hd.host WHERE hd.day >= $1 AND hd.day < $2`,
+        [windowStart, endDay],
+      )
+    ).rows[0] as { read: number; host_days: number; first: number | null; population: number };
+    const omitSingles = opts.omitSingleObserverCombos && opts.thresholds.veryRareMaxObservers >= 1;
+    const minObservers = omitSingles ? 2 : 1;
+    // Each observer's things once: a parallel DISTINCT over the window's partitions.
+    const pairs = await c.query(
+      `CREATE UNLOGGED TABLE agg_pair AS SELECT DISTINCT o.observer, s.sha, s.root, s.port
+       FROM sighting s JOIN agg_obs o ON o.host = s.host WHERE s.day >= $1 AND s.day < $2`,
+      [windowStart, endDay],
+    );
+    await c.query('ANALYZE agg_pair');
+    await c.query(
+      `CREATE UNLOGGED TABLE agg_combo AS SELECT sha, root, port, count(*)::int AS observers FROM agg_pair
+       WHERE root <> 0 GROUP BY sha, root, port HAVING count(*) >= ${minObservers}`,
+    );
+    // A combo's sha256 counts as run by its observer too (the builder's rule); idx orders the file's arrays.
+    await c.query(
+      `CREATE UNLOGGED TABLE agg_proc AS SELECT (row_number() OVER (ORDER BY sha) - 1)::int AS idx, sha, observers
+       FROM (SELECT sha, count(*)::int AS observers FROM (SELECT DISTINCT observer, sha FROM agg_pair) x GROUP BY sha) g`,
+    );
+    await c.query(
+      `CREATE UNLOGGED TABLE agg_root AS SELECT (row_number() OVER (ORDER BY root) - 1)::int AS idx, root
+       FROM (SELECT DISTINCT root FROM agg_combo) r`,
+    );
+    const countedAt = performance.now();
+
+    // 2. build: the counts out once, into the file's arrays
+    const procN = ((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM agg_proc')).rows[0] as { n: number }).n;
+    const comboN = ((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM agg_combo')).rows[0] as { n: number }).n;
+    const shaBytes = new Uint8Array(procN * SHA256_BYTES);
+    const procObservers = new Int32Array(procN);
+    let i = 0;
+    await copyLines(c, 'SELECT encode(s.sha, $$hex$$), a.observers FROM agg_proc a JOIN sha s ON s.id = a.sha ORDER BY a.idx', (f) => {
+      shaBytes.set(Buffer.from(f[0] as string, 'hex'), i * SHA256_BYTES);
+      procObservers[i++] = Number(f[1]);
+    });
+    const roots: string[] = [];
+    await copyLines(c, 'SELECT r.name FROM agg_root a JOIN root r ON r.id = a.root ORDER BY a.idx', (f) => void roots.push(f[0] as string));
+    const cSha = new Int32Array(comboN);
+    const cRoot = new Int32Array(comboN);
+    const cPort = new Uint16Array(comboN);
+    const cObs = new Int32Array(comboN);
+    let k = 0;
+    await copyLines(
+      c,
+      'SELECT p.idx, r.idx, c.port, c.observers FROM agg_combo c JOIN agg_proc p ON p.sha = c.sha JOIN agg_root r ON r.root = c.root',
+      (f) => {
+        cSha[k] = Number(f[0]);
+        cRoot[k] = Number(f[1]);
+        cPort[k] = Number(f[2]);
+        cObs[k++] = Number(f[3]);
+      },
+    );
+    const readAt = performance.now();
+    const version = Math.max((last.v ?? 0) + 1, opts.nowMs);
+    mkdirSync(opts.scratchDir, { recursive: true, mode: 0o700 });
+    snapshotPath = join(opts.scratchDir, `baseline-${version}.db`);
+    const written = writeCountedBaseline(
+      snapshotPath,
+      {
+        unit: opts.unit,
+        thresholds: opts.thresholds,
+        policy: { allowPrivateDomains: opts.policy.allowPrivateDomains, pslVersion: opts.policy.pslVersion },
+        omitsSingleObserverCombos: omitSingles,
+        startDay: Math.min(endDay, Math.max(win.first ?? windowStart, windowStart)),
+        endDay,
+        populationSize: win.population,
+        version,
+        builtAtMs: opts.nowMs,
+        serverMeta: {
+          ...(opts.unit === 'host' ? { observerMinUploadDays: opts.hostMinUploadDays } : {}),
+          ...(opts.nextBuildByMs === null ? {} : { nextBuildByMs: opts.nextBuildByMs }),
+        },
+      },
+      { shaBytes, observers: procObservers },
+      { sha: cSha, root: cRoot, port: cPort, observers: cObs, roots },
+    );
+    if (!written.ok) return { ok: false, error: `the baseline file could not be written: ${written.error}` };
+    const bytes = readFileSync(snapshotPath);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const { line } = signHeader(
+      {
+        kind: 'snapshot',
+        meta: written.meta,
+        fromVersion: null,
+        prefixes: null,
+        bucketHexChars: opts.bucketHexChars,
+        contentSha256: sha256,
+        contentBytes: bytes.length,
+      },
+      key,
+    );
+    const writtenAt = performance.now();
+
+    // 3. publish
+    await c.query(
+      `CREATE UNLOGGED TABLE agg_pub_proc AS
+       SELECT s.bucket, s.sha, a.observers,
+              CASE WHEN coalesce(k.n, 0) <= $1 THEN 0
+                   ELSE coalesce((SELECT min(b) FROM generate_series(1, 16) b WHERE ($2::bigint << b) >= k.n), 16) END AS bits
+       FROM agg_proc a JOIN sha s ON s.id = a.sha LEFT JOIN (SELECT sha, count(*) AS n FROM agg_combo GROUP BY sha) k ON k.sha = a.sha`,
+      [opts.heavyProcessCombos, opts.combosPerCell],
+    );
+    await c.query(
+      `CREATE UNLOGGED TABLE agg_pub_combo AS SELECT s.bucket, s.sha, r.rh, r.name AS root, c.port, c.observers
+       FROM agg_combo c JOIN sha s ON s.id = c.sha JOIN root r ON r.id = c.root`,
+    );
+    const published = await publish(c, opts, version, written.meta, bytes, sha256, line.toString('utf8'));
+    const publishedAt = performance.now();
+    for (const t of SCRATCH) await c.query(`DROP TABLE IF EXISTS ${t}`);
+    const figures: AggregateFigures = {
+      hostDays: win.host_days,
+      sightingsRead: win.read,
+      sightingsFed: pairs.rowCount ?? 0,
+      readAndFeedMs: Math.round(countedAt - started),
+      lookupMs: Math.round(readAt - countedAt),
+      writeMs: Math.round(writtenAt - readAt),
+      publishMs: Math.round(publishedAt - writtenAt),
+      totalMs: Math.round(performance.now() - started),
+      changedProcesses: published.changedProcesses,
+      changedCombos: published.changedCombos,
+      snapshotBytes: bytes.length,
+      countMismatches: 0,
+    };
+    return { ok: true, version, meta: written.meta, figures };
+  } catch (e) {
+    return { ok: false, error: `aggregation failed: ${(e as Error).message}` };
+  } finally {
+    if (snapshotPath !== null) rmSync(snapshotPath, { force: true });
+    await c.end().catch(() => undefined);
+  }
+}
+
+/** The changed rows, the version with its snapshot bytes, the delta horizon and the snapshots beyond those kept: one transaction. */
+async function publish(
+  c: pg.ClientBase,
+  opts: PgAggregateOptions,
+  version: number,
+  meta: object,
+  snapshot: Buffer,
+  sha256: string,
+  envelope: string,
+): Promise<{ changedProcesses: number; changedCombos: number }> {
+  await c.query('BEGIN');
+  try {
+    // Processes whose cells changed size send all their combos again.
+    await c.query(
+      `CREATE TEMP TABLE agg_resized ON COMMIT DROP AS
+       SELECT coalesce(n.bucket, o.bucket) AS bucket, coalesce(n.sha, o.sha) AS sha
+       FROM (SELECT bucket, sha, bits FROM pub_process WHERE bits > 0) o
+       FULL JOIN agg_pub_proc n ON n.bucket = o.bucket AND n.sha = o.sha
+       WHERE coalesce(n.bits, 0) <> coalesce(o.bits, 0)`,
+    );
+    let procs = 0;
+    let combos = 0;
+    procs += (
+      await c.query(
+        `INSERT INTO pub_process (bucket, sha, observers, changed, bits) SELECT bucket, sha, observers, $1, bits FROM agg_pub_proc
+         ON CONFLICT (bucket, sha) DO UPDATE SET observers = excluded.observers, changed = excluded.changed, bits = excluded.bits
+         WHERE pub_process.observers <> excluded.observers OR pub_process.bits <> excluded.bits`,
+        [version],
+      )
+    ).rowCount as number;
+    procs += (
+      await c.query(
+        `UPDATE pub_process p SET observers = 0, changed = $1 WHERE p.observers > 0
+         AND NOT EXISTS (SELECT 1 FROM agg_pub_proc n WHERE n.bucket = p.bucket AND n.sha = p.sha)`,
+        [version],
+      )
+    ).rowCount as number;
+    combos += (
+      await c.query(
+        `INSERT INTO pub_combo (bucket, sha, rh, root, port, observers, changed)
+         SELECT bucket, sha, rh, root, port, observers, $1 FROM agg_pub_combo
+         ON CONFLICT (bucket, sha, rh, root, port) DO UPDATE SET observers = excluded.observers, changed = excluded.changed
+         WHERE pub_combo.observers <> excluded.observers`,
+        [version],
+      )
+    ).rowCount as number;
+    combos += (
+      await c.query(
+        `UPDATE pub_combo p SET observers = 0, changed = $1 WHERE p.observers > 0 AND NOT EXISTS (
+           SELECT 1 FROM agg_pub_combo n WHERE n.bucket = p.bucket AND n.sha = p.sha AND n.rh = p.rh AND n.root = p.root AND n.port = p.port)`,
+        [version],
+      )
+    ).rowCount as number;
+    combos += (
+      await c.query(
+        `UPDATE pub_combo p SET changed = $1 FROM agg_resized r WHERE p.bucket = r.bucket AND p.sha = r.sha AND p.changed < $1`,
+        [version],
+      )
+    ).rowCount as number;
+    await c.query(
+      `INSERT INTO pub_version (version, meta, published_ms, snapshot_sha256, snapshot_bytes, snapshot_envelope, changed_processes, changed_combos)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [version, JSON.stringify(meta), opts.nowMs, sha256, snapshot.length, envelope, procs, combos],
+    );
+    for (let n = 0, off = 0; off < snapshot.length || n === 0; n++, off += SNAPSHOT_CHUNK_BYTES)
+      await c.query('INSERT INTO pub_snapshot (version, n, bytes) VALUES ($1, $2, $3)', [
+        version,
+        n,
+        snapshot.subarray(off, off + SNAPSHOT_CHUNK_BYTES),
+      ]);
+    // Removals older than the delta history go: no one allowed a delta needs them.
+    const h = await c.query<{ version: number }>('SELECT version FROM pub_version ORDER BY version DESC LIMIT 1 OFFSET $1', [
+      opts.deltaHistoryVersions - 1,
+    ]);
+    const horizon =
+      h.rows[0]?.version ?? ((await c.query<{ v: number }>('SELECT min(version) AS v FROM pub_version')).rows[0] as { v: number }).v;
+    await c.query('DELETE FROM pub_process WHERE observers = 0 AND changed <= $1', [horizon]);
+    await c.query('DELETE FROM pub_combo WHERE observers = 0 AND changed <= $1', [horizon]);
+    await c.query("INSERT INTO pub_kv (key, value) VALUES ('deltaHorizon', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [
+      String(horizon),
+    ]);
+    await c.query('DELETE FROM pub_snapshot WHERE version NOT IN (SELECT version FROM pub_version ORDER BY version DESC LIMIT $1)', [
+      opts.keepSnapshots,
+    ]);
+    await c.query('COMMIT');
+    return { changedProcesses: procs, changedCombos: combos };
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}

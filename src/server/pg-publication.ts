@@ -1,0 +1,173 @@
+// What the HTTP handlers read of the published baselines on PostgreSQL: the
+// pub_* tables the aggregation writes in one transaction (pg-aggregate.ts),
+// read from server.postgres.readUrl (a hot standby) when set. Every node reads
+// the same rows in the same order, so it signs the same bytes.
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { BaselineMeta } from '../model/baseline.js';
+import { parseKey, prefixRange } from '../baseline/bucket-keys.js';
+import type { Publication, PublishedVersion, RowsContent } from './publication.js';
+import { bucketOf } from './pg-schema.js';
+
+/** The current version is asked by nearly every request: read at most this often (a new version shows within it). */
+const CURRENT_TTL_MS = 1_000;
+
+type Row = Record<string, unknown>;
+
+function versionFrom(r: Row): PublishedVersion {
+  return {
+    version: r.version as number,
+    meta: JSON.parse(r.meta as string) as BaselineMeta,
+    publishedMs: r.published_ms as number,
+    snapshotFile: `postgresql:pub_snapshot/${r.version as number}`,
+    snapshotSha256: r.snapshot_sha256 as string,
+    snapshotBytes: r.snapshot_bytes as number,
+    snapshotEnvelope: r.snapshot_envelope as string,
+    changedProcesses: r.changed_processes as number,
+    changedCombos: r.changed_combos as number,
+  };
+}
+
+export class PgPublication implements Publication {
+  private cached: { at: number; v: PublishedVersion | null; horizon: number } | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async head(): Promise<{ v: PublishedVersion | null; horizon: number }> {
+    const t = this.now();
+    if (this.cached !== null && t - this.cached.at < CURRENT_TTL_MS && t >= this.cached.at) return this.cached;
+    const r = await this.pool.query(
+      `SELECT v.*, (SELECT value FROM pub_kv WHERE key = 'deltaHorizon') AS horizon
+       FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM pub_version ORDER BY version DESC LIMIT 1) v ON true`,
+    );
+    const row = r.rows[0] as Row;
+    const v = row.version === null ? null : versionFrom(row);
+    const horizon = row.horizon === null ? Number.MAX_SAFE_INTEGER : Number(row.horizon);
+    this.cached = { at: t, v, horizon };
+    return this.cached;
+  }
+
+  async current(): Promise<PublishedVersion | null> {
+    return (await this.head()).v;
+  }
+
+  async deltaHorizon(): Promise<number> {
+    return (await this.head()).horizon;
+  }
+
+  published(): void {
+    this.cached = null;
+  }
+
+  /** One read-only snapshot of the database for all keys: every bucket of the same version. */
+  async buckets(keys: readonly string[], since: number | null, hexChars: number): Promise<RowsContent> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const out: RowsContent = { processes: [], combos: [] };
+      const after = since ?? -1;
+      const withRemoved = since !== null;
+      for (const key of keys) {
+        const k = parseKey(key, hexChars);
+        if (k === null) continue;
+        if (k.kind === 'cell') {
+          const sha = Buffer.from(k.sha256, 'hex');
+          const r = await c.query({
+            text: `SELECT sha, root, port, observers FROM pub_combo WHERE bucket = $1 AND sha = $2 AND rh >= $3 AND rh < $4
+                   AND changed > $5 AND (observers > 0 OR $6) ORDER BY rh, root, port`,
+            values: [bucketOf(sha), sha, k.rhLo, k.rhHi, after, withRemoved],
+            rowMode: 'array',
+          });
+          for (const [s, root, port, n] of r.rows as Array<[Buffer, string, number, number]>)
+            out.combos.push([s.toString('hex'), root, port, n]);
+          continue;
+        }
+        const { lo, hi } = prefixRange(k.prefix);
+        const bLo = bucketOf(lo);
+        const bHi = hi === null ? 65_535 : bucketOf(hi);
+        const hiBound = hi ?? Buffer.alloc(33, 0xff);
+        const procs = await c.query({
+          text: `SELECT sha, observers, bits FROM pub_process WHERE bucket >= $1 AND bucket <= $2 AND sha >= $3 AND sha < $4
+                 AND changed > $5 AND (observers > 0 OR $6) ORDER BY sha`,
+          values: [bLo, bHi, lo, hiBound, after, withRemoved],
+          rowMode: 'array',
+        });
+        for (const [sha, n, bits] of procs.rows as Array<[Buffer, number, number]>)
+          out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
+        const combos = await c.query({
+          text: `SELECT c.sha, c.root, c.port, c.observers FROM pub_combo c
+                 JOIN pub_process p ON p.bucket = c.bucket AND p.sha = c.sha
+                 WHERE c.bucket >= $1 AND c.bucket <= $2 AND c.sha >= $3 AND c.sha < $4 AND c.changed > $5
+                 AND (c.observers > 0 OR $6) AND p.bits = 0 ORDER BY c.sha, c.rh, c.root, c.port`,
+          values: [bLo, bHi, lo, hiBound, after, withRemoved],
+          rowMode: 'array',
+        });
+        for (const [sha, root, port, n] of combos.rows as Array<[Buffer, string, number, number]>)
+          out.combos.push([sha.toString('hex'), root, port, n]);
+      }
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  async delta(since: number): Promise<RowsContent> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const out: RowsContent = { processes: [], combos: [] };
+      const procs = await c.query({
+        text: 'SELECT sha, observers, bits FROM pub_process WHERE changed > $1 ORDER BY bucket, sha',
+        values: [since],
+        rowMode: 'array',
+      });
+      for (const [sha, n, bits] of procs.rows as Array<[Buffer, number, number]>)
+        out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
+      const combos = await c.query({
+        text: 'SELECT sha, root, port, observers FROM pub_combo WHERE changed > $1 ORDER BY bucket, sha, rh, root, port',
+        values: [since],
+        rowMode: 'array',
+      });
+      for (const [sha, root, port, n] of combos.rows as Array<[Buffer, string, number, number]>)
+        out.combos.push([sha.toString('hex'), root, port, n]);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  /** The snapshot file, streamed a stored chunk at a time. */
+  async snapshot(v: PublishedVersion): Promise<{ size: number; stream: Readable } | null> {
+    const r = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pub_snapshot WHERE version = $1', [v.version]);
+    const chunks = (r.rows[0] as { n: number }).n;
+    if (chunks === 0) return null;
+    const pool = this.pool;
+    async function* read(): AsyncGenerator<Buffer> {
+      for (let n = 0; n < chunks; n++) {
+        const c = await pool.query<{ bytes: Buffer }>('SELECT bytes FROM pub_snapshot WHERE version = $1 AND n = $2', [v.version, n]);
+        const row = c.rows[0];
+        if (row === undefined) throw new Error(`chunk ${n} of the snapshot of version ${v.version} is gone`);
+        yield row.bytes;
+      }
+    }
+    return { size: v.snapshotBytes, stream: Readable.from(read()) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,596 @@
+// The server's store on PostgreSQL (server.store postgresql): the same
+// interface and the same decisions (security-rules.ts) as the SQLite store,
+// over rows that any number of server nodes share. A node keeps nothing but
+// caches of dictionary ids, which never change once given.
+//
+// Races between nodes are settled by row locks: an enrolment locks its token's
+// row (the host cap holds across nodes), an upload locks its host's row (its
+// host-days and upload-day count change together).
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { DAY_MS } from '../model/baseline.js';
+import { ENROL_TOKEN_PREFIX, HOST_CREDENTIAL_PREFIX, newSecret, secretHash } from '../common/secrets.js';
+import { rootHash } from '../baseline/bucket-keys.js';
+import type { LogFn } from '../common/log.js';
+import type { ServerPostgresConfig } from '../config/defaults.js';
+import type { DayBatch } from './sightings-batch.js';
+import type {
+  AlertIn,
+  AlertQuery,
+  AlertsStored,
+  AuthResult,
+  EnrolRequest,
+  EnrolResult,
+  HostRow,
+  IntakeResult,
+  IntakeStats,
+  IssuedCredential,
+  ServerStore,
+  StoredAlert,
+  TokenRow,
+} from './store.js';
+import {
+  afterUpload,
+  alertChange,
+  alertScope,
+  checkCredential,
+  credentialExpiresMs,
+  credentialRotateAfterMs,
+  decideEnrolment,
+  type CredentialPolicy,
+} from './security-rules.js';
+import { bucketOf, maintainPartitions, migrate, openPool } from './pg-schema.js';
+
+type Row = Record<string, unknown>;
+
+const HOST_SELECT = 'SELECT host.*, org.name AS org FROM host JOIN org ON org.id = host.org_id';
+const TOKEN_SELECT = `SELECT enrol_token.*, org.name AS org,
+                      (SELECT count(*)::int FROM host WHERE host.token_hash = enrol_token.hash) AS hosts
+                      FROM enrol_token JOIN org ON org.id = enrol_token.org_id`;
+
+function tokenIdOf(hash: Buffer): string {
+  return hash.subarray(0, 6).toString('hex');
+}
+
+function hostFrom(r: Row): HostRow {
+  return {
+    ref: r.id as number,
+    orgId: r.org_id as number,
+    org: r.org as string,
+    hostId: r.host_id as string,
+    name: (r.name as string | null) ?? null,
+    enrolledMs: r.enrolled_ms as number,
+    revokedMs: (r.revoked_ms as number | null) ?? null,
+    lastSeenMs: (r.last_seen_ms as number | null) ?? null,
+    credentialIssuedMs: r.cred_issued_ms as number,
+    uploadDays: r.upload_days as number,
+    lastUploadDay: (r.last_upload_day as number | null) ?? null,
+    tokenId: r.token_hash === null || r.token_hash === undefined ? null : tokenIdOf(r.token_hash as Buffer),
+  };
+}
+
+function tokenFrom(r: Row): TokenRow {
+  return {
+    id: tokenIdOf(r.hash as Buffer),
+    org: r.org as string,
+    createdMs: r.created_ms as number,
+    revokedMs: (r.revoked_ms as number | null) ?? null,
+    maxHosts: r.max_hosts as number,
+    hostsAdmitted: r.hosts as number,
+  };
+}
+
+/** Bounded: cleared when full rather than grown without end. */
+class IdCache {
+  private map = new Map<string, number>();
+  constructor(private readonly maxEntries: number) {}
+  get(k: string): number | undefined {
+    return this.map.get(k);
+  }
+  set(k: string, id: number): void {
+    if (this.map.size >= this.maxEntries) this.map = new Map();
+    this.map.set(k, id);
+  }
+}
+
+/** Postgres error code of a row that fits no partition (a day whose partition is not made yet). */
+const NO_PARTITION = '23514';
+
+export interface PgStoreOptions {
+  /** Days before today whose uploads are still taken (window + retained days): their partitions are kept made. */
+  acceptDaysBack: number;
+  dictionaryCacheEntries?: number;
+}
+
+export class PgStore implements ServerStore {
+  private readonly shaIds: IdCache;
+  private readonly rootIds: IdCache;
+  private closed = false;
+
+  private constructor(
+    readonly pool: pg.Pool,
+    private readonly opts: PgStoreOptions,
+  ) {
+    const n = opts.dictionaryCacheEntries ?? 2_000_000;
+    this.shaIds = new IdCache(n);
+    this.rootIds = new IdCache(n);
+  }
+
+  /** Connects, brings the schema up to date and makes the partitions of the days uploads may carry. */
+  static async open(cfg: ServerPostgresConfig, log: LogFn, opts: PgStoreOptions, nowMs: number): Promise<PgStore> {
+    if (cfg.url === null) throw new Error('server.store postgresql needs server.postgres.url');
+    const pool = openPool(cfg.url, cfg, log, 'primary');
+    try {
+      await migrate(pool);
+      const store = new PgStore(pool, opts);
+      await store.makePartitions(nowMs);
+      return store;
+    } catch (e) {
+      await pool.end().catch(() => undefined);
+      throw new Error(`cannot open the PostgreSQL store at ${redactUrl(cfg.url)}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Partitions from the oldest day an upload may carry to the day after tomorrow (clocks differ). */
+  async makePartitions(nowMs: number): Promise<void> {
+    const today = Math.floor(nowMs / DAY_MS);
+    await maintainPartitions(this.pool, today - this.opts.acceptDaysBack, today + 2, null);
+  }
+
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Orgs, tokens, hosts
+
+  async createEnrolToken(
+    org: string,
+    maxHosts: number,
+    nowMs: number,
+  ): Promise<{ token: string; tokenId: string; org: string; orgCreated: boolean }> {
+    return this.tx(async (c) => {
+      const ins = await c.query<{ id: number }>(
+        'INSERT INTO org (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id',
+        [org, nowMs],
+      );
+      const orgCreated = ins.rows.length > 0;
+      const id = orgCreated
+        ? (ins.rows[0] as { id: number }).id
+        : ((await c.query<{ id: number }>('SELECT id FROM org WHERE name = $1', [org])).rows[0] as { id: number }).id;
+      const token = newSecret(ENROL_TOKEN_PREFIX);
+      const hash = secretHash(token);
+      await c.query('INSERT INTO enrol_token (hash, org_id, created_ms, max_hosts) VALUES ($1, $2, $3, $4)', [hash, id, nowMs, maxHosts]);
+      return { token, tokenId: tokenIdOf(hash), org, orgCreated };
+    });
+  }
+
+  async tokens(org: string | null): Promise<TokenRow[]> {
+    const r = await this.pool.query(`${TOKEN_SELECT} ORDER BY org.name COLLATE "C", enrol_token.created_ms`);
+    return r.rows.map(tokenFrom).filter((t) => org === null || t.org === org);
+  }
+
+  async revokeToken(idPrefix: string, nowMs: number): Promise<{ ok: true; token: TokenRow } | { ok: false; error: string }> {
+    const want = idPrefix.toLowerCase();
+    if (!/^[0-9a-f]{8,12}$/.test(want))
+      return { ok: false, error: `"${idPrefix}" is not a token id (8 to 12 hex digits, as "rarecon server tokens" lists them)` };
+    return this.tx(async (c): Promise<{ ok: true; token: TokenRow } | { ok: false; error: string }> => {
+      const matches = (await c.query(TOKEN_SELECT)).rows.filter((r: Row) => tokenIdOf(r.hash as Buffer).startsWith(want));
+      if (matches.length === 0) return { ok: false, error: `no enrolment token ${want}` };
+      if (matches.length > 1) return { ok: false, error: `${matches.length} tokens start with ${want}: give more digits` };
+      const r = matches[0] as Row;
+      await c.query('UPDATE enrol_token SET revoked_ms = $1 WHERE hash = $2 AND revoked_ms IS NULL', [nowMs, r.hash]);
+      return { ok: true, token: tokenFrom((await c.query(`${TOKEN_SELECT} WHERE enrol_token.hash = $1`, [r.hash])).rows[0] as Row) };
+    });
+  }
+
+  async enrol(req: EnrolRequest, policy: CredentialPolicy, nowMs: number): Promise<EnrolResult> {
+    return this.tx(async (c): Promise<EnrolResult> => {
+      const hash = secretHash(req.token);
+      // The token's row locked: enrolments through it, from any node, one at a time (its host cap).
+      const locked = await c.query('SELECT hash FROM enrol_token WHERE hash = $1 FOR UPDATE', [hash]);
+      const t =
+        locked.rows.length === 0 ? undefined : ((await c.query(`${TOKEN_SELECT} WHERE enrol_token.hash = $1`, [hash])).rows[0] as Row);
+      const token = t === undefined ? null : tokenFrom(t);
+      const existing =
+        t === undefined
+          ? undefined
+          : ((await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2 FOR UPDATE OF host`, [t.org_id, req.hostId]))
+              .rows[0] as Row | undefined);
+      let proofMatches = false;
+      if (existing !== undefined && req.proof !== null) {
+        const p = secretHash(req.proof);
+        proofMatches =
+          p.equals(existing.cred_hash as Buffer) ||
+          (existing.prev_cred_hash !== null &&
+            p.equals(existing.prev_cred_hash as Buffer) &&
+            nowMs < ((existing.prev_cred_until_ms as number | null) ?? 0));
+      }
+      const decision = decideEnrolment(
+        {
+          token,
+          host:
+            existing === undefined
+              ? null
+              : {
+                  revokedMs: (existing.revoked_ms as number | null) ?? null,
+                  proofMatches,
+                  reenrolAllowedUntilMs: (existing.reenrol_until_ms as number | null) ?? null,
+                },
+          nowMs,
+        },
+        req.hostId,
+        (t?.org as string | undefined) ?? '',
+      );
+      if (!decision.ok) return decision;
+      const orgId = (t as Row).org_id as number;
+      const credential = newSecret(HOST_CREDENTIAL_PREFIX);
+      if (decision.action === 'rotate') {
+        await this.rotateCred(c, secretHash(credential), nowMs, req.hostName, 0, (existing as Row).id as number);
+      } else {
+        await c.query(
+          'INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms, token_hash, cred_issued_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+          [orgId, req.hostId, req.hostName, secretHash(credential), nowMs, hash, nowMs],
+        );
+      }
+      const host = hostFrom(
+        (await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2`, [orgId, req.hostId])).rows[0] as Row,
+      );
+      return {
+        ok: true,
+        host,
+        reEnrolled: decision.action === 'rotate',
+        by: decision.action === 'rotate' ? decision.by : 'token',
+        credential,
+        expiresMs: credentialExpiresMs(nowMs, policy),
+        rotateAfterMs: credentialRotateAfterMs(nowMs, policy),
+      };
+    });
+  }
+
+  private async rotateCred(
+    c: pg.ClientBase | pg.Pool,
+    credHash: Buffer,
+    nowMs: number,
+    name: string | null,
+    prevUntilMs: number,
+    ref: number,
+  ): Promise<void> {
+    // The credential replaced stays good until prev_cred_until_ms (0 = not at all: an enrolment replaced it).
+    await c.query(
+      `UPDATE host SET prev_cred_hash = cred_hash, cred_hash = $1, cred_issued_ms = $2, name = coalesce($3, name),
+                       prev_cred_until_ms = $4, reenrol_until_ms = NULL WHERE id = $5`,
+      [credHash, nowMs, name, prevUntilMs, ref],
+    );
+  }
+
+  async authenticate(credential: string, policy: CredentialPolicy, nowMs: number): Promise<AuthResult> {
+    const hash = secretHash(credential);
+    const rows = (await this.pool.query(`${HOST_SELECT} WHERE host.cred_hash = $1 OR host.prev_cred_hash = $1`, [hash])).rows as Row[];
+    const current = rows.find((r) => (r.cred_hash as Buffer).equals(hash));
+    const r = current ?? rows[0];
+    const which: 'current' | 'previous' = current !== undefined ? 'current' : 'previous';
+    if (r === undefined) return { ok: false, status: 401, code: 'unauthenticated', error: 'unknown host credential: enrol the host again' };
+    const host = hostFrom(r);
+    if (host.revokedMs !== null)
+      return { ok: false, status: 403, code: 'revoked', error: `host ${host.hostId} of org ${host.org} is revoked` };
+    const chk = checkCredential(
+      which,
+      { issuedMs: host.credentialIssuedMs, previousUntilMs: (r.prev_cred_until_ms as number | null) ?? null },
+      policy,
+      nowMs,
+    );
+    if (!chk.ok) return chk;
+    return { ok: true, host, which };
+  }
+
+  async rotateCredential(host: HostRow, policy: CredentialPolicy, nowMs: number): Promise<IssuedCredential> {
+    const credential = newSecret(HOST_CREDENTIAL_PREFIX);
+    await this.rotateCred(this.pool, secretHash(credential), nowMs, null, nowMs + policy.graceMs, host.ref);
+    return { credential, expiresMs: credentialExpiresMs(nowMs, policy), rotateAfterMs: credentialRotateAfterMs(nowMs, policy) };
+  }
+
+  async touch(host: HostRow, nowMs: number): Promise<void> {
+    // At most once a minute: a write per request would cost every request a commit.
+    if (host.lastSeenMs !== null && nowMs - host.lastSeenMs < 60_000) return;
+    await this.pool.query('UPDATE host SET last_seen_ms = $1 WHERE id = $2', [nowMs, host.ref]);
+  }
+
+  async revokeHost(hostId: string, org: string | null, nowMs: number): Promise<HostRow[]> {
+    return this.tx(async (c) => {
+      const rows = (await c.query(`${HOST_SELECT} WHERE host.host_id = $1`, [hostId])).rows
+        .map(hostFrom)
+        .filter((h) => org === null || h.org === org);
+      const out: HostRow[] = [];
+      for (const h of rows) {
+        const u = await c.query('UPDATE host SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL', [nowMs, h.ref]);
+        if ((u.rowCount ?? 0) > 0) out.push({ ...h, revokedMs: nowMs });
+      }
+      return out;
+    });
+  }
+
+  async allowReenrol(hostId: string, org: string, untilMs: number): Promise<HostRow | null> {
+    const r = (await this.pool.query(`${HOST_SELECT} WHERE org.name = $1 AND host.host_id = $2`, [org, hostId])).rows[0] as Row | undefined;
+    if (r === undefined || r.revoked_ms !== null) return null;
+    await this.pool.query('UPDATE host SET reenrol_until_ms = $1 WHERE id = $2', [untilMs, r.id]);
+    return hostFrom(r);
+  }
+
+  async hosts(): Promise<HostRow[]> {
+    return (await this.pool.query(`${HOST_SELECT} ORDER BY org.name COLLATE "C", host.host_id COLLATE "C"`)).rows.map(hostFrom);
+  }
+
+  // -------------------------------------------------------------------------
+  // Sightings
+
+  /**
+   * The ids of these sha256s (hex) and root domains, made when new. Outside
+   * the upload's transaction: an id given stays good even if the upload fails.
+   * Keys go in sorted, so two nodes adding the same new keys cannot deadlock.
+   */
+  private async intern(shas: Set<string>, roots: Set<string>): Promise<void> {
+    const newShas = [...shas].filter((h) => this.shaIds.get(h) === undefined).sort();
+    if (newShas.length > 0) {
+      const bytes = newShas.map((h) => Buffer.from(h, 'hex'));
+      await this.pool.query('INSERT INTO sha (bucket, sha) SELECT * FROM unnest($1::int[], $2::bytea[]) ON CONFLICT (sha) DO NOTHING', [
+        bytes.map(bucketOf),
+        bytes,
+      ]);
+      const r = await this.pool.query<{ id: number; sha: Buffer }>('SELECT id, sha FROM sha WHERE sha = ANY($1::bytea[])', [bytes]);
+      for (const row of r.rows) this.shaIds.set(row.sha.toString('hex'), row.id);
+    }
+    const newRoots = [...roots].filter((n) => this.rootIds.get(n) === undefined).sort();
+    if (newRoots.length > 0) {
+      await this.pool.query('INSERT INTO root (rh, name) SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (name) DO NOTHING', [
+        newRoots.map(rootHash),
+        newRoots,
+      ]);
+      const r = await this.pool.query<{ id: number; name: string }>('SELECT id, name FROM root WHERE name = ANY($1::text[])', [newRoots]);
+      for (const row of r.rows) this.rootIds.set(row.name, row.id);
+    }
+  }
+
+  private shaId(hex: string): number {
+    const id = this.shaIds.get(hex);
+    if (id === undefined) throw new Error(`sha256 ${hex} has no id after interning`);
+    return id;
+  }
+
+  private rootId(name: string): number {
+    const id = this.rootIds.get(name);
+    if (id === undefined) throw new Error(`root domain ${name} has no id after interning`);
+    return id;
+  }
+
+  async storeSightings(host: HostRow, days: readonly DayBatch[], nowMs: number): Promise<IntakeResult> {
+    const shas = new Set<string>();
+    const roots = new Set<string>();
+    for (const d of days) {
+      for (const p of d.processes) shas.add(p);
+      for (const c of d.combos) {
+        shas.add(c.sha256);
+        roots.add(c.rootDomain);
+      }
+    }
+    await this.intern(shas, roots);
+    // The dictionary cache may have been cleared between interning and use: intern again what went missing.
+    const missing = new Set([...shas].filter((h) => this.shaIds.get(h) === undefined));
+    const missingRoots = new Set([...roots].filter((n) => this.rootIds.get(n) === undefined));
+    if (missing.size > 0 || missingRoots.size > 0) await this.intern(missing, missingRoots);
+    try {
+      return await this.storeSightingsTx(host, days, nowMs);
+    } catch (e) {
+      if ((e as { code?: string }).code !== NO_PARTITION) throw e;
+      // A day no partition is made for yet (the first upload after midnight, a clock ahead): make them, then once more.
+      const ds = days.map((d) => Math.floor(d.dayMs / DAY_MS));
+      await maintainPartitions(this.pool, Math.min(...ds), Math.max(...ds), null);
+      return this.storeSightingsTx(host, days, nowMs);
+    }
+  }
+
+  private async storeSightingsTx(host: HostRow, days: readonly DayBatch[], nowMs: number): Promise<IntakeResult> {
+    return this.tx(async (c) => {
+      const result: IntakeResult = { days: 0, processes: 0, combos: 0, replaced: 0 };
+      // The host's row locked: its uploads, through any node, one at a time.
+      const h = (await c.query('SELECT upload_days, last_upload_day FROM host WHERE id = $1 FOR UPDATE', [host.ref])).rows[0] as
+        { upload_days: number; last_upload_day: number | null } | undefined;
+      const dayNums = days.map((d) => Math.floor(d.dayMs / DAY_MS));
+      const old = await c.query<{ day: number; upload: number }>(
+        'SELECT day, upload FROM host_day WHERE host = $1 AND day = ANY($2::int[])',
+        [host.ref, dayNums],
+      );
+      for (const o of old.rows) {
+        await c.query('DELETE FROM sighting WHERE day = $1 AND upload = $2 AND host = $3', [o.day, o.upload, host.ref]);
+        result.replaced++;
+      }
+      const upload = ((await c.query<{ u: number }>("SELECT nextval('upload_seq') AS u")).rows[0] as { u: number }).u;
+      const lines: string[] = [];
+      const ref = host.ref;
+      for (let i = 0; i < days.length; i++) {
+        const d = days[i] as DayBatch;
+        const day = dayNums[i] as number;
+        for (const p of d.processes) lines.push(`${day}\t${bucketOfHex(p)}\t${ref}\t${this.shaId(p)}\t0\t0\t${upload}\n`);
+        for (const cb of d.combos)
+          lines.push(
+            `${day}\t${bucketOfHex(cb.sha256)}\t${ref}\t${this.shaId(cb.sha256)}\t${this.rootId(cb.rootDomain)}\t${cb.port}\t${upload}\n`,
+          );
+        result.days++;
+        result.processes += d.processes.length;
+        result.combos += d.combos.length;
+      }
+      await c.query(
+        `INSERT INTO host_day (host, day, upload, process_count, combo_count, received_ms)
+         SELECT $1, d, $2, p, k, $3 FROM unnest($4::int[], $5::int[], $6::int[]) AS t(d, p, k)
+         ON CONFLICT (host, day) DO UPDATE SET upload = excluded.upload, process_count = excluded.process_count,
+           combo_count = excluded.combo_count, received_ms = excluded.received_ms`,
+        [ref, upload, nowMs, dayNums, days.map((d) => d.processes.length), days.map((d) => d.combos.length)],
+      );
+      if (lines.length > 0) {
+        const sink = c.query(copyFrom('COPY sighting (day, bucket, host, sha, root, port, upload) FROM STDIN'));
+        await pipeline(Readable.from(chunked(lines)), sink);
+      }
+      if (h !== undefined) {
+        const next = afterUpload({ uploadDays: h.upload_days, lastUploadDay: h.last_upload_day }, nowMs);
+        if (next.uploadDays !== h.upload_days || next.lastUploadDay !== h.last_upload_day)
+          await c.query('UPDATE host SET upload_days = $1, last_upload_day = $2 WHERE id = $3', [next.uploadDays, next.lastUploadDay, ref]);
+      }
+      return result;
+    });
+  }
+
+  /** Drops the day partitions before `beforeDay` (and their host-day rows); returns the host-days dropped. */
+  async pruneBefore(beforeDay: number): Promise<number> {
+    const r = await this.pool.query('DELETE FROM host_day WHERE day < $1', [beforeDay]);
+    const today = beforeDay;
+    await maintainPartitions(this.pool, today, today - 1, beforeDay);
+    return r.rowCount ?? 0;
+  }
+
+  // -------------------------------------------------------------------------
+  // Alerts
+
+  async storeAlerts(host: HostRow, alerts: readonly AlertIn[], nowMs: number): Promise<AlertsStored> {
+    return this.tx(async (c) => {
+      const out: AlertsStored = { stored: 0, updated: 0, duplicates: 0 };
+      const uids = alerts.map((a) => alertScope(host, a.uid).uid);
+      const have = new Map<string, string>();
+      for (const r of (
+        await c.query<{ uid: string; body: string }>('SELECT uid, body FROM alert WHERE host = $1 AND uid = ANY($2::text[])', [
+          host.ref,
+          uids,
+        ])
+      ).rows)
+        have.set(r.uid, r.body);
+      for (const a of alerts) {
+        const at = alertScope(host, a.uid);
+        const change = alertChange(have.get(at.uid) ?? null, a.body);
+        if (change === 'duplicate') out.duplicates++;
+        else if (change === 'update') {
+          await c.query('UPDATE alert SET time_ms = $1, severity_id = $2, received_ms = $3, body = $4 WHERE host = $5 AND uid = $6', [
+            a.timeMs,
+            a.severityId,
+            nowMs,
+            a.body,
+            at.hostRef,
+            at.uid,
+          ]);
+          have.set(at.uid, a.body);
+          out.updated++;
+        } else {
+          // Another node may have stored this very (host, uid) since: then it is that row's redelivery or update.
+          const ins = await c.query(
+            `INSERT INTO alert (uid, host, org_id, time_ms, severity_id, received_ms, body) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (host, uid) DO UPDATE SET time_ms = excluded.time_ms, severity_id = excluded.severity_id,
+               received_ms = excluded.received_ms, body = excluded.body WHERE alert.body <> excluded.body
+             RETURNING (xmax = 0) AS inserted`,
+            [at.uid, at.hostRef, at.orgId, a.timeMs, a.severityId, nowMs, a.body],
+          );
+          const row = ins.rows[0] as { inserted: boolean } | undefined;
+          if (row === undefined) out.duplicates++;
+          else if (row.inserted) out.stored++;
+          else out.updated++;
+          have.set(at.uid, a.body);
+        }
+      }
+      return out;
+    });
+  }
+
+  async queryAlerts(q: AlertQuery): Promise<StoredAlert[]> {
+    const where: string[] = ['alert.seq > $1'];
+    const args: Array<string | number> = [q.afterSeq];
+    if (q.org !== null) {
+      args.push(q.org);
+      where.push(`org.name = $${args.length}`);
+    }
+    if (q.hostId !== null) {
+      args.push(q.hostId);
+      where.push(`host.host_id = $${args.length}`);
+    }
+    if (q.sinceMs !== null) {
+      args.push(q.sinceMs);
+      where.push(`alert.time_ms >= $${args.length}`);
+    }
+    args.push(q.limit);
+    const rows = (
+      await this.pool.query(
+        `SELECT alert.*, org.name AS org, host.host_id AS host_id FROM alert
+         JOIN host ON host.id = alert.host JOIN org ON org.id = alert.org_id
+         WHERE ${where.join(' AND ')} ORDER BY alert.seq LIMIT $${args.length}`,
+        args,
+      )
+    ).rows as Row[];
+    return rows.map((r) => ({
+      seq: r.seq as number,
+      uid: r.uid as string,
+      org: r.org as string,
+      hostId: r.host_id as string,
+      timeMs: (r.time_ms as number | null) ?? null,
+      severityId: (r.severity_id as number | null) ?? null,
+      receivedMs: r.received_ms as number,
+      alert: JSON.parse(r.body as string) as unknown,
+    }));
+  }
+
+  async stats(): Promise<IntakeStats> {
+    const r = (
+      await this.pool.query(
+        `SELECT (SELECT count(*) FROM org)::int AS orgs, (SELECT count(*) FROM host)::int AS hosts,
+                (SELECT count(*) FROM host WHERE revoked_ms IS NOT NULL)::int AS revoked,
+                (SELECT count(*) FROM host_day)::int AS host_days, (SELECT count(*) FROM sha)::int AS shas,
+                (SELECT count(*) FROM root)::int AS roots, (SELECT count(*) FROM alert)::int AS alerts`,
+      )
+    ).rows[0] as Record<string, number>;
+    return {
+      orgs: r.orgs as number,
+      hosts: r.hosts as number,
+      revokedHosts: r.revoked as number,
+      hostDays: r.host_days as number,
+      shas: r.shas as number,
+      roots: r.roots as number,
+      alerts: r.alerts as number,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+function bucketOfHex(hex: string): number {
+  return parseInt(hex.slice(0, 4), 16);
+}
+
+/** COPY rows in pieces of about 256 KiB: one write per piece, not per row. */
+function* chunked(lines: string[]): Generator<string> {
+  let piece = '';
+  for (const l of lines) {
+    piece += l;
+    if (piece.length >= 256 * 1024) {
+      yield piece;
+      piece = '';
+    }
+  }
+  if (piece !== '') yield piece;
+}
+
+/** A connection URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*):[^@/]*@/, '$1:***@');
+}
