@@ -1,7 +1,8 @@
 // Alerts and sightings on their way to the state folder. Those of one
 // event-loop turn are written together, one SQLite transaction each: under
 // load that is many events a commit. What the folder does not take (a full
-// disk) is held in memory and written again on each tick.
+// disk) is held in memory, up to a bound, and written again on each tick.
+import { RepeatedLog } from '../common/log.js';
 import type { Logger } from '../common/logger.js';
 import type { Alert } from '../model/alert.js';
 import type { Sighting } from '../model/baseline.js';
@@ -9,16 +10,27 @@ import type { Reporter } from '../report/reporter.js';
 import type { SightingsStore } from '../sync/sightings-store.js';
 import type { StateHealth } from './state-health.js';
 
-/** Alerts that could not be stored are held in memory and stored later; past this many, new ones are still held but an operator is told. */
-const HELD_ALERTS_WARN = 10_000;
+/**
+ * Alerts held in memory while the outbox cannot take them (a full disk). Beyond this many the lowest
+ * severity, oldest first, go (health alerts last), counted and logged: memory is bounded by this, not
+ * by the alert rate. 5,000 is the default safety valve's day of alerts, a few MiB.
+ */
+export const HELD_ALERTS_MAX = 5_000;
 /** Sightings held while the state folder is full; beyond this the oldest go (counted). */
 const HELD_SIGHTINGS_MAX = 50_000;
 
 export interface HeldWritesOptions {
-  reporter: Reporter;
-  sightings: SightingsStore;
+  reporter: Pick<Reporter, 'enqueueMany'>;
+  sightings: Pick<SightingsStore, 'add'>;
   health: StateHealth;
   log: Logger;
+  /** Default HELD_ALERTS_MAX. */
+  heldAlertsMax?: number;
+}
+
+/** Which held alert goes first at the bound: lowest severity; a health alert (the valve's only word) last. */
+function keepRank(a: Alert): number {
+  return a.kind === 'health' ? 9 : a.severityId;
 }
 
 export class HeldWrites {
@@ -28,8 +40,18 @@ export class HeldWrites {
   /** What the state folder did not take yet: stored again on each tick. */
   private heldAlerts: Alert[] = [];
   private heldSightings: Sighting[] = [];
+  private readonly heldAlertsMax: number;
+  /** At most a line a minute while held alerts are dropped at the bound. */
+  private readonly lostLog: RepeatedLog;
 
-  constructor(private readonly to: HeldWritesOptions) {}
+  constructor(private readonly to: HeldWritesOptions) {
+    this.heldAlertsMax = to.heldAlertsMax ?? HELD_ALERTS_MAX;
+    this.lostLog = new RepeatedLog(
+      (level, msg, fields) => to.log[level](msg, fields),
+      'error',
+      'The outbox cannot take alerts and as many as the daemon holds in memory wait already: the lowest-severity, oldest alerts were dropped.',
+    );
+  }
 
   /** Queues sightings for the write at the end of this event-loop turn. */
   addSightings(sightings: readonly Sighting[]): void {
@@ -89,23 +111,39 @@ export class HeldWrites {
     health.held.sightings = this.heldSightings.length;
   }
 
-  /** Alerts go to the outbox; when it cannot take them they wait in memory and are stored again: an alert raised is never dropped. */
+  /**
+   * Alerts go to the outbox; when it cannot take them they wait in memory and are stored again, up
+   * to the bound: past it the lowest-severity, oldest go, counted (held.alertsLost) and logged.
+   */
   private storeAlerts(batch: Alert[]): void {
-    const { reporter, health, log } = this.to;
+    const { reporter, health } = this.to;
     const all = this.heldAlerts.length === 0 ? batch : [...this.heldAlerts, ...batch];
     const r = reporter.enqueueMany(all);
     if (r.ok) {
       this.heldAlerts = [];
       health.ok('outbox');
     } else if (r.reason !== 'closed') {
-      if (this.heldAlerts.length < HELD_ALERTS_WARN && all.length >= HELD_ALERTS_WARN) {
-        log.error('Many alerts wait in memory for the outbox; they are lost if the daemon stops before the state folder takes them.', {
-          alerts: all.length,
-        });
-      }
       health.failed('outbox', r);
-      this.heldAlerts = all;
+      this.heldAlerts = this.bounded(all);
     }
     health.held.alerts = this.heldAlerts.length;
+  }
+
+  /** The held alerts within the bound, in their order; what goes is counted and logged. */
+  private bounded(all: Alert[]): Alert[] {
+    const over = all.length - this.heldAlertsMax;
+    if (over <= 0) return all;
+    // Stable sort by rank: the first `over` are the lowest severity, oldest first within one.
+    const order = all.map((_, i) => i).sort((a, b) => keepRank(all[a]!) - keepRank(all[b]!) || a - b);
+    const gone = new Set(order.slice(0, over));
+    const bySeverity: Record<string, number> = {};
+    for (const i of gone) {
+      const a = all[i]!;
+      const k = a.kind === 'health' ? 'health' : a.severity;
+      bySeverity[k] = (bySeverity[k] ?? 0) + 1;
+    }
+    this.to.health.held.alertsLost += over;
+    this.lostLog.note({ dropped: over, bySeverity, heldAlertsMax: this.heldAlertsMax, droppedTotal: this.to.health.held.alertsLost });
+    return all.filter((_, i) => !gone.has(i));
   }
 }

@@ -187,6 +187,10 @@ export function metricsText(s: DaemonStatus, nowMs = Date.now(), proc: ProcessMe
       [{ kind: 'alerts' }, sd.heldAlerts],
       [{ kind: 'sightings' }, sd.heldSightings],
     ]);
+    family(out, 'rarecon_state_held_dropped_total', 'counter', 'Held items dropped at their memory bound, by kind.', [
+      [{ kind: 'alerts' }, sd.alertsLostTotal ?? 0],
+      [{ kind: 'sightings' }, sd.sightingsLostTotal],
+    ]);
   }
   const caches = Object.entries(s.caches ?? {});
   family(

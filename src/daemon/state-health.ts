@@ -16,8 +16,10 @@ export interface StateHealthStats {
   /** Alerts and sightings held in memory until the state folder takes them. */
   heldAlerts: number;
   heldSightings: number;
-  /** Held items given up because the memory bound was reached (sightings only; alerts are never given up). */
+  /** Held items given up because their memory bound was reached (lowest severity, oldest first for alerts). */
   sightingsLostTotal: number;
+  /** Absent in status files of older versions. */
+  alertsLostTotal?: number;
 }
 
 function isStoreFailure(x: unknown): x is StoreFailure {
@@ -29,7 +31,7 @@ export class StateHealth {
   static readonly SETTLE_MS = 2_000;
   private readonly failing = new Map<StateStoreName, { reason: string; error: string; okSinceMs: number | null }>();
   private readonly failures: Record<StateStoreName, number> = { outbox: 0, sightings: 0, state: 0, status: 0 };
-  held = { alerts: 0, sightings: 0, sightingsLost: 0 };
+  held = { alerts: 0, sightings: 0, sightingsLost: 0, alertsLost: 0 };
 
   constructor(
     private readonly log: Logger,
@@ -86,6 +88,7 @@ export class StateHealth {
       heldAlerts: this.held.alerts,
       heldSightings: this.held.sightings,
       sightingsLostTotal: this.held.sightingsLost,
+      alertsLostTotal: this.held.alertsLost,
     };
   }
 }

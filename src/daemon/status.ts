@@ -135,7 +135,8 @@ export function formatStatus(s: DaemonStatus, nowMs = Date.now()): string {
       .map(([k, v]) => `${k} (${v})`)
       .join('; ');
     lines.push(
-      `state:     ${sd.diskFull ? 'DISK FULL' : 'WRITES FAILING'}${failing === '' ? '' : `: ${failing}`}; holding ${n(sd.heldAlerts)} alerts and ${n(sd.heldSightings)} sightings in memory`,
+      `state:     ${sd.diskFull ? 'DISK FULL' : 'WRITES FAILING'}${failing === '' ? '' : `: ${failing}`}; holding ${n(sd.heldAlerts)} alerts and ${n(sd.heldSightings)} sightings in memory` +
+        ((sd.alertsLostTotal ?? 0) > 0 ? `; ${n(sd.alertsLostTotal ?? 0)} alerts dropped at the memory bound` : ''),
     );
   }
   const caches = Object.entries(s.caches ?? {}).filter(([, c]) => c.hitsTotal + c.missesTotal > 0);
