@@ -171,6 +171,11 @@ export interface WatchdogConfig {
   recoverSamples: number;
   /** At the second level, one connection in this many is enriched and scored. */
   sampleOneIn: number;
+  /**
+   * After "watching", CPU is sampled but not held against the budget this long: start-up work (the
+   * connections buffered meanwhile, first hashes of running programs, the first sync) is not steady state.
+   */
+  startupGraceMs: number;
 }
 
 export const DEFAULT_WATCHDOG: WatchdogConfig = {
@@ -181,6 +186,7 @@ export const DEFAULT_WATCHDOG: WatchdogConfig = {
   hardMemoryBytes: 280 * 1024 * 1024,
   recoverSamples: 3,
   sampleOneIn: 4,
+  startupGraceMs: 30_000,
 };
 
 // ---------------------------------------------------------------------------

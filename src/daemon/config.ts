@@ -1,7 +1,7 @@
 // The daemon's own settings (state folder, alert output, logs, status,
 // metrics, watchdog): their shapes for the one config validator and the rules
 // across sections that only the daemon has. Defaults: config/defaults.ts.
-import { count, timerMs, type Problem, type Spec } from '../config/spec.js';
+import { count, timerMs, windowMs, type Problem, type Spec } from '../config/spec.js';
 import type { RareconConfig, ReportConfig } from '../config/defaults.js';
 
 export const METRICS_SPEC: Spec = {
@@ -19,6 +19,7 @@ export const WATCHDOG_SPEC: Spec = {
     hardMemoryBytes: count(0, 2 ** 44),
     recoverSamples: count(1, 1_000_000),
     sampleOneIn: count(1, 1_000_000),
+    startupGraceMs: windowMs(0, 1),
   },
 };
 

@@ -320,8 +320,20 @@ export class Pipeline {
     const max = this.config.enrich.concurrency;
     const waiters: Array<() => void> = [];
     for await (const queued of this.queue.drain()) {
-      while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
       // Queued before the valve closed: counted, not enriched.
+      if (this.paused(queued.timeMs)) continue;
+      // A repeat of a process instance's code path already judged: answered at once, no /proc read, no slot.
+      const repeat = this.enricher.enrichRepeat(queued);
+      if (repeat !== null) {
+        try {
+          if (this.judged(queued) === undefined) this.noteCommon(queued, repeat.process.sha256);
+          this.scoreLive(repeat);
+        } catch (err) {
+          this.enrichFailLog.note({ pid: queued.pid, error: (err as Error).message });
+        }
+        continue;
+      }
+      while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
       if (this.paused(queued.timeMs)) continue;
       let c = queued;
       // A process the baseline does not hold as common cannot alert: its stack scan is the first optional work to go.

@@ -55,6 +55,8 @@ export interface ResourceSample {
 
 export interface WatchdogStats {
   enabled: boolean;
+  /** In the start-up grace: CPU is shown, not held against the budget. */
+  startingUp: boolean;
   level: ShedLevel;
   shedding: string;
   /** What put it over budget at the last change up: cpu, memory or both. */
@@ -85,6 +87,8 @@ export class Watchdog {
   private sampled = 0;
   private hardFired = false;
   private timer: NodeJS.Timeout | null = null;
+  /** When start() first ran: the start-up grace counts from there. */
+  private startedAtMs: number | null = null;
   private readonly now: () => number;
   private readonly st: {
     cpuPercent: number;
@@ -116,6 +120,7 @@ export class Watchdog {
   }
 
   start(): void {
+    this.startedAtMs ??= this.now();
     if (!this.cfg.enabled || this.timer !== null) return;
     this.last = this.opts.sample();
     this.timer = setInterval(() => this.check(), this.cfg.intervalMs);
@@ -158,7 +163,8 @@ export class Watchdog {
       this.opts.onHardLimit(s.rssBytes);
       return;
     }
-    const overCpu = this.st.cpuPercent > c.cpuPercent;
+    // Start-up work is not the steady state the budget is for: shown, not acted on (memory still is).
+    const overCpu = this.st.cpuPercent > c.cpuPercent && !(prev !== null && this.inGrace(prev.atMs));
     const overMem = s.liveBytes > c.memoryBytes;
     if (overCpu || overMem) {
       this.underStreak = 0;
@@ -198,6 +204,15 @@ export class Watchdog {
     else this.opts.log.info('The daemon is back under its budget; nothing is shed any more.', fields);
   }
 
+  private startingUp(): boolean {
+    return this.inGrace(this.now());
+  }
+
+  /** Whether `atMs` falls in the start-up grace (a sample whose interval began there holds start-up work). */
+  private inGrace(atMs: number): boolean {
+    return this.startedAtMs !== null && atMs - this.startedAtMs < this.cfg.startupGraceMs;
+  }
+
   /** True (and counted) when work of this kind is to be skipped now. */
   sheds(reason: ShedReason): boolean {
     if (this.levelNow < SHED_LEVEL[reason]) return false;
@@ -220,6 +235,7 @@ export class Watchdog {
   stats(): WatchdogStats {
     return {
       enabled: this.cfg.enabled,
+      startingUp: this.startingUp(),
       level: this.levelNow,
       shedding: LEVEL_TEXT[this.levelNow],
       overBudget: this.levelNow === 0 ? null : this.st.overBudget,

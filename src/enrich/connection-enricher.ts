@@ -6,25 +6,33 @@ import type { EnrichConfig } from '../config/defaults.js';
 import type { ConnectionEvent, HostRef, Injection } from '../model/records.js';
 import { UNKNOWN_SIGNER } from '../model/records.js';
 import { ImageHasher, type ImageHasherStats } from './image-hash.js';
-import { InjectionInspector } from './injection-linux.js';
+import { findMapping, InjectionInspector, type InjectionErrorCode } from './injection-linux.js';
+import { procErrorCode } from '../common/proc.js';
 import { ProcessInfoReader } from './process-info.js';
 import { LinuxSigner, type LinuxSignerStats } from './signer-linux.js';
 import { ExeIndex } from './exe-index.js';
 import { BoundedCache } from '../common/bounded-cache.js';
 import type { LiveConnect } from '../sources/source.js';
 
-/**
- * How long the process-level lookups of one process image are reused for its
- * next connections. The same span as the injection inspector's maps, so a
- * library loaded in that window can be missed by both alike.
- */
-const PROCESS_REUSE_MS = 2_000;
+/** How long a tracer verdict of a thread stands: a debugger attached since is seen this late at most. */
+const TRACER_RECHECK_MS = 1_000;
+/** How long a verdict on a code path stands before it is inspected again (code could be unmapped and replaced). */
+const VERDICT_TTL_MS = 30_000;
+/** Maps kept per process, so a repeat's code path is told without reading /proc (new code is seen at once: its address is outside them). */
+const MAPS_TTL_MS = 30_000;
+/** Code paths and threads remembered per process instance. */
+const MAX_VERDICTS = 64;
+const MAX_THREADS = 256;
 
 /** What the enricher tells the daemon's status and metrics. */
 export interface ConnectionEnricherStats {
   enrichedTotal: number;
   /** Connections that reused the process-level lookups of an earlier one. */
   reusedTotal: number;
+  /** Repeats of a (process instance, code path) already judged: no /proc read, no hashing, no await. */
+  repeatsTotal: number;
+  /** Tracer checks (reads of /proc/<pid>/status), once per process instance and thread a second at most. */
+  tracerChecksTotal: number;
   /** Enrichment errors by `enricher:code`. */
   errorsByCode: Record<string, number>;
   hash: ImageHasherStats;
@@ -40,6 +48,17 @@ type ProcessParts = [
   Awaited<ReturnType<InjectionInspector['unusualLibraries']>>,
 ];
 
+/** What is decided once per process instance (pid, start time and image), and its repeats' verdicts. */
+interface Instance {
+  /** Details, image hash, signer and unusual libraries: shared while in flight, kept once complete. */
+  parts: Promise<ProcessParts>;
+  done: ProcessParts | null;
+  /** Injection indicators other than the tracer (frames, image, preload), by code path, with when judged. */
+  verdicts: Map<string, { indicators: string[]; atMs: number }>;
+  /** Tracer indicators by thread, with when read. */
+  tracers: Map<number, { indicators: string[]; atMs: number }>;
+}
+
 export class ConnectionEnricher {
   private readonly info: ProcessInfoReader;
   private readonly hasher: ImageHasher;
@@ -47,26 +66,28 @@ export class ConnectionEnricher {
   private readonly injection: InjectionInspector;
   private readonly exeIndex = new ExeIndex();
   /**
-   * Process-level lookups (details, image hash, signer, unusual libraries) of
-   * recent connections, by process identity. A busy process makes many
-   * connections a second; reading /proc for each cost ~1 ms of CPU. The
-   * injection check stays per connection: its stack is the connection's own.
+   * Process instances by exact identity. A busy process makes many connections a second, most of
+   * them repeats from the same code: each used to read /proc (~45 us for the tracer alone, ~1 ms for
+   * the rest on a miss). A pid reused by another process has another start time: another instance.
    */
-  private readonly recent: BoundedCache<string, Promise<ProcessParts>>;
+  private readonly instances: BoundedCache<string, Instance>;
   /** Enrichment errors by `enricher:code`. */
   readonly errorsByCode: Record<string, number> = {};
   enrichedTotal = 0;
   reusedTotal = 0;
+  repeatsTotal = 0;
+  tracerChecksTotal = 0;
 
   constructor(
     cfg: EnrichConfig,
     private readonly host: HostRef,
+    private readonly now: () => number = Date.now,
   ) {
     this.info = new ProcessInfoReader({ timeoutMs: cfg.timeoutMs });
     this.hasher = new ImageHasher({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs });
     this.signer = new LinuxSigner({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs });
-    this.injection = new InjectionInspector({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs });
-    this.recent = new BoundedCache({ maxEntries: cfg.cacheEntries, ttlMs: PROCESS_REUSE_MS });
+    this.injection = new InjectionInspector({ maxEntries: cfg.cacheEntries, timeoutMs: cfg.timeoutMs, mapsTtlMs: MAPS_TTL_MS });
+    this.instances = new BoundedCache({ maxEntries: cfg.cacheEntries });
   }
 
   /**
@@ -79,29 +100,97 @@ export class ConnectionEnricher {
     return `${c.pid}:${c.processStartBootNs}:${c.exe.dev}:${c.exe.ino}`;
   }
 
-  private processParts(c: LiveConnect, signal?: AbortSignal): Promise<ProcessParts> {
-    const lookup = (): Promise<ProcessParts> =>
-      Promise.all([
-        this.info.read(c.pid, signal),
-        this.hasher.hashPid(c.pid, signal),
-        this.signer.signerOfPid(c.pid, signal),
-        this.injection.unusualLibraries(c.pid, signal, ConnectionEnricher.identity(c) ?? undefined),
-      ]);
-    const key = ConnectionEnricher.identity(c);
-    if (key === null) return lookup();
-    const hit = this.recent.get(key);
+  private lookup(c: LiveConnect, key: string | null, signal?: AbortSignal): Promise<ProcessParts> {
+    return Promise.all([
+      this.info.read(c.pid, signal),
+      this.hasher.hashPid(c.pid, signal),
+      this.signer.signerOfPid(c.pid, signal),
+      this.injection.unusualLibraries(c.pid, signal, key ?? undefined),
+    ]);
+  }
+
+  private instance(c: LiveConnect, key: string, signal?: AbortSignal): Instance {
+    const hit = this.instances.get(key);
     if (hit !== undefined) {
       this.reusedTotal++;
       return hit;
     }
     // Shared while in flight too: a burst from one process reads /proc once.
-    const pending = lookup();
-    this.recent.set(key, pending);
-    // Only complete answers are reused; a failed lookup is tried again next time.
-    void pending.then(([info, image, signer, libs]) => {
-      if ('error' in info || 'error' in image || signer.error !== null || libs.error !== null) this.recent.delete(key);
+    const inst: Instance = { parts: this.lookup(c, key, signal), done: null, verdicts: new Map(), tracers: new Map() };
+    this.instances.set(key, inst);
+    void inst.parts.then((parts) => {
+      const [info, image, signer, libs] = parts;
+      // Only complete answers are kept; a failed lookup is tried again next time.
+      if ('error' in info || 'error' in image || signer.error !== null || libs.error !== null) {
+        if (this.instances.peek(key) === inst) this.instances.delete(key);
+      } else inst.done = parts;
     });
-    return pending;
+    return inst;
+  }
+
+  /**
+   * The code path of a connection: its unwound frames and the scanned stack words that point into
+   * executable memory, under the maps already cached for the process. Two connections with the same
+   * path get the same injection verdict. null when the maps are not cached or a frame is outside them.
+   */
+  private codePath(c: LiveConnect, key: string): string | null {
+    const maps = this.injection.cachedMaps(key);
+    if (maps === undefined) return null;
+    let path = '';
+    for (const ip of c.stack) {
+      if (ip === 0n) continue;
+      if (findMapping(maps, Number(ip)) === undefined) return null;
+      path += ip.toString(36) + ',';
+    }
+    path += '|';
+    for (const w of c.stackScan) {
+      const addr = Number(w);
+      if (addr < 8) continue;
+      // Data (heap and stack pointers, counters) differs from call to call; return addresses into code do not.
+      if (findMapping(maps, addr)?.perms.includes('x') === true) path += w.toString(36) + ',';
+    }
+    return path;
+  }
+
+  /**
+   * A repeat of a (process instance, code path) already judged, answered from what was decided then:
+   * no /proc read, no hashing, no await. null when anything is not known (fresh) yet: enrich() then.
+   */
+  enrichRepeat(c: LiveConnect): ConnectionEvent | null {
+    const key = ConnectionEnricher.identity(c);
+    if (key === null) return null;
+    const inst = this.instances.peek(key);
+    if (inst === undefined || inst.done === null) return null;
+    const now = this.now();
+    const tracer = inst.tracers.get(c.tid ?? c.pid);
+    if (tracer === undefined || now - tracer.atMs > TRACER_RECHECK_MS) return null;
+    const path = this.codePath(c, key);
+    const verdict = path === null ? undefined : inst.verdicts.get(path);
+    if (verdict === undefined || now - verdict.atMs > VERDICT_TTL_MS) return null;
+    this.instances.get(key); // recency
+    this.enrichedTotal++;
+    this.reusedTotal++;
+    this.repeatsTotal++;
+    const [info, image, signer, libs] = inst.done;
+    const indicators = tracer.indicators.length === 0 ? verdict.indicators : [...verdict.indicators, ...tracer.indicators];
+    return this.event(c, info, image, signer, { injection: { injected: indicators.length > 0, indicators }, error: null }, libs);
+  }
+
+  /** The tracer of the connecting thread, read at most once a second per instance and thread. */
+  private tracerOf(inst: Instance, c: LiveConnect): Promise<{ indicators: string[]; error: InjectionErrorCode | null }> {
+    const tid = c.tid ?? c.pid;
+    const now = this.now();
+    const known = inst.tracers.get(tid);
+    if (known !== undefined && now - known.atMs <= TRACER_RECHECK_MS) return Promise.resolve({ indicators: known.indicators, error: null });
+    this.tracerChecksTotal++;
+    return this.injection.tracerIndicators(c.pid, c.tid).then(
+      (indicators) => {
+        if (!inst.tracers.has(tid) && inst.tracers.size >= MAX_THREADS) inst.tracers.clear();
+        inst.tracers.set(tid, { indicators, atMs: now });
+        return { indicators, error: null };
+      },
+      (err: unknown) => ({ indicators: [], error: procErrorCode(err) }),
+    );
   }
 
   private count(enricher: string, code: string | null): void {
@@ -111,14 +200,31 @@ export class ConnectionEnricher {
   }
 
   async enrich(c: LiveConnect, signal?: AbortSignal): Promise<ConnectionEvent> {
-    const [[info, image, signer, libs], inj] = await Promise.all([
-      this.processParts(c, signal),
+    const key = ConnectionEnricher.identity(c);
+    const inst = key === null ? null : this.instance(c, key, signal);
+    const [[info, image, signer, libs], inspected, tracer] = await Promise.all([
+      inst === null ? this.lookup(c, null, signal) : inst.parts,
       this.injection.inspect(c.pid, c.tid, c.stack, {
         stackScan: c.stackScan,
-        processKey: ConnectionEnricher.identity(c) ?? undefined,
+        processKey: key ?? undefined,
+        skipTracer: inst !== null,
         ...(signal === undefined ? {} : { signal }),
       }),
+      inst === null ? null : this.tracerOf(inst, c),
     ]);
+    let inj = inspected;
+    if (inst !== null && key !== null) {
+      // A complete verdict stands for this code path's repeats (the maps are cached now).
+      const path = inspected.error === null ? this.codePath(c, key) : null;
+      if (path !== null) {
+        if (!inst.verdicts.has(path) && inst.verdicts.size >= MAX_VERDICTS) inst.verdicts.clear();
+        inst.verdicts.set(path, { indicators: inspected.injection.indicators, atMs: this.now() });
+      }
+      if (tracer !== null) {
+        const indicators = [...inspected.injection.indicators, ...tracer.indicators];
+        inj = { injection: { injected: indicators.length > 0, indicators }, error: inspected.error ?? tracer.error };
+      }
+    }
     this.enrichedTotal++;
     if ('error' in image && c.exe !== null) {
       // The process exited before we looked: find its image by inode instead.
@@ -178,6 +284,8 @@ export class ConnectionEnricher {
     return {
       enrichedTotal: this.enrichedTotal,
       reusedTotal: this.reusedTotal,
+      repeatsTotal: this.repeatsTotal,
+      tracerChecksTotal: this.tracerChecksTotal,
       errorsByCode: { ...this.errorsByCode },
       hash: this.hasher.stats(),
       signer: this.signer.stats(),

@@ -197,6 +197,8 @@ export interface InspectOptions {
    * /proc/<pid>/stat read per connection is needed to tell a reused pid.
    */
   processKey?: string | undefined;
+  /** The caller checks the tracer itself (the connection enricher, once per process instance and thread). */
+  skipTracer?: boolean | undefined;
 }
 
 export interface InjectionResult {
@@ -283,7 +285,7 @@ export class InjectionInspector {
         // The scan only matters when the unwound frames found nothing.
         framed.length > 0 || view === null || scan.length === 0 ? Promise.resolve(framed) : note(this.scanIndicators(pid, view, scan), []),
         note(view === null ? this.exeIndicators(pid) : (view.exe ??= this.exeIndicators(pid)), []),
-        note(this.tracerIndicators(pid, tid), []),
+        opts.skipTracer === true ? Promise.resolve([]) : note(this.tracerIndicators(pid, tid), []),
         note(view === null ? this.preloadIndicators(pid, null) : (view.preload ??= this.preloadIndicators(pid, view)), []),
       ]);
       return [...frames, ...exe, ...tracer, ...preload];
@@ -448,8 +450,13 @@ export class InjectionInspector {
     return [];
   }
 
-  /** Tracing is per thread: a debugger may attach to the connecting thread only. */
-  private async tracerIndicators(pid: number, tid: number | null): Promise<string[]> {
+  /** The maps cached under the caller's exact process key, without reading /proc; undefined when none are. */
+  cachedMaps(processKey: string): readonly Mapping[] | undefined {
+    return this.views.peek(`k:${processKey}`)?.maps;
+  }
+
+  /** Tracing is per thread: a debugger may attach to the connecting thread only. Throws when the process is gone. */
+  async tracerIndicators(pid: number, tid: number | null): Promise<string[]> {
     const files = [`${this.procRoot}/${pid}/status`];
     if (tid !== null && tid !== pid) files.push(`${this.procRoot}/${pid}/task/${tid}/status`);
     const tracers = new Set<number>();

@@ -18,6 +18,7 @@ const WINDOWS = new Set([
   'server.credentialLifetimeMs',
   'server.credentialGraceMs',
   'server.buildGraceMs',
+  'watchdog.startupGraceMs',
 ]);
 
 function numbers(spec: Spec, path: string, out: Array<{ path: string; spec: Extract<Spec, { kind: 'number' }> }>): typeof out {

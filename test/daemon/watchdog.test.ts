@@ -26,6 +26,7 @@ function rig(over: Partial<WatchdogConfig> = {}) {
     hardMemoryBytes: 150 * MiB,
     recoverSamples: 3,
     sampleOneIn: 4,
+    startupGraceMs: 0,
     ...over,
   };
   const wd = new Watchdog(cfg, { sample, log, onHardLimit: (r) => hard.push(r), now: () => t });
@@ -39,7 +40,7 @@ function rig(over: Partial<WatchdogConfig> = {}) {
     cpuMicros += cpuPercent * 10_000; // cpu% of 1 s
     wd.check();
   };
-  return { wd, step, log, hard };
+  return { wd, step, log, hard, at: () => t };
 }
 
 describe('watchdog policy', () => {
@@ -154,6 +155,42 @@ describe('watchdog policy', () => {
     r.wd.setConfig({ ...DEFAULT_WATCHDOG, enabled: false });
     expect(r.wd.level).toBe(0);
     r.wd.stop();
+  });
+});
+
+describe('watchdog at start-up', () => {
+  it('does not hold start-up CPU against the budget, warns of none, and holds the budget once the grace is over', () => {
+    const { wd, step, log } = rig({ startupGraceMs: 10_000, intervalMs: 3_600_000 });
+    wd.start(); // the daemon is watching: the grace begins
+    try {
+      // Start-up: the buffered backlog, first hashes, the first sync, at 40 % of a core for 10 s.
+      for (let i = 0; i < 10; i++) step(40);
+      expect(wd.level).toBe(0);
+      expect(wd.stats()).toMatchObject({ level: 0, shedTotal: 0, cpuPercent: 40 });
+      expect(log.lines.filter((l) => l.level === 'warn')).toEqual([]);
+      // Steady state within budget: nothing shed, nothing said.
+      for (let i = 0; i < 5; i++) step(3);
+      expect(wd.stats()).toMatchObject({ level: 0, startingUp: false });
+      expect(log.lines).toEqual([]);
+      // Steady state over budget: shed, and said.
+      step(12);
+      expect(wd.level).toBe(1);
+      expect(log.lines.map((l) => l.msg)).toEqual(['The daemon is over its cpu budget; it sheds low-value work to spare the host.']);
+    } finally {
+      wd.stop();
+    }
+  });
+
+  it('still holds memory against its budget during the grace', () => {
+    const { wd, step } = rig({ startupGraceMs: 60_000, intervalMs: 3_600_000 });
+    wd.start();
+    try {
+      step(1, 120);
+      expect(wd.level).toBe(1);
+      expect(wd.stats().overBudget).toBe('memory');
+    } finally {
+      wd.stop();
+    }
   });
 });
 

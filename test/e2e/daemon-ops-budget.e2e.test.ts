@@ -142,7 +142,8 @@ describe.skipIf(skipReason !== null)('rarecon run under stress (root, real kerne
     const port = metricsPort();
     const d = await startDaemon({
       metrics: { port },
-      watchdog: { intervalMs: 500, cpuPercent: 4, recoverSamples: 2, sampleOneIn: 4 },
+      // No start-up grace: the test loads the daemon right after it starts.
+      watchdog: { intervalMs: 500, cpuPercent: 4, recoverSamples: 2, sampleOneIn: 4, startupGraceMs: 0 },
     });
     // Idle first: within budget.
     // Idle (the start-up's own work may take one sample over the tiny budget).
