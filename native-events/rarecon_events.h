@@ -57,6 +57,7 @@ enum rc_record_type {
 	RC_REC_DNS = 3,
 	RC_REC_LOSS = 4,
 	RC_REC_EXIT = 5,
+	RC_REC_EXEC = 6,
 };
 
 /* Address families as used on the wire (the Linux values). */
@@ -84,6 +85,9 @@ struct rc_frame_header {
 #define RC_HELLO_F_DNS_TCP (1u << 5)	 /* single-segment DNS-over-TCP responses captured too */
 #define RC_HELLO_F_EXIT (1u << 6)	 /* EXIT records for processes that were reported */
 #define RC_HELLO_F_STACK_SCAN (1u << 7) /* rc_connect.scan filled (bpf_task_pt_regs present) */
+#define RC_HELLO_F_EXEC (1u << 8)	 /* EXEC records (sched_process_exec), running processes seeded at start */
+#define RC_HELLO_F_FIND_VMA (1u << 9)	 /* CONNECT frames judged in the kernel (bpf_find_vma, 5.17+) */
+#define RC_HELLO_F_IMAGE_FDS (1u << 10) /* the helper holds an fd of each exec'd image (rc_exec.image_fd) */
 
 /* First frame of every stream. */
 struct rc_hello {
@@ -109,6 +113,32 @@ enum rc_connect_kind {
 
 /* rc_connect.flags */
 #define RC_CONNECT_F_KERNEL_THREAD (1u << 0) /* no user memory: stack and scan empty */
+#define RC_CONNECT_F_EXE_MEMFD (1u << 1)     /* the executable is a memfd (at the connect) */
+#define RC_CONNECT_F_EXE_DELETED (1u << 2)   /* the executable has no name on disk (nlink 0, not a memfd) */
+#define RC_CONNECT_F_JUDGED (1u << 3)	     /* verdict, frame_kind and scan_kind were filled by the kernel */
+#define RC_CONNECT_F_TRACER_ODD_EXE (1u << 4) /* the tracer's executable is a memfd or deleted */
+
+/* rc_connect.verdict: what the kernel concluded from the user stack. */
+enum rc_verdict {
+	RC_VERDICT_NONE = 0,	  /* not judged (no bpf_find_vma, or a kernel thread) */
+	RC_VERDICT_CLEAN = 1,	  /* the first frame beyond libc/loader is in a file-backed executable mapping */
+	RC_VERDICT_FRAME = 2,	  /* an unwound frame (stack[offending_index]) is in memory no file backs */
+	RC_VERDICT_RETURN = 3,	  /* a return address in the scan (scan[offending_index]) is */
+	RC_VERDICT_UNDECIDED = 4, /* a frame lies in no mapping: nothing concluded from the frames (scan still judged) */
+};
+
+/* rc_connect.frame_kind[] / scan_kind[]: the mapping an address lies in. */
+enum rc_vma_kind {
+	RC_VMA_UNCHECKED = 0, /* not looked at (the verdict was reached before) */
+	RC_VMA_NONE = 1,      /* in no mapping */
+	RC_VMA_NOEXEC = 2,    /* a mapping without PROT_EXEC */
+	RC_VMA_FILE = 3,      /* executable, backed by a file with a name */
+	RC_VMA_LIBC = 4,      /* executable, the C library or the dynamic loader */
+	RC_VMA_ANON = 5,      /* executable, anonymous (heap, stack, mmap, shared /dev/zero) */
+	RC_VMA_MEMFD = 6,     /* executable, a memfd */
+	RC_VMA_DELETED = 7,   /* executable, a file unlinked since it was mapped */
+	RC_VMA_SPECIAL = 8,   /* the kernel's pages ([vdso], [vsyscall]) */
+};
 
 /*
  * CONNECT: one outbound attempt, captured in the context of the thread that
@@ -153,6 +183,17 @@ struct rc_connect {
 	/* User stack of the connecting thread, innermost first, from
 	 * bpf_get_stack(BPF_F_USER_STACK) (frame-pointer unwinding). */
 	__u64 stack[RC_MAX_STACK_FRAMES];
+	/* --- appended in revision 1.1 (readers of 528-byte bodies ignore them) --- */
+	__u8 verdict;		  /* enum rc_verdict */
+	__u8 offending_kind;	  /* enum rc_vma_kind of the offending address */
+	__u16 offending_index;	  /* index in stack[] (FRAME) or scan[] (RETURN) */
+	__u32 tracer_pid;	  /* tgid ptracing the connecting thread (else its group leader); 0 none */
+	__u64 offending_addr;	  /* the offending address (0 unless FRAME or RETURN) */
+	__u8 frame_kind[RC_MAX_STACK_FRAMES]; /* enum rc_vma_kind per stack[] entry */
+	__u8 scan_kind[RC_STACK_SCAN_WORDS];  /* enum rc_vma_kind per scan[] word */
+	char offending_name[32];  /* file name (dentry) of the offending mapping, e.g. "memfd:x"; "" when anonymous */
+	char tracer_exe[32];	  /* file name (dentry) of the tracer's executable, NUL-terminated */
+	__u64 reserved;
 };
 
 /* rc_dns.flags */
@@ -208,6 +249,55 @@ struct rc_exit {
 	char comm[RC_COMM_LEN];
 };
 
+/* rc_exec.flags */
+#define RC_EXEC_F_MEMFD (1u << 0)	  /* the image is a memfd (memfd_create + fexecve) */
+#define RC_EXEC_F_DELETED (1u << 1)	  /* the image had no name on disk at exec (nlink 0, not a memfd) */
+#define RC_EXEC_F_SEEDED (1u << 2)	  /* not an exec: a process already running when the helper started (from /proc) */
+#define RC_EXEC_F_PATH_TRUNCATED (1u << 3) /* path cut at RC_EXEC_PATH_MAX or at RC_EXEC_PATH_DEPTH components */
+#define RC_EXEC_F_ARGS_TRUNCATED (1u << 4) /* args cut at RC_EXEC_ARGS_MAX */
+
+#define RC_EXEC_PATH_MAX 1024 /* longest path carried (bytes, NUL excluded) */
+#define RC_EXEC_PATH_DEPTH 32 /* path components walked in the kernel */
+#define RC_EXEC_ARGS_MAX 256  /* bytes of the argument strings carried */
+
+/*
+ * EXEC: a process image was loaded (sched_process_exec), or, with
+ * RC_EXEC_F_SEEDED, a process was already running at start. The body is this
+ * head followed by path_len bytes of path (no NUL) and args_len bytes of
+ * NUL-separated arguments. The path is the one the kernel resolved (the
+ * dentry chain up to the root of the mount tree, not the name given to
+ * execve); a memfd is "/memfd:<name>".
+ *
+ * image_fd: the helper opened /proc/<pid>/exe read-only as soon as it read
+ * the record, checked that its (dev, ino) is the record's, and keeps it open
+ * until the process has exited plus --image-linger-ms. The daemon reads the
+ * image through /proc/<helper_pid>/fd/<image_fd> (and checks dev, ino and
+ * ctime again: the number may have been reused). -1 when not held; then
+ * image_errno says why (ESRCH: the process had already exited).
+ */
+struct rc_exec {
+	__u64 boot_ns;		  /* when the image was loaded (seeded: when it was read) */
+	__u64 realtime_ns;	  /* boot_ns converted by the helper */
+	__u64 proc_start_boot_ns; /* same meaning as in rc_connect (seeded: to tick precision) */
+	__u32 pid;		  /* thread group id */
+	__u32 old_tid;		  /* the thread that called execve (before it took over the leader's id) */
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 exe_dev;		  /* kernel encoding, as rc_connect.exe_dev */
+	__u64 exe_ino;
+	__s64 ctime_ns;		  /* inode change time at exec (ns since the epoch) */
+	__u32 nlink;		  /* link count at exec */
+	__u32 flags;		  /* RC_EXEC_F_* */
+	__s32 image_fd;		  /* fd number in the helper holding the image, or -1 */
+	__s32 image_errno;	  /* why image_fd is -1 (0 when held or not tried) */
+	__u16 path_len;
+	__u16 args_len;
+	char comm[RC_COMM_LEN];
+	__u32 reserved;
+	/* char path[path_len], then char args[args_len] follow */
+};
+
 /*
  * Ring buffer records (kernel -> helper, never on the wire): a small header
  * naming the type, then the struct above. The helper prepends a frame header,
@@ -228,6 +318,16 @@ struct rc_kernel_exit {
 	struct rc_exit body;
 };
 
+/* The path is built backwards from the end of path[]; path[path_off..] holds it. */
+struct rc_kernel_exec {
+	struct rc_kernel_header hdr;
+	struct rc_exec body;
+	__u32 path_off;
+	__u32 pad;
+	char path[RC_EXEC_PATH_MAX + 256]; /* + one component of slack for the verifier's bounds */
+	char args[RC_EXEC_ARGS_MAX];
+};
+
 /* Indexes of the per-CPU counter array map `counters`. */
 enum rc_counter {
 	RC_CNT_EVENTS = 0,
@@ -239,9 +339,11 @@ enum rc_counter {
 
 /* Frame body sizes (also checked with _Static_assert in the helper). */
 #define RC_HELLO_SIZE 128
-#define RC_CONNECT_SIZE 528
+#define RC_CONNECT_SIZE 664
+#define RC_CONNECT_V1_SIZE 528 /* revision 1.0 body, still accepted by readers */
 #define RC_DNS_HEAD_SIZE 64
 #define RC_LOSS_SIZE 96
 #define RC_EXIT_SIZE 48
+#define RC_EXEC_HEAD_SIZE 104
 
 #endif /* RARECON_EVENTS_H */

@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages rarecon needs besides Node.js 20.12+ and npm:
 # the compilers for better-sqlite3's source build (g++, make, python3), the eBPF
 # toolchain for native-events/, and the tools the tests use (rsyslog, promtool,
-# systemd-analyze, libseccomp, dnsmasq, iproute2 ...). As root it runs as it is;
+# systemd-analyze, libseccomp, dnsmasq, iproute2, PostgreSQL 15 for the
+# PostgreSQL store's tests and bench ...). As root it runs as it is;
 # otherwise through sudo. Safe to run again. Prints each step.
 set -euo pipefail
 say() { echo "install-deps: $*"; }
@@ -36,6 +37,8 @@ PACKAGES=(
   # systemd-analyze, setpriv/unshare and libseccomp (the unit's sandbox)
   iproute2 curl dnsmasq-base rsyslog rsyslog-gnutls openssl ca-certificates procps attr rpm util-linux
   prometheus systemd libseccomp-dev
+  # the PostgreSQL store (server.store postgresql): its tests start throwaway clusters of these binaries, pg_basebackup too
+  postgresql-15
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -51,5 +54,14 @@ else
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's package makes a default cluster (15/main, port 5432); the tests run their own throwaway ones,
+# so the default one is stopped here if it runs, and kept from starting at boot.
+if command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters --no-header 2>/dev/null | grep -q '^15 *main .* online'; then
+  say "stopping Debian's default PostgreSQL cluster 15/main (the tests start their own)"
+  pg_ctlcluster 15 main stop || true
+fi
+if [ -f /etc/postgresql/15/main/start.conf ] && ! grep -qx 'manual' /etc/postgresql/15/main/start.conf; then
+  echo manual > /etc/postgresql/15/main/start.conf
 fi
 say "system packages ready"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 
 #include "../rarecon_events.h"
 #include "dns_capture.h"
+#include "images.h"
 #include "log.h"
 #include "output.h"
 #include "rarecon_events.skel.h"
@@ -47,6 +49,7 @@ _Static_assert(sizeof(struct rc_connect) == RC_CONNECT_SIZE, "CONNECT size");
 _Static_assert(sizeof(struct rc_dns) == RC_DNS_HEAD_SIZE, "DNS head size");
 _Static_assert(sizeof(struct rc_loss) == RC_LOSS_SIZE, "LOSS size");
 _Static_assert(sizeof(struct rc_exit) == RC_EXIT_SIZE, "EXIT size");
+_Static_assert(sizeof(struct rc_exec) == RC_EXEC_HEAD_SIZE, "EXEC head size");
 
 #define EXIT_USAGE 1
 #define EXIT_CANNOT_RUN 2
@@ -65,12 +68,15 @@ struct options {
 	uint32_t ringbuf_kb;
 	uint32_t stats_interval_ms;
 	uint32_t flush_ms;
+	uint32_t image_fds;
+	uint32_t image_linger_ms;
 };
 
 /* Everything the ring buffer callback needs. */
 struct state {
 	struct rc_out out;
 	int64_t boot_to_realtime_ns;
+	struct rc_images *images;
 };
 
 static void usage(FILE *f)
@@ -85,6 +91,8 @@ static void usage(FILE *f)
 		"  --ringbuf-kb N         ring buffer size, a power of two >= page size (default 4096)\n"
 		"  --stats-interval-ms N  LOSS frame period (default 1000)\n"
 		"  --flush-ms N           longest time a frame waits in the output buffer, 1..50 (default 2)\n"
+		"  --image-fds N          exec'd images held open for the daemon to hash, 0..65536 (default 4096)\n"
+		"  --image-linger-ms N    how long an image is held after its process exited (default 30000)\n"
 		"  --check                load and attach, then exit 0 (nothing written to stdout)\n"
 		"  --verbose              debug diagnostics, libbpf's included\n"
 		"  --version\n",
@@ -106,7 +114,7 @@ static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_NO_DNS = 256, O_NO_DNS_TCP, O_DEDUP, O_FRAMES, O_RINGBUF, O_STATS, O_FLUSH, O_CHECK, O_VERBOSE,
+	enum { O_NO_DNS = 256, O_NO_DNS_TCP, O_DEDUP, O_FRAMES, O_RINGBUF, O_STATS, O_FLUSH, O_IMAGE_FDS, O_IMAGE_LINGER, O_CHECK, O_VERBOSE,
 	       O_VERSION, O_HELP };
 	static const struct option longopts[] = {
 		{ "no-dns", no_argument, NULL, O_NO_DNS },
@@ -116,6 +124,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "ringbuf-kb", required_argument, NULL, O_RINGBUF },
 		{ "stats-interval-ms", required_argument, NULL, O_STATS },
 		{ "flush-ms", required_argument, NULL, O_FLUSH },
+		{ "image-fds", required_argument, NULL, O_IMAGE_FDS },
+		{ "image-linger-ms", required_argument, NULL, O_IMAGE_LINGER },
 		{ "check", no_argument, NULL, O_CHECK },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
 		{ "version", no_argument, NULL, O_VERSION },
@@ -133,6 +143,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		.ringbuf_kb = 4096,
 		.stats_interval_ms = 1000,
 		.flush_ms = 2,
+		.image_fds = 4096,
+		.image_linger_ms = 30000,
 	};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -172,6 +184,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_FLUSH:
 			if (!parse_u32(optarg, 50, &o->flush_ms) || o->flush_ms == 0) {
 				rc_error("--flush-ms wants 1..50, got '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_IMAGE_FDS:
+			if (!parse_u32(optarg, 65536, &o->image_fds)) {
+				rc_error("--image-fds wants 0..65536, got '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_IMAGE_LINGER:
+			if (!parse_u32(optarg, 3600u * 1000, &o->image_linger_ms)) {
+				rc_error("--image-linger-ms wants 0..3600000, got '%s'", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -297,7 +321,30 @@ static int on_kernel_record(void *ctx, void *data, size_t size)
 
 		memcpy(&e, &((const struct rc_kernel_exit *)data)->body, sizeof(e));
 		e.realtime_ns = e.boot_ns + (uint64_t)st->boot_to_realtime_ns;
+		if (st->images)
+			rc_images_exited(st->images, e.pid, rc_now_ns(CLOCK_MONOTONIC));
 		return rc_out_frame(&st->out, RC_REC_EXIT, &e, sizeof(e), NULL, 0);
+	}
+	if (h->type == RC_REC_EXEC && size >= sizeof(struct rc_kernel_exec)) {
+		const struct rc_kernel_exec *k = data;
+		struct rc_exec e;
+		char tail[RC_EXEC_PATH_MAX + RC_EXEC_ARGS_MAX];
+		uint32_t plen = k->body.path_len, alen = k->body.args_len;
+
+		memcpy(&e, &k->body, sizeof(e));
+		if (plen > RC_EXEC_PATH_MAX || k->path_off + plen > sizeof(k->path))
+			plen = 0;
+		if (alen > RC_EXEC_ARGS_MAX)
+			alen = 0;
+		e.path_len = (uint16_t)plen;
+		e.args_len = (uint16_t)alen;
+		/* First of all: take hold of the image while the process may still be there. */
+		if (st->images)
+			rc_images_take(st->images, &e, rc_now_ns(CLOCK_MONOTONIC));
+		e.realtime_ns = e.boot_ns + (uint64_t)st->boot_to_realtime_ns;
+		memcpy(tail, k->path + k->path_off, plen);
+		memcpy(tail + plen, k->args, alen);
+		return rc_out_frame(&st->out, RC_REC_EXEC, &e, sizeof(e), tail, plen + alen);
 	}
 	rc_warn("unexpected ring buffer record type %u (%zu bytes) skipped", h->type, size);
 	return 0;
@@ -348,6 +395,119 @@ static int write_loss(struct state *st, struct rarecon_events_bpf *skel, struct 
 	return rc_out_frame(&st->out, RC_REC_LOSS, &l, sizeof(l), NULL, 0);
 }
 
+/*
+ * Processes already running: one EXEC record each (RC_EXEC_F_SEEDED), from
+ * /proc, with the image held like an exec'd one; their exits are reported.
+ */
+static int seed_running(struct state *st, struct rarecon_events_bpf *skel, bool exec_flag)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t now_boot = rc_now_ns(CLOCK_BOOTTIME);
+	uint32_t self = (uint32_t)getpid();
+	int seeded = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[64], buf[1024], link[RC_EXEC_PATH_MAX + 16];
+		struct rc_exec e = { 0 };
+		struct stat sst;
+		unsigned long long start_ticks = 0;
+		unsigned int ppid = 0;
+		char *p;
+		ssize_t n;
+		int fd;
+		uint8_t one = 1;
+		uint32_t pid;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+		if (pid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue; /* a kernel thread, or gone */
+		link[n] = 0;
+		snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = 0;
+		/* comm may hold spaces and parentheses: fields start after the last ')'. */
+		p = strrchr(buf, ')');
+		if (!p || sscanf(p + 2, "%*c %u %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+				 &ppid, &start_ticks) != 2)
+			continue;
+		{
+			char *c = strchr(buf, '(');
+			size_t cl = c ? (size_t)(p - c - 1) : 0;
+
+			if (cl >= sizeof(e.comm))
+				cl = sizeof(e.comm) - 1;
+			if (c)
+				memcpy(e.comm, c + 1, cl);
+		}
+		snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+		if (stat(path, &sst) != 0)
+			continue;
+		e.boot_ns = now_boot;
+		e.proc_start_boot_ns = start_ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+		e.pid = pid;
+		e.old_tid = pid;
+		e.ppid = ppid;
+		e.exe_dev = rc_kernel_dev(sst.st_dev);
+		e.exe_ino = sst.st_ino;
+		e.ctime_ns = (int64_t)sst.st_ctim.tv_sec * 1000000000ll + sst.st_ctim.tv_nsec;
+		e.nlink = (uint32_t)sst.st_nlink;
+		e.flags = RC_EXEC_F_SEEDED;
+		{
+			size_t l = strlen(link);
+			const char *suffix = " (deleted)";
+
+			if (l > 10 && strcmp(link + l - 10, suffix) == 0 && sst.st_nlink == 0) {
+				link[l - 10] = 0;
+				e.flags |= strncmp(link, "/memfd:", 7) == 0 ? RC_EXEC_F_MEMFD : RC_EXEC_F_DELETED;
+			}
+		}
+		snprintf(path, sizeof(path), "/proc/%u/status", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			buf[n > 0 ? n : 0] = 0;
+			p = strstr(buf, "\nUid:");
+			if (p)
+				e.uid = (uint32_t)strtoul(p + 5, NULL, 10);
+			p = strstr(buf, "\nGid:");
+			if (p)
+				e.gid = (uint32_t)strtoul(p + 5, NULL, 10);
+		}
+		e.path_len = (uint16_t)strnlen(link, RC_EXEC_PATH_MAX);
+		if (st->images)
+			rc_images_take(st->images, &e, rc_now_ns(CLOCK_MONOTONIC));
+		else
+			e.image_fd = -1;
+		e.realtime_ns = e.boot_ns + (uint64_t)st->boot_to_realtime_ns;
+		if (exec_flag)
+			bpf_map__update_elem(skel->maps.reported_tgids, &pid, sizeof(pid), &one, sizeof(one), BPF_ANY);
+		if (rc_out_frame(&st->out, RC_REC_EXEC, &e, sizeof(e), link, e.path_len)) {
+			closedir(d);
+			return -1;
+		}
+		seeded++;
+	}
+	closedir(d);
+	return seeded;
+}
+
 struct attach_target {
 	struct bpf_program *prog;
 	const char *tp_btf;	/* BTF tracepoint name (checked in kernel BTF), or NULL */
@@ -380,7 +540,7 @@ int main(int argc, char **argv)
 	struct rc_dns_capture dns = { .fd = -1 };
 	struct state st = { 0 };
 	struct btf *vmlinux = NULL;
-	struct bpf_link *links[8] = { 0 };
+	struct bpf_link *links[12] = { 0 };
 	struct rc_hello hello = { 0 };
 	struct utsname uts;
 	uint32_t flags = 0;
@@ -444,6 +604,12 @@ int main(int argc, char **argv)
 	skel->rodata->cfg_udp_dedup_ns = (uint64_t)opt.udp_dedup_ms * 1000000ull;
 	skel->rodata->cfg_stack_scan = btf_has_enum_value(vmlinux, "bpf_func_id", "BPF_FUNC_task_pt_regs");
 	skel->rodata->cfg_exit_events = true;
+	skel->rodata->cfg_exec_events = true;
+	skel->rodata->cfg_find_vma = btf_has_enum_value(vmlinux, "bpf_func_id", "BPF_FUNC_find_vma");
+	if (skel->rodata->cfg_find_vma)
+		flags |= RC_HELLO_F_FIND_VMA;
+	else
+		rc_warn("bpf_find_vma missing (kernel before 5.17): stack frames are judged by the daemon from /proc/<pid>/maps");
 	if (skel->rodata->cfg_stack_scan)
 		flags |= RC_HELLO_F_STACK_SCAN;
 	err = bpf_map__set_max_entries(skel->maps.events, opt.ringbuf_kb * 1024u);
@@ -463,6 +629,7 @@ int main(int argc, char **argv)
 		{ skel->progs.sys_enter_connect, NULL, "syscalls/sys_enter_connect", udp, false },
 		{ skel->progs.sys_exit_connect, NULL, "syscalls/sys_exit_connect", udp, false },
 		{ skel->progs.sched_process_exit, "sched_process_exit", NULL, RC_HELLO_F_EXIT, false },
+		{ skel->progs.sched_process_exec, "sched_process_exec", NULL, RC_HELLO_F_EXEC, false },
 	};
 	const size_t ntargets = sizeof(targets) / sizeof(targets[0]);
 	uint32_t missing_flags = 0;
@@ -539,6 +706,30 @@ int main(int argc, char **argv)
 	}
 
 	st.boot_to_realtime_ns = boot_to_realtime_ns();
+	/* Images are opened as execs are read: run ahead of the processes we watch (best effort). */
+	if (setpriority(PRIO_PROCESS, 0, -10) != 0)
+		rc_debug("could not raise the priority: %s", strerror(errno));
+	if ((flags & RC_HELLO_F_EXEC) && opt.image_fds > 0) {
+		struct rlimit nf;
+
+		if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur < opt.image_fds + 256u) {
+			nf.rlim_cur = opt.image_fds + 256u;
+			if (nf.rlim_max < nf.rlim_cur)
+				nf.rlim_max = nf.rlim_cur;
+			if (setrlimit(RLIMIT_NOFILE, &nf) != 0) {
+				getrlimit(RLIMIT_NOFILE, &nf);
+				if (nf.rlim_cur < 512) {
+					rc_warn("RLIMIT_NOFILE is %lu: no images held", (unsigned long)nf.rlim_cur);
+					opt.image_fds = 0;
+				} else if (nf.rlim_cur < opt.image_fds + 256u) {
+					opt.image_fds = (uint32_t)nf.rlim_cur - 256u;
+				}
+			}
+		}
+		st.images = rc_images_new(opt.image_fds, (uint64_t)opt.image_linger_ms * 1000000ull);
+		if (st.images && opt.image_fds > 0)
+			flags |= RC_HELLO_F_IMAGE_FDS;
+	}
 	if (rc_out_init(&st.out, STDOUT_FILENO, OUT_BUFFER_BYTES) != 0) {
 		rc_error("out of memory for the output buffer");
 		status = EXIT_RUNTIME;
@@ -569,6 +760,15 @@ int main(int argc, char **argv)
 	}
 	rc_info("streaming: protocol %d, flags 0x%x, stack frames %u, udp dedup %u ms, ring buffer %u KiB",
 		RC_PROTOCOL_VERSION, flags, opt.stack_frames, opt.udp_dedup_ms, opt.ringbuf_kb);
+	if (flags & RC_HELLO_F_EXEC) {
+		int seeded = seed_running(&st, skel, (flags & RC_HELLO_F_EXIT) != 0);
+
+		if (seeded < 0 || rc_out_flush(&st.out)) {
+			rc_info("stdout closed while seeding: exiting");
+			goto out;
+		}
+		rc_info("seeded %d running processes (%u images held)", seeded, st.images ? rc_images_held(st.images) : 0);
+	}
 
 	uint64_t now = rc_now_ns(CLOCK_MONOTONIC);
 	const uint64_t flush_ns = (uint64_t)opt.flush_ms * 1000000ull;
@@ -630,6 +830,8 @@ int main(int argc, char **argv)
 		}
 
 		now = rc_now_ns(CLOCK_MONOTONIC);
+		if (st.images)
+			rc_images_sweep(st.images, now);
 		if (now >= next_clock) {
 			/* Follow clock steps (NTP, settimeofday) for the boot -> realtime conversion. */
 			st.boot_to_realtime_ns = boot_to_realtime_ns();
@@ -667,6 +869,7 @@ out:
 	rarecon_events_bpf__destroy(skel);
 	btf__free(vmlinux);
 	rc_out_free(&st.out);
+	rc_images_free(st.images);
 	if (sfd >= 0)
 		close(sfd);
 	return status;

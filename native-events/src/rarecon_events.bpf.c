@@ -54,6 +54,9 @@ const volatile __u32 cfg_stack_frames = RC_MAX_STACK_FRAMES;
 const volatile __u64 cfg_udp_dedup_ns = 60ULL * 1000 * 1000 * 1000;
 const volatile bool cfg_stack_scan = true;
 const volatile bool cfg_exit_events = true;
+/* bpf_find_vma is there (5.17+): judge the stack frames in the kernel. */
+const volatile bool cfg_find_vma = true;
+const volatile bool cfg_exec_events = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -222,6 +225,301 @@ static __always_inline void fill_stack(void *ctx, struct rc_connect *e, struct t
 	}
 }
 
+/* ---- the mapping behind an address (bpf_find_vma) ------------------------ */
+
+#define VM_EXEC_ 0x00000004UL
+#define VSYSCALL_ADDR_ 0xffffffffff600000ULL
+#define TMPFS_MAGIC_ 0x01021994
+#define HUGETLBFS_MAGIC_ 0x958458f6
+
+struct vma_probe {
+	__u8 kind;     /* enum rc_vma_kind */
+	__u64 vm_start;
+	struct file *file;
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct vma_probe *p = data;
+
+	p->vm_start = BPF_CORE_READ(vma, vm_start);
+	p->file = BPF_CORE_READ(vma, vm_file);
+	p->kind = (BPF_CORE_READ(vma, vm_flags) & VM_EXEC_) ? RC_VMA_FILE : RC_VMA_NOEXEC;
+	return 0;
+}
+
+/* memfd files live on the kernel's internal tmpfs (or hugetlbfs) with a "memfd:" name and no link. */
+static __always_inline bool name_is(const char *n, const char *want, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (n[i] != want[i])
+			return false;
+	return true;
+}
+
+/* What kind of file an executable mapping (or an image) is. name: its dentry name, 16+ bytes. */
+static __always_inline __u8 file_kind(struct file *f, char *name, int name_size)
+{
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct inode *ino = BPF_CORE_READ(d, d_inode);
+	unsigned long magic = BPF_CORE_READ(ino, i_sb, s_magic);
+	unsigned int nlink = BPF_CORE_READ(ino, __i_nlink);
+
+	bpf_probe_read_kernel_str(name, name_size, BPF_CORE_READ(d, d_name.name));
+	if (nlink == 0 && (magic == TMPFS_MAGIC_ || magic == HUGETLBFS_MAGIC_)) {
+		if (name_is(name, "memfd:", 6))
+			return RC_VMA_MEMFD;
+		/* Shared anonymous memory is the unlinked shmem file "dev/zero". */
+		if (name_is(name, "dev/zero", 9))
+			return RC_VMA_ANON;
+	}
+	if (nlink == 0)
+		return RC_VMA_DELETED;
+	/* libc, libpthread, ld: followed by '.', '-' or the end (ld-linux-x86-64.so.2, libc.so.6, libc.musl-x86_64.so.1) */
+	if (name_is(name, "libc", 4) && (name[4] == '.' || name[4] == '-' || name[4] == 0))
+		return RC_VMA_LIBC;
+	if (name_is(name, "libpthread", 10) && (name[10] == '.' || name[10] == '-' || name[10] == 0))
+		return RC_VMA_LIBC;
+	if (name_is(name, "ld", 2) && (name[2] == '.' || name[2] == '-' || name[2] == 0))
+		return RC_VMA_LIBC;
+	return RC_VMA_FILE;
+}
+
+struct judge_scratch {
+	char name[32];
+	__u8 before[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct judge_scratch);
+} judge_scratch_map SEC(".maps");
+
+/* bpf_loop's context (on the stack, as it must be): small, the UDP programs are near the 512-byte limit. */
+struct judge_ctx {
+	struct rc_connect *e;
+};
+
+
+
+/* Kind of the mapping holding addr in the current task; name filled for file kinds. */
+static __always_inline __u8 addr_kind(struct task_struct *task, __u64 addr, char *name)
+{
+	struct vma_probe p = {};
+	void *vdso;
+
+	if (addr >= VSYSCALL_ADDR_ && addr < VSYSCALL_ADDR_ + 4096)
+		return RC_VMA_SPECIAL;
+	if (bpf_find_vma(task, addr, vma_cb, &p, 0) != 0)
+		return RC_VMA_NONE;
+	if (p.kind != RC_VMA_FILE)
+		return p.kind;
+	if (!p.file) {
+		vdso = BPF_CORE_READ(task, mm, context.vdso);
+		if (vdso && (__u64)vdso == p.vm_start)
+			return RC_VMA_SPECIAL;
+		return RC_VMA_ANON;
+	}
+	return file_kind(p.file, name, 32);
+}
+
+/* Do the 8 bytes before addr end in a call instruction (addr is a return address)? As endsWithCall() in injection-linux.ts. */
+static __always_inline bool ends_with_call(const __u8 *b)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (b[3] == 0xe8)
+		return true; /* call rel32 */
+	for (int k = 2; k <= 7; k++) {
+		__u8 modrm, mod, rm;
+		int len = 2;
+
+		if (b[8 - k] != 0xff)
+			continue;
+		modrm = b[(9 - k) & 7];
+		if (((modrm >> 3) & 7) != 2)
+			continue;
+		mod = modrm >> 6;
+		rm = modrm & 7;
+		if (mod != 3) {
+			if (rm == 4) {
+				len += 1;
+				if (mod == 0 && k >= 3 && (b[(10 - k) & 7] & 7) == 5)
+					len += 4;
+			}
+			if (mod == 0 && rm == 5)
+				len += 4;
+			if (mod == 1)
+				len += 1;
+			if (mod == 2)
+				len += 4;
+		}
+		if (len == k)
+			return true;
+	}
+	return false;
+#elif defined(__TARGET_ARCH_arm64)
+	__u32 insn = b[4] | (b[5] << 8) | (b[6] << 16) | ((__u32)b[7] << 24);
+
+	return (insn & 0xfc000000) == 0x94000000 || (insn & 0xfffffc1f) == 0xd63f0000 ||
+	       (insn & 0xfefff800) == 0xd63f0800;
+#else
+	return false;
+#endif
+}
+
+/*
+ * The injection verdict, as frameIndicators() + scanIndicators() in
+ * src/enrich/injection-linux.ts decide it from /proc/<pid>/maps, but here, at
+ * the connect, while the mappings are those the thread ran with. Unwound
+ * frames innermost first: libc/loader and the kernel's pages are skipped, the
+ * first other frame decides. If that says nothing, the scanned words from the
+ * stack pointer up: the first one in executable memory (not libc) that ends
+ * a call instruction decides.
+ */
+static long judge_frame(__u32 i, void *data)
+{
+	struct judge_ctx *c = data;
+	struct rc_connect *e = c->e;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 zero = 0;
+	struct judge_scratch *s = bpf_map_lookup_elem(&judge_scratch_map, &zero);
+	__u64 ip;
+	__u8 k;
+
+	if (!s || i >= RC_MAX_STACK_FRAMES || i >= e->stack_count)
+		return 1;
+	/* The compiler drops a plain mask (it knows i < 32); the verifier needs it. */
+	asm volatile("%[i] &= 31" : [i] "+r"(i));
+	ip = e->stack[i];
+	if (ip == 0)
+		return 0;
+	k = addr_kind(task, ip, s->name);
+	e->frame_kind[i] = k;
+	if (k == RC_VMA_SPECIAL || k == RC_VMA_LIBC)
+		return 0;
+	if (k == RC_VMA_NONE) {
+		e->verdict = RC_VERDICT_UNDECIDED;
+	} else if (k == RC_VMA_ANON || k == RC_VMA_MEMFD || k == RC_VMA_DELETED) {
+		e->verdict = RC_VERDICT_FRAME;
+		e->offending_index = i;
+		e->offending_kind = k;
+		e->offending_addr = ip;
+		if (k != RC_VMA_ANON)
+			__builtin_memcpy(e->offending_name, s->name, sizeof(e->offending_name));
+	}
+	/* else own code, or a broken unwind into data: clean */
+	return 1;
+}
+
+static long judge_word(__u32 i, void *data)
+{
+	struct judge_ctx *c = data;
+	struct rc_connect *e = c->e;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 zero = 0;
+	struct judge_scratch *s = bpf_map_lookup_elem(&judge_scratch_map, &zero);
+	__u64 w;
+	__u8 k;
+
+	if (!s || i >= RC_STACK_SCAN_WORDS || i >= e->scan_count)
+		return 1;
+	asm volatile("%[i] &= 15" : [i] "+r"(i));
+	w = e->scan[i];
+	if (w < 4096 || w > 0x00007fffffffffffULL)
+		return 0; /* not a user address */
+	k = addr_kind(task, w, s->name);
+	e->scan_kind[i] = k;
+	if (k == RC_VMA_NONE || k == RC_VMA_NOEXEC || k == RC_VMA_SPECIAL || k == RC_VMA_LIBC)
+		return 0;
+	if (bpf_probe_read_user(s->before, 8, (void *)(w - 8)) != 0 || !ends_with_call(s->before))
+		return 0;
+	if (k == RC_VMA_FILE)
+		return 1;
+	e->verdict = RC_VERDICT_RETURN;
+	e->offending_index = i;
+	e->offending_kind = k;
+	e->offending_addr = w;
+	if (k != RC_VMA_ANON)
+		__builtin_memcpy(e->offending_name, s->name, sizeof(e->offending_name));
+	return 1;
+}
+
+/*
+ * The injection verdict, as frameIndicators() + scanIndicators() in
+ * src/enrich/injection-linux.ts decide it from /proc/<pid>/maps, but here, at
+ * the connect, while the mappings are those the thread ran with. Unwound
+ * frames innermost first: libc/loader and the kernel's pages are skipped, the
+ * first other frame decides. If that finds nothing, the scanned words from
+ * the stack pointer up: the first one in executable memory (not libc) that
+ * ends a call instruction decides. bpf_loop (5.17+, as bpf_find_vma) keeps
+ * the verifier's work to one pass per callback.
+ */
+static __always_inline void judge_stack(struct rc_connect *e)
+{
+	struct judge_ctx c = { .e = e };
+
+	e->verdict = RC_VERDICT_CLEAN;
+	bpf_loop(RC_MAX_STACK_FRAMES, judge_frame, &c, 0);
+	if (e->verdict == RC_VERDICT_FRAME)
+		return;
+	bpf_loop(RC_STACK_SCAN_WORDS, judge_word, &c, 0);
+}
+
+#define PT_PTRACED_ 0x00000001
+
+/* A tracer of the connecting thread, else of its group leader (tracing is per thread). */
+static __always_inline void fill_tracer(struct rc_connect *e, struct task_struct *task)
+{
+	struct task_struct *t = task;
+	struct task_struct *tracer;
+	struct file *exe;
+	__u8 k;
+
+	if (!(BPF_CORE_READ(t, ptrace) & PT_PTRACED_)) {
+		t = BPF_CORE_READ(task, group_leader);
+		if (!(BPF_CORE_READ(t, ptrace) & PT_PTRACED_))
+			return;
+	}
+	tracer = BPF_CORE_READ(t, parent);
+	e->tracer_pid = BPF_CORE_READ(tracer, tgid);
+	exe = BPF_CORE_READ(tracer, mm, exe_file);
+	if (!exe)
+		return;
+	k = file_kind(exe, e->tracer_exe, sizeof(e->tracer_exe));
+	if (k == RC_VMA_MEMFD || k == RC_VMA_DELETED)
+		e->flags |= RC_CONNECT_F_TRACER_ODD_EXE;
+}
+
+
+/*
+ * The image's memfd/deleted state, the tracer and the stack verdict. Not
+ * inlined: the UDP programs call emit_connect up to four times each.
+ */
+static __noinline void connect_verdicts(struct rc_connect *e, struct task_struct *task, struct file *exe)
+{
+	__u32 zero = 0;
+	struct judge_scratch *js = bpf_map_lookup_elem(&judge_scratch_map, &zero);
+
+	if (!e || !task || !js)
+		return;
+	fill_tracer(e, task);
+	if (exe) {
+		__u8 k = file_kind(exe, js->name, sizeof(js->name));
+
+		if (k == RC_VMA_MEMFD)
+			e->flags |= RC_CONNECT_F_EXE_MEMFD;
+		else if (k == RC_VMA_DELETED)
+			e->flags |= RC_CONNECT_F_EXE_DELETED;
+	}
+	if (cfg_find_vma && !(e->flags & RC_CONNECT_F_KERNEL_THREAD) &&
+	    bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_find_vma)) {
+		judge_stack(e);
+		e->flags |= RC_CONNECT_F_JUDGED;
+	}
+}
+
 /* Reserve, fill and submit one CONNECT record. */
 static __always_inline void emit_connect(void *ctx, struct sock *sk, const struct endpoint *remote,
 					 const struct endpoint *local, __u8 protocol, __u8 kind, __u64 now)
@@ -271,6 +569,7 @@ static __always_inline void emit_connect(void *ctx, struct sock *sk, const struc
 	e->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	fill_stack(ctx, e, task);
+	connect_verdicts(e, task, exe);
 
 	bpf_ringbuf_submit(rec, 0);
 	count(RC_CNT_EVENTS);
@@ -443,38 +742,69 @@ int sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
+/* The message header read from user memory: per CPU, not on the stack (the stack verdict needs the room). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct user_msghdr);
+} msghdr_scratch SEC(".maps");
+
 /* sendmsg(fd, msg, flags) */
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	struct user_msghdr mh = {};
+	__u32 zero = 0;
+	struct user_msghdr *mh = bpf_map_lookup_elem(&msghdr_scratch, &zero);
 
-	if (bpf_probe_read_user(&mh, sizeof(mh), (const void *)ctx->args[1]))
+	if (!mh || bpf_probe_read_user(mh, sizeof(*mh), (const void *)ctx->args[1]))
 		return 0;
-	on_udp_send(ctx, (long)ctx->args[0], mh.msg_name, mh.msg_namelen);
+	on_udp_send(ctx, (long)ctx->args[0], mh->msg_name, mh->msg_namelen);
 	return 0;
 }
 
 #define SENDMMSG_SCAN 4
 
+struct mmsg_walk {
+	void *ctx;
+	struct mmsghdr *vec;
+	unsigned long vlen;
+	long fd;
+};
+
+static long mmsg_step(__u32 i, void *data)
+{
+	struct mmsg_walk *w = data;
+	__u32 zero = 0;
+	struct user_msghdr *mh = bpf_map_lookup_elem(&msghdr_scratch, &zero);
+	void *name;
+
+	if (!mh || i >= w->vlen)
+		return 1;
+	if (bpf_probe_read_user(mh, sizeof(*mh), &w->vec[i & (SENDMMSG_SCAN - 1)].msg_hdr))
+		return 1;
+	name = mh->msg_name;
+	on_udp_send(w->ctx, w->fd, name, mh->msg_namelen);
+	return name ? 0 : 1; /* connected socket: one peer for the whole vector */
+}
+
 /* sendmmsg(fd, msgvec, vlen, flags): the first SENDMMSG_SCAN destinations. */
 SEC("tracepoint/syscalls/sys_enter_sendmmsg")
 int sys_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	struct mmsghdr *vec = (struct mmsghdr *)ctx->args[1];
-	unsigned long vlen = ctx->args[2];
+	struct mmsg_walk w = {
+		.ctx = ctx,
+		.vec = (struct mmsghdr *)ctx->args[1],
+		.vlen = ctx->args[2],
+		.fd = (long)ctx->args[0],
+	};
 
-	for (int i = 0; i < SENDMMSG_SCAN; i++) {
-		struct user_msghdr mh = {};
-
-		if ((unsigned long)i >= vlen)
-			break;
-		if (bpf_probe_read_user(&mh, sizeof(mh), &vec[i].msg_hdr))
-			break;
-		on_udp_send(ctx, (long)ctx->args[0], mh.msg_name, mh.msg_namelen);
-		if (!mh.msg_name)
-			break; /* connected socket: one peer for the whole vector */
+	/* One message per callback: four inlined copies of the stack verdict were too much for the verifier. */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
+		bpf_loop(SENDMMSG_SCAN, mmsg_step, &w, 0);
+		return 0;
 	}
+	mmsg_step(0, &w); /* kernels before 5.17: the first message only */
 	return 0;
 }
 
@@ -515,6 +845,191 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	/* The peer as the kernel stored it, not as user memory says. */
 	read_udp_peer(sk, &remote);
 	emit_udp(ctx, sk, &remote, RC_KIND_UDP_CONNECT);
+	return 0;
+}
+
+/* ---- exec ------------------------------------------------------------------ */
+
+struct inode___ctime_sec {
+	time64_t i_ctime_sec;
+	u32 i_ctime_nsec;
+} __attribute__((preserve_access_index));
+
+struct inode___i_ctime_old {
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___i_ctime_older {
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+static __always_inline __s64 inode_ctime_ns(struct inode *ino)
+{
+	if (bpf_core_field_exists(struct inode___ctime_sec, i_ctime_sec)) {
+		struct inode___ctime_sec *i = (void *)ino;
+
+		return BPF_CORE_READ(i, i_ctime_sec) * 1000000000LL + BPF_CORE_READ(i, i_ctime_nsec);
+	}
+	if (bpf_core_field_exists(struct inode___i_ctime_old, __i_ctime)) {
+		struct inode___i_ctime_old *i = (void *)ino;
+
+		return BPF_CORE_READ(i, __i_ctime.tv_sec) * 1000000000LL + BPF_CORE_READ(i, __i_ctime.tv_nsec);
+	}
+	{
+		struct inode___i_ctime_older *i = (void *)ino;
+
+		return BPF_CORE_READ(i, i_ctime.tv_sec) * 1000000000LL + BPF_CORE_READ(i, i_ctime.tv_nsec);
+	}
+}
+
+#define PATH_MASK_ (RC_EXEC_PATH_MAX - 1)
+
+/*
+ * The file's path, as d_path() would give it from the root of the mount tree:
+ * the dentry chain walked up, crossing mount points, written backwards into
+ * rec->path. A pseudo file (a memfd) has no chain: "/" + its name.
+ */
+struct path_walk {
+	struct rc_kernel_exec *rec;
+	struct dentry *d;
+	struct mount *mnt;
+	__u32 off;
+	bool any;
+};
+
+static __always_inline bool put_name(struct path_walk *w, struct dentry *d)
+{
+	struct qstr q = BPF_CORE_READ(d, d_name);
+	__u32 len = q.len & 255;
+
+	if (len + 1 >= w->off)
+		return false;
+	w->off -= len;
+	bpf_probe_read_kernel(w->rec->path + (w->off & PATH_MASK_), len, q.name);
+	w->off--;
+	w->rec->path[w->off & PATH_MASK_] = '/';
+	w->any = true;
+	return true;
+}
+
+static long path_step(__u32 i, void *data)
+{
+	struct path_walk *w = data;
+	struct dentry *d = w->d;
+	struct mount *mnt = w->mnt;
+	struct dentry *root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+
+	if (d == root || d == parent) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (mp == mnt || d != root) {
+			/* The root of the tree, or a pseudo file (a memfd): "/" + its name if nothing was written. */
+			if (!w->any && d == parent && d != root)
+				put_name(w, d);
+			return 1;
+		}
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mp;
+		return 0;
+	}
+	if (!put_name(w, d)) {
+		w->rec->body.flags |= RC_EXEC_F_PATH_TRUNCATED;
+		return 1;
+	}
+	w->d = parent;
+	if (i == RC_EXEC_PATH_DEPTH - 1)
+		w->rec->body.flags |= RC_EXEC_F_PATH_TRUNCATED;
+	return 0;
+}
+
+/*
+ * The file's path, as d_path() would give it from the root of the mount tree:
+ * the dentry chain walked up, crossing mount points, written backwards into
+ * rec->path.
+ */
+static __always_inline void exec_path(struct rc_kernel_exec *rec, struct file *f)
+{
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct path_walk w = {
+		.rec = rec,
+		.d = BPF_CORE_READ(f, f_path.dentry),
+		.mnt = container_of(vm, struct mount, mnt),
+		.off = RC_EXEC_PATH_MAX,
+		.any = false,
+	};
+
+	bpf_loop(RC_EXEC_PATH_DEPTH, path_step, &w, 0);
+	if (!w.any) {
+		w.off--;
+		rec->path[w.off & PATH_MASK_] = '/';
+	}
+	rec->path_off = w.off & PATH_MASK_;
+	rec->body.path_len = RC_EXEC_PATH_MAX - (w.off & PATH_MASK_);
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct rc_kernel_exec *rec;
+	struct file *f = BPF_CORE_READ(bprm, file);
+	struct inode *ino;
+	__u64 ug = bpf_get_current_uid_gid();
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u8 one = 1;
+	__u64 as, ae, n;
+	char name[16];
+	__u8 k;
+
+	if (!cfg_exec_events || !f)
+		return 0;
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		count(RC_CNT_RINGBUF_DROPS);
+		return 0;
+	}
+	/* Only the head is cleared: the path and args are sent by length. */
+	__builtin_memset(rec, 0, sizeof(rec->hdr) + sizeof(rec->body) + 8);
+	rec->hdr.type = RC_REC_EXEC;
+	rec->body.boot_ns = bpf_ktime_get_boot_ns();
+	rec->body.proc_start_boot_ns = BPF_CORE_READ(p, group_leader, start_boottime);
+	rec->body.pid = tgid;
+	rec->body.old_tid = old_pid;
+	rec->body.ppid = BPF_CORE_READ(p, real_parent, tgid);
+	rec->body.uid = (__u32)ug;
+	rec->body.gid = ug >> 32;
+	ino = BPF_CORE_READ(f, f_path.dentry, d_inode);
+	rec->body.exe_ino = BPF_CORE_READ(ino, i_ino);
+	rec->body.exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	rec->body.ctime_ns = inode_ctime_ns(ino);
+	rec->body.nlink = BPF_CORE_READ(ino, __i_nlink);
+	rec->body.image_fd = -1;
+	k = file_kind(f, name, sizeof(name));
+	if (k == RC_VMA_MEMFD)
+		rec->body.flags |= RC_EXEC_F_MEMFD;
+	else if (k == RC_VMA_DELETED)
+		rec->body.flags |= RC_EXEC_F_DELETED;
+	bpf_probe_read_kernel_str(rec->body.comm, sizeof(rec->body.comm), p->comm);
+	/* The walk needs bpf_loop (5.17+); older kernels: no path (the helper reads /proc/<pid>/exe). */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
+		exec_path(rec, f);
+
+	/* The new image's arguments, on its own stack (p is current here). */
+	as = BPF_CORE_READ(p, mm, arg_start);
+	ae = BPF_CORE_READ(p, mm, arg_end);
+	n = ae > as ? ae - as : 0;
+	if (n > RC_EXEC_ARGS_MAX) {
+		n = RC_EXEC_ARGS_MAX;
+		rec->body.flags |= RC_EXEC_F_ARGS_TRUNCATED;
+	}
+	if (n > 0 && bpf_probe_read_user(rec->args, n & (RC_EXEC_ARGS_MAX - 1 | RC_EXEC_ARGS_MAX), (void *)as) == 0)
+		rec->body.args_len = n;
+
+	bpf_ringbuf_submit(rec, 0);
+	count(RC_CNT_EVENTS);
+	/* Its exit is reported too: the helper then lets go of the image. */
+	if (cfg_exit_events)
+		bpf_map_update_elem(&reported_tgids, &tgid, &one, BPF_ANY);
 	return 0;
 }
 

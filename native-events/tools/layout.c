@@ -40,12 +40,21 @@ int main(void)
 	       "\"kindTcpConnect\": %d, \"kindUdpConnect\": %d, \"kindUdpSend\": %d, "
 	       "\"helloFlagTcp4\": %u, \"helloFlagTcp6\": %u, \"helloFlagUdp4\": %u, \"helloFlagUdp6\": %u, "
 	       "\"helloFlagDns\": %u, \"helloFlagDnsTcp\": %u, \"helloFlagExit\": %u, \"helloFlagStackScan\": %u, "
-	       "\"connectFlagKernelThread\": %u, \"dnsFlagTruncated\": %u},\n",
+	       "\"connectFlagKernelThread\": %u, \"dnsFlagTruncated\": %u, \"recExec\": %d, \"helloFlagExec\": %u, "
+	       "\"helloFlagFindVma\": %u, \"helloFlagImageFds\": %u, \"connectFlagExeMemfd\": %u, "
+	       "\"connectFlagExeDeleted\": %u, \"connectFlagJudged\": %u, \"connectFlagTracerOddExe\": %u, "
+	       "\"execFlagMemfd\": %u, \"execFlagDeleted\": %u, \"execFlagSeeded\": %u, \"execFlagPathTruncated\": %u, "
+	       "\"execFlagArgsTruncated\": %u, \"verdictFrame\": %d, \"verdictReturn\": %d, \"verdictUndecided\": %d, "
+	       "\"vmaAnon\": %d, \"vmaMemfd\": %d, \"vmaDeleted\": %d, \"vmaSpecial\": %d, \"connectV1Size\": %d},\n",
 	       RC_MAGIC, RC_PROTOCOL_VERSION, RC_MAX_FRAME_SIZE, RC_MAX_STACK_FRAMES, RC_STACK_SCAN_WORDS,
 	       RC_DNS_MAX_PAYLOAD, RC_COMM_LEN, RC_REC_HELLO, RC_REC_CONNECT, RC_REC_DNS, RC_REC_LOSS, RC_REC_EXIT,
 	       RC_KIND_TCP_CONNECT, RC_KIND_UDP_CONNECT, RC_KIND_UDP_SEND, RC_HELLO_F_TCP4, RC_HELLO_F_TCP6,
 	       RC_HELLO_F_UDP4, RC_HELLO_F_UDP6, RC_HELLO_F_DNS, RC_HELLO_F_DNS_TCP, RC_HELLO_F_EXIT,
-	       RC_HELLO_F_STACK_SCAN, RC_CONNECT_F_KERNEL_THREAD, RC_DNS_F_TRUNCATED);
+	       RC_HELLO_F_STACK_SCAN, RC_CONNECT_F_KERNEL_THREAD, RC_DNS_F_TRUNCATED, RC_REC_EXEC, RC_HELLO_F_EXEC,
+	       RC_HELLO_F_FIND_VMA, RC_HELLO_F_IMAGE_FDS, RC_CONNECT_F_EXE_MEMFD, RC_CONNECT_F_EXE_DELETED,
+	       RC_CONNECT_F_JUDGED, RC_CONNECT_F_TRACER_ODD_EXE, RC_EXEC_F_MEMFD, RC_EXEC_F_DELETED, RC_EXEC_F_SEEDED,
+	       RC_EXEC_F_PATH_TRUNCATED, RC_EXEC_F_ARGS_TRUNCATED, RC_VERDICT_FRAME, RC_VERDICT_RETURN,
+	       RC_VERDICT_UNDECIDED, RC_VMA_ANON, RC_VMA_MEMFD, RC_VMA_DELETED, RC_VMA_SPECIAL, RC_CONNECT_V1_SIZE);
 	printf("  \"structs\": {");
 
 	begin("frameHeader", sizeof(struct rc_frame_header));
@@ -98,6 +107,16 @@ int main(void)
 	F(rc_connect, cgroup_id, "cgroupId");
 	F(rc_connect, scan, "scan");
 	F(rc_connect, stack, "stack");
+	F(rc_connect, verdict, "verdict");
+	F(rc_connect, offending_kind, "offendingKind");
+	F(rc_connect, offending_index, "offendingIndex");
+	F(rc_connect, tracer_pid, "tracerPid");
+	F(rc_connect, offending_addr, "offendingAddr");
+	F(rc_connect, frame_kind, "frameKind");
+	F(rc_connect, scan_kind, "scanKind");
+	F(rc_connect, offending_name, "offendingName");
+	F(rc_connect, tracer_exe, "tracerExe");
+	F(rc_connect, reserved, "reserved");
 	end();
 
 	begin("dns", sizeof(struct rc_dns));
@@ -137,6 +156,28 @@ int main(void)
 	F(rc_exit, pid, "pid");
 	F(rc_exit, exit_code, "exitCode");
 	F(rc_exit, comm, "comm");
+	end();
+
+	begin("exec", sizeof(struct rc_exec));
+	F(rc_exec, boot_ns, "bootNs");
+	F(rc_exec, realtime_ns, "realtimeNs");
+	F(rc_exec, proc_start_boot_ns, "procStartBootNs");
+	F(rc_exec, pid, "pid");
+	F(rc_exec, old_tid, "oldTid");
+	F(rc_exec, ppid, "ppid");
+	F(rc_exec, uid, "uid");
+	F(rc_exec, gid, "gid");
+	F(rc_exec, exe_dev, "exeDev");
+	F(rc_exec, exe_ino, "exeIno");
+	F(rc_exec, ctime_ns, "ctimeNs");
+	F(rc_exec, nlink, "nlink");
+	F(rc_exec, flags, "flags");
+	F(rc_exec, image_fd, "imageFd");
+	F(rc_exec, image_errno, "imageErrno");
+	F(rc_exec, path_len, "pathLen");
+	F(rc_exec, args_len, "argsLen");
+	F(rc_exec, comm, "comm");
+	F(rc_exec, reserved, "reserved");
 	end();
 
 	printf("\n  }\n}\n");

@@ -2,6 +2,8 @@
 // The `rarecon` command. Every message is one style: help on stdout (exit 0);
 // a problem as `rarecon: <what is wrong>` on stderr (exit 1), bad usage with a
 // pointer to the command's --help.
+// First: `rarecon run` catches SIGTERM and SIGINT before the rest loads (stop-signals.ts).
+import { catchStopSignals } from './stop-signals.js';
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { UsageError } from './io.js';
@@ -66,6 +68,8 @@ const commands: Record<string, () => Promise<Handler>> = {
     return (argv) => m.validateCommand(argv, process.stdout, process.stderr);
   },
   run: async () => {
+    // Before the daemon's modules load (a few hundred ms on a busy host): a stop asked meanwhile is kept.
+    catchStopSignals();
     const m = await import('./run.js');
     return (argv) => m.runCommand(argv);
   },

@@ -2,14 +2,18 @@
 import { dropInFiles, formatProblems, loadConfig } from './config-file.js';
 import { runConfigSource } from './run-config.js';
 import type { RareconConfig } from '../config/defaults.js';
-import { Daemon } from '../daemon/daemon.js';
+import type { Daemon } from '../daemon/daemon.js';
+import { hostIdentity } from '../enrich/host-identity.js';
+import { openLiveSource } from '../sources/live-source.js';
 import { makeLogger } from '../common/logger.js';
 import { checkOutputPath, keepFilesPrivate } from '../common/private-files.js';
 import { UsageError } from './io.js';
 import { parseCommand } from './command-spec.js';
 import { RUN } from './commands.js';
+import { catchStopSignals, onStopSignal, stopSignalAsked } from './stop-signals.js';
 
 export async function runCommand(argv: string[]): Promise<number> {
+  catchStopSignals();
   const parsed = parseCommand(RUN, argv, process.stdout);
   if (parsed === null) return 0;
   const { values } = parsed;
@@ -41,6 +45,18 @@ export async function runCommand(argv: string[]): Promise<number> {
     maxSizeBytes: config.logFileMaxBytes,
     maxFiles: config.logFileMaxFiles,
   });
+  // Stopped before anything was opened: nothing to close.
+  const early = stopSignalAsked();
+  if (early !== null) {
+    log.info('Stopping on a signal before start-up.', { signal: early });
+    await log.close();
+    return 0;
+  }
+  // The eBPF helper first: its programs load (the longest part of start-up) while the daemon's own
+  // modules load and its stores open; what it captures meanwhile waits in its queue.
+  const source = openLiveSource(config.source, hostIdentity(config.host.org, config.host.id), log);
+  source.catch(() => {}); // start() reports it
+  const { Daemon } = await import('../daemon/daemon.js');
   let fatal: (code: number, reason: string) => void = () => {};
   let daemon: Daemon;
   try {
@@ -59,26 +75,28 @@ export async function runCommand(argv: string[]): Promise<number> {
       alertsPath: values.alerts ?? config.alertsPath,
       recordPath: values.record ?? null,
       log,
+      source,
       onFatal: (code, reason) => fatal(code, reason),
     });
   } catch (err) {
+    await source.then((s) => s.shutdown()).catch(() => {});
     await log.close();
     throw new UsageError(`cannot start: ${(err as Error).message}`);
   }
-  try {
-    await daemon.start();
-  } catch (err) {
-    await daemon.stop().catch(() => {});
-    throw new UsageError(`cannot start: ${(err as Error).message}`);
-  }
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+  return new Promise<number>((resolve, reject) => {
+    daemon.start().catch(async (err: unknown) => {
+      await daemon.stop().catch(() => {});
+      await log.close();
+      reject(new UsageError(`cannot start: ${(err as Error).message}`));
+    });
+    // From here a signal stops the daemon wherever its start-up is: stop() waits for the step in progress.
+    onStopSignal((signal) => {
       log.info('Stopping on a signal.', { signal });
       void daemon.stop().then(async () => {
         await log.close();
         resolve(0);
       });
-    };
+    });
     fatal = (code, reason) => {
       log.error('rarecon stops and exits for the service manager to restart it.', { reason, exitCode: code });
       // Should stopping hang, exit anyway: a restart is what this is for.
@@ -88,8 +106,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         resolve(code);
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // A reload asked during start-up waits for it (Daemon.reload chains after start()).
     process.on('SIGHUP', () => void daemon.reload());
   });
 }

@@ -45,6 +45,8 @@ export interface DaemonOptions {
   alertsPath: string | null;
   recordPath: string | null;
   log: Logger;
+  /** The live source, opened (its helper started) before the daemon: by default start() opens it. */
+  source?: Promise<LiveSource>;
   /** The daemon cannot go on (hard memory limit): the caller stops it and exits with `code`. */
   onFatal?: (code: number, reason: string) => void;
 }
@@ -67,6 +69,13 @@ export class Daemon {
   private lastStatusMs = 0;
   private readonly startedMs = Date.now();
   private stopping: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
+  private stopAsked = false;
+  private wakeStart: () => void = () => {};
+  /** Settles when stop() is asked: start-up waits no longer for the source then. */
+  private readonly stopAsk = new Promise<void>((resolve) => {
+    this.wakeStart = resolve;
+  });
   private reloadsTotal = 0;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -136,19 +145,35 @@ export class Daemon {
     });
   }
 
-  /** Opens the baseline, the source and the loops; resolves once capture runs. */
-  async start(): Promise<void> {
+  /**
+   * Starts the helper first (its programs take the longest to load), reads what it captures into the
+   * queue while the baseline opens, then enriches and scores; resolves once capture runs, or early
+   * when stop() is asked meanwhile.
+   */
+  start(): Promise<void> {
+    // Stopped before it started: nothing to start.
+    if (this.stopAsked) return this.starting ?? Promise.resolve();
+    this.starting ??= this.startNow();
+    return this.starting;
+  }
+
+  private async startNow(): Promise<void> {
+    this.source = await (this.opts.source ?? openLiveSource(this.config.source, this.host, this.log));
+    if (this.stopAsked) return;
+    this.pipeline.capture(this.source);
     this.baselines.open();
-    this.source = await openLiveSource(this.config.source, this.host, this.log);
-    this.pipeline.run(this.source);
+    this.pipeline.process();
     // Say "watching" only once it is true: the helper attaches its programs after it starts.
     await this.untilCapturing(this.source, SOURCE_READY_TIMEOUT_MS);
+    if (this.stopAsked) return;
     this.log.info('rarecon is watching outbound connections.', {
       host: hostKeyOf(this.host),
       source: this.source.name,
       sourceReason: this.source.reason,
       baselineVersion: this.pipeline.baseline.meta().version,
       stateDir: this.config.stateDir,
+      // From the process start: what a restart leaves unwatched.
+      startUpMs: Math.round(process.uptime() * 1000),
     });
     this.timer = setInterval(() => this.tick(), 250);
     this.watchdog.start();
@@ -167,20 +192,25 @@ export class Daemon {
           error: (err as Error).message,
         });
       }
+      // Asked to stop while it bound: stop() may have run past the close already.
+      if (this.stopAsked) this.metricsServer?.close();
     }
     this.writeStatus();
   }
 
-  /** Waits for the source to capture; a source that ended fails start(), a slow one is only logged. */
+  /** Waits for the source to capture, or for a stop; a source that ended fails start(), a slow one is only logged. */
   private async untilCapturing(source: LiveSource, timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), timeoutMs);
     });
     try {
-      const r = await Promise.race([source.ready.then(() => 'ready' as const), late]);
+      const r = await Promise.race([source.ready.then(() => 'ready' as const), late, this.stopAsk.then(() => 'stop' as const)]);
       if (r === 'late')
         this.log.warn(`The event source is not capturing yet after ${timeoutMs / 1000} s; starting anyway.`, { source: source.name });
+    } catch (err) {
+      // Stopped while starting: the source ends because it was told to, not a failure.
+      if (!this.stopAsked) throw err;
     } finally {
       clearTimeout(timer);
     }
@@ -239,7 +269,9 @@ export class Daemon {
    */
   reload(): Promise<void> {
     this.reloading = this.reloading
-      .then(() => this.reloadNow())
+      // A reload asked during start-up applies once it is done.
+      .then(() => this.starting?.catch(() => {}))
+      .then(() => (this.stopAsked ? undefined : this.reloadNow()))
       .catch((err: unknown) => {
         this.log.error('Reload failed unexpectedly; the running config stays.', { error: (err as Error).message });
       });
@@ -275,14 +307,20 @@ export class Daemon {
     this.log.info('Config reloaded.', { reloads: this.reloadsTotal, ...(sinks === null ? {} : { sinks }) });
   }
 
-  /** SIGTERM: stop capture, finish what is in flight, write state. Safe twice. */
+  /** SIGTERM: stop capture, finish what is in flight, write state. Safe twice, and at any point of start(). */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.stopAsked = true;
+      this.wakeStart();
+      // The start-up step in progress finishes first (an SQLite open, the source's probe), then all is closed.
+      await this.starting?.catch(() => {});
       this.pipeline.halt();
       this.watchdog.stop();
       if (this.timer !== null) clearInterval(this.timer);
       await this.reloading;
-      await this.source?.shutdown();
+      // A source opened for the daemon but never started by it is stopped too.
+      const source = this.source ?? (await this.opts.source?.catch(() => null)) ?? null;
+      await source?.shutdown();
       await this.pipeline.settle(STOP_SETTLE_MS);
       this.pipeline.flushState();
       this.pipeline.closeWrites();

@@ -119,6 +119,7 @@ export class Pipeline {
   private readonly alertsOut: WriteStream | null;
   private readonly recordOut: WriteStream | null;
   private inFlight = 0;
+  private processing = false;
   private readonly ownPids = new Set<number>([process.pid]);
   private readonly counts: PipelineCounters = {
     alertsTotal: 0,
@@ -162,7 +163,19 @@ export class Pipeline {
 
   /** Starts reading the source and enriching; both run until halt(). */
   run(source: LiveSource): void {
+    this.capture(source);
+    this.process();
+  }
+
+  /** Starts reading the source into the bounded queue, where connections wait until process() (start-up buffers them). */
+  capture(source: LiveSource): void {
     void this.sourceLoop(source);
+  }
+
+  /** Starts enriching and scoring what the queue holds, and all after; once the baseline is open. */
+  process(): void {
+    if (this.processing) return;
+    this.processing = true;
     void this.enrichLoop();
   }
 

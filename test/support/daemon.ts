@@ -122,6 +122,11 @@ export class DaemonRun {
     });
   }
 
+  /** Starts `rarecon run` and returns at once, while it is still starting up. */
+  static spawn(opts: DaemonOptions): DaemonRun {
+    return new DaemonRun(opts);
+  }
+
   static async start(opts: DaemonOptions): Promise<DaemonRun> {
     const d = new DaemonRun(opts);
     try {

@@ -237,6 +237,16 @@ export class HelperProcess {
   }
 
   /**
+   * Starts the helper now, before anyone reads its records: they wait in the queue (up to
+   * maxQueuedRecords, then the pipe and the ring buffer hold the rest). Safe twice; records() calls it.
+   */
+  start(): void {
+    if (this.started || this.stopping) return;
+    this.started = true;
+    this.startChild();
+  }
+
+  /**
    * Decoded records, HELLO and LOSS included, until shutdown() or the signal.
    * Starts the helper on first use. Ends by throwing HelperUnavailableError
    * when the helper cannot run. Breaking out of the loop stops the helper.
@@ -248,10 +258,7 @@ export class HelperProcess {
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (!this.started && !this.stopping) {
-        this.started = true;
-        this.startChild();
-      }
+      this.start();
       for (;;) {
         if (this.queueHead < this.queue.length) {
           const rec = this.queue[this.queueHead] as RawRecord;

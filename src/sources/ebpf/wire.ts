@@ -27,6 +27,7 @@ export const RecordType = Object.freeze({
   dns: 3,
   loss: 4,
   exit: 5,
+  exec: 6,
 });
 
 export const ConnectKindCode = Object.freeze({
@@ -44,9 +45,42 @@ export const HelloFlag = Object.freeze({
   dnsTcp: 1 << 5,
   exit: 1 << 6,
   stackScan: 1 << 7,
+  exec: 1 << 8,
+  findVma: 1 << 9,
+  imageFds: 1 << 10,
 });
 
-export const ConnectFlag = Object.freeze({ kernelThread: 1 << 0 });
+export const ConnectFlag = Object.freeze({
+  kernelThread: 1 << 0,
+  exeMemfd: 1 << 1,
+  exeDeleted: 1 << 2,
+  judged: 1 << 3,
+  tracerOddExe: 1 << 4,
+});
+
+/** rc_connect.verdict */
+export const VerdictCode = Object.freeze({ none: 0, clean: 1, frame: 2, return: 3, undecided: 4 });
+
+/** rc_connect.frame_kind[] / scan_kind[] */
+export const VmaKindCode = Object.freeze({
+  unchecked: 0,
+  none: 1,
+  noexec: 2,
+  file: 3,
+  libc: 4,
+  anon: 5,
+  memfd: 6,
+  deleted: 7,
+  special: 8,
+});
+
+export const ExecFlag = Object.freeze({
+  memfd: 1 << 0,
+  deleted: 1 << 1,
+  seeded: 1 << 2,
+  pathTruncated: 1 << 3,
+  argsTruncated: 1 << 4,
+});
 export const DnsFlag = Object.freeze({ truncated: 1 << 0 });
 
 export const AF_INET = 2;
@@ -74,7 +108,7 @@ export const LAYOUT = Object.freeze({
     },
   },
   connect: {
-    size: 528,
+    size: 664,
     offsets: {
       bootNs: 0,
       realtimeNs: 8,
@@ -103,6 +137,16 @@ export const LAYOUT = Object.freeze({
       cgroupId: 136,
       scan: 144,
       stack: 272,
+      verdict: 528,
+      offendingKind: 529,
+      offendingIndex: 530,
+      tracerPid: 532,
+      offendingAddr: 536,
+      frameKind: 544,
+      scanKind: 576,
+      offendingName: 592,
+      tracerExe: 624,
+      reserved: 656,
     },
   },
   dns: {
@@ -143,7 +187,34 @@ export const LAYOUT = Object.freeze({
     size: 48,
     offsets: { bootNs: 0, realtimeNs: 8, procStartBootNs: 16, pid: 24, exitCode: 28, comm: 32 },
   },
+  exec: {
+    size: 104,
+    offsets: {
+      bootNs: 0,
+      realtimeNs: 8,
+      procStartBootNs: 16,
+      pid: 24,
+      oldTid: 28,
+      ppid: 32,
+      uid: 36,
+      gid: 40,
+      exeDev: 44,
+      exeIno: 48,
+      ctimeNs: 56,
+      nlink: 64,
+      flags: 68,
+      imageFd: 72,
+      imageErrno: 76,
+      pathLen: 80,
+      argsLen: 82,
+      comm: 84,
+      reserved: 100,
+    },
+  },
 });
+
+/** Body size of a CONNECT of revision 1.0 (before the kernel verdict was appended): still accepted. */
+export const CONNECT_V1_SIZE = 528;
 
 // ---- records ----------------------------------------------------------------
 
@@ -161,6 +232,12 @@ export interface HelperCapabilities {
   dnsTcp: boolean;
   exit: boolean;
   stackScan: boolean;
+  /** EXEC records (and running processes seeded at start). */
+  exec: boolean;
+  /** Stack frames judged in the kernel (bpf_find_vma, 5.17+). */
+  findVma: boolean;
+  /** The helper holds an fd of each exec'd image. */
+  imageFds: boolean;
 }
 
 /** First frame of every stream: what this helper run captures. */
@@ -183,6 +260,19 @@ export interface RawHello {
 }
 
 export type ConnectKind = 'tcp-connect' | 'udp-connect' | 'udp-send';
+
+export type VmaKind = 'unchecked' | 'none' | 'noexec' | 'file' | 'libc' | 'anon' | 'memfd' | 'deleted' | 'special';
+
+const VMA_KINDS: readonly VmaKind[] = ['unchecked', 'none', 'noexec', 'file', 'libc', 'anon', 'memfd', 'deleted', 'special'];
+
+/** What the kernel concluded at the connect (absent without bpf_find_vma). */
+export interface KernelVerdict {
+  verdict: 'clean' | 'frame' | 'return' | 'undecided';
+  /** The offending address, its mapping's kind and file name, and where it was (stack[i] or scan[i]). */
+  offending: { addr: bigint; kind: VmaKind; name: string; index: number } | null;
+  frameKinds: VmaKind[];
+  scanKinds: VmaKind[];
+}
 
 /** One outbound attempt, captured in the connecting thread. */
 export interface RawConnect {
@@ -219,6 +309,49 @@ export interface RawConnect {
   userSp: bigint;
   /** Raw words from the user stack pointer upwards (may hold return addresses the unwinder missed). */
   stackScan: bigint[];
+  /** The executable at the connect: a memfd, or unlinked. */
+  exeMemfd: boolean;
+  exeDeleted: boolean;
+  /** Kernel stack verdict; null when not judged (old kernel, old helper, kernel thread). */
+  kernel: KernelVerdict | null;
+  /**
+   * The tracer of the connecting thread (else its group leader) from the task,
+   * null when not traced; undefined when the helper did not say (a 528-byte record).
+   */
+  tracer?: { pid: number; exeName: string; oddExe: boolean } | null;
+}
+
+/** A process image loaded (exec), or a process running when the helper started (seeded). */
+export interface RawExec {
+  type: 'exec';
+  seq: number;
+  timeMs: number;
+  realtimeNs: bigint;
+  bootNs: bigint;
+  processStartBootNs: bigint;
+  pid: number;
+  oldTid: number;
+  ppid: number;
+  uid: number;
+  gid: number;
+  /** st_dev / st_ino of the image (as fs.stat reports them). */
+  dev: number;
+  ino: bigint;
+  ctimeNs: bigint;
+  nlink: number;
+  memfd: boolean;
+  /** No name on disk at exec (nlink 0, not a memfd). */
+  deleted: boolean;
+  seeded: boolean;
+  /** The path the kernel resolved ("/memfd:<name>" for a memfd). */
+  path: string;
+  pathTruncated: boolean;
+  /** Arguments (argv), possibly cut. */
+  args: string[];
+  /** fd number in the helper holding the image, or null; imageErrno says why not. */
+  imageFd: number | null;
+  imageErrno: number;
+  comm: string;
 }
 
 /** One DNS message received from port 53, undecoded. */
@@ -272,7 +405,7 @@ export interface RawExit {
   comm: string;
 }
 
-export type RawRecord = RawHello | RawConnect | RawDns | RawLoss | RawExit;
+export type RawRecord = RawHello | RawConnect | RawDns | RawLoss | RawExit | RawExec;
 
 // ---- helpers ------------------------------------------------------------------
 
@@ -321,6 +454,9 @@ function capabilitiesOf(flags: number): HelperCapabilities {
     dnsTcp: (flags & HelloFlag.dnsTcp) !== 0,
     exit: (flags & HelloFlag.exit) !== 0,
     stackScan: (flags & HelloFlag.stackScan) !== 0,
+    exec: (flags & HelloFlag.exec) !== 0,
+    findVma: (flags & HelloFlag.findVma) !== 0,
+    imageFds: (flags & HelloFlag.imageFds) !== 0,
   };
 }
 
@@ -370,7 +506,7 @@ export function decodeHello(b: Buffer, seq: number): BodyResult<RawHello> {
 
 export function decodeConnect(b: Buffer, seq: number): BodyResult<RawConnect> {
   const L = LAYOUT.connect;
-  if (b.length < L.size) return short('CONNECT', b.length, L.size);
+  if (b.length < CONNECT_V1_SIZE) return short('CONNECT', b.length, CONNECT_V1_SIZE);
   const o = L.offsets;
   const family = familyOf(b.readUInt16LE(o.family));
   if (family === null) return { problem: 'bad-value', message: `CONNECT family ${b.readUInt16LE(o.family)}` };
@@ -389,6 +525,34 @@ export function decodeConnect(b: Buffer, seq: number): BodyResult<RawConnect> {
   for (let i = 0; i < scanCount; i++) stackScan.push(b.readBigUInt64LE(o.scan + 8 * i));
   const exeIno = b.readBigUInt64LE(o.exeIno);
   const realtimeNs = b.readBigUInt64LE(o.realtimeNs);
+  const flags = b.readUInt32LE(o.flags);
+  const extended = b.length >= L.size;
+  let kernel: KernelVerdict | null = null;
+  if (extended && (flags & ConnectFlag.judged) !== 0) {
+    const v = b.readUInt8(o.verdict);
+    const verdict =
+      v === VerdictCode.frame ? 'frame' : v === VerdictCode.return ? 'return' : v === VerdictCode.undecided ? 'undecided' : 'clean';
+    const kinds = (at: number, n: number): VmaKind[] => {
+      const out: VmaKind[] = [];
+      for (let i = 0; i < n; i++) out.push(VMA_KINDS[b.readUInt8(at + i)] ?? 'unchecked');
+      return out;
+    };
+    kernel = {
+      verdict,
+      offending:
+        verdict === 'frame' || verdict === 'return'
+          ? {
+              addr: b.readBigUInt64LE(o.offendingAddr),
+              kind: VMA_KINDS[b.readUInt8(o.offendingKind)] ?? 'unchecked',
+              name: cString(b.subarray(o.offendingName, o.offendingName + 32)),
+              index: b.readUInt16LE(o.offendingIndex),
+            }
+          : null,
+      frameKinds: kinds(o.frameKind, stackCount),
+      scanKinds: kinds(o.scanKind, scanCount),
+    };
+  }
+  const tracerPid = extended ? b.readUInt32LE(o.tracerPid) : 0;
   return {
     type: 'connect',
     seq,
@@ -413,11 +577,67 @@ export function decodeConnect(b: Buffer, seq: number): BodyResult<RawConnect> {
     },
     netnsInode: b.readUInt32LE(o.netnsIno),
     cgroupId: b.readBigUInt64LE(o.cgroupId),
-    kernelThread: (b.readUInt32LE(o.flags) & ConnectFlag.kernelThread) !== 0,
+    kernelThread: (flags & ConnectFlag.kernelThread) !== 0,
     stack,
     stackError: b.readInt32LE(o.stackErr),
     userSp: b.readBigUInt64LE(o.userSp),
     stackScan,
+    exeMemfd: (flags & ConnectFlag.exeMemfd) !== 0,
+    exeDeleted: (flags & ConnectFlag.exeDeleted) !== 0,
+    kernel,
+    ...(extended
+      ? {
+          tracer:
+            tracerPid === 0
+              ? null
+              : {
+                  pid: tracerPid,
+                  exeName: cString(b.subarray(o.tracerExe, o.tracerExe + 32)),
+                  oddExe: (flags & ConnectFlag.tracerOddExe) !== 0,
+                },
+        }
+      : {}),
+  };
+}
+
+export function decodeExec(b: Buffer, seq: number): BodyResult<RawExec> {
+  const L = LAYOUT.exec;
+  if (b.length < L.size) return short('EXEC', b.length, L.size);
+  const o = L.offsets;
+  const pathLen = b.readUInt16LE(o.pathLen);
+  const argsLen = b.readUInt16LE(o.argsLen);
+  if (L.size + pathLen + argsLen > b.length) return short('EXEC', b.length, L.size + pathLen + argsLen);
+  const flags = b.readUInt32LE(o.flags);
+  const fd = b.readInt32LE(o.imageFd);
+  const realtimeNs = b.readBigUInt64LE(o.realtimeNs);
+  const argsText = b.subarray(L.size + pathLen, L.size + pathLen + argsLen).toString('utf8');
+  const args = argsText.split('\0');
+  if (args.length > 0 && args[args.length - 1] === '') args.pop();
+  return {
+    type: 'exec',
+    seq,
+    timeMs: timeMsOf(realtimeNs),
+    realtimeNs,
+    bootNs: b.readBigUInt64LE(o.bootNs),
+    processStartBootNs: b.readBigUInt64LE(o.procStartBootNs),
+    pid: b.readUInt32LE(o.pid),
+    oldTid: b.readUInt32LE(o.oldTid),
+    ppid: b.readUInt32LE(o.ppid),
+    uid: b.readUInt32LE(o.uid),
+    gid: b.readUInt32LE(o.gid),
+    dev: kernelDevToStatDev(b.readUInt32LE(o.exeDev)),
+    ino: b.readBigUInt64LE(o.exeIno),
+    ctimeNs: b.readBigInt64LE(o.ctimeNs),
+    nlink: b.readUInt32LE(o.nlink),
+    memfd: (flags & ExecFlag.memfd) !== 0,
+    deleted: (flags & ExecFlag.deleted) !== 0,
+    seeded: (flags & ExecFlag.seeded) !== 0,
+    path: b.subarray(L.size, L.size + pathLen).toString('utf8'),
+    pathTruncated: (flags & ExecFlag.pathTruncated) !== 0,
+    args,
+    imageFd: fd >= 0 ? fd : null,
+    imageErrno: b.readInt32LE(o.imageErrno),
+    comm: cString(b.subarray(o.comm, o.comm + WIRE.commLen)),
   };
 }
 
@@ -500,6 +720,7 @@ const BODY_DECODERS: Record<number, (b: Buffer, seq: number) => BodyResult<RawRe
   [RecordType.dns]: decodeDns,
   [RecordType.loss]: decodeLoss,
   [RecordType.exit]: decodeExit,
+  [RecordType.exec]: decodeExec,
 };
 
 // ---- stream decoder ----------------------------------------------------------------
