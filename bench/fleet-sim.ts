@@ -16,7 +16,10 @@ import { pathToFileURL } from 'node:url';
 import { IntakeStore } from '../src/server/intake-store.js';
 
 export interface FleetOptions {
-  url: string;
+  /** One server, or several nodes of one shared store (each host talks to one of them). */
+  url: string | string[];
+  /** Org numbers start here (a second run adds other orgs to the same store). */
+  orgOffset?: number;
   /** Enrolment token of an org (created on demand). */
   tokenFor: (org: string) => Promise<string> | string;
   orgs: number;
@@ -125,9 +128,19 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
   let lastProgress = started;
   const firstDay = opts.endDayMs - (opts.days - 1) * DAY_MS;
 
-  const post = (path: string, body: string, token: string | null): Promise<{ status: number; body: string }> =>
+  const urls = typeof opts.url === 'string' ? [opts.url] : opts.url;
+  // A kept-alive socket the server closes as a request goes out ends in ECONNRESET: an upload is idempotent, so it goes again.
+  const post = async (path: string, body: string, token: string | null, node = 0): Promise<{ status: number; body: string }> => {
+    try {
+      return await postOnce(path, body, token, node);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ECONNRESET' || path !== '/v1/sightings') throw e;
+      return postOnce(path, body, token, node);
+    }
+  };
+  const postOnce = (path: string, body: string, token: string | null, node: number): Promise<{ status: number; body: string }> =>
     new Promise((resolve, reject) => {
-      const u = new URL(path, opts.url);
+      const u = new URL(path, urls[node % urls.length] as string);
       const buf = Buffer.from(body);
       bytesSent += buf.length;
       const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(buf.length) };
@@ -144,7 +157,8 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
   // One org's hosts: enrol, then post their days.
   const runHost = async (org: number, host: number, token: string): Promise<void> => {
     const hostRand = mulberry32(opts.seed * 1_000_003 + org * 1009 + host);
-    const e = await post('/v1/enroll', JSON.stringify({ token, hostId: `o${org}-h${host}` }), null);
+    const node = org * opts.hostsPerOrg + host;
+    const e = await post('/v1/enroll', JSON.stringify({ token, hostId: `o${org}-h${host}` }), null, node);
     if (e.status !== 200) throw new Error(`enrolment of o${org}-h${host} failed: ${e.status} ${e.body}`);
     const cred = (JSON.parse(e.body) as { credential: string }).credential;
     // This host's binaries: most of the popular ones, a share of its org's own.
@@ -192,25 +206,26 @@ export async function simulateFleet(opts: FleetOptions): Promise<FleetResult> {
         sightings += procs.size + combos.size;
         parts.push(`{"day":"${day}","processes":[${[...procs].map((s) => `"${s}"`).join(',')}],"combos":[${[...combos].join(',')}]}`);
       }
-      const r = await post('/v1/sightings', `{"days":[${parts.join(',')}]}`, cred);
+      const r = await post('/v1/sightings', `{"days":[${parts.join(',')}]}`, cred, node);
       requests++;
       if (r.status !== 200) throw new Error(`upload of o${org}-h${host} failed: ${r.status} ${r.body.slice(0, 300)}`);
     }
   };
 
   const tokens: string[] = [];
-  for (let o = 0; o < opts.orgs; o++) tokens.push(await opts.tokenFor(`org-${o}`));
+  const offset = opts.orgOffset ?? 0;
+  for (let o = 0; o < opts.orgs; o++) tokens.push(await opts.tokenFor(`org-${o + offset}`));
   const queue: Array<() => Promise<void>> = [];
   for (let o = 0; o < opts.orgs; o++) {
-    const org = o;
+    const org = o + offset;
     queue.push(async () => {
-      const token = tokens[org] as string;
+      const token = tokens[org - offset] as string;
       for (let h = 0; h < opts.hostsPerOrg; h++) await runHost(org, h, token);
       const now = performance.now();
       if (opts.progress !== undefined && now - lastProgress > 5_000) {
         lastProgress = now;
         opts.progress(
-          `  fleet: ${org + 1}/${opts.orgs} orgs, ${sightings.toLocaleString('en-US')} sightings, ${Math.round(sightings / ((now - started) / 1000)).toLocaleString('en-US')}/s`,
+          `  fleet: ${org - offset + 1}/${opts.orgs} orgs, ${sightings.toLocaleString('en-US')} sightings, ${Math.round(sightings / ((now - started) / 1000)).toLocaleString('en-US')}/s`,
         );
       }
     });

@@ -8,6 +8,7 @@
 //   daemon    daemon idle cost, load, connect-to-alert latency (issue 3; root), then daemon-storm
 //   daemon-storm  an alert storm of 10,000 new alerting connections/s against the daemon's safety valve (issue 18; root)
 //   server    baseline server intake, aggregation, endpoint cache (issue 4); under attack: memory, rate limits (issue 15)
+//             `server --store postgresql`: the PostgreSQL store, two nodes and a standby (issue 19)
 //   outbox    durable enqueue and drain to HTTP (issue 5)
 const benches: Record<string, () => Promise<void>> = {
   score: async () => (await import('./score.js')).benchScore({ combos: 10_000_000, events: 1_000_000 }),
@@ -23,13 +24,17 @@ const benches: Record<string, () => Promise<void>> = {
   },
   'daemon-storm': async () => (await import('./daemon-storm.js')).benchDaemonStorm(),
   server: async () => {
+    if (store === 'postgresql') return (await import('./server-pg.js')).benchServerPg();
     await (await import('./server-aggregate.js')).benchServer();
     await (await import('./server-hostile.js')).benchServerHostile();
   },
   outbox: async () => (await import('./outbox.js')).benchOutbox(),
 };
 
-const asked = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const storeAt = argv.indexOf('--store');
+const store = storeAt >= 0 ? argv.splice(storeAt, 2)[1] : 'sqlite';
+const asked = argv;
 const unknown = asked.filter((a) => !(a in benches));
 if (unknown.length > 0) {
   console.error(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}`);

@@ -100,10 +100,11 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     ).rows[0] as { read: number; host_days: number; first: number | null; population: number };
     const omitSingles = opts.omitSingleObserverCombos && opts.thresholds.veryRareMaxObservers >= 1;
     const minObservers = omitSingles ? 2 : 1;
-    // Each observer's things once: a parallel DISTINCT over the window's partitions.
+    // Each observer's things once: a parallel DISTINCT over the window's partitions, their arrays unnested.
     const pairs = await c.query(
-      `CREATE UNLOGGED TABLE agg_pair AS SELECT DISTINCT o.observer, s.sha, s.root, s.port
-       FROM sighting s JOIN agg_obs o ON o.host = s.host WHERE s.day >= $1 AND s.day < $2`,
+      `CREATE UNLOGGED TABLE agg_pair AS SELECT DISTINCT o.observer, x.sha, x.root, x.port
+       FROM sighting s JOIN agg_obs o ON o.host = s.host CROSS JOIN LATERAL unnest(s.shas, s.roots, s.ports) AS x(sha, root, port)
+       WHERE s.day >= $1 AND s.day < $2`,
       [windowStart, endDay],
     );
     await c.query('ANALYZE agg_pair');

@@ -279,7 +279,13 @@ export class PgStore implements ServerStore {
 
   async authenticate(credential: string, policy: CredentialPolicy, nowMs: number): Promise<AuthResult> {
     const hash = secretHash(credential);
-    const rows = (await this.pool.query(`${HOST_SELECT} WHERE host.cred_hash = $1 OR host.prev_cred_hash = $1`, [hash])).rows as Row[];
+    const rows = (
+      await this.pool.query({
+        name: 'rarecon-auth',
+        text: `${HOST_SELECT} WHERE host.cred_hash = $1 OR host.prev_cred_hash = $1`,
+        values: [hash],
+      })
+    ).rows as Row[];
     const current = rows.find((r) => (r.cred_hash as Buffer).equals(hash));
     const r = current ?? rows[0];
     const which: 'current' | 'previous' = current !== undefined ? 'current' : 'previous';
@@ -344,23 +350,24 @@ export class PgStore implements ServerStore {
    */
   private async intern(shas: Set<string>, roots: Set<string>): Promise<void> {
     const newShas = [...shas].filter((h) => this.shaIds.get(h) === undefined).sort();
-    if (newShas.length > 0) {
-      const bytes = newShas.map((h) => Buffer.from(h, 'hex'));
-      await this.pool.query('INSERT INTO sha (bucket, sha) SELECT * FROM unnest($1::int[], $2::bytea[]) ON CONFLICT (sha) DO NOTHING', [
-        bytes.map(bucketOf),
-        bytes,
-      ]);
-      const r = await this.pool.query<{ id: number; sha: Buffer }>('SELECT id, sha FROM sha WHERE sha = ANY($1::bytea[])', [bytes]);
-      for (const row of r.rows) this.shaIds.set(row.sha.toString('hex'), row.id);
-    }
     const newRoots = [...roots].filter((n) => this.rootIds.get(n) === undefined).sort();
-    if (newRoots.length > 0) {
-      await this.pool.query('INSERT INTO root (rh, name) SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (name) DO NOTHING', [
-        newRoots.map(rootHash),
-        newRoots,
-      ]);
-      const r = await this.pool.query<{ id: number; name: string }>('SELECT id, name FROM root WHERE name = ANY($1::text[])', [newRoots]);
-      for (const row of r.rows) this.rootIds.set(row.name, row.id);
+    if (newShas.length === 0 && newRoots.length === 0) return;
+    const bytes = newShas.map((h) => Buffer.from(h, 'hex'));
+    // One round trip: the keys added now come back from RETURNING, those already there from the select.
+    // A key another node adds at this very moment may come back from neither; storeSightings asks again.
+    const r = await this.pool.query<{ kind: number; id: number; sha: Buffer | null; name: string | null }>({
+      name: 'rarecon-intern',
+      text: `WITH s AS (INSERT INTO sha (bucket, sha) SELECT * FROM unnest($1::int[], $2::bytea[]) ON CONFLICT (sha) DO NOTHING RETURNING id, sha),
+                 r AS (INSERT INTO root (rh, name) SELECT * FROM unnest($3::bigint[], $4::text[]) ON CONFLICT (name) DO NOTHING RETURNING id, name)
+             SELECT 0 AS kind, id, sha, NULL::text AS name FROM s
+             UNION ALL SELECT 0, id, sha, NULL FROM sha WHERE sha = ANY($2::bytea[])
+             UNION ALL SELECT 1, id, NULL, name FROM r
+             UNION ALL SELECT 1, id, NULL, name FROM root WHERE name = ANY($4::text[])`,
+      values: [bytes.map(bucketOf), bytes, newRoots.map(rootHash), newRoots],
+    });
+    for (const row of r.rows) {
+      if (row.kind === 0) this.shaIds.set((row.sha as Buffer).toString('hex'), row.id);
+      else this.rootIds.set(row.name as string, row.id);
     }
   }
 
@@ -405,45 +412,65 @@ export class PgStore implements ServerStore {
   private async storeSightingsTx(host: HostRow, days: readonly DayBatch[], nowMs: number): Promise<IntakeResult> {
     return this.tx(async (c) => {
       const result: IntakeResult = { days: 0, processes: 0, combos: 0, replaced: 0 };
-      // The host's row locked: its uploads, through any node, one at a time.
-      const h = (await c.query('SELECT upload_days, last_upload_day FROM host WHERE id = $1 FOR UPDATE', [host.ref])).rows[0] as
-        { upload_days: number; last_upload_day: number | null } | undefined;
       const dayNums = days.map((d) => Math.floor(d.dayMs / DAY_MS));
-      const old = await c.query<{ day: number; upload: number }>(
-        'SELECT day, upload FROM host_day WHERE host = $1 AND day = ANY($2::int[])',
-        [host.ref, dayNums],
-      );
-      for (const o of old.rows) {
-        await c.query('DELETE FROM sighting WHERE day = $1 AND upload = $2 AND host = $3', [o.day, o.upload, host.ref]);
-        result.replaced++;
-      }
-      const upload = ((await c.query<{ u: number }>("SELECT nextval('upload_seq') AS u")).rows[0] as { u: number }).u;
-      const lines: string[] = [];
+      // The host's row locked (its uploads, through any node, one at a time) and the host-days this replaces.
+      const head = (
+        await c.query<{ upload_days: number; last_upload_day: number | null; old: number[] | null }>({
+          name: 'rarecon-upload-head',
+          text: `SELECT h.upload_days, h.last_upload_day,
+                        (SELECT array_agg(hd.day) FROM host_day hd WHERE hd.host = h.id AND hd.day = ANY($2::int[])) AS old
+                 FROM host h WHERE h.id = $1 FOR UPDATE OF h`,
+          values: [host.ref, dayNums],
+        })
+      ).rows[0];
+      if (head === undefined) throw new Error(`host ${host.hostId} of org ${host.org} is gone from the store`);
+      const h = { upload_days: head.upload_days, last_upload_day: head.last_upload_day };
       const ref = host.ref;
+      if (head.old !== null && head.old.length > 0) {
+        await c.query({
+          name: 'rarecon-replace',
+          text: 'DELETE FROM sighting WHERE day = ANY($1::int[]) AND host = $2',
+          values: [head.old, ref],
+        });
+        result.replaced += head.old.length;
+      }
+      const lines: string[] = [];
       for (let i = 0; i < days.length; i++) {
         const d = days[i] as DayBatch;
         const day = dayNums[i] as number;
-        for (const p of d.processes) lines.push(`${day}\t${bucketOfHex(p)}\t${ref}\t${this.shaId(p)}\t0\t0\t${upload}\n`);
-        for (const cb of d.combos)
-          lines.push(
-            `${day}\t${bucketOfHex(cb.sha256)}\t${ref}\t${this.shaId(cb.sha256)}\t${this.rootId(cb.rootDomain)}\t${cb.port}\t${upload}\n`,
-          );
+        // The day's sightings split by part (first hex digit of the sha256): sha, root, port ids per part.
+        const parts: Array<{ s: number[]; r: number[]; p: number[] }> = [];
+        const put = (hex: string, root: number, port: number): void => {
+          const k = HEX_DIGIT[hex.charCodeAt(0)] as number;
+          let x = parts[k];
+          if (x === undefined) {
+            x = { s: [], r: [], p: [] };
+            parts[k] = x;
+          }
+          x.s.push(this.shaId(hex));
+          x.r.push(root);
+          x.p.push(port);
+        };
+        for (const p of d.processes) put(p, 0, 0);
+        for (const cb of d.combos) put(cb.sha256, this.rootId(cb.rootDomain), cb.port);
+        parts.forEach((x, k) => lines.push(`${day}\t${ref}\t${k}\t{${x.s.join(',')}}\t{${x.r.join(',')}}\t{${x.p.join(',')}}\n`));
         result.days++;
         result.processes += d.processes.length;
         result.combos += d.combos.length;
       }
-      await c.query(
-        `INSERT INTO host_day (host, day, upload, process_count, combo_count, received_ms)
-         SELECT $1, d, $2, p, k, $3 FROM unnest($4::int[], $5::int[], $6::int[]) AS t(d, p, k)
-         ON CONFLICT (host, day) DO UPDATE SET upload = excluded.upload, process_count = excluded.process_count,
-           combo_count = excluded.combo_count, received_ms = excluded.received_ms`,
-        [ref, upload, nowMs, dayNums, days.map((d) => d.processes.length), days.map((d) => d.combos.length)],
-      );
+      await c.query({
+        name: 'rarecon-host-day',
+        text: `INSERT INTO host_day (host, day, process_count, combo_count, received_ms)
+               SELECT $1, d, p, k, $2 FROM unnest($3::int[], $4::int[], $5::int[]) AS t(d, p, k)
+               ON CONFLICT (host, day) DO UPDATE SET process_count = excluded.process_count,
+                 combo_count = excluded.combo_count, received_ms = excluded.received_ms`,
+        values: [ref, nowMs, dayNums, days.map((d) => d.processes.length), days.map((d) => d.combos.length)],
+      });
       if (lines.length > 0) {
-        const sink = c.query(copyFrom('COPY sighting (day, bucket, host, sha, root, port, upload) FROM STDIN'));
+        const sink = c.query(copyFrom('COPY sighting (day, host, part, shas, roots, ports) FROM STDIN'));
         await pipeline(Readable.from(chunked(lines)), sink);
       }
-      if (h !== undefined) {
+      {
         const next = afterUpload({ uploadDays: h.upload_days, lastUploadDay: h.last_upload_day }, nowMs);
         if (next.uploadDays !== h.upload_days || next.lastUploadDay !== h.last_upload_day)
           await c.query('UPDATE host SET upload_days = $1, last_upload_day = $2 WHERE id = $3', [next.uploadDays, next.lastUploadDay, ref]);
@@ -573,9 +600,16 @@ export class PgStore implements ServerStore {
   }
 }
 
-function bucketOfHex(hex: string): number {
-  return parseInt(hex.slice(0, 4), 16);
-}
+/** A hex digit's value by char code (the sha256s are checked lower-case hex before they get here). */
+const HEX_DIGIT: Int8Array = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 10; i++) t[48 + i] = i;
+  for (let i = 0; i < 6; i++) {
+    t[65 + i] = 10 + i;
+    t[97 + i] = 10 + i;
+  }
+  return t;
+})();
 
 /** COPY rows in pieces of about 256 KiB: one write per piece, not per row. */
 function* chunked(lines: string[]): Generator<string> {

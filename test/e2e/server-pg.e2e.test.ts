@@ -282,7 +282,7 @@ describe.skipIf(missing !== null || !existsSync(DIST_SERVER_CLI))('two server no
     expect(acked.length).toBeGreaterThan(0);
     const rows = await sql<{ host_id: string; day: number; combo_count: number; n: number }>(
       `SELECT h.host_id, hd.day, hd.combo_count,
-              (SELECT count(*)::int FROM sighting s WHERE s.host = hd.host AND s.day = hd.day AND s.upload = hd.upload) AS n
+              (SELECT coalesce(sum(cardinality(s.shas)), 0)::int FROM sighting s WHERE s.host = hd.host AND s.day = hd.day) AS n
        FROM host_day hd JOIN host h ON h.id = hd.host WHERE h.host_id LIKE 'busy-%'`,
     );
     const stored = new Map(rows.map((r) => [`${r.host_id}|${isoDay(r.day * DAY)}`, r]));
