@@ -151,7 +151,15 @@ export async function scoreCommand(
 
   // Offline, a crashed run is simply run again: alerts reach a kept state with the flush, an in-memory one never.
   const alertWrites = values.state === undefined ? 'never' : 'flush';
-  const scorer = new Scorer({ baseline, config: config.detect, state, nowMs: 0, alertWrites });
+  // Without kept state, open alerts are held compactly (detect/compact-dedup.ts): memory does not grow with them.
+  const scorer = new Scorer({
+    baseline,
+    config: config.detect,
+    state,
+    nowMs: 0,
+    alertWrites,
+    holding: alertWrites === 'never' ? 'compact' : 'objects',
+  });
   // The enrich stage of offline scoring: DNS answers name the connections read after them.
   const names = new ConnectionNames(config.detect, baseline.meta().policy);
   const errorsByCode: Partial<Record<RecordErrorCode, number>> = {};
@@ -208,13 +216,15 @@ export async function scoreCommand(
       await emit(ready);
       ready.length = 0;
     }
-    const rest = scorer.finish();
-    alertsTotal += rest.length;
-    await emit(rest);
+    for (const rest of scorer.finishInBatches(256)) {
+      alertsTotal += rest.length;
+      await emit(rest);
+    }
     hostsLearning = scorer.learningHosts();
     for (const h of hostsLearning) if (baseline.hostFirstDayMs(h.hostKey) !== undefined) inHistory.add(h.hostKey);
   } finally {
     progress.done();
+    scorer.close();
     state.close();
     baseline.close();
   }

@@ -9,7 +9,8 @@ import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js
 import type { ScannedLines, ScannedTable } from '../model/scanned.js';
 import type { DetectConfig } from '../config/defaults.js';
 import { makeDetector, type Detector, type Finding } from './detector.js';
-import { AlertDeduper, hostKeyOf, type AlertWrites, type HostWindows } from './dedup.js';
+import { AlertDeduper, hostKeyOf, type Admission, type AlertWrites } from './dedup.js';
+import { CompactDeduper } from './compact-dedup.js';
 import type { StateStore } from './state-store.js';
 
 export type ScoreOutcome =
@@ -53,6 +54,29 @@ export interface ScorerOptions {
    * 'never': offline runs whose state is thrown away.
    */
   alertWrites?: AlertWrites;
+  /**
+   * How open alerts are held. 'objects' (default): whole alerts, written to the
+   * state store as alertWrites says. 'compact': for offline runs that keep no
+   * state (alertWrites 'never'): a key, counts and times in typed arrays, and
+   * the record as text, bounded in memory and then in a temporary file
+   * (compact-dedup.ts); the output is the same.
+   */
+  holding?: 'objects' | 'compact';
+  /** With holding 'compact': bytes of alert records held in memory before they spill to the temporary file. */
+  maxHeldBodyBytes?: number;
+}
+
+/** A host's dedup clock, as either deduper keeps it. */
+interface Windows {
+  readonly latestMs: number;
+}
+
+/** What the scorer asks of a deduper (dedup.ts for the daemon and kept state, compact-dedup.ts offline). */
+interface DedupStage {
+  host(hostKey: string): Windows;
+  advance(h: Windows, timeMs: number): void;
+  admit(candidate: DetectionAlert, nowMs: number, windows?: Windows): Admission;
+  takeClosed(): DetectionAlert[];
 }
 
 /** Enrolment and dedup windows of one host; shared by the key map and the org -> id map. */
@@ -60,7 +84,7 @@ interface HostState {
   key: string;
   enrolledAtMs: number;
   /** The host's clock (its latest event time) and open alerts. */
-  windows: HostWindows;
+  windows: Windows;
 }
 
 export interface HostLearning {
@@ -90,7 +114,10 @@ export function emptyScoreCounters(): ScoreCounters {
 
 export class Scorer {
   private readonly detector: Detector;
-  private readonly dedup: AlertDeduper;
+  private readonly dedup: DedupStage;
+  /** The deduper of holding 'objects' (null with 'compact'). */
+  private readonly objects: AlertDeduper | null;
+  private readonly compact: CompactDeduper | null;
   private readonly enrolled = new Map<string, HostState>();
   /** org -> host id -> state, so a record finds its host without building the key string. */
   private readonly byOrg = new Map<string, Map<string, HostState>>();
@@ -102,15 +129,24 @@ export class Scorer {
 
   constructor(private readonly opts: ScorerOptions) {
     this.detector = makeDetector(opts.config);
-    this.dedup = new AlertDeduper(
-      opts.state,
-      {
-        windowMs: opts.config.dedupWindowMs,
-        maxAlertsPerHostPerDay: opts.config.maxAlertsPerHostPerDay,
-        alertWrites: opts.alertWrites ?? 'each',
-      },
-      opts.nowMs,
-    );
+    const dedupOpts = {
+      windowMs: opts.config.dedupWindowMs,
+      maxAlertsPerHostPerDay: opts.config.maxAlertsPerHostPerDay,
+      alertWrites: opts.alertWrites ?? 'each',
+    };
+    if (opts.holding === 'compact') {
+      if (dedupOpts.alertWrites !== 'never') throw new Error("holding 'compact' keeps no state: it needs alertWrites 'never'");
+      this.compact = new CompactDeduper({
+        ...dedupOpts,
+        ...(opts.maxHeldBodyBytes !== undefined ? { maxHeldBodyBytes: opts.maxHeldBodyBytes } : {}),
+      });
+      this.objects = null;
+      this.dedup = this.compact;
+    } else {
+      this.objects = new AlertDeduper(opts.state, dedupOpts, opts.nowMs);
+      this.compact = null;
+      this.dedup = this.objects;
+    }
     this.baseline = opts.baseline;
     for (const [key, enrolledAtMs] of opts.state.enrolments()) {
       const st: HostState = { key, enrolledAtMs, windows: this.dedup.host(key) };
@@ -222,7 +258,7 @@ export class Scorer {
     return st;
   }
 
-  private scoreConnection(e: ConnectionEvent, enrolledAtMs: number, windows: HostWindows): ScoreOutcome {
+  private scoreConnection(e: ConnectionEvent, enrolledAtMs: number, windows: Windows): ScoreOutcome {
     const c = this.counters;
     // A connection no enrich stage named (a caller without DNS answers, such as a test) goes by its own hostname.
     const name = e.name;
@@ -319,13 +355,35 @@ export class Scorer {
 
   /** End of an offline run: everything closed plus everything still open, oldest first. */
   finish(): DetectionAlert[] {
-    const all = [...this.takeClosed(), ...this.dedup.openAlerts()].sort((a, b) => a.firstSeenMs - b.firstSeenMs);
-    this.dedup.flush();
+    const all: DetectionAlert[] = [];
+    for (const batch of this.finishInBatches(256)) for (const a of batch) all.push(a);
     return all;
   }
 
+  /** finish(), `batch` alerts at a time (with holding 'compact', only those are rebuilt at once). */
+  *finishInBatches(batch: number): Generator<DetectionAlert[]> {
+    if (this.compact !== null) {
+      yield* this.compact.finishInBatches(batch);
+      return;
+    }
+    const d = this.objects!;
+    const all = [...this.takeClosed(), ...d.openAlerts()].sort((a, b) => a.firstSeenMs - b.firstSeenMs);
+    d.flush();
+    for (let i = 0; i < all.length; i += batch) yield all.slice(i, i + batch);
+  }
+
+  /** With holding 'compact': bytes the open alerts take in memory (index arrays and records not spilled), and how many. */
+  heldAlerts(): { alerts: number; bytes: number } | null {
+    return this.compact === null ? null : { alerts: this.compact.heldAlerts, bytes: this.compact.heldBytes };
+  }
+
   flush(): void {
-    this.dedup.flush();
+    this.objects?.flush();
+  }
+
+  /** Frees what holding 'compact' keeps outside the heap (its temporary file). */
+  close(): void {
+    this.compact?.close();
   }
 
   /** Hosts still learning at `nowMs` (when omitted: each host at its own latest record time). */
