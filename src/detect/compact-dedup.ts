@@ -111,7 +111,7 @@ export class CompactDeduper {
     }
   }
 
-  private isPaused(hostKey: string, nowMs: number): number | null {
+  isPaused(hostKey: string, nowMs: number): number | null {
     const v = this.valves.get(hostKey);
     return v !== undefined && nowMs < v.pausedUntilMs ? v.pausedUntilMs : null;
   }

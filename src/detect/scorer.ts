@@ -77,6 +77,7 @@ interface DedupStage {
   advance(h: Windows, timeMs: number): void;
   admit(candidate: DetectionAlert, nowMs: number, windows?: Windows): Admission;
   takeClosed(): DetectionAlert[];
+  isPaused(hostKey: string, nowMs: number): number | null;
 }
 
 /** Enrolment and dedup windows of one host; shared by the key map and the org -> id map. */
