@@ -109,7 +109,7 @@ interface StatusLite {
   updatedMs: number;
   source: { kernelDropsTotal: number; droppedTotal: number; decodeErrorsTotal: number } | null;
   queue: { size: number; droppedTotal: number };
-  enrich: { enrichedTotal: number; reusedTotal?: number };
+  enrich: { enrichedTotal: number; reusedTotal?: number; repeatsTotal?: number };
   score: { connectionsTotal: number };
   watchdog?: { shedTotal: number } | null;
 }
@@ -120,6 +120,10 @@ class Daemon {
   readonly record: string;
   readonly state: string;
   private log = '';
+  private readonly spawnedMs = Date.now();
+  /** Spawn to the "watching" line, as this process saw it; and the daemon's own figure (process start to watching). */
+  startToWatchingMs = 0;
+  startUpMs: number | null = null;
 
   constructor(
     readonly dir: string,
@@ -164,8 +168,12 @@ class Daemon {
     const deadline = Date.now() + 60_000;
     while (!this.log.includes('rarecon is watching outbound connections.')) {
       if (this.child.exitCode !== null || Date.now() > deadline) throw new Error(`rarecon run did not start:\n${this.log.slice(-2000)}`);
-      await sleep(50);
+      await sleep(5);
     }
+    this.startToWatchingMs = Date.now() - this.spawnedMs;
+    const line = this.log.split('\n').find((l) => l.includes('rarecon is watching outbound connections.'));
+    const m = line === undefined ? null : /"startUpMs":(\d+)/.exec(line);
+    this.startUpMs = m?.[1] === undefined ? null : Number(m[1]);
   }
 
   helperPid(): number | null {
@@ -253,6 +261,12 @@ interface StepResult {
   rssMiB: number;
   hwmMiB: number;
   helperRssMiB: number;
+  /** Connections the daemon scored in the step, every process's (the machine's other processes too). */
+  scoredAll: number;
+  /** Of the enriched connections, repeats of a process instance's code path answered without /proc. */
+  repeats: number;
+  enriched: number;
+  startToWatchingMs: number;
   warnings: string[];
 }
 
@@ -390,6 +404,10 @@ async function runStep(opts: {
       rssMiB: mem.rss,
       hwmMiB: mem.hwm,
       helperRssMiB: helperMem.rss,
+      scoredAll: s?.score.connectionsTotal ?? 0,
+      repeats: s?.enrich.repeatsTotal ?? 0,
+      enriched: s?.enrich.enrichedTotal ?? 0,
+      startToWatchingMs: d.startToWatchingMs,
       warnings: d.warnings(),
     };
   } finally {
@@ -406,6 +424,7 @@ function printStep(r: StepResult): void {
       `drained ${(r.drainMs / 1000).toFixed(1)} s after the load${r.keptUp ? ' (kept up)' : ' (fell behind)'}; ` +
       `CPU ${r.loadCpuPct.toFixed(0)}% during load = ${(r.cpuMsPerConn * 100).toFixed(0)}% of a core per 1,000/s${lat}; ` +
       `RSS ${r.rssMiB.toFixed(0)} MiB (peak ${r.hwmMiB.toFixed(0)}), helper ${r.helperRssMiB.toFixed(0)} MiB; ` +
+      `enriched ${r.enriched} (${r.repeats} repeats answered without /proc), ${Math.max(0, r.scoredAll - r.recorded)} connections of other processes scored; started in ${r.startToWatchingMs} ms; ` +
       `machine: load avg ${r.loadavg}, other processes ${r.othersCpuPct.toFixed(0)}% CPU`,
   );
   const w = [...new Set(r.warnings)];
@@ -423,7 +442,7 @@ function stepPlan(): Record<Kind, number[]> {
   const all: Record<Kind, number[]> = {
     alerting: [500, 1000, 1500, 2000, 4000, 8000],
     mix: [1000, 2000, 4000, 8000],
-    loopback: [1000, 2000, 4000, 8000, 16_000],
+    loopback: [1000, 2000, 4000, 8000, 16_000, 20_000],
   };
   const asked = process.env['RARECON_BENCH_DAEMON_STEPS'];
   if (asked === undefined || asked.trim() === '') return all;
@@ -506,7 +525,7 @@ export async function benchDaemon(): Promise<void> {
         console.log(
           `daemon: idle 20 s (no connections made by the bench; ${others} by other processes on the machine): ` +
             `daemon ${pct(c0, c1).toFixed(2)}% CPU, helper ${pct(h0, h1).toFixed(2)}% CPU; ` +
-            `RSS daemon ${dm.rss.toFixed(0)} MiB, helper ${hm.rss.toFixed(1)} MiB (total ${(dm.rss + hm.rss).toFixed(0)} MiB)`,
+            `RSS daemon ${dm.rss.toFixed(0)} MiB, helper ${hm.rss.toFixed(1)} MiB (total ${(dm.rss + hm.rss).toFixed(0)} MiB); started (spawn to watching) in ${d.startToWatchingMs} ms`,
         );
       } finally {
         await d.stop();
@@ -577,6 +596,12 @@ export async function benchDaemon(): Promise<void> {
           (mix1000.latency
             ? `, connect-to-alert p50 ${mix1000.latency.p50} ms, p99 ${mix1000.latency.p99} ms (max ${mix1000.latency.max} ms, ${mix1000.latency.n} alerts)`
             : ''),
+      );
+    const starts = results.map((r) => r.startToWatchingMs).sort((a, b) => a - b);
+    if (starts.length > 0)
+      console.log(
+        `daemon: start to watching (spawn to the "rarecon is watching" line, eBPF helper attached), ${starts.length} starts: ` +
+          `median ${percentile(starts, 50)} ms, max ${starts[starts.length - 1]} ms`,
       );
     const lo1000 = results.find((r) => r.kind === 'loopback' && r.rate === 1000);
     if (lo1000)

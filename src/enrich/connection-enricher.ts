@@ -186,7 +186,7 @@ export class ConnectionEnricher {
     return this.injection.tracerIndicators(c.pid, c.tid).then(
       (indicators) => {
         if (!inst.tracers.has(tid) && inst.tracers.size >= MAX_THREADS) inst.tracers.clear();
-        inst.tracers.set(tid, { indicators, atMs: now });
+        inst.tracers.set(tid, { indicators, atMs: this.now() });
         return { indicators, error: null };
       },
       (err: unknown) => ({ indicators: [], error: procErrorCode(err) }),
