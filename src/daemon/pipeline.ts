@@ -20,6 +20,7 @@ import type { Alert } from '../model/alert.js';
 import type { BaselineMeta, BaselineReader } from '../model/baseline.js';
 import { toEcs } from '../model/ecs.js';
 import { toOcsf } from '../model/ocsf.js';
+import { isoTime } from '../model/time-text.js';
 import type { ConnectionEvent, HostRef, SourceRecord } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import type { Reporter } from '../report/reporter.js';
@@ -434,7 +435,7 @@ export class Pipeline {
           host: this.hostKey,
           alertsInWindow: a.alertsInWindow,
           maxAlertsPerHostPerDay: this.config.detect.maxAlertsPerHostPerDay,
-          pausedUntil: new Date(a.pausedUntilMs).toISOString(),
+          pausedUntil: isoTime(a.pausedUntilMs),
         },
       );
     }

@@ -8,11 +8,17 @@
 import { comboHash, hashCombo } from '../baseline/combo-key.js';
 import { VARIATIONS, type DetectionAlert } from '../model/alert.js';
 import { AlertBodies, DEFAULT_HELD_BODY_BYTES } from './alert-bodies.js';
-import { alertUid, comboKeyOf, hostKeyOf, type Admission, type DedupOptions } from './dedup.js';
+import {
+  alertUid,
+  comboKeyOf,
+  countTowardValve,
+  hostKeyOf,
+  valveHealthAlert,
+  valvePausedUntil,
+  type Admission,
+  type DedupOptions,
+} from './dedup.js';
 import type { ValveRow } from './state-store.js';
-import { HEALTH_ALERT_NAME, type HealthAlert } from '../model/alert.js';
-import { isoTime } from '../model/time-text.js';
-import type { HostRef } from '../model/records.js';
 
 /** One host's clock and open alerts (ids in the order they opened). */
 export class CompactHostWindows {
@@ -112,8 +118,7 @@ export class CompactDeduper {
   }
 
   isPaused(hostKey: string, nowMs: number): number | null {
-    const v = this.valves.get(hostKey);
-    return v !== undefined && nowMs < v.pausedUntilMs ? v.pausedUntilMs : null;
+    return valvePausedUntil(this.valves, hostKey, nowMs);
   }
 
   /**
@@ -146,16 +151,8 @@ export class CompactDeduper {
       return { kind: 'repeat', alert: candidate };
     }
 
-    let valve = this.valves.get(hostKey);
-    if (valve === undefined || nowMs - valve.windowStartMs >= this.opts.windowMs) {
-      valve = { hostKey, windowStartMs: nowMs, count: 0, pausedUntilMs: 0 };
-      this.valves.set(hostKey, valve);
-    }
-    valve.count++;
-    if (valve.count > this.opts.maxAlertsPerHostPerDay) {
-      valve.pausedUntilMs = valve.windowStartMs + this.opts.windowMs;
-      return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, valve, nowMs) };
-    }
+    const valve = countTowardValve(this.valves, hostKey, nowMs, this.opts);
+    if (valve.pausedUntilMs > 0) return { kind: 'valve-tripped', health: valveHealthAlert(candidate.host, valve, nowMs, this.opts) };
 
     candidate.uid = alertUid(`${comboKeyOf(hostKey, sha, rootDomain, port)}|${candidate.name}`, candidate.firstSeenMs);
     const id = this.allocate();
@@ -172,24 +169,6 @@ export class CompactDeduper {
     const end = candidate.firstSeenMs + this.opts.windowMs;
     if (end < h.nextExpiryMs) h.nextExpiryMs = end;
     return { kind: 'new', alert: candidate };
-  }
-
-  private healthAlert(host: HostRef, v: ValveRow, nowMs: number): HealthAlert {
-    const hostKey = hostKeyOf(host);
-    return {
-      kind: 'health',
-      uid: alertUid(`${hostKey}|valve`, v.windowStartMs),
-      name: HEALTH_ALERT_NAME,
-      severity: 'Low',
-      severityId: 2,
-      host,
-      reason: `host ${hostKey} raised more than ${this.opts.maxAlertsPerHostPerDay} alerts within 24 h; the detector is paused for it until ${isoTime(v.pausedUntilMs) ?? `${v.pausedUntilMs} ms after 1970`}`,
-      alertsInWindow: v.count - 1,
-      pausedUntilMs: v.pausedUntilMs,
-      firstSeenMs: nowMs,
-      lastSeenMs: nowMs,
-      count: 1,
-    };
   }
 
   /** Alerts whose window has closed since the last call, in the order they closed. */

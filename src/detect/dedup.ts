@@ -32,6 +32,46 @@ export function alertUid(dedupKey: string, firstSeenMs: number): string {
   return hash('sha256', `${dedupKey}|${firstSeenMs}`, 'hex').slice(0, 32);
 }
 
+/** When the host's safety valve (contract section 6) pauses it at `nowMs`, the end of the pause; null when it does not. */
+export function valvePausedUntil(valves: ReadonlyMap<string, ValveRow>, hostKey: string, nowMs: number): number | null {
+  const v = valves.get(hostKey);
+  return v !== undefined && nowMs < v.pausedUntilMs ? v.pausedUntilMs : null;
+}
+
+/**
+ * Counts one new alert of the host in its valve's 24 h window (a new window once the last has
+ * passed). Past the limit the valve trips: `pausedUntilMs` is set to the window's end.
+ */
+export function countTowardValve(valves: Map<string, ValveRow>, hostKey: string, nowMs: number, opts: DedupOptions): ValveRow {
+  let v = valves.get(hostKey);
+  if (v === undefined || nowMs - v.windowStartMs >= opts.windowMs) {
+    v = { hostKey, windowStartMs: nowMs, count: 0, pausedUntilMs: 0 };
+    valves.set(hostKey, v);
+  }
+  v.count++;
+  if (v.count > opts.maxAlertsPerHostPerDay) v.pausedUntilMs = v.windowStartMs + opts.windowMs;
+  return v;
+}
+
+/** The one health alert a tripped valve raises. */
+export function valveHealthAlert(host: HostRef, v: ValveRow, nowMs: number, opts: DedupOptions): HealthAlert {
+  const hostKey = hostKeyOf(host);
+  return {
+    kind: 'health',
+    uid: alertUid(`${hostKey}|valve`, v.windowStartMs),
+    name: HEALTH_ALERT_NAME,
+    severity: 'Low',
+    severityId: 2,
+    host,
+    reason: `host ${hostKey} raised more than ${opts.maxAlertsPerHostPerDay} alerts within 24 h; the detector is paused for it until ${isoTime(v.pausedUntilMs) ?? `${v.pausedUntilMs} ms after 1970`}`,
+    alertsInWindow: v.count - 1,
+    pausedUntilMs: v.pausedUntilMs,
+    firstSeenMs: nowMs,
+    lastSeenMs: nowMs,
+    count: 1,
+  };
+}
+
 /**
  * When open alerts and valve counts reach the state store: 'each' as a new
  * alert is raised (dedup holds across a crash), 'flush' with the next flush(),
@@ -193,8 +233,7 @@ export class AlertDeduper {
   }
 
   isPaused(hostKey: string, nowMs: number): number | null {
-    const v = this.valves.get(hostKey);
-    return v !== undefined && nowMs < v.pausedUntilMs ? v.pausedUntilMs : null;
+    return valvePausedUntil(this.valves, hostKey, nowMs);
   }
 
   /** `candidate` (a fresh object, kept as the alert) carries count 1 and first = last seen = the event time; its uid is filled here. */
@@ -216,17 +255,11 @@ export class AlertDeduper {
           return { kind: 'repeat', alert: this.bump(row, nowMs) };
     }
 
-    let v = this.valves.get(hostKey);
-    if (v === undefined || nowMs - v.windowStartMs >= this.opts.windowMs) {
-      v = { hostKey, windowStartMs: nowMs, count: 0, pausedUntilMs: 0 };
-      this.valves.set(hostKey, v);
-    }
-    v.count++;
-    if (v.count > this.opts.maxAlertsPerHostPerDay) {
-      v.pausedUntilMs = v.windowStartMs + this.opts.windowMs;
+    const v = countTowardValve(this.valves, hostKey, nowMs, this.opts);
+    if (v.pausedUntilMs > 0) {
       if (this.writes === 'each') this.store.saveValve(v);
       else if (this.writes === 'flush') this.dirtyValves.add(v);
-      return { kind: 'valve-tripped', health: this.healthAlert(candidate.host, v, nowMs) };
+      return { kind: 'valve-tripped', health: valveHealthAlert(candidate.host, v, nowMs, this.opts) };
     }
 
     const comboKey = comboKeyOf(hostKey, sha, rootDomain, port);
@@ -256,24 +289,6 @@ export class AlertDeduper {
     a.lastSeenMs = Math.max(a.lastSeenMs, nowMs);
     row.dirty = true;
     return a;
-  }
-
-  private healthAlert(host: HostRef, v: ValveRow, nowMs: number): HealthAlert {
-    const hostKey = hostKeyOf(host);
-    return {
-      kind: 'health',
-      uid: alertUid(`${hostKey}|valve`, v.windowStartMs),
-      name: HEALTH_ALERT_NAME,
-      severity: 'Low',
-      severityId: 2,
-      host,
-      reason: `host ${hostKey} raised more than ${this.opts.maxAlertsPerHostPerDay} alerts within 24 h; the detector is paused for it until ${isoTime(v.pausedUntilMs) ?? `${v.pausedUntilMs} ms after 1970`}`,
-      alertsInWindow: v.count - 1,
-      pausedUntilMs: v.pausedUntilMs,
-      firstSeenMs: nowMs,
-      lastSeenMs: nowMs,
-      count: 1,
-    };
   }
 
   /** Alerts whose window has closed since the last call, in the order they closed (each host's oldest first). */

@@ -241,6 +241,8 @@ export class InjectionInspector {
   private readonly timeoutMs: number;
   private readonly views: BoundedCache<string, ProcView>;
   private readonly dirModes = new BoundedCache<string, number | null>({ maxEntries: 4_096, ttlMs: 5_000 });
+  /** Views being read, by key: lookups that miss at the same time share one read. */
+  private readonly pendingViews = new Map<string, Promise<ProcView>>();
   private ownMntNs: Promise<string | null> | null = null;
   private readonly errorsTotal: Record<InjectionErrorCode, number> = {
     'no-such-process': 0,
@@ -376,16 +378,34 @@ export class InjectionInspector {
       }
       key = `${pid}:${st.startTicks}`;
     }
+    const covers = (v: ProcView): boolean => ips.every((ip) => Number(ip) === 0 || findMapping(v.maps, Number(ip)) !== undefined);
     const cached = this.views.get(key);
-    if (cached !== undefined && ips.every((ip) => Number(ip) === 0 || findMapping(cached.maps, Number(ip)) !== undefined)) return cached;
+    if (cached !== undefined && covers(cached)) return cached;
+    // A process's first connection asks for its view twice at once (its libraries and its stack):
+    // one read of the maps serves both, so the view that keeps the exe and environ checks is the one cached.
+    const pending = this.pendingViews.get(key);
+    if (pending !== undefined) {
+      const v = await pending;
+      if (covers(v)) return v;
+    }
+    const reading = this.readView(pid);
+    this.pendingViews.set(key, reading);
+    try {
+      const view = await reading;
+      this.views.set(key, view);
+      return view;
+    } finally {
+      if (this.pendingViews.get(key) === reading) this.pendingViews.delete(key);
+    }
+  }
+
+  private async readView(pid: number): Promise<ProcView> {
     const [text, mnt, own] = await Promise.all([
       readProc(`${this.procRoot}/${pid}/maps`).then((b) => b.toString('latin1')),
       readlink(`${this.procRoot}/${pid}/ns/mnt`).catch(() => null),
       this.ownMountNamespace(),
     ]);
-    const view: ProcView = { maps: parseMaps(text), rootPrefix: mnt !== null && mnt === own ? '' : `${this.procRoot}/${pid}/root` };
-    this.views.set(key, view);
-    return view;
+    return { maps: parseMaps(text), rootPrefix: mnt !== null && mnt === own ? '' : `${this.procRoot}/${pid}/root` };
   }
 
   private ownMountNamespace(): Promise<string | null> {

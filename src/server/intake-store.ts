@@ -7,6 +7,7 @@
 // of ~100 bytes of text, so 100 million sightings stay around a gigabyte.
 // A re-upload of a host-day replaces its row: uploads are idempotent.
 // Transactions are synchronous (better-sqlite3) and never span an await.
+import { enrolmentFacts, HOST_SELECT, hostFrom, IdCache, tokenFrom, tokenIdOf, type Row } from './store-rows.js';
 import { openSqlite, type SqliteDatabase } from '../common/sqlite.js';
 import { DAY_MS } from '../model/baseline.js';
 import { ENROL_TOKEN_PREFIX, HOST_CREDENTIAL_PREFIX, newSecret, secretHash } from '../common/secrets.js';
@@ -79,60 +80,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX alert_by_org ON alert (org_id, seq);`,
 ];
 
-type Row = Record<string, unknown>;
-
-function hostFrom(r: Row): HostRow {
-  return {
-    ref: r.id as number,
-    orgId: r.org_id as number,
-    org: r.org as string,
-    hostId: r.host_id as string,
-    name: (r.name as string | null) ?? null,
-    enrolledMs: r.enrolled_ms as number,
-    revokedMs: (r.revoked_ms as number | null) ?? null,
-    lastSeenMs: (r.last_seen_ms as number | null) ?? null,
-    credentialIssuedMs: r.cred_issued_ms as number,
-    uploadDays: r.upload_days as number,
-    lastUploadDay: (r.last_upload_day as number | null) ?? null,
-    tokenId: r.token_hash === null || r.token_hash === undefined ? null : tokenIdOf(r.token_hash as Buffer),
-  };
-}
-
-/** A token's public name: the start of its sha256, enough to list and revoke it by, useless to enrol with. */
-function tokenIdOf(hash: Buffer): string {
-  return hash.subarray(0, 6).toString('hex');
-}
-
-function tokenFrom(r: Row): TokenRow {
-  return {
-    id: tokenIdOf(r.hash as Buffer),
-    org: r.org as string,
-    createdMs: r.created_ms as number,
-    revokedMs: (r.revoked_ms as number | null) ?? null,
-    maxHosts: r.max_hosts as number,
-    hostsAdmitted: r.hosts as number,
-  };
-}
-
-const HOST_SELECT = 'SELECT host.*, org.name AS org FROM host JOIN org ON org.id = host.org_id';
 const TOKEN_SELECT = `SELECT enrol_token.*, org.name AS org, (SELECT count(*) FROM host WHERE host.token_hash = enrol_token.hash) AS hosts
                       FROM enrol_token JOIN org ON org.id = enrol_token.org_id`;
-
-/** A bounded id cache in front of a dictionary table: cleared when full rather than grown without end. */
-class IdCache<K> {
-  private map = new Map<K, number>();
-  constructor(private readonly maxEntries: number) {}
-  get(k: K): number | undefined {
-    return this.map.get(k);
-  }
-  set(k: K, id: number): void {
-    if (this.map.size >= this.maxEntries) this.map = new Map();
-    this.map.set(k, id);
-  }
-  clear(): void {
-    this.map = new Map();
-  }
-}
 
 export class IntakeStore implements ServerStore {
   readonly db: SqliteDatabase;
@@ -258,33 +207,8 @@ export class IntakeStore implements ServerStore {
     return this.db
       .transaction((): EnrolResult => {
         const t = this.stmts.tokenByHash.get(secretHash(req.token));
-        const token = t === undefined ? null : tokenFrom(t);
         const existing = t === undefined ? undefined : this.stmts.hostByOrgAndId.get(t.org_id as number, req.hostId);
-        let proofMatches = false;
-        if (existing !== undefined && req.proof !== null) {
-          const p = secretHash(req.proof);
-          proofMatches =
-            p.equals(existing.cred_hash as Buffer) ||
-            (existing.prev_cred_hash !== null &&
-              p.equals(existing.prev_cred_hash as Buffer) &&
-              nowMs < ((existing.prev_cred_until_ms as number | null) ?? 0));
-        }
-        const decision = decideEnrolment(
-          {
-            token,
-            host:
-              existing === undefined
-                ? null
-                : {
-                    revokedMs: (existing.revoked_ms as number | null) ?? null,
-                    proofMatches,
-                    reenrolAllowedUntilMs: (existing.reenrol_until_ms as number | null) ?? null,
-                  },
-            nowMs,
-          },
-          req.hostId,
-          (t?.org as string | undefined) ?? '',
-        );
+        const decision = decideEnrolment(enrolmentFacts(t, existing, req.proof, nowMs), req.hostId, (t?.org as string | undefined) ?? '');
         if (!decision.ok) return decision;
         const orgId = (t as Row).org_id as number;
         const credential = newSecret(HOST_CREDENTIAL_PREFIX);

@@ -7,7 +7,21 @@ import type pg from 'pg';
 import type { BaselineMeta } from '../model/baseline.js';
 import { parseKey, prefixRange } from '../baseline/bucket-keys.js';
 import type { Publication, PublishedVersion, RowsContent } from './publication.js';
-import { bucketOf } from './pg-schema.js';
+import { bucketOf, inTransaction } from './pg-schema.js';
+
+/** Every bucket and delta read sees one version: a read-only snapshot across its queries. */
+const SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
+/** pub_process rows (sha, observers, bits) as the wire's process tuples: bits only when set. */
+function pushProcesses(out: RowsContent, rows: unknown[]): void {
+  for (const [sha, n, bits] of rows as Array<[Buffer, number, number]>)
+    out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
+}
+
+/** pub_combo rows (sha, root, port, observers) as the wire's combo tuples. */
+function pushCombos(out: RowsContent, rows: unknown[]): void {
+  for (const [sha, root, port, n] of rows as Array<[Buffer, string, number, number]>) out.combos.push([sha.toString('hex'), root, port, n]);
+}
 
 /** The current version is asked by nearly every request: read at most this often (a new version shows within it). */
 const CURRENT_TTL_MS = 1_000;
@@ -65,87 +79,74 @@ export class PgPublication implements Publication {
 
   /** One read-only snapshot of the database for all keys: every bucket of the same version. */
   async buckets(keys: readonly string[], since: number | null, hexChars: number): Promise<RowsContent> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const out: RowsContent = { processes: [], combos: [] };
-      const after = since ?? -1;
-      const withRemoved = since !== null;
-      for (const key of keys) {
-        const k = parseKey(key, hexChars);
-        if (k === null) continue;
-        if (k.kind === 'cell') {
-          const sha = Buffer.from(k.sha256, 'hex');
-          const r = await c.query({
-            text: `SELECT sha, root, port, observers FROM pub_combo WHERE bucket = $1 AND sha = $2 AND rh >= $3 AND rh < $4
+    return inTransaction(
+      this.pool,
+      async (c) => {
+        const out: RowsContent = { processes: [], combos: [] };
+        const after = since ?? -1;
+        const withRemoved = since !== null;
+        for (const key of keys) {
+          const k = parseKey(key, hexChars);
+          if (k === null) continue;
+          if (k.kind === 'cell') {
+            const sha = Buffer.from(k.sha256, 'hex');
+            const r = await c.query({
+              text: `SELECT sha, root, port, observers FROM pub_combo WHERE bucket = $1 AND sha = $2 AND rh >= $3 AND rh < $4
                    AND changed > $5 AND (observers > 0 OR $6) ORDER BY rh, root, port`,
-            values: [bucketOf(sha), sha, k.rhLo, k.rhHi, after, withRemoved],
+              values: [bucketOf(sha), sha, k.rhLo, k.rhHi, after, withRemoved],
+              rowMode: 'array',
+            });
+            pushCombos(out, r.rows);
+            continue;
+          }
+          const { lo, hi } = prefixRange(k.prefix);
+          const bLo = bucketOf(lo);
+          const bHi = hi === null ? 65_535 : bucketOf(hi);
+          const hiBound = hi ?? Buffer.alloc(33, 0xff);
+          const procs = await c.query({
+            text: `SELECT sha, observers, bits FROM pub_process WHERE bucket >= $1 AND bucket <= $2 AND sha >= $3 AND sha < $4
+                 AND changed > $5 AND (observers > 0 OR $6) ORDER BY sha`,
+            values: [bLo, bHi, lo, hiBound, after, withRemoved],
             rowMode: 'array',
           });
-          for (const [s, root, port, n] of r.rows as Array<[Buffer, string, number, number]>)
-            out.combos.push([s.toString('hex'), root, port, n]);
-          continue;
-        }
-        const { lo, hi } = prefixRange(k.prefix);
-        const bLo = bucketOf(lo);
-        const bHi = hi === null ? 65_535 : bucketOf(hi);
-        const hiBound = hi ?? Buffer.alloc(33, 0xff);
-        const procs = await c.query({
-          text: `SELECT sha, observers, bits FROM pub_process WHERE bucket >= $1 AND bucket <= $2 AND sha >= $3 AND sha < $4
-                 AND changed > $5 AND (observers > 0 OR $6) ORDER BY sha`,
-          values: [bLo, bHi, lo, hiBound, after, withRemoved],
-          rowMode: 'array',
-        });
-        for (const [sha, n, bits] of procs.rows as Array<[Buffer, number, number]>)
-          out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
-        const combos = await c.query({
-          text: `SELECT c.sha, c.root, c.port, c.observers FROM pub_combo c
+          pushProcesses(out, procs.rows);
+          const combos = await c.query({
+            text: `SELECT c.sha, c.root, c.port, c.observers FROM pub_combo c
                  JOIN pub_process p ON p.bucket = c.bucket AND p.sha = c.sha
                  WHERE c.bucket >= $1 AND c.bucket <= $2 AND c.sha >= $3 AND c.sha < $4 AND c.changed > $5
                  AND (c.observers > 0 OR $6) AND p.bits = 0 ORDER BY c.sha, c.rh, c.root, c.port`,
-          values: [bLo, bHi, lo, hiBound, after, withRemoved],
-          rowMode: 'array',
-        });
-        for (const [sha, root, port, n] of combos.rows as Array<[Buffer, string, number, number]>)
-          out.combos.push([sha.toString('hex'), root, port, n]);
-      }
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+            values: [bLo, bHi, lo, hiBound, after, withRemoved],
+            rowMode: 'array',
+          });
+          pushCombos(out, combos.rows);
+        }
+        return out;
+      },
+      SNAPSHOT,
+    );
   }
 
   async delta(since: number): Promise<RowsContent> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const out: RowsContent = { processes: [], combos: [] };
-      const procs = await c.query({
-        text: 'SELECT sha, observers, bits FROM pub_process WHERE changed > $1 ORDER BY bucket, sha',
-        values: [since],
-        rowMode: 'array',
-      });
-      for (const [sha, n, bits] of procs.rows as Array<[Buffer, number, number]>)
-        out.processes.push(bits > 0 ? [sha.toString('hex'), n, bits] : [sha.toString('hex'), n]);
-      const combos = await c.query({
-        text: 'SELECT sha, root, port, observers FROM pub_combo WHERE changed > $1 ORDER BY bucket, sha, rh, root, port',
-        values: [since],
-        rowMode: 'array',
-      });
-      for (const [sha, root, port, n] of combos.rows as Array<[Buffer, string, number, number]>)
-        out.combos.push([sha.toString('hex'), root, port, n]);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+    return inTransaction(
+      this.pool,
+      async (c) => {
+        const out: RowsContent = { processes: [], combos: [] };
+        const procs = await c.query({
+          text: 'SELECT sha, observers, bits FROM pub_process WHERE changed > $1 ORDER BY bucket, sha',
+          values: [since],
+          rowMode: 'array',
+        });
+        pushProcesses(out, procs.rows);
+        const combos = await c.query({
+          text: 'SELECT sha, root, port, observers FROM pub_combo WHERE changed > $1 ORDER BY bucket, sha, rh, root, port',
+          values: [since],
+          rowMode: 'array',
+        });
+        pushCombos(out, combos.rows);
+        return out;
+      },
+      SNAPSHOT,
+    );
   }
 
   /** The snapshot file, streamed a stored chunk at a time. */

@@ -96,11 +96,28 @@ export function openPool(url: string, cfg: ServerPostgresConfig, log: LogFn, rol
   return pool;
 }
 
-/** Creates or brings the schema up to date, one node at a time. */
-export async function migrate(pool: pg.Pool): Promise<void> {
+/**
+ * Runs `fn` in one transaction on a pooled connection: committed when it returns, rolled back
+ * when it throws (the error passes on), the connection given back either way.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const c = await pool.connect();
   try {
-    await c.query('BEGIN');
+    await c.query(begin);
+    const out = await fn(c);
+    await c.query('COMMIT');
+    return out;
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    c.release();
+  }
+}
+
+/** Creates or brings the schema up to date, one node at a time. */
+export async function migrate(pool: pg.Pool): Promise<void> {
+  await inTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATE_LOCK]);
     await c.query('CREATE TABLE IF NOT EXISTS rarecon_schema (version int NOT NULL)');
     const r = await c.query<{ version: number }>('SELECT version FROM rarecon_schema');
@@ -108,13 +125,7 @@ export async function migrate(pool: pg.Pool): Promise<void> {
     if (r.rows.length === 0) await c.query('INSERT INTO rarecon_schema (version) VALUES (0)');
     for (; from < MIGRATIONS.length; from++) await c.query(MIGRATIONS[from] as string);
     await c.query('UPDATE rarecon_schema SET version = $1', [MIGRATIONS.length]);
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  } finally {
-    c.release();
-  }
+  });
 }
 
 function partitionName(day: number): string {

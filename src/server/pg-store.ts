@@ -6,6 +6,8 @@
 // Races between nodes are settled by row locks: an enrolment locks its token's
 // row (the host cap holds across nodes), an upload locks its host's row (its
 // host-days and upload-day count change together).
+import { HEX_VALUE } from '../baseline/hex.js';
+import { enrolmentFacts, HOST_SELECT, hostFrom, IdCache, tokenFrom, tokenIdOf, type Row } from './store-rows.js';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
@@ -41,59 +43,11 @@ import {
   decideEnrolment,
   type CredentialPolicy,
 } from './security-rules.js';
-import { bucketOf, maintainPartitions, migrate, openPool } from './pg-schema.js';
+import { bucketOf, inTransaction, maintainPartitions, migrate, openPool } from './pg-schema.js';
 
-type Row = Record<string, unknown>;
-
-const HOST_SELECT = 'SELECT host.*, org.name AS org FROM host JOIN org ON org.id = host.org_id';
 const TOKEN_SELECT = `SELECT enrol_token.*, org.name AS org,
                       (SELECT count(*)::int FROM host WHERE host.token_hash = enrol_token.hash) AS hosts
                       FROM enrol_token JOIN org ON org.id = enrol_token.org_id`;
-
-function tokenIdOf(hash: Buffer): string {
-  return hash.subarray(0, 6).toString('hex');
-}
-
-function hostFrom(r: Row): HostRow {
-  return {
-    ref: r.id as number,
-    orgId: r.org_id as number,
-    org: r.org as string,
-    hostId: r.host_id as string,
-    name: (r.name as string | null) ?? null,
-    enrolledMs: r.enrolled_ms as number,
-    revokedMs: (r.revoked_ms as number | null) ?? null,
-    lastSeenMs: (r.last_seen_ms as number | null) ?? null,
-    credentialIssuedMs: r.cred_issued_ms as number,
-    uploadDays: r.upload_days as number,
-    lastUploadDay: (r.last_upload_day as number | null) ?? null,
-    tokenId: r.token_hash === null || r.token_hash === undefined ? null : tokenIdOf(r.token_hash as Buffer),
-  };
-}
-
-function tokenFrom(r: Row): TokenRow {
-  return {
-    id: tokenIdOf(r.hash as Buffer),
-    org: r.org as string,
-    createdMs: r.created_ms as number,
-    revokedMs: (r.revoked_ms as number | null) ?? null,
-    maxHosts: r.max_hosts as number,
-    hostsAdmitted: r.hosts as number,
-  };
-}
-
-/** Bounded: cleared when full rather than grown without end. */
-class IdCache {
-  private map = new Map<string, number>();
-  constructor(private readonly maxEntries: number) {}
-  get(k: string): number | undefined {
-    return this.map.get(k);
-  }
-  set(k: string, id: number): void {
-    if (this.map.size >= this.maxEntries) this.map = new Map();
-    this.map.set(k, id);
-  }
-}
 
 /** Postgres error code of a row that fits no partition (a day whose partition is not made yet). */
 const NO_PARTITION = '23514';
@@ -105,8 +59,8 @@ export interface PgStoreOptions {
 }
 
 export class PgStore implements ServerStore {
-  private readonly shaIds: IdCache;
-  private readonly rootIds: IdCache;
+  private readonly shaIds: IdCache<string>;
+  private readonly rootIds: IdCache<string>;
   private closed = false;
 
   private constructor(
@@ -139,19 +93,8 @@ export class PgStore implements ServerStore {
     await maintainPartitions(this.pool, today - this.opts.acceptDaysBack, today + 2, null);
   }
 
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+  private tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   // -------------------------------------------------------------------------
@@ -204,37 +147,12 @@ export class PgStore implements ServerStore {
       const locked = await c.query('SELECT hash FROM enrol_token WHERE hash = $1 FOR UPDATE', [hash]);
       const t =
         locked.rows.length === 0 ? undefined : ((await c.query(`${TOKEN_SELECT} WHERE enrol_token.hash = $1`, [hash])).rows[0] as Row);
-      const token = t === undefined ? null : tokenFrom(t);
       const existing =
         t === undefined
           ? undefined
           : ((await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2 FOR UPDATE OF host`, [t.org_id, req.hostId]))
               .rows[0] as Row | undefined);
-      let proofMatches = false;
-      if (existing !== undefined && req.proof !== null) {
-        const p = secretHash(req.proof);
-        proofMatches =
-          p.equals(existing.cred_hash as Buffer) ||
-          (existing.prev_cred_hash !== null &&
-            p.equals(existing.prev_cred_hash as Buffer) &&
-            nowMs < ((existing.prev_cred_until_ms as number | null) ?? 0));
-      }
-      const decision = decideEnrolment(
-        {
-          token,
-          host:
-            existing === undefined
-              ? null
-              : {
-                  revokedMs: (existing.revoked_ms as number | null) ?? null,
-                  proofMatches,
-                  reenrolAllowedUntilMs: (existing.reenrol_until_ms as number | null) ?? null,
-                },
-          nowMs,
-        },
-        req.hostId,
-        (t?.org as string | undefined) ?? '',
-      );
+      const decision = decideEnrolment(enrolmentFacts(t, existing, req.proof, nowMs), req.hostId, (t?.org as string | undefined) ?? '');
       if (!decision.ok) return decision;
       const orgId = (t as Row).org_id as number;
       const credential = newSecret(HOST_CREDENTIAL_PREFIX);
@@ -441,7 +359,7 @@ export class PgStore implements ServerStore {
         // The day's sightings split by part (first hex digit of the sha256): sha, root, port ids per part.
         const parts: Array<{ s: number[]; r: number[]; p: number[] }> = [];
         const put = (hex: string, root: number, port: number): void => {
-          const k = HEX_DIGIT[hex.charCodeAt(0)] as number;
+          const k = HEX_VALUE[hex.charCodeAt(0)] as number;
           let x = parts[k];
           if (x === undefined) {
             x = { s: [], r: [], p: [] };
@@ -599,17 +517,6 @@ export class PgStore implements ServerStore {
     await this.pool.end();
   }
 }
-
-/** A hex digit's value by char code (the sha256s are checked lower-case hex before they get here). */
-const HEX_DIGIT: Int8Array = (() => {
-  const t = new Int8Array(128).fill(-1);
-  for (let i = 0; i < 10; i++) t[48 + i] = i;
-  for (let i = 0; i < 6; i++) {
-    t[65 + i] = 10 + i;
-    t[97 + i] = 10 + i;
-  }
-  return t;
-})();
 
 /** COPY rows in pieces of about 256 KiB: one write per piece, not per row. */
 function* chunked(lines: string[]): Generator<string> {

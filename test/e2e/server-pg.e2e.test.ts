@@ -8,31 +8,20 @@
 //   - the builder killed mid-build leaves the last version served, and the
 //     next build completes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { DAY, DIST_SERVER_CLI, enrolHosts, http, isoDay, sha, startServerProcess, tempDir } from '../support/server.js';
-import { CLI, REPO } from '../support/cli.js';
+import { rarecon, type CliResult } from '../support/cli.js';
 import { freePort, pgMissingReason, startPgCluster, startStandby, waitForReplay, type PgCluster } from '../support/postgres.js';
 
 const missing = pgMissingReason();
 if (missing !== null) process.stdout.write(`skipping the PostgreSQL e2e test: ${missing}\n`);
 
-function run(args: string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+/** The CLI, to its end (a minute at most). */
+function run(args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  return rarecon(args, { timeoutMs });
 }
 
 async function until<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {

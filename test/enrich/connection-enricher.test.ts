@@ -10,32 +10,32 @@ import { DEFAULT_CONFIG } from '../../src/config/defaults.js';
 import { ConnectionEnricher } from '../../src/enrich/connection-enricher.js';
 import type { LiveConnect } from '../../src/sources/source.js';
 
-const procReads = vi.hoisted(() => ({ count: 0, paths: [] as string[] }));
+// Hoisted with the mocks: every read of a /proc path through the wrapped fs functions is counted.
+const procReads = vi.hoisted(() => {
+  const reads = {
+    count: 0,
+    paths: [] as string[],
+    counted: <F extends (...a: never[]) => unknown>(f: F): F =>
+      ((...args: Parameters<F>) => {
+        const p = args[0] as unknown;
+        if (typeof p === 'string' && p.startsWith('/proc/')) {
+          reads.count++;
+          reads.paths.push(p);
+        }
+        return f(...args);
+      }) as F,
+  };
+  return reads;
+});
 
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
-  const counted = <F extends (...a: never[]) => unknown>(f: F): F =>
-    ((...args: Parameters<F>) => {
-      const p = args[0] as unknown;
-      if (typeof p === 'string' && p.startsWith('/proc/')) {
-        procReads.count++;
-        procReads.paths.push(p);
-      }
-      return f(...args);
-    }) as F;
+  const counted = procReads.counted;
   return { ...real, default: real, open: counted(real.open), openSync: counted(real.openSync), readFileSync: counted(real.readFileSync) };
 });
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const counted = <F extends (...a: never[]) => unknown>(f: F): F =>
-    ((...args: Parameters<F>) => {
-      const p = args[0] as unknown;
-      if (typeof p === 'string' && p.startsWith('/proc/')) {
-        procReads.count++;
-        procReads.paths.push(p);
-      }
-      return f(...args);
-    }) as F;
+  const counted = procReads.counted;
   const names = ['open', 'readFile', 'readlink', 'stat', 'lstat', 'readdir', 'access'] as const;
   const out: Record<string, unknown> = { ...real };
   for (const n of names) out[n] = counted(real[n] as (...a: never[]) => unknown);
