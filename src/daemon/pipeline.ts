@@ -170,6 +170,8 @@ export class Pipeline {
 
   /** Starts reading the source into the bounded queue, where connections wait until process() (start-up buffers them). */
   capture(source: LiveSource): void {
+    // The package databases load while the rest starts, not on the first connection.
+    void this.enricher.warm();
     void this.sourceLoop(source);
   }
 

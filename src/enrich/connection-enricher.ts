@@ -199,6 +199,11 @@ export class ConnectionEnricher {
     this.errorsByCode[key] = (this.errorsByCode[key] ?? 0) + 1;
   }
 
+  /** Loads what the first connections would otherwise wait for (the host's package databases). Never throws. */
+  warm(): Promise<void> {
+    return this.signer.warm();
+  }
+
   async enrich(c: LiveConnect, signal?: AbortSignal): Promise<ConnectionEvent> {
     const key = ConnectionEnricher.identity(c);
     const inst = key === null ? null : this.instance(c, key, signal);

@@ -463,6 +463,9 @@ interface Databases {
   rpm: RpmDatabase | null;
 }
 
+/** How long a lookup waits for a package database to load (its list files read cold) before giving up. */
+const DATABASE_LOAD_MS = 30_000;
+
 const UNSIGNED: Signer = Object.freeze({ status: 'unsigned', vendor: null, subject: null });
 
 export class LinuxSigner {
@@ -512,11 +515,22 @@ export class LinuxSigner {
     return { cache: this.cache.stats(), databases: this.dpkgs.size + this.rpms.size, errorsTotal: { ...this.errorsTotal } };
   }
 
+  /**
+   * Loads this host's package databases now, so the first connections do not wait for them
+   * (hundreds of list files, read cold after a boot). Never throws.
+   */
+  async warm(): Promise<void> {
+    const dbs = await this.databasesFor(this.root).catch(() => null);
+    await dbs?.dpkg?.fresh().catch(() => undefined);
+  }
+
   private async settle(t: Target, missing: SignerErrorCode, signal: AbortSignal | undefined): Promise<SignerResult> {
-    const sig = deadline(this.timeoutMs, signal);
+    // A database load is shared by every lookup and bounded on its own: a slow first load must not
+    // turn the first connections' signers into timeouts. The per-file deadline starts once it is loaded.
+    const outer = deadline(Math.max(this.timeoutMs, DATABASE_LOAD_MS), signal);
     let result: SignerResult | typeof ABORTED;
     try {
-      result = await raceAbort(this.lookup(t, sig), sig);
+      result = await raceAbort(this.lookup(t, signal), outer);
     } catch (err) {
       const code = procErrorCode(err);
       result = { signer: { ...UNKNOWN_SIGNER }, ima: null, error: code === 'no-such-process' ? missing : code };
@@ -526,7 +540,7 @@ export class LinuxSigner {
     return result;
   }
 
-  private async lookup(t: Target, sig: AbortSignal): Promise<SignerResult> {
+  private async lookup(t: Target, signal: AbortSignal | undefined): Promise<SignerResult> {
     const fh = await open(t.openPath, 'r');
     try {
       const st = await fh.stat({ bigint: true });
@@ -546,7 +560,10 @@ export class LinuxSigner {
       const hit = this.cache.get(key);
       if (hit !== undefined) return { ...hit, error: null };
 
-      const computed = await this.compute(fh, dbs, path, deletedImage, t.pid === null ? t.openPath : `${this.procRoot}/${t.pid}/exe`, sig);
+      const sig = deadline(this.timeoutMs, signal);
+      const work = this.compute(fh, dbs, path, deletedImage, t.pid === null ? t.openPath : `${this.procRoot}/${t.pid}/exe`, sig);
+      const computed = await raceAbort(work, sig);
+      if (computed === ABORTED) return { signer: { ...UNKNOWN_SIGNER }, ima: null, error: 'timeout' };
       if (computed.error === null) this.cache.set(key, { signer: computed.signer, ima: computed.ima });
       return computed;
     } finally {

@@ -172,6 +172,33 @@ describe('LinuxSigner with a fake dpkg root', () => {
     expect((await s.signerOfFile('/bin/new-style')).signer.status).toBe('valid');
   });
 
+  it('waits for a package database that loads slower than the per-lookup deadline, and warm() loads it before any lookup', async () => {
+    // A list file that is a FIFO: the load blocks until the test writes it, as a cold disk after boot would.
+    const root = fakeDpkgRoot('root-slow', { 'usr/bin/slow': tool }, { '/usr/bin/slow': md5Of(tool) });
+    const fifo = join(root, 'var/lib/dpkg/info/zslow.list');
+    execFileSync('mkfifo', [fifo]);
+    const s = new LinuxSigner({ root, rpmCommand: null, timeoutMs: 100 });
+    let settled = false;
+    const lookup = s.signerOfFile('/usr/bin/slow').finally(() => (settled = true));
+    // Several per-lookup deadlines pass while the database is still loading.
+    await new Promise((r) => setTimeout(r, 500));
+    const settledEarly = settled;
+    writeFileSync(fifo, '/usr/bin/zslow\n'); // before any assertion: a reader blocked on the FIFO would hold a libuv thread
+    expect(settledEarly).toBe(false);
+    expect(await lookup).toEqual({
+      signer: { status: 'valid', vendor: 'Debian', subject: 'Debian package fakepkg 1.2-3' },
+      ima: null,
+      error: null,
+    });
+
+    const root2 = fakeDpkgRoot('root-warm', { 'usr/bin/slow': tool }, { '/usr/bin/slow': md5Of(tool) });
+    const s2 = new LinuxSigner({ root: root2, rpmCommand: null });
+    await s2.warm();
+    const before = s2.stats().cache.missesTotal;
+    expect((await s2.signerOfFile('/usr/bin/slow')).signer.status).toBe('valid');
+    expect(s2.stats()).toMatchObject({ databases: 1, cache: { missesTotal: before + 1 } });
+  });
+
   it('reloads the index when the dpkg database changes', async () => {
     const root = fakeDpkgRoot('root-reload', { 'usr/bin/later': tool }, {});
     const s = new LinuxSigner({ root, rpmCommand: null, dpkgRecheckMs: 0 });
