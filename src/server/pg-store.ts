@@ -4,8 +4,10 @@
 // caches of dictionary ids, which never change once given.
 //
 // Races between nodes are settled by row locks: an enrolment locks its token's
-// row (the host cap holds across nodes), an upload locks its host's row (its
-// host-days and upload-day count change together).
+// row (the host cap holds across nodes) and inserts a new host ON CONFLICT (two
+// tokens of one org enrolling one new host id: the second is decided against the
+// first's host), an upload locks its host's row (its host-days and upload-day
+// count change together).
 import { HEX_VALUE } from '../baseline/hex.js';
 import { enrolmentFacts, HOST_SELECT, hostFrom, IdCache, tokenFrom, tokenIdOf, type Row } from './store-rows.js';
 import pg from 'pg';
@@ -147,35 +149,46 @@ export class PgStore implements ServerStore {
       const locked = await c.query('SELECT hash FROM enrol_token WHERE hash = $1 FOR UPDATE', [hash]);
       const t =
         locked.rows.length === 0 ? undefined : ((await c.query(`${TOKEN_SELECT} WHERE enrol_token.hash = $1`, [hash])).rows[0] as Row);
-      const existing =
-        t === undefined
-          ? undefined
-          : ((await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2 FOR UPDATE OF host`, [t.org_id, req.hostId]))
-              .rows[0] as Row | undefined);
-      const decision = decideEnrolment(enrolmentFacts(t, existing, req.proof, nowMs), req.hostId, (t?.org as string | undefined) ?? '');
-      if (!decision.ok) return decision;
-      const orgId = (t as Row).org_id as number;
       const credential = newSecret(HOST_CREDENTIAL_PREFIX);
-      if (decision.action === 'rotate') {
-        await this.rotateCred(c, secretHash(credential), nowMs, req.hostName, 0, (existing as Row).id as number);
-      } else {
-        await c.query(
-          'INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms, token_hash, cred_issued_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [orgId, req.hostId, req.hostName, secretHash(credential), nowMs, hash, nowMs],
+      // Twice at most: an enrolment of the same new host id through another token of the org (it locked
+      // another row) may insert it between our read and our insert; then it is decided as SQLite would,
+      // against the host that enrolment made.
+      for (let attempt = 0; ; attempt++) {
+        const existing =
+          t === undefined
+            ? undefined
+            : ((await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2 FOR UPDATE OF host`, [t.org_id, req.hostId]))
+                .rows[0] as Row | undefined);
+        const decision = decideEnrolment(enrolmentFacts(t, existing, req.proof, nowMs), req.hostId, (t?.org as string | undefined) ?? '');
+        if (!decision.ok) return decision;
+        const orgId = (t as Row).org_id as number;
+        if (decision.action === 'rotate') {
+          await this.rotateCred(c, secretHash(credential), nowMs, req.hostName, 0, (existing as Row).id as number);
+        } else {
+          // ON CONFLICT waits for the other enrolment to commit (or roll back) and then skips the row.
+          const ins = await c.query(
+            `INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms, token_hash, cred_issued_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (org_id, host_id) DO NOTHING RETURNING id`,
+            [orgId, req.hostId, req.hostName, secretHash(credential), nowMs, hash, nowMs],
+          );
+          if (ins.rows.length === 0) {
+            if (attempt === 0) continue;
+            throw new Error(`host ${req.hostId} of org ${t?.org as string} was enrolled and is gone again during this enrolment`);
+          }
+        }
+        const host = hostFrom(
+          (await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2`, [orgId, req.hostId])).rows[0] as Row,
         );
+        return {
+          ok: true,
+          host,
+          reEnrolled: decision.action === 'rotate',
+          by: decision.action === 'rotate' ? decision.by : 'token',
+          credential,
+          expiresMs: credentialExpiresMs(nowMs, policy),
+          rotateAfterMs: credentialRotateAfterMs(nowMs, policy),
+        };
       }
-      const host = hostFrom(
-        (await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2`, [orgId, req.hostId])).rows[0] as Row,
-      );
-      return {
-        ok: true,
-        host,
-        reEnrolled: decision.action === 'rotate',
-        by: decision.action === 'rotate' ? decision.by : 'token',
-        credential,
-        expiresMs: credentialExpiresMs(nowMs, policy),
-        rotateAfterMs: credentialRotateAfterMs(nowMs, policy),
-      };
     });
   }
 
