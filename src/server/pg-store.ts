@@ -365,7 +365,8 @@ export class PgStore implements ServerStore {
         });
         result.replaced += head.old.length;
       }
-      const lines: string[] = [];
+      // COPY in binary: PostgreSQL reads int arrays as bytes, not as text to parse (array_in), and so does not Node.
+      const rows = new CopyRows();
       for (let i = 0; i < days.length; i++) {
         const d = days[i] as DayBatch;
         const day = dayNums[i] as number;
@@ -384,27 +385,34 @@ export class PgStore implements ServerStore {
         };
         for (const p of d.processes) put(p, 0, 0);
         for (const cb of d.combos) put(cb.sha256, this.rootId(cb.rootDomain), cb.port);
-        parts.forEach((x, k) => lines.push(`${day}\t${ref}\t${k}\t{${x.s.join(',')}}\t{${x.r.join(',')}}\t{${x.p.join(',')}}\n`));
+        parts.forEach((x, k) => rows.add(day, ref, k, x.s, x.r, x.p));
         result.days++;
         result.processes += d.processes.length;
         result.combos += d.combos.length;
       }
+      const next = afterUpload({ uploadDays: h.upload_days, lastUploadDay: h.last_upload_day }, nowMs);
+      // The host-days and the host's upload-day count in one statement (one round trip).
       await c.query({
         name: 'rarecon-host-day',
-        text: `INSERT INTO host_day (host, day, process_count, combo_count, received_ms)
-               SELECT $1, d, p, k, $2 FROM unnest($3::int[], $4::int[], $5::int[]) AS t(d, p, k)
-               ON CONFLICT (host, day) DO UPDATE SET process_count = excluded.process_count,
-                 combo_count = excluded.combo_count, received_ms = excluded.received_ms`,
-        values: [ref, nowMs, dayNums, days.map((d) => d.processes.length), days.map((d) => d.combos.length)],
+        text: `WITH hd AS (INSERT INTO host_day (host, day, process_count, combo_count, received_ms)
+                 SELECT $1, d, p, k, $2 FROM unnest($3::int[], $4::int[], $5::int[]) AS t(d, p, k)
+                 ON CONFLICT (host, day) DO UPDATE SET process_count = excluded.process_count,
+                   combo_count = excluded.combo_count, received_ms = excluded.received_ms)
+               UPDATE host SET upload_days = $6, last_upload_day = $7
+               WHERE id = $1 AND (upload_days <> $6 OR last_upload_day IS DISTINCT FROM $7)`,
+        values: [
+          ref,
+          nowMs,
+          dayNums,
+          days.map((d) => d.processes.length),
+          days.map((d) => d.combos.length),
+          next.uploadDays,
+          next.lastUploadDay,
+        ],
       });
-      if (lines.length > 0) {
-        const sink = c.query(copyFrom('COPY sighting (day, host, part, shas, roots, ports) FROM STDIN'));
-        await pipeline(Readable.from(chunked(lines)), sink);
-      }
-      {
-        const next = afterUpload({ uploadDays: h.upload_days, lastUploadDay: h.last_upload_day }, nowMs);
-        if (next.uploadDays !== h.upload_days || next.lastUploadDay !== h.last_upload_day)
-          await c.query('UPDATE host SET upload_days = $1, last_upload_day = $2 WHERE id = $3', [next.uploadDays, next.lastUploadDay, ref]);
+      if (!rows.empty()) {
+        const sink = c.query(copyFrom('COPY sighting (day, host, part, shas, roots, ports) FROM STDIN (FORMAT binary)'));
+        await pipeline(Readable.from(rows.pieces()), sink);
       }
       return result;
     });
@@ -531,17 +539,79 @@ export class PgStore implements ServerStore {
   }
 }
 
-/** COPY rows in pieces of about 256 KiB: one write per piece, not per row. */
-function* chunked(lines: string[]): Generator<string> {
-  let piece = '';
-  for (const l of lines) {
-    piece += l;
-    if (piece.length >= 256 * 1024) {
-      yield piece;
-      piece = '';
+const INT4_OID = 23;
+const COPY_PIECE_BYTES = 256 * 1024;
+
+/**
+ * Rows of sighting (day, host, part, shas, roots, ports) in COPY's binary
+ * format, in pieces of about 256 KiB: one write per piece, not per row.
+ */
+class CopyRows {
+  private readonly done: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(COPY_PIECE_BYTES);
+  private at = 0;
+  private count = 0;
+
+  constructor() {
+    // Signature, flags, header extension length.
+    this.bytes(Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'));
+    this.int32(0);
+    this.int32(0);
+  }
+
+  empty(): boolean {
+    return this.count === 0;
+  }
+
+  add(day: number, host: number, part: number, shas: number[], roots: number[], ports: number[]): void {
+    this.count++;
+    this.room(2 + 3 * 8 + 3 * (24 + 8 * shas.length));
+    this.buf.writeInt16BE(6, this.at);
+    this.at += 2;
+    for (const v of [day, host, part]) {
+      this.int32(4);
+      this.int32(v);
+    }
+    for (const a of [shas, roots, ports]) {
+      // int4[]: dimensions 1, no nulls, element type, length, lower bound 1; each element its length and value.
+      this.int32(20 + 8 * a.length);
+      this.int32(1);
+      this.int32(0);
+      this.int32(INT4_OID);
+      this.int32(a.length);
+      this.int32(1);
+      for (const v of a) {
+        this.int32(4);
+        this.int32(v);
+      }
     }
   }
-  if (piece !== '') yield piece;
+
+  *pieces(): Generator<Buffer> {
+    this.room(2);
+    this.buf.writeInt16BE(-1, this.at);
+    this.at += 2;
+    this.done.push(this.buf.subarray(0, this.at));
+    yield* this.done;
+  }
+
+  private int32(v: number): void {
+    this.buf.writeInt32BE(v, this.at);
+    this.at += 4;
+  }
+
+  private bytes(b: Buffer): void {
+    b.copy(this.buf, this.at);
+    this.at += b.length;
+  }
+
+  /** A fresh buffer when this one cannot hold `n` more bytes (a row larger than a piece gets one of its own size). */
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    if (this.at > 0) this.done.push(this.buf.subarray(0, this.at));
+    this.buf = Buffer.allocUnsafe(Math.max(COPY_PIECE_BYTES, n));
+    this.at = 0;
+  }
 }
 
 /** A connection URL without its password, for messages. */
