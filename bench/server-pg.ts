@@ -154,6 +154,9 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
       wal_compression: 'lz4',
       max_parallel_workers_per_gather: 2,
       effective_cache_size: "'16GB'",
+      // The build's slow statements, printed at the end (where its minutes go).
+      log_min_duration_statement: 1000,
+      log_line_prefix: "'%m [%p] %a '",
     };
     primary = await startPgCluster({ durable: true, settings });
     const url = await primary.createDatabase('rarecon');
@@ -228,6 +231,17 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
       `bucket fetch (raw GET /v1/baseline/buckets/:prefix, 300 prefixes no cache held): from the primary p50 ${fromPrimary.p50.toFixed(1)} ms, p99 ${fromPrimary.p99.toFixed(1)} ms; ` +
         `from the standby p50 ${fromStandby.p50.toFixed(1)} ms, p99 ${fromStandby.p99.toFixed(1)} ms`,
     );
+    const slow = primary
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('duration:') && l.includes('rarecon-server-build'));
+    for (const l of slow)
+      out(
+        `  slow statement of the build: ${l
+          .replace(/^.*duration: /, '')
+          .replace(/\s+/g, ' ')
+          .slice(0, 220)}`,
+      );
   } finally {
     for (const n of nodes) await stopNode(n).catch(() => undefined);
     await standby?.stop();

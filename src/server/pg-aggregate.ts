@@ -230,7 +230,15 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
   }
 }
 
-/** The changed rows, the version with its snapshot bytes, the delta horizon and the snapshots beyond those kept: one transaction. */
+/**
+ * The next publication written beside the served one and swapped in: the
+ * merged rows (new counts, removals kept for the delta history, changed marks)
+ * go into fresh tables with no index, the indexes are built once (a sort, not
+ * a b-tree insert per row), and one transaction replaces the served tables by
+ * them and adds the version, its snapshot bytes and the delta horizon. Readers
+ * take their locks before their snapshot (pg-publication.ts), so each sees the
+ * old tables or the new ones whole. Measured at 10M sightings: docs/deployment.md.
+ */
 async function publish(
   c: pg.ClientBase,
   opts: PgAggregateOptions,
@@ -240,8 +248,22 @@ async function publish(
   sha256: string,
   envelope: string,
 ): Promise<{ changedProcesses: number; changedCombos: number }> {
+  // The horizon the new version makes: removals at or before it have no delta that needs them.
+  const kept = Math.max(1, opts.deltaHistoryVersions);
+  const older = (await c.query<{ version: number }>('SELECT version FROM pub_version ORDER BY version DESC LIMIT $1', [kept - 1])).rows.map(
+    (r) => r.version,
+  );
+  const versions = [version, ...older];
+  const horizon =
+    versions.length >= kept
+      ? (versions[kept - 1] as number)
+      : Math.min(
+          version,
+          ((await c.query<{ v: number | null }>('SELECT min(version) AS v FROM pub_version')).rows[0]?.v ?? version) as number,
+        );
   await c.query('BEGIN');
   try {
+    for (const t of ['pub_process_next', 'pub_combo_next']) await c.query(`DROP TABLE IF EXISTS ${t}`);
     // Processes whose cells changed size send all their combos again.
     await c.query(
       `CREATE TEMP TABLE agg_resized ON COMMIT DROP AS
@@ -250,49 +272,56 @@ async function publish(
        FULL JOIN agg_pub_proc n ON n.bucket = o.bucket AND n.sha = o.sha
        WHERE coalesce(n.bits, 0) <> coalesce(o.bits, 0)`,
     );
-    let procs = 0;
-    let combos = 0;
-    procs += (
-      await c.query(
-        `INSERT INTO pub_process (bucket, sha, observers, changed, bits) SELECT bucket, sha, observers, $1, bits FROM agg_pub_proc
-         ON CONFLICT (bucket, sha) DO UPDATE SET observers = excluded.observers, changed = excluded.changed, bits = excluded.bits
-         WHERE pub_process.observers <> excluded.observers OR pub_process.bits <> excluded.bits`,
-        [version],
-      )
-    ).rowCount as number;
-    procs += (
-      await c.query(
-        `UPDATE pub_process p SET observers = 0, changed = $1 WHERE p.observers > 0
-         AND NOT EXISTS (SELECT 1 FROM agg_pub_proc n WHERE n.bucket = p.bucket AND n.sha = p.sha)`,
-        [version],
-      )
-    ).rowCount as number;
-    combos += (
-      await c.query(
-        `INSERT INTO pub_combo (bucket, sha, rh, root, port, observers, changed)
-         SELECT bucket, sha, rh, root, port, observers, $1 FROM agg_pub_combo
-         ON CONFLICT (bucket, sha, rh, root, port) DO UPDATE SET observers = excluded.observers, changed = excluded.changed
-         WHERE pub_combo.observers <> excluded.observers`,
-        [version],
-      )
-    ).rowCount as number;
-    combos += (
-      await c.query(
-        `UPDATE pub_combo p SET observers = 0, changed = $1 WHERE p.observers > 0 AND NOT EXISTS (
-           SELECT 1 FROM agg_pub_combo n WHERE n.bucket = p.bucket AND n.sha = p.sha AND n.rh = p.rh AND n.root = p.root AND n.port = p.port)`,
-        [version],
-      )
-    ).rowCount as number;
-    combos += (
-      await c.query(
-        `UPDATE pub_combo p SET changed = $1 FROM agg_resized r WHERE p.bucket = r.bucket AND p.sha = r.sha AND p.changed < $1`,
-        [version],
-      )
-    ).rowCount as number;
+    await c.query('ANALYZE agg_resized');
+    await c.query('CREATE TABLE pub_process_next (LIKE pub_process INCLUDING DEFAULTS)');
+    await c.query('CREATE TABLE pub_combo_next (LIKE pub_combo INCLUDING DEFAULTS)');
+    // A row is changed when new, when its count or cell size changed, or when it was removed now.
+    const procs = await c.query<{ n: number }>(
+      `WITH ins AS (INSERT INTO pub_process_next (bucket, sha, observers, changed, bits)
+       SELECT * FROM (
+         SELECT coalesce(n.bucket, o.bucket), coalesce(n.sha, o.sha), coalesce(n.observers, 0) AS observers,
+                CASE WHEN o.sha IS NULL OR (n.sha IS NULL AND o.observers > 0) OR n.observers <> o.observers OR n.bits <> o.bits
+                     THEN $1::bigint ELSE o.changed END AS changed,
+                CASE WHEN n.sha IS NULL THEN o.bits ELSE n.bits END
+         FROM pub_process o FULL JOIN agg_pub_proc n ON n.bucket = o.bucket AND n.sha = o.sha) x
+       WHERE NOT (observers = 0 AND changed <= $2)
+       RETURNING changed)
+       SELECT (count(*) FILTER (WHERE changed = $1::bigint))::int AS n FROM ins`,
+      [version, horizon],
+    );
+    const combos = await c.query<{ n: number }>(
+      `WITH ins AS (INSERT INTO pub_combo_next (bucket, sha, rh, root, port, observers, changed)
+       SELECT * FROM (
+         SELECT coalesce(n.bucket, o.bucket) AS bucket, coalesce(n.sha, o.sha) AS sha, coalesce(n.rh, o.rh), coalesce(n.root, o.root),
+                coalesce(n.port, o.port), coalesce(n.observers, 0) AS observers,
+                CASE WHEN o.sha IS NULL OR (n.sha IS NULL AND o.observers > 0) OR n.observers <> o.observers OR r.sha IS NOT NULL
+                     THEN $1::bigint ELSE o.changed END AS changed
+         FROM pub_combo o FULL JOIN agg_pub_combo n
+           ON n.bucket = o.bucket AND n.sha = o.sha AND n.rh = o.rh AND n.root = o.root AND n.port = o.port
+         LEFT JOIN agg_resized r ON r.bucket = coalesce(n.bucket, o.bucket) AND r.sha = coalesce(n.sha, o.sha)) x
+       WHERE NOT (observers = 0 AND changed <= $2)
+       RETURNING changed)
+       SELECT (count(*) FILTER (WHERE changed = $1::bigint))::int AS n FROM ins`,
+      [version, horizon],
+    );
+    await c.query('ALTER TABLE pub_process_next ADD CONSTRAINT pub_process_next_pkey PRIMARY KEY (bucket, sha)');
+    await c.query('ALTER TABLE pub_combo_next ADD CONSTRAINT pub_combo_next_pkey PRIMARY KEY (bucket, sha, rh, root, port)');
+    await c.query('CREATE INDEX pub_process_next_changed ON pub_process_next (changed)');
+    await c.query('CREATE INDEX pub_combo_next_changed ON pub_combo_next (changed)');
+    // The swap: readers wait for these few catalog changes, not for the rows above.
+    await c.query('LOCK TABLE pub_process, pub_combo IN ACCESS EXCLUSIVE MODE');
+    await c.query('DROP TABLE pub_process, pub_combo');
+    for (const t of ['pub_process', 'pub_combo']) {
+      await c.query(`ALTER TABLE ${t}_next RENAME TO ${t}`);
+      await c.query(`ALTER TABLE ${t} RENAME CONSTRAINT ${t}_next_pkey TO ${t}_pkey`);
+      await c.query(`ALTER INDEX ${t}_next_changed RENAME TO ${t}_changed`);
+    }
+    const procN = (procs.rows[0] as { n: number }).n;
+    const comboN = (combos.rows[0] as { n: number }).n;
     await c.query(
       `INSERT INTO pub_version (version, meta, published_ms, snapshot_sha256, snapshot_bytes, snapshot_envelope, changed_processes, changed_combos)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [version, JSON.stringify(meta), opts.nowMs, sha256, snapshot.length, envelope, procs, combos],
+      [version, JSON.stringify(meta), opts.nowMs, sha256, snapshot.length, envelope, procN, comboN],
     );
     for (let n = 0, off = 0; off < snapshot.length || n === 0; n++, off += SNAPSHOT_CHUNK_BYTES)
       await c.query('INSERT INTO pub_snapshot (version, n, bytes) VALUES ($1, $2, $3)', [
@@ -300,14 +329,6 @@ async function publish(
         n,
         snapshot.subarray(off, off + SNAPSHOT_CHUNK_BYTES),
       ]);
-    // Removals older than the delta history go: no one allowed a delta needs them.
-    const h = await c.query<{ version: number }>('SELECT version FROM pub_version ORDER BY version DESC LIMIT 1 OFFSET $1', [
-      opts.deltaHistoryVersions - 1,
-    ]);
-    const horizon =
-      h.rows[0]?.version ?? ((await c.query<{ v: number }>('SELECT min(version) AS v FROM pub_version')).rows[0] as { v: number }).v;
-    await c.query('DELETE FROM pub_process WHERE observers = 0 AND changed <= $1', [horizon]);
-    await c.query('DELETE FROM pub_combo WHERE observers = 0 AND changed <= $1', [horizon]);
     await c.query("INSERT INTO pub_kv (key, value) VALUES ('deltaHorizon', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [
       String(horizon),
     ]);
@@ -315,7 +336,7 @@ async function publish(
       opts.keepSnapshots,
     ]);
     await c.query('COMMIT');
-    return { changedProcesses: procs, changedCombos: combos };
+    return { changedProcesses: procN, changedCombos: comboN };
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw e;

@@ -1,7 +1,8 @@
 // What the HTTP handlers read of the published baselines on PostgreSQL: the
 // pub_* tables the aggregation writes in one transaction (pg-aggregate.ts),
 // read from server.postgres.readUrl (a hot standby) when set. Every node reads
-// the same rows in the same order, so it signs the same bytes.
+// the same rows in the same order, so it signs the same bytes. A build swaps
+// whole tables in (pg-aggregate.ts): reads lock them before their snapshot.
 import { Readable } from 'node:stream';
 import type pg from 'pg';
 import type { BaselineMeta } from '../model/baseline.js';
@@ -11,6 +12,16 @@ import { bucketOf, inTransaction } from './pg-schema.js';
 
 /** Every bucket and delta read sees one version: a read-only snapshot across its queries. */
 const SNAPSHOT = 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY';
+
+/**
+ * Taken before the snapshot (the first statement after BEGIN): a build swaps
+ * in new pub_process and pub_combo tables (pg-aggregate.ts), and a snapshot
+ * taken before the swap would see the new tables empty. Locked first, the
+ * read sees the old tables or the new ones, each whole.
+ */
+async function lockPublished(c: pg.ClientBase): Promise<void> {
+  await c.query('LOCK TABLE pub_process, pub_combo IN ACCESS SHARE MODE');
+}
 
 /** pub_process rows (sha, observers, bits) as the wire's process tuples: bits only when set. */
 function pushProcesses(out: RowsContent, rows: unknown[]): void {
@@ -82,6 +93,7 @@ export class PgPublication implements Publication {
     return inTransaction(
       this.pool,
       async (c) => {
+        await lockPublished(c);
         const out: RowsContent = { processes: [], combos: [] };
         const after = since ?? -1;
         const withRemoved = since !== null;
@@ -130,6 +142,7 @@ export class PgPublication implements Publication {
     return inTransaction(
       this.pool,
       async (c) => {
+        await lockPublished(c);
         const out: RowsContent = { processes: [], combos: [] };
         const procs = await c.query({
           text: 'SELECT sha, observers, bits FROM pub_process WHERE changed > $1 ORDER BY bucket, sha',

@@ -4,8 +4,10 @@
 // caches of dictionary ids, which never change once given.
 //
 // Races between nodes are settled by row locks: an enrolment locks its token's
-// row (the host cap holds across nodes), an upload locks its host's row (its
-// host-days and upload-day count change together).
+// row (the host cap holds across nodes) and inserts a new host ON CONFLICT (two
+// tokens of one org enrolling one new host id: the second is decided against the
+// first's host), an upload locks its host's row (its host-days and upload-day
+// count change together).
 import { HEX_VALUE } from '../baseline/hex.js';
 import { enrolmentFacts, HOST_SELECT, hostFrom, IdCache, tokenFrom, tokenIdOf, type Row } from './store-rows.js';
 import pg from 'pg';
@@ -147,35 +149,46 @@ export class PgStore implements ServerStore {
       const locked = await c.query('SELECT hash FROM enrol_token WHERE hash = $1 FOR UPDATE', [hash]);
       const t =
         locked.rows.length === 0 ? undefined : ((await c.query(`${TOKEN_SELECT} WHERE enrol_token.hash = $1`, [hash])).rows[0] as Row);
-      const existing =
-        t === undefined
-          ? undefined
-          : ((await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2 FOR UPDATE OF host`, [t.org_id, req.hostId]))
-              .rows[0] as Row | undefined);
-      const decision = decideEnrolment(enrolmentFacts(t, existing, req.proof, nowMs), req.hostId, (t?.org as string | undefined) ?? '');
-      if (!decision.ok) return decision;
-      const orgId = (t as Row).org_id as number;
       const credential = newSecret(HOST_CREDENTIAL_PREFIX);
-      if (decision.action === 'rotate') {
-        await this.rotateCred(c, secretHash(credential), nowMs, req.hostName, 0, (existing as Row).id as number);
-      } else {
-        await c.query(
-          'INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms, token_hash, cred_issued_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-          [orgId, req.hostId, req.hostName, secretHash(credential), nowMs, hash, nowMs],
+      // Twice at most: an enrolment of the same new host id through another token of the org (it locked
+      // another row) may insert it between our read and our insert; then it is decided as SQLite would,
+      // against the host that enrolment made.
+      for (let attempt = 0; ; attempt++) {
+        const existing =
+          t === undefined
+            ? undefined
+            : ((await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2 FOR UPDATE OF host`, [t.org_id, req.hostId]))
+                .rows[0] as Row | undefined);
+        const decision = decideEnrolment(enrolmentFacts(t, existing, req.proof, nowMs), req.hostId, (t?.org as string | undefined) ?? '');
+        if (!decision.ok) return decision;
+        const orgId = (t as Row).org_id as number;
+        if (decision.action === 'rotate') {
+          await this.rotateCred(c, secretHash(credential), nowMs, req.hostName, 0, (existing as Row).id as number);
+        } else {
+          // ON CONFLICT waits for the other enrolment to commit (or roll back) and then skips the row.
+          const ins = await c.query(
+            `INSERT INTO host (org_id, host_id, name, cred_hash, enrolled_ms, token_hash, cred_issued_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (org_id, host_id) DO NOTHING RETURNING id`,
+            [orgId, req.hostId, req.hostName, secretHash(credential), nowMs, hash, nowMs],
+          );
+          if (ins.rows.length === 0) {
+            if (attempt === 0) continue;
+            throw new Error(`host ${req.hostId} of org ${t?.org as string} was enrolled and is gone again during this enrolment`);
+          }
+        }
+        const host = hostFrom(
+          (await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2`, [orgId, req.hostId])).rows[0] as Row,
         );
+        return {
+          ok: true,
+          host,
+          reEnrolled: decision.action === 'rotate',
+          by: decision.action === 'rotate' ? decision.by : 'token',
+          credential,
+          expiresMs: credentialExpiresMs(nowMs, policy),
+          rotateAfterMs: credentialRotateAfterMs(nowMs, policy),
+        };
       }
-      const host = hostFrom(
-        (await c.query(`${HOST_SELECT} WHERE host.org_id = $1 AND host.host_id = $2`, [orgId, req.hostId])).rows[0] as Row,
-      );
-      return {
-        ok: true,
-        host,
-        reEnrolled: decision.action === 'rotate',
-        by: decision.action === 'rotate' ? decision.by : 'token',
-        credential,
-        expiresMs: credentialExpiresMs(nowMs, policy),
-        rotateAfterMs: credentialRotateAfterMs(nowMs, policy),
-      };
     });
   }
 
@@ -352,7 +365,8 @@ export class PgStore implements ServerStore {
         });
         result.replaced += head.old.length;
       }
-      const lines: string[] = [];
+      // COPY in binary: PostgreSQL reads int arrays as bytes, not as text to parse (array_in), and so does not Node.
+      const rows = new CopyRows();
       for (let i = 0; i < days.length; i++) {
         const d = days[i] as DayBatch;
         const day = dayNums[i] as number;
@@ -371,27 +385,34 @@ export class PgStore implements ServerStore {
         };
         for (const p of d.processes) put(p, 0, 0);
         for (const cb of d.combos) put(cb.sha256, this.rootId(cb.rootDomain), cb.port);
-        parts.forEach((x, k) => lines.push(`${day}\t${ref}\t${k}\t{${x.s.join(',')}}\t{${x.r.join(',')}}\t{${x.p.join(',')}}\n`));
+        parts.forEach((x, k) => rows.add(day, ref, k, x.s, x.r, x.p));
         result.days++;
         result.processes += d.processes.length;
         result.combos += d.combos.length;
       }
+      const next = afterUpload({ uploadDays: h.upload_days, lastUploadDay: h.last_upload_day }, nowMs);
+      // The host-days and the host's upload-day count in one statement (one round trip).
       await c.query({
         name: 'rarecon-host-day',
-        text: `INSERT INTO host_day (host, day, process_count, combo_count, received_ms)
-               SELECT $1, d, p, k, $2 FROM unnest($3::int[], $4::int[], $5::int[]) AS t(d, p, k)
-               ON CONFLICT (host, day) DO UPDATE SET process_count = excluded.process_count,
-                 combo_count = excluded.combo_count, received_ms = excluded.received_ms`,
-        values: [ref, nowMs, dayNums, days.map((d) => d.processes.length), days.map((d) => d.combos.length)],
+        text: `WITH hd AS (INSERT INTO host_day (host, day, process_count, combo_count, received_ms)
+                 SELECT $1, d, p, k, $2 FROM unnest($3::int[], $4::int[], $5::int[]) AS t(d, p, k)
+                 ON CONFLICT (host, day) DO UPDATE SET process_count = excluded.process_count,
+                   combo_count = excluded.combo_count, received_ms = excluded.received_ms)
+               UPDATE host SET upload_days = $6, last_upload_day = $7
+               WHERE id = $1 AND (upload_days <> $6 OR last_upload_day IS DISTINCT FROM $7)`,
+        values: [
+          ref,
+          nowMs,
+          dayNums,
+          days.map((d) => d.processes.length),
+          days.map((d) => d.combos.length),
+          next.uploadDays,
+          next.lastUploadDay,
+        ],
       });
-      if (lines.length > 0) {
-        const sink = c.query(copyFrom('COPY sighting (day, host, part, shas, roots, ports) FROM STDIN'));
-        await pipeline(Readable.from(chunked(lines)), sink);
-      }
-      {
-        const next = afterUpload({ uploadDays: h.upload_days, lastUploadDay: h.last_upload_day }, nowMs);
-        if (next.uploadDays !== h.upload_days || next.lastUploadDay !== h.last_upload_day)
-          await c.query('UPDATE host SET upload_days = $1, last_upload_day = $2 WHERE id = $3', [next.uploadDays, next.lastUploadDay, ref]);
+      if (!rows.empty()) {
+        const sink = c.query(copyFrom('COPY sighting (day, host, part, shas, roots, ports) FROM STDIN (FORMAT binary)'));
+        await pipeline(Readable.from(rows.pieces()), sink);
       }
       return result;
     });
@@ -518,17 +539,79 @@ export class PgStore implements ServerStore {
   }
 }
 
-/** COPY rows in pieces of about 256 KiB: one write per piece, not per row. */
-function* chunked(lines: string[]): Generator<string> {
-  let piece = '';
-  for (const l of lines) {
-    piece += l;
-    if (piece.length >= 256 * 1024) {
-      yield piece;
-      piece = '';
+const INT4_OID = 23;
+const COPY_PIECE_BYTES = 256 * 1024;
+
+/**
+ * Rows of sighting (day, host, part, shas, roots, ports) in COPY's binary
+ * format, in pieces of about 256 KiB: one write per piece, not per row.
+ */
+class CopyRows {
+  private readonly done: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(COPY_PIECE_BYTES);
+  private at = 0;
+  private count = 0;
+
+  constructor() {
+    // Signature, flags, header extension length.
+    this.bytes(Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'));
+    this.int32(0);
+    this.int32(0);
+  }
+
+  empty(): boolean {
+    return this.count === 0;
+  }
+
+  add(day: number, host: number, part: number, shas: number[], roots: number[], ports: number[]): void {
+    this.count++;
+    this.room(2 + 3 * 8 + 3 * (24 + 8 * shas.length));
+    this.buf.writeInt16BE(6, this.at);
+    this.at += 2;
+    for (const v of [day, host, part]) {
+      this.int32(4);
+      this.int32(v);
+    }
+    for (const a of [shas, roots, ports]) {
+      // int4[]: dimensions 1, no nulls, element type, length, lower bound 1; each element its length and value.
+      this.int32(20 + 8 * a.length);
+      this.int32(1);
+      this.int32(0);
+      this.int32(INT4_OID);
+      this.int32(a.length);
+      this.int32(1);
+      for (const v of a) {
+        this.int32(4);
+        this.int32(v);
+      }
     }
   }
-  if (piece !== '') yield piece;
+
+  *pieces(): Generator<Buffer> {
+    this.room(2);
+    this.buf.writeInt16BE(-1, this.at);
+    this.at += 2;
+    this.done.push(this.buf.subarray(0, this.at));
+    yield* this.done;
+  }
+
+  private int32(v: number): void {
+    this.buf.writeInt32BE(v, this.at);
+    this.at += 4;
+  }
+
+  private bytes(b: Buffer): void {
+    b.copy(this.buf, this.at);
+    this.at += b.length;
+  }
+
+  /** A fresh buffer when this one cannot hold `n` more bytes (a row larger than a piece gets one of its own size). */
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    if (this.at > 0) this.done.push(this.buf.subarray(0, this.at));
+    this.buf = Buffer.allocUnsafe(Math.max(COPY_PIECE_BYTES, n));
+    this.at = 0;
+  }
 }
 
 /** A connection URL without its password, for messages. */

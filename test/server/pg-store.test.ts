@@ -184,6 +184,103 @@ describe.skipIf(pgStore.skip !== null)('the PostgreSQL store gives the SQLite st
   });
 });
 
+/** The verified content of a signed answer (the delta of `from`, or one bucket). */
+async function signedContent(server: RunningServer, path: string, cred: string): Promise<unknown> {
+  const r = await http(`${server.url}${path}`, { token: cred });
+  expect(r.status, `${path}: ${r.body.toString().slice(0, 200)}`).toBe(200);
+  const v = verifySigned(r.body, publicKeyOf(server));
+  if (!v.ok) throw new Error(v.error);
+  return JSON.parse(v.content.toString('utf8'));
+}
+
+describe.skipIf(pgStore.skip !== null)('successive builds: the PostgreSQL store publishes the SQLite store’s deltas', () => {
+  const tmp = tempDir('pg-deltas');
+  const servers: RunningServer[] = [];
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    tmp.cleanup();
+  });
+
+  // Three builds: counts change, combos and processes vanish (removals), processes turn heavy and back
+  // (cells resized), and with two versions of delta history the oldest removals are pruned.
+  it('the same deltas from each older version, the same delta horizon and the same buckets', async () => {
+    const uploads = fleet();
+    const results: unknown[][] = [];
+    for (const st of [sqliteStore, pgStore]) {
+      const over: Partial<ServerConfig> = {
+        ...(await st.config()),
+        observerUnit: 'host',
+        hostMinUploadDays: 1,
+        omitSingleObserverCombos: false,
+        windowDays: 5,
+        heavyProcessCombos: 6,
+        combosPerCell: 2,
+        deltaHistoryVersions: 2,
+      };
+      const stateDir = join(tmp.dir, st.name);
+      let clock = NOW;
+      const { server } = await startTestServer(stateDir, over, { now: () => clock });
+      servers.push(server);
+      const store = await st.open(stateDir, over);
+      const tokens: string[] = [];
+      for (let o = 0; o < 4; o++) tokens.push((await store.createEnrolToken(`org-${o}`, 100, NOW)).token);
+      const creds = await enrolAll(server, tokens);
+      const seen: unknown[] = [];
+      const versions: number[] = [];
+      const build = async (): Promise<void> => {
+        const b = await server.buildNow();
+        if (!b.ok) throw new Error(b.error);
+        versions.push(b.version);
+        // Each server has its own key and writes its own snapshot file; the rest must agree.
+        const info = (await http(`${server.url}/v1/baseline`, { token: creds[0] as string })).json as Record<string, unknown>;
+        delete info.keyId;
+        delete info.snapshot;
+        seen.push(info);
+        for (const from of versions.slice(0, -1)) {
+          const r = await http(`${server.url}/v1/baseline/delta?from=${from}`, { token: creds[0] as string });
+          seen.push(r.status === 200 ? await signedContent(server, `/v1/baseline/delta?from=${from}`, creds[0] as string) : r.status);
+        }
+        seen.push(await bucketRows(server, creds[0] as string));
+      };
+      // 1: the first half of the uploads.
+      const half = Math.floor(uploads.length / 2);
+      await uploadAll(
+        () => server.url,
+        creds,
+        uploads.slice(0, half),
+        (ms) => (clock = ms),
+      );
+      clock = NOW;
+      await build();
+      // 2: the rest, and hosts re-upload a day with less in it.
+      await uploadAll(
+        () => server.url,
+        creds,
+        uploads.slice(half),
+        (ms) => (clock = ms),
+      );
+      clock = NOW + 3_600_000;
+      for (let h = 0; h < 6; h++) {
+        const r = await http(`${server.url}/v1/sightings`, {
+          token: creds[h] as string,
+          body: { days: [{ day: isoDay(today - DAY), processes: [SHAS[h]], combos: [] }] },
+        });
+        expect(r.status).toBe(200);
+      }
+      await build();
+      // 3: revoked hosts count no more.
+      clock = NOW + 2 * 3_600_000;
+      for (const h of ['h1', 'h2', 'h3', 'h7']) expect(await store.revokeHost(h, null, clock)).toHaveLength(1);
+      await build();
+      await store.close();
+      results.push(seen);
+    }
+    const [lite, pgr] = results as [unknown[], unknown[]];
+    expect(lite.length).toBeGreaterThan(6);
+    for (let i = 0; i < lite.length; i++) expect(pgr[i], `answer ${i}`).toEqual(lite[i]);
+  });
+});
+
 describe.skipIf(pgStore.skip !== null)('two server nodes on one PostgreSQL', () => {
   const tmp = tempDir('pg-nodes');
   let a: RunningServer;
