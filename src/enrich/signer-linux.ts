@@ -514,10 +514,18 @@ export class LinuxSigner {
    * The signer of an image through a handle another process holds (see ImageHasher.hashHeld), for a
    * process that is gone: `path` is its name at exec, looked up in our own file system. Never throws.
    */
-  async signerOfHeld(heldPath: string, image: { path: string; memfd: boolean; deleted: boolean }, signal?: AbortSignal): Promise<SignerResult> {
+  async signerOfHeld(
+    heldPath: string,
+    image: { path: string; memfd: boolean; deleted: boolean },
+    signal?: AbortSignal,
+  ): Promise<SignerResult> {
     // Never on disk, so no package can vouch for it.
     if (image.memfd) return { signer: { ...UNSIGNED }, ima: null, error: null };
-    return this.settle({ root: this.root, path: image.path, openPath: heldPath, pid: null, deleted: image.deleted }, 'no-such-process', signal);
+    return this.settle(
+      { root: this.root, path: image.path, openPath: heldPath, pid: null, deleted: image.deleted },
+      'no-such-process',
+      signal,
+    );
   }
 
   stats(): LinuxSignerStats {
