@@ -6,8 +6,8 @@ import type { EnrichConfig } from '../config/defaults.js';
 import type { ConnectionEvent, HostRef, Injection } from '../model/records.js';
 import { UNKNOWN_SIGNER } from '../model/records.js';
 import { ImageHasher, type ImageHasherStats } from './image-hash.js';
-import { findMapping, InjectionInspector, type InjectionErrorCode } from './injection-linux.js';
-import { procErrorCode } from '../common/proc.js';
+import { findMapping, InjectionInspector, kernelFrameIndicators, type InjectionErrorCode } from './injection-linux.js';
+import { formatCmdline, procErrorCode, type ProcErrorCode } from '../common/proc.js';
 import { ProcessInfoReader } from './process-info.js';
 import { LinuxSigner, type LinuxSignerStats } from './signer-linux.js';
 import { ExeIndex } from './exe-index.js';
@@ -20,6 +20,8 @@ const TRACER_RECHECK_MS = 1_000;
 const VERDICT_TTL_MS = 30_000;
 /** Maps kept per process, so a repeat's code path is told without reading /proc (new code is seen at once: its address is outside them). */
 const MAPS_TTL_MS = 30_000;
+/** Command lines from an EXEC record are cut as ProcessInfoReader cuts those it reads from /proc. */
+const MAX_EXEC_CMDLINE_CHARS = 32_768;
 /** Code paths and threads remembered per process instance. */
 const MAX_VERDICTS = 64;
 const MAX_THREADS = 256;
@@ -134,6 +136,9 @@ export class ConnectionEnricher {
    * path get the same injection verdict. null when the maps are not cached or a frame is outside them.
    */
   private codePath(c: LiveConnect, key: string): string | null {
+    // Judged by the kernel at the connect: its verdict is the path (and the image's state then, which an unlink changes).
+    const kernel = kernelFrameIndicators(c.kernel);
+    if (kernel !== null) return `k|${kernel.join(',')}|${ConnectionEnricher.exeIndicators(c)?.join(',') ?? '?'}`;
     const maps = this.injection.cachedMaps(key);
     if (maps === undefined) return null;
     let path = '';
@@ -153,6 +158,26 @@ export class ConnectionEnricher {
   }
 
   /**
+   * The image's memfd/deleted indicator from the kernel's flags at the connect, named by the exec's
+   * path; undefined when the kernel did not say, or flags an image whose path is not known (then
+   * /proc/<pid>/exe is read).
+   */
+  private static exeIndicators(c: LiveConnect): string[] | undefined {
+    if (c.exeMemfd === undefined || c.exeDeleted === undefined) return undefined;
+    const img = c.image ?? null;
+    const memfd = c.exeMemfd || img?.memfd === true;
+    const deleted = !memfd && (c.exeDeleted || img?.deleted === true);
+    if (!memfd && !deleted) return [];
+    if (img === null) return undefined;
+    return [memfd ? `memfd-exe:${img.path}` : `deleted-exe:${img.path}`];
+  }
+
+  /** The tracer indicators the kernel read from the task, or null when the source did not say. */
+  private kernelTracer(c: LiveConnect): string[] | null {
+    return c.tracer === undefined ? null : this.injection.kernelTracerIndicators(c.tracer);
+  }
+
+  /**
    * A repeat of a (process instance, code path) already judged, answered from what was decided then:
    * no /proc read, no hashing, no await. null when anything is not known (fresh) yet: enrich() then.
    */
@@ -162,8 +187,9 @@ export class ConnectionEnricher {
     const inst = this.instances.peek(key);
     if (inst === undefined || inst.done === null) return null;
     const now = this.now();
-    const tracer = inst.tracers.get(c.tid ?? c.pid);
-    if (tracer === undefined || now - tracer.atMs > TRACER_RECHECK_MS) return null;
+    const tracer = this.kernelTracer(c) ?? inst.tracers.get(c.tid ?? c.pid);
+    if (tracer === undefined || (!Array.isArray(tracer) && now - tracer.atMs > TRACER_RECHECK_MS)) return null;
+    const tracerIndicators = Array.isArray(tracer) ? tracer : tracer.indicators;
     const path = this.codePath(c, key);
     const verdict = path === null ? undefined : inst.verdicts.get(path);
     if (verdict === undefined || now - verdict.atMs > VERDICT_TTL_MS) return null;
@@ -172,12 +198,14 @@ export class ConnectionEnricher {
     this.reusedTotal++;
     this.repeatsTotal++;
     const [info, image, signer, libs] = inst.done;
-    const indicators = tracer.indicators.length === 0 ? verdict.indicators : [...verdict.indicators, ...tracer.indicators];
+    const indicators = tracerIndicators.length === 0 ? verdict.indicators : [...verdict.indicators, ...tracerIndicators];
     return this.event(c, info, image, signer, { injection: { injected: indicators.length > 0, indicators }, error: null }, libs);
   }
 
   /** The tracer of the connecting thread, read at most once a second per instance and thread. */
   private tracerOf(inst: Instance, c: LiveConnect): Promise<{ indicators: string[]; error: InjectionErrorCode | null }> {
+    const kernel = this.kernelTracer(c);
+    if (kernel !== null) return Promise.resolve({ indicators: kernel, error: null });
     const tid = c.tid ?? c.pid;
     const now = this.now();
     const known = inst.tracers.get(tid);
@@ -207,17 +235,24 @@ export class ConnectionEnricher {
   async enrich(c: LiveConnect, signal?: AbortSignal): Promise<ConnectionEvent> {
     const key = ConnectionEnricher.identity(c);
     const inst = key === null ? null : this.instance(c, key, signal);
+    const kernelTracer = this.kernelTracer(c);
     const [[info, image, signer, libs], inspected, tracer] = await Promise.all([
       inst === null ? this.lookup(c, null, signal) : inst.parts,
       this.injection.inspect(c.pid, c.tid, c.stack, {
         stackScan: c.stackScan,
         processKey: key ?? undefined,
-        skipTracer: inst !== null,
+        skipTracer: inst !== null || kernelTracer !== null,
+        kernelFrames: kernelFrameIndicators(c.kernel),
+        exeIndicators: ConnectionEnricher.exeIndicators(c),
         ...(signal === undefined ? {} : { signal }),
       }),
       inst === null ? null : this.tracerOf(inst, c),
     ]);
     let inj = inspected;
+    if (inst === null && kernelTracer !== null && kernelTracer.length > 0) {
+      const indicators = [...inspected.injection.indicators, ...kernelTracer];
+      inj = { injection: { injected: true, indicators }, error: inspected.error };
+    }
     if (inst !== null && key !== null) {
       // A complete verdict stands for this code path's repeats (the maps are cached now).
       const path = inspected.error === null ? this.codePath(c, key) : null;
@@ -231,6 +266,19 @@ export class ConnectionEnricher {
       }
     }
     this.enrichedTotal++;
+    const held = c.image?.heldPath ?? null;
+    if ('error' in image && c.image !== undefined && c.image !== null && held !== null) {
+      // The process is gone (or its /proc unreadable): hash the very file it exec'd, through the helper's handle on it.
+      const img = c.image;
+      const [byHandle, signerByHandle] = await Promise.all([
+        this.hasher.hashHeld(held, img, signal),
+        this.signer.signerOfHeld(held, { path: img.path, memfd: img.memfd, deleted: img.deleted || c.exeDeleted === true }, signal),
+      ]);
+      if (!('error' in byHandle)) {
+        this.count('image-hash', `${image.error}-held-by-helper`);
+        return this.event(c, 'error' in info ? await this.fromExec(c, info) : info, byHandle, signerByHandle, inj, libs);
+      }
+    }
     if ('error' in image && c.exe !== null) {
       // The process exited before we looked: find its image by inode instead.
       const path = await this.exeIndex.find(c.exe.dev, c.exe.ino);
@@ -243,6 +291,23 @@ export class ConnectionEnricher {
       }
     }
     return this.event(c, info, image, signer, inj, libs);
+  }
+
+  /** The details an EXEC record kept (path, command line, user) for a process gone before /proc was read; the error stays counted. */
+  private async fromExec(c: LiveConnect, failed: { error: ProcErrorCode }): Promise<Awaited<ReturnType<ProcessInfoReader['read']>>> {
+    const img = c.image;
+    if (img === undefined || img === null) return failed;
+    this.count('process-info', `${failed.error}-from-exec`);
+    return {
+      pid: c.pid,
+      startTicks: 0,
+      startTimeMs: null,
+      path: img.path,
+      cmdline: formatCmdline(Buffer.from(img.args.join('\0')), MAX_EXEC_CMDLINE_CHARS),
+      uid: img.uid,
+      user: await this.info.userName(img.uid),
+      parent: null,
+    };
   }
 
   private event(

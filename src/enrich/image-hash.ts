@@ -150,6 +150,31 @@ export class ImageHasher {
     );
   }
 
+  /**
+   * Hashes an image through a handle another process holds on it (the eBPF helper's
+   * /proc/<helper>/fd/<n>, taken at the exec), for a process that is gone. The handle must still be
+   * the exec's file (device, inode): an fd number closed and taken again is another file. `image`
+   * names it as the exec saw it. Never throws.
+   */
+  async hashHeld(
+    heldPath: string,
+    image: { path: string; dev: number; ino: bigint; memfd: boolean; deleted: boolean },
+    signal?: AbortSignal,
+  ): Promise<ImageHashResult> {
+    const sig = deadline(this.timeoutMs, signal);
+    return this.settle(
+      this.withOpen(heldPath, sig, async (fh, st) => {
+        if (st.dev !== BigInt(image.dev) || st.ino !== image.ino) throw Object.assign(new Error('held image replaced'), { code: 'ESRCH' });
+        const sha = await this.digest(fh, st, sig);
+        const { path, memfd } = image;
+        // Unlinked since the exec: the kernel's count of names says so now.
+        const deleted = !memfd && (image.deleted || st.nlink === 0n);
+        return typeof sha === 'string' ? { sha256: sha, path, deleted, memfd, sizeBytes: Number(st.size) } : sha;
+      }),
+      sig,
+    );
+  }
+
   /** Hashes a file by path (same cache), e.g. a library or an image named in a log. */
   async hashFile(path: string, signal?: AbortSignal): Promise<ImageHashResult> {
     const sig = deadline(this.timeoutMs, signal);

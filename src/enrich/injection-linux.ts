@@ -6,6 +6,7 @@
 import { open, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import type { Injection } from '../model/records.js';
+import type { KernelStackVerdict, LiveConnect } from '../sources/source.js';
 import { BoundedCache, type CacheStats } from '../common/bounded-cache.js';
 import { readExeLink } from './image-hash.js';
 import { ABORTED, deadline, procErrorCode, raceAbort, readProc, readSmallProcSync, readStat, type ProcErrorCode } from '../common/proc.js';
@@ -118,6 +119,24 @@ export function frameIndicators(maps: readonly Mapping[], ips: readonly (number 
 }
 
 /**
+ * The indicators of the kernel's verdict on the stack at the connect (bpf_find_vma), named as
+ * frameIndicators() and scanIndicators() name theirs; the kernel has the mapping's file name only,
+ * not its folder. null when the kernel did not judge or could not decide ('undecided': a frame in
+ * no mapping): the user-space check decides then.
+ */
+export function kernelFrameIndicators(v: KernelStackVerdict | null | undefined): string[] | null {
+  if (v === null || v === undefined || v.verdict === 'undecided') return null;
+  if (v.verdict === 'clean' || v.offending === null) return [];
+  const where = v.verdict === 'frame' ? 'frame' : 'return';
+  const hex = `0x${v.offending.addr.toString(16)}`;
+  const { kind, name } = v.offending;
+  if (kind === 'anon') return [`anon-exec-${where}:${hex}`];
+  if (kind === 'memfd') return [`memfd-exec-${where}:${hex} /${name}`];
+  if (kind === 'deleted') return [`deleted-exec-${where}:${hex} ${name} (deleted)`];
+  return [`${kind}-exec-${where}:${hex}${name === '' ? '' : ` ${name}`}`];
+}
+
+/**
  * Whether the bytes just before an address end in a call instruction, i.e. the
  * address is a return address and not a pointer that happens to point at code.
  * `before` holds the 8 bytes that end at the address.
@@ -199,6 +218,10 @@ export interface InspectOptions {
   processKey?: string | undefined;
   /** The caller checks the tracer itself (the connection enricher, once per process instance and thread). */
   skipTracer?: boolean | undefined;
+  /** The frames as the kernel judged them at the connect (kernelFrameIndicators()): no maps or memory read for them. */
+  kernelFrames?: string[] | null | undefined;
+  /** The image's memfd/deleted indicators as the kernel saw them at the connect: /proc/<pid>/exe is not read. */
+  exeIndicators?: string[] | undefined;
 }
 
 export interface InjectionResult {
@@ -281,12 +304,18 @@ export class InjectionInspector {
         return fallback;
       });
     const work = async (): Promise<string[]> => {
-      const view = await note(this.view(pid, stackIps, opts.processKey), null);
-      const framed = view === null || stackIps.length === 0 ? [] : (frameIndicators(view.maps, stackIps) ?? []);
+      const kernel = opts.kernelFrames ?? null;
+      const view = await note(this.view(pid, kernel === null ? stackIps : [], opts.processKey), null);
+      const framed = kernel ?? (view === null || stackIps.length === 0 ? [] : (frameIndicators(view.maps, stackIps) ?? []));
+      const exeKnown = opts.exeIndicators;
       const [frames, exe, tracer, preload] = await Promise.all([
-        // The scan only matters when the unwound frames found nothing.
-        framed.length > 0 || view === null || scan.length === 0 ? Promise.resolve(framed) : note(this.scanIndicators(pid, view, scan), []),
-        note(view === null ? this.exeIndicators(pid) : (view.exe ??= this.exeIndicators(pid)), []),
+        // The scan only matters when the unwound frames found nothing (the kernel's verdict covers both).
+        kernel !== null || framed.length > 0 || view === null || scan.length === 0
+          ? Promise.resolve(framed)
+          : note(this.scanIndicators(pid, view, scan), []),
+        exeKnown !== undefined
+          ? Promise.resolve(exeKnown)
+          : note(view === null ? this.exeIndicators(pid) : (view.exe ??= this.exeIndicators(pid)), []),
         opts.skipTracer === true ? Promise.resolve([]) : note(this.tracerIndicators(pid, tid), []),
         note(view === null ? this.preloadIndicators(pid, null) : (view.preload ??= this.preloadIndicators(pid, view)), []),
       ]);
@@ -473,6 +502,15 @@ export class InjectionInspector {
   /** The maps cached under the caller's exact process key, without reading /proc; undefined when none are. */
   cachedMaps(processKey: string): readonly Mapping[] | undefined {
     return this.views.peek(`k:${processKey}`)?.maps;
+  }
+
+  /** The tracer the kernel found on the connecting thread (else its group leader) at the connect; no /proc read. */
+  kernelTracerIndicators(tracer: NonNullable<LiveConnect['tracer']> | null): string[] {
+    if (tracer === null) return [];
+    // A deleted or memfd tracer is never a known debugger, as in tracerName().
+    if (!tracer.oddExe && this.knownDebuggers.has(tracer.exeName)) return [];
+    const name = tracer.exeName === '' ? 'unknown' : tracer.oddExe ? `${tracer.exeName} (deleted)` : tracer.exeName;
+    return [`ptrace:${name}[${tracer.pid}]`];
   }
 
   /** Tracing is per thread: a debugger may attach to the connecting thread only. Throws when the process is gone. */

@@ -455,6 +455,8 @@ interface Target {
   /** What to open to read the bytes. */
   openPath: string;
   pid: number | null;
+  /** The image has no name on disk (known from elsewhere when pid is null). */
+  deleted?: boolean;
 }
 
 interface Databases {
@@ -511,6 +513,24 @@ export class LinuxSigner {
     return this.settle({ root: `${base}/root`, path: '', openPath: `${base}/exe`, pid }, 'no-such-process', signal);
   }
 
+  /**
+   * The signer of an image through a handle another process holds (see ImageHasher.hashHeld), for a
+   * process that is gone: `path` is its name at exec, looked up in our own file system. Never throws.
+   */
+  async signerOfHeld(
+    heldPath: string,
+    image: { path: string; memfd: boolean; deleted: boolean },
+    signal?: AbortSignal,
+  ): Promise<SignerResult> {
+    // Never on disk, so no package can vouch for it.
+    if (image.memfd) return { signer: { ...UNSIGNED }, ima: null, error: null };
+    return this.settle(
+      { root: this.root, path: image.path, openPath: heldPath, pid: null, deleted: image.deleted },
+      'no-such-process',
+      signal,
+    );
+  }
+
   stats(): LinuxSignerStats {
     return { cache: this.cache.stats(), databases: this.dpkgs.size + this.rpms.size, errorsTotal: { ...this.errorsTotal } };
   }
@@ -546,7 +566,7 @@ export class LinuxSigner {
       const st = await fh.stat({ bigint: true });
       if (!st.isFile()) return { signer: { ...UNKNOWN_SIGNER }, ima: null, error: 'read-failed' };
       let path = t.path;
-      let deletedImage = false;
+      let deletedImage = t.deleted === true || (t.pid === null && t.deleted !== undefined && st.nlink === 0n);
       if (t.pid !== null) {
         const link = await readExeLink(this.procRoot, t.pid, st);
         // Never on disk, so no package can vouch for it.

@@ -23,6 +23,37 @@ export interface LiveConnect {
   processStartBootNs: bigint | null;
   /** The executable's (device, inode) (eBPF only): finds the image when the process is gone. */
   exe: { dev: number; ino: bigint } | null;
+  /** The image as the helper's EXEC record saw it (eBPF only; absent or null when no EXEC was seen for the process). */
+  image?: ExecImage | null;
+  /** The kernel's verdict on the stack at the connect (eBPF with bpf_find_vma); null or absent: judge from /proc. */
+  kernel?: KernelStackVerdict | null;
+  /** The tracer of the connecting thread read from the task at the connect: null when not traced; absent when the source did not say. */
+  tracer?: { pid: number; exeName: string; oddExe: boolean } | null;
+  /** The executable at the connect is a memfd / has no name on disk (the kernel's view; eBPF only). */
+  exeMemfd?: boolean;
+  exeDeleted?: boolean;
+}
+
+/** A process image from its exec (or from /proc when the helper started): what stays known after the process is gone. */
+export interface ExecImage {
+  /** The path the kernel resolved at exec ("/memfd:<name>" for a memfd). */
+  path: string;
+  dev: number;
+  ino: bigint;
+  memfd: boolean;
+  /** No name on disk at exec. */
+  deleted: boolean;
+  /** What opens the image the helper holds (its /proc/<helper>/fd/<n>); null when it holds none. */
+  heldPath: string | null;
+  args: string[];
+  uid: number;
+  ppid: number;
+}
+
+/** rc_connect's verdict: 'frame'/'return' name the offending address and its mapping. */
+export interface KernelStackVerdict {
+  verdict: 'clean' | 'frame' | 'return' | 'undecided';
+  offending: { addr: bigint; kind: string; name: string } | null;
 }
 
 export type LiveRecord = LiveConnect | { kind: 'dns'; answer: DnsAnswer };

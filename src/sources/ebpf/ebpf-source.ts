@@ -1,20 +1,98 @@
-// The eBPF helper as a live source: its connect records, and the DNS answers
-// parsed from the packets it captured.
+// The eBPF helper as a live source: its connect records, with the image each
+// process exec'd and the kernel's stack verdict, and the DNS answers parsed
+// from the packets it captured.
 import type { HostRef } from '../../model/records.js';
-import { readiness, type LiveRecord, type LiveSource } from '../source.js';
+import { readiness, type ExecImage, type KernelStackVerdict, type LiveRecord, type LiveSource } from '../source.js';
 import type { HelperProcess } from './helper-process.js';
 import { DnsResponseParser } from './dns-packet.js';
-import type { RawLoss } from './wire.js';
+import type { KernelVerdict, RawConnect, RawExec, RawLoss } from './wire.js';
+
+/**
+ * Processes whose exec'd image is remembered (the helper holds 4,096 images by default; a process still
+ * running can be read from /proc anyway). The oldest exec is forgotten first.
+ */
+export const EXEC_TABLE_ENTRIES = 16_384;
+
+/**
+ * The image of each process instance (pid + start time) from its EXEC record, so a connection of a process
+ * that is gone by the time it is enriched still has its path and a way to the bytes it ran.
+ */
+export class ExecTable {
+  private readonly byProcess = new Map<string, ExecImage>();
+  private helperPid: number | null = null;
+
+  constructor(private readonly maxEntries = EXEC_TABLE_ENTRIES) {}
+
+  /** A new helper run: the fds of the last one are closed, and it seeds the running processes again. */
+  hello(helperPid: number): void {
+    this.helperPid = helperPid;
+    this.byProcess.clear();
+  }
+
+  exec(r: RawExec): void {
+    const key = `${r.pid}:${r.processStartBootNs}`;
+    // Re-inserted, so the order of the map is the order of the execs.
+    this.byProcess.delete(key);
+    this.byProcess.set(key, {
+      path: r.path,
+      dev: r.dev,
+      ino: r.ino,
+      memfd: r.memfd,
+      deleted: r.deleted,
+      heldPath: r.imageFd === null || this.helperPid === null ? null : `/proc/${this.helperPid}/fd/${r.imageFd}`,
+      args: r.args,
+      uid: r.uid,
+      ppid: r.ppid,
+    });
+    if (this.byProcess.size > this.maxEntries) {
+      const oldest = this.byProcess.keys().next();
+      if (oldest.done !== true) this.byProcess.delete(oldest.value);
+    }
+  }
+
+  /** Its connections were already handed out with their image. */
+  exit(pid: number, processStartBootNs: bigint): void {
+    this.byProcess.delete(`${pid}:${processStartBootNs}`);
+  }
+
+  /** The image of the connecting process, when its EXEC was seen and names the same file the connect does. */
+  imageOf(c: RawConnect): ExecImage | null {
+    const img = this.byProcess.get(`${c.pid}:${c.processStartBootNs}`);
+    if (img === undefined) return null;
+    if (c.exe !== null && (c.exe.dev !== img.dev || c.exe.ino !== img.ino)) return null;
+    return img;
+  }
+
+  get size(): number {
+    return this.byProcess.size;
+  }
+}
+
+function stackVerdict(k: KernelVerdict | null): KernelStackVerdict | null {
+  if (k === null) return null;
+  return {
+    verdict: k.verdict,
+    offending: k.offending === null ? null : { addr: k.offending.addr, kind: k.offending.kind, name: k.offending.name },
+  };
+}
 
 export function ebpfSource(helper: HelperProcess, host: HostRef, reason: string): LiveSource {
   const dns = new DnsResponseParser();
   let loss: RawLoss | null = null;
   const ready = readiness();
+  const execs = new ExecTable();
   async function* records(signal: AbortSignal): AsyncGenerator<LiveRecord> {
     for await (const r of helper.records(signal)) {
       switch (r.type) {
         case 'hello':
+          execs.hello(r.helperPid);
           ready.resolve();
+          break;
+        case 'exec':
+          execs.exec(r);
+          break;
+        case 'exit':
+          execs.exit(r.pid, r.processStartBootNs);
           break;
         case 'connect':
           if (r.kernelThread) continue;
@@ -33,6 +111,11 @@ export function ebpfSource(helper: HelperProcess, host: HostRef, reason: string)
             stackScan: r.stackScan,
             processStartBootNs: r.processStartBootNs,
             exe: r.exe,
+            image: execs.imageOf(r),
+            kernel: stackVerdict(r.kernel),
+            ...(r.tracer === undefined ? {} : { tracer: r.tracer }),
+            exeMemfd: r.exeMemfd,
+            exeDeleted: r.exeDeleted,
           };
           break;
         case 'dns': {

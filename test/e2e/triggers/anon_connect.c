@@ -13,6 +13,8 @@
  *              address sits on the stack just above libc's frame (found by the
  *              stack scan, not by frame-pointer unwinding through libc).
  *   normal     connect() from ordinary code, for contrast.
+ *   unlink     as normal, after deleting its own file (as a dropper that
+ *              covers its tracks does): the image has no name on disk.
  *
  * Prints one line before connecting:
  *   anon_connect mode=MODE pid=PID tid=TID region=0xSTART-0xEND
@@ -94,10 +96,10 @@ int main(int argc, char **argv)
 	uint8_t *region = NULL;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: anon_connect anon|anon-libc|normal IP PORT\n");
+		fprintf(stderr, "usage: anon_connect anon|anon-libc|normal|unlink IP PORT\n");
 		return 2;
 	}
-	mode_anon = strcmp(argv[1], "normal") != 0;
+	mode_anon = strcmp(argv[1], "normal") != 0 && strcmp(argv[1], "unlink") != 0;
 	via_libc = strcmp(argv[1], "anon-libc") == 0;
 	if (mode_anon && !via_libc && strcmp(argv[1], "anon") != 0) {
 		fprintf(stderr, "anon_connect: unknown mode %s\n", argv[1]);
@@ -140,6 +142,16 @@ int main(int argc, char **argv)
 		__builtin___clear_cache((char *)region, (char *)region + n);
 		if (mprotect(region, page, PROT_READ | PROT_EXEC) != 0) {
 			perror("mprotect");
+			return 1;
+		}
+	}
+
+	if (strcmp(argv[1], "unlink") == 0) {
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (n <= 0 || (self[n] = 0, unlink(self) != 0)) {
+			perror("unlink");
 			return 1;
 		}
 	}
