@@ -30,6 +30,7 @@ import type { BucketCache } from '../sync/bucket-cache.js';
 import type { SightingsStore } from '../sync/sightings-store.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { HeldWrites } from './held-writes.js';
+import { LineBatch } from './line-batch.js';
 import type { StateHealth } from './state-health.js';
 import type { CacheCounts, DaemonStatus } from './status.js';
 import type { Watchdog } from './watchdog.js';
@@ -117,8 +118,8 @@ export class Pipeline {
   private baselineReader: BaselineReader = NO_BASELINE;
   private bucketCache: BucketCache | null = null;
   private readonly abort = new AbortController();
-  private readonly alertsOut: WriteStream | null;
-  private readonly recordOut: WriteStream | null;
+  private readonly alertsOut: LineBatch | null;
+  private readonly recordOut: LineBatch | null;
   private inFlight = 0;
   private processing = false;
   private readonly ownPids = new Set<number>([process.pid]);
@@ -150,8 +151,8 @@ export class Pipeline {
     this.queue = new BoundedQueue(opts.config.source.queueMaxEvents, (c) => valueOf(this.judged(c)));
     this.hostKey = hostKeyOf(opts.host);
     this.writes = new HeldWrites({ reporter: opts.reporter, sightings: opts.sightings, health: opts.health, log: opts.log });
-    this.alertsOut = opts.alertsOut;
-    this.recordOut = opts.recordOut;
+    this.alertsOut = opts.alertsOut === null ? null : new LineBatch(opts.alertsOut);
+    this.recordOut = opts.recordOut === null ? null : new LineBatch(opts.recordOut);
   }
 
   get baseline(): BaselineReader {
@@ -255,7 +256,7 @@ export class Pipeline {
 
   /** At stop, last: ends the alert and record files. */
   async closeOutputs(): Promise<void> {
-    await Promise.all([this.alertsOut, this.recordOut].map((s) => (s === null ? Promise.resolve() : new Promise<void>((r) => s.end(r)))));
+    await Promise.all([this.alertsOut, this.recordOut].map((s) => (s === null ? Promise.resolve() : s.end())));
   }
 
   stats(nowMs: number): PipelineStats {
@@ -309,6 +310,8 @@ export class Pipeline {
           if (common === false && watchdog.sheds(r.protocol === 'udp' ? 'udp_flow_not_common' : 'connection_not_common')) continue;
           if (common === undefined && watchdog.samplesOut()) continue;
         }
+        // A repeat with nothing queued before it is scored here and now: no queue, no await.
+        if (this.processing && this.queue.size === 0 && this.answerRepeat(r)) continue;
         this.queue.push(r);
       }
     } catch (err) {
@@ -323,17 +326,7 @@ export class Pipeline {
     for await (const queued of this.queue.drain()) {
       // Queued before the valve closed: counted, not enriched.
       if (this.paused(queued.timeMs)) continue;
-      // A repeat of a process instance's code path already judged: answered at once, no /proc read, no slot.
-      const repeat = this.enricher.enrichRepeat(queued);
-      if (repeat !== null) {
-        try {
-          if (this.judged(queued) === undefined) this.noteCommon(queued, repeat.process.sha256);
-          this.scoreLive(repeat);
-        } catch (err) {
-          this.enrichFailLog.note({ pid: queued.pid, error: (err as Error).message });
-        }
-        continue;
-      }
+      if (this.answerRepeat(queued)) continue;
       while (this.inFlight >= max) await new Promise<void>((resolve) => waiters.push(resolve));
       if (this.paused(queued.timeMs)) continue;
       let c = queued;
@@ -354,6 +347,22 @@ export class Pipeline {
           waiters.shift()?.();
         });
     }
+  }
+
+  /**
+   * A repeat of a process instance's code path already judged is answered at once (no /proc read,
+   * no enrichment slot) and scored; false when the connection needs enriching.
+   */
+  private answerRepeat(c: LiveConnect): boolean {
+    const repeat = this.enricher.enrichRepeat(c);
+    if (repeat === null) return false;
+    try {
+      if (this.judged(c) === undefined) this.noteCommon(c, repeat.process.sha256);
+      this.scoreLive(repeat);
+    } catch (err) {
+      this.enrichFailLog.note({ pid: c.pid, error: (err as Error).message });
+    }
+    return true;
   }
 
   /** Whether the safety valve pauses this host at the connection's time; a paused connection is counted here. */
