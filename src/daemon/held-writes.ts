@@ -59,6 +59,12 @@ export class HeldWrites {
     if (this.pendingSightings.length > 0) this.scheduleFlush();
   }
 
+  /** Queues one sighting for the write at the end of this event-loop turn. */
+  addSighting(sighting: Sighting): void {
+    this.pendingSightings.push(sighting);
+    this.scheduleFlush();
+  }
+
   /** Queues an alert for the outbox write at the end of this event-loop turn. */
   addAlert(a: Alert): void {
     this.pendingAlerts.push(a);

@@ -1,7 +1,7 @@
 // The --alerts and --record files take their lines in batches: one write per
-// event-loop turn (or per MiB), not one per line. At a thousand connections a
-// second, a write (and its thread-pool round trip) per record cost more than
-// the rest of a repeat connection.
+// `delayMs` (or per MiB), not one per line. At a thousand connections a second
+// each arrives in its own event-loop turn, and a write (and its thread-pool
+// round trip) per record cost more than the rest of a repeat connection.
 import type { WriteStream } from 'node:fs';
 
 /** Bytes gathered before a write is made at once, within the turn. */
@@ -10,27 +10,30 @@ const FLUSH_BYTES = 1 << 20;
 export class LineBatch {
   private parts: string[] = [];
   private bytes = 0;
-  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
   private readonly flushSoon = (): void => {
-    this.scheduled = false;
+    this.timer = null;
     this.flush();
   };
 
-  constructor(private readonly out: WriteStream) {}
+  /** `delayMs`: how long a line may wait for others to go with it. */
+  constructor(
+    private readonly out: WriteStream,
+    private readonly delayMs = 0,
+  ) {}
 
   /** Appends one line (with its newline) to the next write. */
   write(line: string): void {
     this.parts.push(line);
     this.bytes += line.length;
     if (this.bytes >= FLUSH_BYTES) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushSoon);
-    }
+    else if (this.timer === null) this.timer = setTimeout(this.flushSoon, this.delayMs);
   }
 
   /** Writes what is gathered now. */
   flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     if (this.parts.length === 0) return;
     const text = this.parts.length === 1 ? (this.parts[0] as string) : this.parts.join('');
     this.parts = [];

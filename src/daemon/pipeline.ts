@@ -35,6 +35,9 @@ import type { StateHealth } from './state-health.js';
 import type { CacheCounts, DaemonStatus } from './status.js';
 import type { Watchdog } from './watchdog.js';
 
+/** How long a --record line waits for others to go in one write. */
+const RECORD_FLUSH_MS = 100;
+
 /** Until a baseline arrives nothing is common and the detector says it is waiting for one. */
 export const NO_BASELINE: BaselineReader = {
   process: () => undefined,
@@ -152,7 +155,8 @@ export class Pipeline {
     this.hostKey = hostKeyOf(opts.host);
     this.writes = new HeldWrites({ reporter: opts.reporter, sightings: opts.sightings, health: opts.health, log: opts.log });
     this.alertsOut = opts.alertsOut === null ? null : new LineBatch(opts.alertsOut);
-    this.recordOut = opts.recordOut === null ? null : new LineBatch(opts.recordOut);
+    // The record file is read later, not watched: its lines may wait a moment for others.
+    this.recordOut = opts.recordOut === null ? null : new LineBatch(opts.recordOut, RECORD_FLUSH_MS);
   }
 
   get baseline(): BaselineReader {
@@ -423,8 +427,15 @@ export class Pipeline {
     const s = this.extractor.extract(rec);
     if (s.length > 0) {
       const { watchdog, sightings } = this.opts;
-      // Over budget, a sighting the store holds already today is not even queued (the store would skip it anyway).
-      this.writes.addSightings(s.filter((x) => !(watchdog.level >= 1 && sightings.has(x) && watchdog.sheds('sighting_repeat'))));
+      for (const x of s) {
+        // A sighting the store holds already today is not queued: the store would skip it, after a transaction
+        // per turn for nothing. Over budget that is counted as shed work, as it always was.
+        if (sightings.has(x)) {
+          if (watchdog.level >= 1) watchdog.sheds('sighting_repeat');
+          continue;
+        }
+        this.writes.addSighting(x);
+      }
     }
     let out: ScoreOutcome;
     try {

@@ -16,18 +16,21 @@ function file(): string {
 }
 
 describe('LineBatch', () => {
-  it('writes the lines of one turn in one write, in their order, and all of them at the end', async () => {
+  it('writes the lines gathered meanwhile in one write, in their order, and all of them at the end', async () => {
     const f = file();
     const out = createWriteStream(f);
     const writes: number[] = [];
+    let wrote: () => void = () => undefined;
+    const first = new Promise<void>((r) => (wrote = r));
     const write = out.write.bind(out) as (chunk: string) => boolean;
     out.write = ((chunk: string) => {
       writes.push(chunk.split('\n').length - 1);
+      wrote();
       return write(chunk);
     }) as typeof out.write;
-    const b = new LineBatch(out);
+    const b = new LineBatch(out, 20);
     for (let i = 0; i < 100; i++) b.write(`{"n":${i}}\n`);
-    await new Promise((r) => setImmediate(r));
+    await first;
     b.write('{"n":100}\n');
     await b.end();
     expect(writes).toEqual([100, 1]);
