@@ -23,7 +23,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { BaselineBuilder } from '../src/baseline/builder.js';
-import { DAEMON_NODE_OPTIONS, DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
+import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
 import type { DaemonStatus } from '../src/daemon/status.js';
 import { DAY_MS } from '../src/model/baseline.js';
 import { DEFAULT_POLICY } from '../src/model/root-domain.js';
@@ -82,9 +82,7 @@ class StormDaemon {
     writeFileSync(config, 'statusIntervalMs: 500\nmetrics:\n  port: 0\n');
     const args = [CLI, 'run', '--config', config, '--baseline', baseline, '--state', this.state, '--activation-days', '0'];
     const nodeArgs = (process.env['RARECON_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
-    // Node's options as the service unit gives them (DAEMON_NODE_OPTIONS); RARECON_BENCH_DAEMON_NODE_OPTIONS replaces them ('' for none).
-    const env = { ...process.env, NODE_OPTIONS: process.env['RARECON_BENCH_DAEMON_NODE_OPTIONS'] ?? DAEMON_NODE_OPTIONS };
-    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (b: Buffer) => {
       const lines = (this.partial + b.toString('utf8')).split('\n');
       this.partial = lines.pop() ?? '';

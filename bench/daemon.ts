@@ -25,7 +25,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { BaselineBuilder } from '../src/baseline/builder.js';
-import { DAEMON_NODE_OPTIONS, DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
+import { DEFAULT_THRESHOLDS } from '../src/config/defaults.js';
 import { DEFAULT_POLICY } from '../src/model/root-domain.js';
 import { DAY_MS } from '../src/model/baseline.js';
 import { CLI, REPO } from '../test/support/cli.js';
@@ -154,9 +154,7 @@ class Daemon {
     ];
     // RARECON_BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the daemon under the load.
     const nodeArgs = (process.env['RARECON_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter((a) => a !== '');
-    // Node's options as the service unit gives them (DAEMON_NODE_OPTIONS); RARECON_BENCH_DAEMON_NODE_OPTIONS replaces them ('' for none).
-    const env = { ...process.env, NODE_OPTIONS: process.env['RARECON_BENCH_DAEMON_NODE_OPTIONS'] ?? DAEMON_NODE_OPTIONS };
-    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr?.on('data', (b: Buffer) => {
       if (this.log.length < 1 << 20) this.log += b.toString('utf8');
     });

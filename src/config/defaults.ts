@@ -178,14 +178,6 @@ export interface WatchdogConfig {
   startupGraceMs: number;
 }
 
-/**
- * Node options the service unit runs the daemon with (service/rarecon.service, as NODE_OPTIONS; a
- * test holds the two the same). V8 takes heap settings only at start-up. Its young generation grows
- * to 2 x 16 MiB under an alert storm and stays resident; 4 MiB semi-spaces keep the storm's peak
- * under watchdog.memoryBytes for a few more scavenges.
- */
-export const DAEMON_NODE_OPTIONS = '--max-semi-space-size=4';
-
 export const DEFAULT_WATCHDOG: WatchdogConfig = {
   enabled: true,
   intervalMs: 2_000,

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderUnit } from '../../src/cli/service.js';
-import { DAEMON_NODE_OPTIONS } from '../../src/config/defaults.js';
 import { REPO, rarecon } from '../support/cli.js';
 import { UNIT_PATH, unitCapabilities, unitSettings, unitSyscalls } from '../support/unit-file.js';
 
@@ -38,10 +37,6 @@ describe('the systemd unit', () => {
     ]) {
       expect(r.out).toMatch(new RegExp(`^✓ ${must.replace(/[~=*]/g, (c) => `\\${c}`)}`, 'm'));
     }
-  });
-
-  it("runs node with the daemon's heap settings (DAEMON_NODE_OPTIONS)", () => {
-    expect(readFileSync(UNIT_PATH, 'utf8')).toContain(`\nEnvironment=NODE_OPTIONS=${DAEMON_NODE_OPTIONS}\n`);
   });
 
   it('with ExecStart running node, passes systemd-analyze verify with no message', () => {
