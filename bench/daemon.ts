@@ -512,7 +512,8 @@ export async function benchDaemon(): Promise<void> {
     // 1. Idle (skipped when the steps are narrowed: a quick run to profile or compare one rate).
     const idleDir = path.join(work, 'idle');
     let idleCpuPct = 0;
-    const narrowed = (process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() !== '';
+    // RARECON_BENCH_DAEMON_IDLE=1 measures it in a narrowed run too.
+    const narrowed = (process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() !== '' && process.env['RARECON_BENCH_DAEMON_IDLE'] !== '1';
     if (narrowed) console.log('daemon: idle skipped (RARECON_BENCH_DAEMON_STEPS set); load CPU below is not idle-subtracted');
     const d = narrowed ? null : new Daemon(idleDir, baseline);
     if (d !== null)
