@@ -257,6 +257,9 @@ interface StepResult {
   loadavg: string;
   cpuMsPerConn: number;
   loadCpuPct: number;
+  /** The same, of the daemon and of its helper alone. */
+  daemonCpuPct: number;
+  helperCpuPct: number;
   latency: { p50: number; p99: number; max: number; n: number } | null;
   rssMiB: number;
   hwmMiB: number;
@@ -312,7 +315,9 @@ async function runStep(opts: {
 
     const alertingRate = opts.kind === 'alerting' ? opts.rate : opts.kind === 'mix' ? Math.max(1, Math.round(opts.rate * MIX_ALERTING)) : 0;
     const loopbackRate = opts.rate - alertingRate;
-    const cpu0 = cpuMs(d.pid) + cpuMs(helper);
+    const daemon0 = cpuMs(d.pid);
+    const helper0 = cpuMs(helper);
+    const cpu0 = daemon0 + helper0;
     const self0 = process.cpuUsage();
     const m0 = machineJiffies();
     const t0 = Date.now();
@@ -345,7 +350,9 @@ async function runStep(opts: {
       elapsedMs: done.reduce((a, x) => Math.max(a, x.elapsedMs), 0),
     };
     const loadEnd = Date.now();
-    const cpuLoad = cpuMs(d.pid) + cpuMs(helper);
+    const daemonLoad = cpuMs(d.pid);
+    const helperLoad = cpuMs(helper);
+    const cpuLoad = daemonLoad + helperLoad;
     const genCpu = gens.reduce((a, g) => a + cpuMs(g.pid), 0);
     const m1 = machineJiffies();
     const self1 = process.cpuUsage(self0);
@@ -399,6 +406,8 @@ async function runStep(opts: {
       loadavg,
       cpuMsPerConn: Math.max(0, cpu1 - cpu0 - idleMs) / Math.max(1, recorded),
       loadCpuPct: (100 * (cpuLoad - cpu0)) / Math.max(1, loadEnd - t0),
+      daemonCpuPct: (100 * (daemonLoad - daemon0)) / Math.max(1, loadEnd - t0),
+      helperCpuPct: (100 * (helperLoad - helper0)) / Math.max(1, loadEnd - t0),
       latency:
         lat.length === 0 ? null : { p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1] as number, n: lat.length },
       rssMiB: mem.rss,
@@ -422,7 +431,7 @@ function printStep(r: StepResult): void {
     `  ${r.kind.padEnd(8)} ${String(r.rate).padStart(5)}/s (got ${String(r.achievedRate).padStart(5)}/s): ` +
       `${r.attempted} made, ${r.recorded} scored, ${r.alerts} alerts, lost ${r.attempted - r.recorded} (kernel ${r.kernelDrops}, queue ${r.queueDrops}); watchdog shed ${r.shed} items; ` +
       `drained ${(r.drainMs / 1000).toFixed(1)} s after the load${r.keptUp ? ' (kept up)' : ' (fell behind)'}; ` +
-      `CPU ${r.loadCpuPct.toFixed(0)}% during load = ${(r.cpuMsPerConn * 100).toFixed(0)}% of a core per 1,000/s${lat}; ` +
+      `CPU ${r.loadCpuPct.toFixed(0)}% during load (daemon ${r.daemonCpuPct.toFixed(0)}%, helper ${r.helperCpuPct.toFixed(0)}%) = ${(r.cpuMsPerConn * 100).toFixed(0)}% of a core per 1,000/s${lat}; ` +
       `RSS ${r.rssMiB.toFixed(0)} MiB (peak ${r.hwmMiB.toFixed(0)}), helper ${r.helperRssMiB.toFixed(0)} MiB; ` +
       `enriched ${r.enriched} (${r.repeats} repeats answered without /proc), ${Math.max(0, r.scoredAll - r.recorded)} connections of other processes scored; started in ${r.startToWatchingMs} ms; ` +
       `machine: load avg ${r.loadavg}, other processes ${r.othersCpuPct.toFixed(0)}% CPU`,
@@ -503,7 +512,8 @@ export async function benchDaemon(): Promise<void> {
     // 1. Idle (skipped when the steps are narrowed: a quick run to profile or compare one rate).
     const idleDir = path.join(work, 'idle');
     let idleCpuPct = 0;
-    const narrowed = (process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() !== '';
+    // RARECON_BENCH_DAEMON_IDLE=1 measures it in a narrowed run too.
+    const narrowed = (process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() !== '' && process.env['RARECON_BENCH_DAEMON_IDLE'] !== '1';
     if (narrowed) console.log('daemon: idle skipped (RARECON_BENCH_DAEMON_STEPS set); load CPU below is not idle-subtracted');
     const d = narrowed ? null : new Daemon(idleDir, baseline);
     if (d !== null)

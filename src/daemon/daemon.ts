@@ -23,7 +23,7 @@ import { readHostCredential } from '../sync/enrolment.js';
 import { BaselineSupply } from './baseline-supply.js';
 import { reloadedConfig } from './config.js';
 import { serveMetrics } from './metrics.js';
-import { NO_BASELINE, Pipeline } from './pipeline.js';
+import { NO_BASELINE, Pipeline, WRITE_BATCH_MS } from './pipeline.js';
 import { StateHealth } from './state-health.js';
 import { STATUS_FILE, type DaemonStatus } from './status.js';
 import { buildStatus, writeStatusFile } from './status-writer.js';
@@ -92,6 +92,7 @@ export class Daemon {
     this.host = hostIdentity(c.host.org, c.host.id);
     this.state = StateStore.open(c.stateDir, {
       batchWrites: true,
+      batchDelayMs: WRITE_BATCH_MS,
       onWriteError: (err, rows) =>
         this.log.warn('Dedup state could not be saved; it is tried again with the next write.', { rows, error: err.message }),
     });

@@ -43,6 +43,8 @@ export interface StateStoreOptions {
    * A crash loses at most that turn's rows, as it does the outbox's.
    */
   batchWrites?: boolean;
+  /** With batchWrites: how long a write waits for others to go in its commit; 0 (default): to the end of the turn. */
+  batchDelayMs?: number;
   /** A batched commit failed (its rows are kept and tried again with the next one). */
   onWriteError?: (err: Error, rows: number) => void;
 }
@@ -59,12 +61,15 @@ export class StateStore {
   private readonly pendingValves = new Map<string, ValveRow>();
   private readonly pendingPrunes = new Map<string, number>();
   private commitScheduled = false;
+  private commitTimer: NodeJS.Timeout | null = null;
+  private readonly batchDelayMs: number;
   writeErrorsTotal = 0;
   commitsTotal = 0;
 
   private constructor(db: SqliteDatabase, opts: StateStoreOptions = {}) {
     this.db = db;
     this.batch = opts.batchWrites ?? false;
+    this.batchDelayMs = opts.batchDelayMs ?? 0;
     this.onWriteError = opts.onWriteError;
     this.stmts = {
       hostGet: db.prepare<[string], { enrolled_at_ms: number }>('SELECT enrolled_at_ms FROM hosts WHERE host_key = ?'),
@@ -168,10 +173,13 @@ export class StateStore {
   private scheduleCommit(): void {
     if (this.commitScheduled) return;
     this.commitScheduled = true;
-    setImmediate(() => {
+    const run = (): void => {
       this.commitScheduled = false;
+      this.commitTimer = null;
       this.commitPending();
-    });
+    };
+    if (this.batchDelayMs > 0) this.commitTimer = setTimeout(run, this.batchDelayMs);
+    else setImmediate(run);
   }
 
   /** Commits the batched writes now (reads and close() do so first). */
@@ -223,6 +231,7 @@ export class StateStore {
 
   close(): void {
     if (this.closed) return;
+    if (this.commitTimer !== null) clearTimeout(this.commitTimer);
     this.commitPending();
     this.closed = true;
     this.db.close();

@@ -52,6 +52,27 @@ describe('StateStore batchWrites', () => {
     expect(again.handle(alertOn(1010)).kind).toBe('repeat');
   });
 
+  it('with batchDelayMs, alerts of several turns within the delay go in one commit', async () => {
+    const st = StateStore.open(tempDir(), { batchWrites: true, batchDelayMs: 50 });
+    const s = scorerOn(st);
+    let committed: () => void = () => undefined;
+    const firstCommit = new Promise<void>((r) => (committed = r));
+    const commit = st.commitPending.bind(st);
+    st.commitPending = () => {
+      commit();
+      if (st.commitsTotal > 0) committed();
+    };
+    for (let p = 3000; p < 3005; p++) {
+      expect(s.handle(alertOn(p)).kind).toBe('new');
+      await turn();
+    }
+    // Unless the machine stalled past the delay between two turns, one commit took all five.
+    await firstCommit;
+    expect(st.pendingWrites).toBe(0);
+    expect(st.alertsSince(T - 1)).toBe(5);
+    st.close();
+  });
+
   it('writes what is pending on close, without waiting for the turn', () => {
     const dir = tempDir();
     const st = StateStore.open(dir, { batchWrites: true });
