@@ -11,13 +11,7 @@ import { observerId } from '../model/observer.js';
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { NEEDS_RECORD, ScannedSightings } from '../detect/scanned-sightings.js';
-import {
-  isScannedLine,
-  isUnrecognised,
-  readLogFiles,
-  type FileStats,
-  type ScannedLine,
-} from '../sources/replay/log-reader.js';
+import { isScannedLine, isUnrecognised, readLogFiles, type FileStats, type ScannedLine } from '../sources/replay/log-reader.js';
 import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
