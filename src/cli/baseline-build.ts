@@ -88,7 +88,7 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
         ? 'native line scanner'
         : `JavaScript (native line scanner not loaded: ${loaded.reason})`;
   // Connections the scanner read go by their ids; one named by a DNS answer, or of a time past the file's days, by its record.
-  const fast = new ScannedSightings(unit as ObserverUnit, policy, detect);
+  const fast = new ScannedSightings(unit as ObserverUnit, policy, detect, builder);
   let scannedRecords = 0;
   for await (const { items, scanned, file } of logs.scanBatches(scanner)) {
     // Once a batch (at most five draws a second): a chunk of a Sysmon export may hold no record at all.
@@ -98,16 +98,11 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
       if (isScannedLine(entry)) {
         const timeMs = scanned!.time(entry);
         if (timeMs < LAST_BASELINE_DAY_MS + DAY_MS) {
-          const observer = fast.observer(scanned!, entry);
-          const found = fast.extract(scanned!, entry, observer);
-          if (found !== NEEDS_RECORD) {
+          const added = fast.learn(scanned!, entry);
+          if (added !== NEEDS_RECORD) {
             records++;
             scannedRecords++;
-            if (unit === 'host') builder.seeHost(observer, timeMs);
-            if (found > 0) {
-              builder.add(fast.sighting);
-              sightings++;
-            }
+            sightings += added;
             continue;
           }
         }

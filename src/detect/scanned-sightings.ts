@@ -3,19 +3,19 @@
 // observer) is worked out once per id of the scanner's epoch, not once a line.
 // A connection named only by a DNS answer needs the enrich stage: its record
 // goes the record way.
-import type { ObserverUnit, RootDomainPolicy, Sighting } from '../model/baseline.js';
-import { dayStart } from '../model/baseline.js';
+import type { BaselineBuilder } from '../baseline/builder.js';
+import { DAY_MS, type ObserverUnit, type RootDomainPolicy } from '../model/baseline.js';
 import { observerId } from '../model/observer.js';
 import type { ScannedLines, ScannedTable } from '../model/scanned.js';
 import type { DetectConfig } from '../config/defaults.js';
 import { makeRootDomainResolver, type RootDomainResolver } from '../model/root-domain.js';
 import { makeAddressClassifier } from '../model/address.js';
 
-/** What extract() found: the line's record is needed (named by DNS), or none, one run, or one combo sighting in `sighting`. */
+/** learn() could not tell from the ids: the line's record is needed (its name comes from a DNS answer). */
 export const NEEDS_RECORD = -1;
 
-/** A root domain of a name id: the domain, '' for a name that teaches no combination, undefined not worked out. */
-type RootOfName = string | undefined;
+/** Builder root id of a name id; NO_ROOT for a name that teaches no combination, undefined not worked out. */
+const NO_ROOT = -1;
 
 export class ScannedSightings {
   private readonly classify;
@@ -23,26 +23,63 @@ export class ScannedSightings {
   private readonly resolve: RootDomainResolver;
   private table: ScannedTable | null = null;
   private external: (boolean | undefined)[] = [];
-  private roots: RootOfName[] = [];
+  private rootIds: (number | undefined)[] = [];
+  /** The builder's sha256 id by the scanner's. */
+  private shaIds: (number | undefined)[] = [];
   /** Observer by host id, with the org id it was seen with (a host id under another org is another host). */
   private observers: (string | undefined)[] = [];
   private observerOrgs: number[] = [];
-  /** The sighting extract() fills, reused (the builder copies what it keeps). */
-  readonly sighting: Sighting = { observer: '', dayMs: 0, sha256: '', rootDomain: null, port: null };
 
   constructor(
     private readonly unit: ObserverUnit,
     private readonly policy: RootDomainPolicy,
     config: DetectConfig,
+    private readonly builder: BaselineBuilder,
   ) {
     this.classify = makeAddressClassifier(config.internalNetworks).classify;
     this.resolve = makeRootDomainResolver(config.internalDomains).uncached;
   }
 
-  /** The observer of line i (what SightingExtractor and the build's seeHost() take from the record). */
-  observer(s: ScannedLines, i: number): string {
-    this.epoch(s.table);
-    if (this.unit === 'day') return observerId('day', '', '', s.time(i));
+  /**
+   * What the build does with the record of scanned line i (its time checked
+   * to fit a baseline file): the host seen on its day, and the sighting
+   * SightingExtractor.extract() gives added to the builder. Returns the
+   * sightings added (0 or 1), or NEEDS_RECORD, having done nothing.
+   */
+  learn(s: ScannedLines, i: number): number {
+    const table = s.table;
+    if (this.table !== table) this.epoch(table);
+    const timeMs = s.time(i);
+    const shaId = s.sha(i);
+    let rootId = NO_ROOT;
+    if (shaId >= 0 && !s.inbound(i) && this.isExternal(table, s.ip(i))) {
+      const nameId = s.name(i);
+      const hostname = nameId < 0 ? null : table.hostname(nameId);
+      if (hostname === null) return NEEDS_RECORD;
+      let r = this.rootIds[nameId];
+      if (r === undefined) {
+        // '-' names nothing (no DNS answer stands in for it); an internal or single-label name has no root domain.
+        const rd = hostname === '-' ? null : this.resolve(hostname, this.policy);
+        this.rootIds[nameId] = r = rd === null || !rd.ok ? NO_ROOT : this.builder.rootIdOf(rd.rootDomain);
+      }
+      rootId = r;
+    }
+    const observer = this.observer(s, i, timeMs);
+    if (shaId < 0) {
+      if (this.unit === 'host') this.builder.seeHost(observer, timeMs);
+      return 0;
+    }
+    let id = this.shaIds[shaId];
+    if (id === undefined) this.shaIds[shaId] = id = this.builder.shaIdOf(table.text(shaId));
+    // Not a sha256 to the builder (the scanner takes none such): the record's way, which counts it.
+    if (id < 0) return NEEDS_RECORD;
+    // The day fits (the caller checked the time). The sighting's day stands for the host's day too (seeHost()).
+    this.builder.addIds(observer, Math.floor(timeMs / DAY_MS), id, rootId, s.port(i));
+    return 1;
+  }
+
+  private observer(s: ScannedLines, i: number, timeMs: number): string {
+    if (this.unit === 'day') return observerId('day', '', '', timeMs);
     const host = s.host(i);
     const org = s.org(i);
     let o = this.observers[host];
@@ -52,39 +89,6 @@ export class ScannedSightings {
       this.observerOrgs[host] = org;
     }
     return o;
-  }
-
-  /**
-   * The sightings of scanned line i as SightingExtractor.extract() gives them
-   * for its record: 0 (none), 1 (the sha256 run, in `sighting`), 2 (a combo
-   * sighting, in `sighting`), or NEEDS_RECORD when only the record can say
-   * (its name comes from a DNS answer).
-   */
-  extract(s: ScannedLines, i: number, observer: string): number {
-    const table = s.table;
-    this.epoch(table);
-    const shaId = s.sha(i);
-    if (shaId < 0) return 0;
-    let root: string | null = null;
-    if (!s.inbound(i) && this.isExternal(table, s.ip(i))) {
-      const nameId = s.name(i);
-      const hostname = nameId < 0 ? null : table.hostname(nameId);
-      if (hostname === null) return NEEDS_RECORD;
-      let r = this.roots[nameId];
-      if (r === undefined) {
-        // '-' names nothing (no DNS answer stands in for it); an internal or single-label name has no root domain.
-        const rd = hostname === '-' ? null : this.resolve(hostname, this.policy);
-        this.roots[nameId] = r = rd === null || !rd.ok ? '' : rd.rootDomain;
-      }
-      if (r !== '') root = r;
-    }
-    const out = this.sighting;
-    out.observer = observer;
-    out.dayMs = dayStart(s.time(i));
-    out.sha256 = table.text(shaId);
-    out.rootDomain = root;
-    out.port = root === null ? null : s.port(i);
-    return root === null ? 1 : 2;
   }
 
   private isExternal(table: ScannedTable, ipId: number): boolean {
@@ -98,10 +102,10 @@ export class ScannedSightings {
 
   /** A new table: the scanner dropped its ids, so do the caches. */
   private epoch(table: ScannedTable): void {
-    if (this.table === table) return;
     this.table = table;
     this.external = [];
-    this.roots = [];
+    this.rootIds = [];
+    this.shaIds = [];
     this.observers = [];
     this.observerOrgs = [];
   }
