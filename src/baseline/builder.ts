@@ -191,23 +191,43 @@ export class BaselineBuilder {
       this.rejected.sha256++;
       return false;
     }
+    this.addIds(observer, day, shaId, root === null ? -1 : this.rootIdOf(root), port as number);
+    return true;
+  }
+
+  /**
+   * The builder's id of a sha256 (64 hex digits, either case), interned; -1
+   * when it is not one. With rootIdOf() and addIds(), for a reader that keeps
+   * ids of its own (the native scanner's) and maps each once.
+   */
+  shaIdOf(hex: string): number {
+    return this.shas.intern(hex);
+  }
+
+  /** The builder's id of a root domain (kept as given, as add() keeps it). */
+  rootIdOf(root: string): number {
+    let rootId = this.rootIds.get(root);
+    if (rootId === undefined) {
+      rootId = this.roots.length;
+      this.roots.push(root);
+      this.rootIds.set(root, rootId);
+    }
+    return rootId;
+  }
+
+  /**
+   * add() of a sighting already checked: a non-empty observer, an epoch day
+   * 0..65535, ids from shaIdOf() and rootIdOf() (rootId -1: the sha256 run
+   * alone), and a port 0..65535 when there is a root domain.
+   */
+  addIds(observer: string, day: number, shaId: number, rootId: number, port: number): void {
     const obs = this.observerIdOf(observer, day);
     this.processSets.add(shaId, obs, day);
-    if (root !== null) {
-      let rootId = this.rootIds.get(root);
-      if (rootId === undefined) {
-        rootId = this.roots.length;
-        this.roots.push(root);
-        this.rootIds.set(root, rootId);
-      }
-      const combo = this.combos.intern(shaId, rootId, port as number);
-      this.comboSets.add(combo, obs, day);
-    }
+    if (rootId >= 0) this.comboSets.add(this.combos.intern(shaId, rootId, port), obs, day);
     this.sightingsPerDay[day] = (this.sightingsPerDay[day] as number) + 1;
     if (day < this.firstDay) this.firstDay = day;
     if (day > this.lastDay) this.lastDay = day;
     this.accepted++;
-    return true;
   }
 
   private observerIdOf(observer: string, day: number): number {

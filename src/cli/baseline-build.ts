@@ -10,7 +10,9 @@ import { DAY_MS, type ObserverUnit, type TierThresholds } from '../model/baselin
 import { observerId } from '../model/observer.js';
 import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
-import { isScannedLine, isUnrecognised, readLogFiles, type FileStats } from '../sources/replay/log-reader.js';
+import { NEEDS_RECORD, ScannedSightings } from '../detect/scanned-sightings.js';
+import { isScannedLine, isUnrecognised, readLogFiles, type FileStats, type ScannedLine } from '../sources/replay/log-reader.js';
+import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
 import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
 import { unrecognisedMessage } from './unrecognised-inputs.js';
@@ -77,12 +79,37 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
     if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
   };
   const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) });
-  // Without a line scanner every item is a record or an error.
-  for await (const { items, file } of logs.scanBatches(null)) {
+  const loaded = values['js-reader'] ? null : loadLineScanner();
+  const scanner = loaded?.ok === true ? loaded.scanner : null;
+  const reader =
+    loaded === null
+      ? 'JavaScript (--js-reader)'
+      : loaded.ok
+        ? 'native line scanner'
+        : `JavaScript (native line scanner not loaded: ${loaded.reason})`;
+  // Connections the scanner read go by their ids; one named by a DNS answer, or of a time past the file's days, by its record.
+  const fast = new ScannedSightings(unit as ObserverUnit, policy, detect, builder);
+  let scannedRecords = 0;
+  for await (const { items, scanned, file } of logs.scanBatches(scanner)) {
     // Once a batch (at most five draws a second): a chunk of a Sysmon export may hold no record at all.
     progress.update(file, records, logs.bytesRead);
-    for (const item of items) {
-      if (isScannedLine(item)) continue;
+    for (const entry of items) {
+      let item: Exclude<typeof entry, ScannedLine>;
+      if (isScannedLine(entry)) {
+        const timeMs = scanned!.time(entry);
+        if (timeMs < LAST_BASELINE_DAY_MS + DAY_MS) {
+          const added = fast.learn(scanned!, entry);
+          if (added !== NEEDS_RECORD) {
+            records++;
+            scannedRecords++;
+            sightings += added;
+            continue;
+          }
+        }
+        item = scanned!.record(entry);
+      } else {
+        item = entry;
+      }
       if (item.type === 'error') {
         report(item);
         continue;
@@ -126,7 +153,8 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
       (ptr > 0
         ? `  ${n(ptr)} connections named only by reverse DNS taught no combination (detect.reverseDnsNames: true learns them)\n`
         : '') +
-      `  ${written.droppedOutsideWindowTotal.toLocaleString('en-US')} sightings outside the ${windowDays}-day window left out; errors: ${formatCounts(errorsByCode)}\n`,
+      `  ${written.droppedOutsideWindowTotal.toLocaleString('en-US')} sightings outside the ${windowDays}-day window left out; errors: ${formatCounts(errorsByCode)}\n` +
+      `  reader: ${reader}${scannedRecords > 0 ? `, which read ${n(scannedRecords)} of the records` : ''}\n`,
   );
   return 0;
 }

@@ -57,6 +57,7 @@ export const BASELINE_BUILD = defineCommand({
     version: { type: 'string', value: 'N', help: 'the baseline version', shownDefault: 'the build time in ms' },
     'no-private-domains': { type: 'boolean', help: 'root domains by the ICANN list only (no private suffixes like github.io)' },
     'omit-single-observer': { type: 'boolean', help: 'leave out combinations seen by one observer (needs --very-rare-max 1 or more)' },
+    'js-reader': { type: 'boolean', help: 'parse every line in JavaScript, without the native line scanner' },
     'uncommon-below': {
       type: 'string',
       value: 'N',
