@@ -102,7 +102,7 @@ function contents(path: string): Record<string, unknown[]> {
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>;
     const out: Record<string, unknown[]> = {};
     for (const { name } of tables) {
-      const rows = db.prepare(`SELECT * FROM "${name}"`).raw().all();
+      const rows = db.prepare(`SELECT * FROM "${name}"`).raw().all() as unknown[][];
       out[name] = name === 'meta' ? rows.filter((row) => row[0] !== 'builtAtMs') : rows;
     }
     return out;
