@@ -12,9 +12,8 @@ import type { RecordError } from '../model/records.js';
 import { DEFAULT_POLICY } from '../model/root-domain.js';
 import { NEEDS_RECORD, ScannedSightings } from '../detect/scanned-sightings.js';
 import { isScannedLine, isUnrecognised, readLogFiles, type FileStats, type ScannedLine } from '../sources/replay/log-reader.js';
-import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
-import { checkInputs, configOf, formatCounts, Progress, UsageError } from './io.js';
+import { checkInputs, chooseReader, configOf, formatCounts, Progress, UsageError } from './io.js';
 import { unrecognisedMessage } from './unrecognised-inputs.js';
 import { parseCommand } from './command-spec.js';
 import { BASELINE_BUILD } from './commands.js';
@@ -79,14 +78,7 @@ export async function baselineBuildCommand(argv: string[], out: Writable, err: N
     if (++errorsTotal <= MAX_ERROR_LINES) err.write(`${e.origin.file}:${e.origin.line}: ${e.code}: ${e.message}\n`);
   };
   const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(detect) });
-  const loaded = values['js-reader'] ? null : loadLineScanner();
-  const scanner = loaded?.ok === true ? loaded.scanner : null;
-  const reader =
-    loaded === null
-      ? 'JavaScript (--js-reader)'
-      : loaded.ok
-        ? 'native line scanner'
-        : `JavaScript (native line scanner not loaded: ${loaded.reason})`;
+  const { scanner, reader } = chooseReader(values['js-reader'] === true);
   // Connections the scanner read go by their ids; one named by a DNS answer, or of a time past the file's days, by its record.
   const fast = new ScannedSightings(unit as ObserverUnit, policy, detect, builder);
   let scannedRecords = 0;

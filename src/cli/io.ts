@@ -4,6 +4,7 @@ import { statSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { DEFAULT_CONFIG, type RareconConfig } from '../config/defaults.js';
 import { mergeDefaults } from '../config/spec.js';
+import { loadLineScanner, type LineScanner } from '../sources/replay/fast/native-scan.js';
 
 /** A usage or start-up problem: printed as one line, exit status 1. */
 export class UsageError extends Error {}
@@ -121,4 +122,12 @@ export async function configOf(file: string | undefined): Promise<RareconConfig>
   const r = loadConfig(file);
   if (!r.ok) throw new UsageError(`bad config:\n${formatProblems(r)}`);
   return r.config;
+}
+
+/** The reader a run uses (the native line scanner unless --js-reader or it cannot load) and how its summary names it. */
+export function chooseReader(jsReader: boolean): { scanner: LineScanner | null; reader: string } {
+  const loaded = jsReader ? null : loadLineScanner();
+  if (loaded === null) return { scanner: null, reader: 'JavaScript (--js-reader)' };
+  if (loaded.ok) return { scanner: loaded.scanner, reader: 'native line scanner' };
+  return { scanner: null, reader: `JavaScript (native line scanner not loaded: ${loaded.reason})` };
 }

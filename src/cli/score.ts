@@ -13,9 +13,8 @@ import { toOcsf } from '../model/ocsf.js';
 import type { RecordErrorCode, SourceRecord } from '../model/records.js';
 import type { ScannedLines } from '../model/scanned.js';
 import { isScannedLine, isUnrecognised, readLogFiles, type FileStats, type ScannedLine } from '../sources/replay/log-reader.js';
-import { loadLineScanner } from '../sources/replay/fast/native-scan.js';
 import { sysmonOptionsOf } from '../sources/replay/sysmon-reader.js';
-import { checkInputs, configOf, formatCounts, Progress, UsageError, writeLine } from './io.js';
+import { checkInputs, chooseReader, configOf, formatCounts, Progress, UsageError, writeLine } from './io.js';
 import { unrecognisedMessage } from './unrecognised-inputs.js';
 import { parseCommand } from './command-spec.js';
 import { SCORE } from './commands.js';
@@ -169,14 +168,7 @@ export async function scoreCommand(
   let scannedRecords = 0;
   const progress = new Progress(err, positionals.length, totalBytes);
   const logs = readLogFiles(positionals, { sysmon: sysmonOptionsOf(config.detect) });
-  const loaded = values['js-reader'] ? null : loadLineScanner();
-  const scanner = loaded?.ok === true ? loaded.scanner : null;
-  const reader =
-    loaded === null
-      ? 'JavaScript (--js-reader)'
-      : loaded.ok
-        ? 'native line scanner'
-        : `JavaScript (native line scanner not loaded: ${loaded.reason})`;
+  const { scanner, reader } = chooseReader(values['js-reader'] === true);
 
   let hostsLearning: HostLearning[] = [];
   /** Learning hosts the baseline's history knows (asked before it is closed). */
