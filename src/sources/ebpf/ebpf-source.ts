@@ -1,6 +1,7 @@
 // The eBPF helper as a live source: its connect records, with the image each
 // process exec'd and the kernel's stack verdict, and the DNS answers parsed
 // from the packets it captured.
+import { BoundedCache } from '../../common/bounded-cache.js';
 import type { HostRef } from '../../model/records.js';
 import { readiness, type ExecImage, type KernelStackVerdict, type LiveRecord, type LiveSource } from '../source.js';
 import type { HelperProcess } from './helper-process.js';
@@ -18,10 +19,13 @@ export const EXEC_TABLE_ENTRIES = 16_384;
  * that is gone by the time it is enriched still has its path and a way to the bytes it ran.
  */
 export class ExecTable {
-  private readonly byProcess = new Map<string, ExecImage>();
+  // Oldest exec evicted first; a lookup does not refresh it (peek), so the order stays the order of the execs.
+  private readonly byProcess: BoundedCache<string, ExecImage>;
   private helperPid: number | null = null;
 
-  constructor(private readonly maxEntries = EXEC_TABLE_ENTRIES) {}
+  constructor(maxEntries = EXEC_TABLE_ENTRIES) {
+    this.byProcess = new BoundedCache({ maxEntries });
+  }
 
   /** A new helper run: the fds of the last one are closed, and it seeds the running processes again. */
   hello(helperPid: number): void {
@@ -30,10 +34,7 @@ export class ExecTable {
   }
 
   exec(r: RawExec): void {
-    const key = `${r.pid}:${r.processStartBootNs}`;
-    // Re-inserted, so the order of the map is the order of the execs.
-    this.byProcess.delete(key);
-    this.byProcess.set(key, {
+    this.byProcess.set(`${r.pid}:${r.processStartBootNs}`, {
       path: r.path,
       dev: r.dev,
       ino: r.ino,
@@ -44,10 +45,6 @@ export class ExecTable {
       uid: r.uid,
       ppid: r.ppid,
     });
-    if (this.byProcess.size > this.maxEntries) {
-      const oldest = this.byProcess.keys().next();
-      if (oldest.done !== true) this.byProcess.delete(oldest.value);
-    }
   }
 
   /** Its connections were already handed out with their image. */
@@ -57,7 +54,7 @@ export class ExecTable {
 
   /** The image of the connecting process, when its EXEC was seen and names the same file the connect does. */
   imageOf(c: RawConnect): ExecImage | null {
-    const img = this.byProcess.get(`${c.pid}:${c.processStartBootNs}`);
+    const img = this.byProcess.peek(`${c.pid}:${c.processStartBootNs}`);
     if (img === undefined) return null;
     if (c.exe !== null && (c.exe.dev !== img.dev || c.exe.ino !== img.ino)) return null;
     return img;
