@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rarecon, REPO } from '../support/cli.js';
+import { seededRandom } from '../support/rng.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 8, 1, 9);
@@ -16,20 +17,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const input = join(tmp, 'fleet.jsonl');
 const addonBuilt = existsSync(join(REPO, 'native-events', 'build', 'line_scan.node'));
 
-/** Small seeded generator, so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) / 4_294_967_296;
-  };
-}
-
 const sha = (i: number): string => (i.toString(16).padStart(2, '0') + 'cd').repeat(16);
 
 function lines(n: number): string {
-  const r = prng(11);
+  const r = seededRandom(11);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const hosts: unknown[] = [
     { id: 'h1', org: 'o1' },

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, rarecon, REPO } from '../support/cli.js';
+import { seededRandom } from '../support/rng.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 8, 1, 9);
@@ -16,16 +17,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const baseline = join(tmp, 'base.db');
 const today = join(tmp, 'today.jsonl');
 const addonBuilt = existsSync(join(REPO, 'native-events', 'build', 'line_scan.node'));
-
-/** Small seeded generator, so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    s ^= s >>> 13;
-    return (s >>> 0) / 4_294_967_296;
-  };
-}
 
 const sha = (i: number): string => (i.toString(16).padStart(2, '0') + 'ab').repeat(16);
 
@@ -90,7 +81,7 @@ function history(): string {
 
 /** A day of records: mostly plain connections, with every kind of odd value the readers must agree on. */
 function day(n: number): string {
-  const r = prng(7);
+  const r = seededRandom(7);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const hosts: unknown[] = [
     { id: 'h1', org: 'o1' },
