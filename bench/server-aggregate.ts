@@ -43,7 +43,8 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function httpJson(url: string, method: string, token: string | null): Promise<{ status: number; body: Buffer; ms: number }> {
+/** One plain-HTTP call with an optional bearer token: status, body and how long it took. */
+export function httpJson(url: string, method: string, token: string | null): Promise<{ status: number; body: Buffer; ms: number }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const u = new URL(url);

@@ -15,6 +15,7 @@ import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { DEFAULT_FLEET, simulateFleet, shaOf } from './fleet-sim.js';
+import { httpJson } from './server-aggregate.js';
 import { DEFAULT_SERVER, type ServerConfig } from '../src/config/defaults.js';
 import { PgStore } from '../src/server/pg-store.js';
 import { startPgCluster, startStandby, waitForReplay, pgMissingReason, type PgCluster } from '../test/support/postgres.js';
@@ -32,22 +33,6 @@ function mib(bytes: number): string {
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
-}
-
-function httpCall(url: string, method: string, token: string | null): Promise<{ status: number; body: Buffer; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const headers: Record<string, string> = {};
-    if (token !== null) headers.authorization = `Bearer ${token}`;
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ms: performance.now() - started }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 interface Child {
@@ -111,7 +96,7 @@ async function one<T extends pg.QueryResultRow>(url: string, sql: string): Promi
 async function bucketFetches(url: string, cred: string, n: number, salt: string): Promise<{ p50: number; p99: number }> {
   const lat: number[] = [];
   for (let i = 0; i < n; i++) {
-    const r = await httpCall(`${url}/v1/baseline/buckets/${shaOf(`${salt}-${i}`).slice(0, 4)}`, 'GET', cred);
+    const r = await httpJson(`${url}/v1/baseline/buckets/${shaOf(`${salt}-${i}`).slice(0, 4)}`, 'GET', cred);
     if (r.status !== 200) throw new Error(`bucket fetch answered ${r.status}: ${r.body.toString().slice(0, 200)}`);
     lat.push(r.ms);
   }
@@ -197,7 +182,7 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
     const stored = Number(parts.b ?? size.b);
     out(`intake store: ${mib(stored)} of sightings (${(stored / (r1.sightings + r2.sightings)).toFixed(1)} bytes a sighting)`);
 
-    const b = await httpCall(`${n1.url}/v1/admin/build`, 'POST', n1.adminToken);
+    const b = await httpJson(`${n1.url}/v1/admin/build`, 'POST', n1.adminToken);
     if (b.status !== 200) throw new Error(`build failed: ${b.body.toString()}`);
     const built = JSON.parse(b.body.toString()) as {
       version: number;
@@ -220,7 +205,7 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
     // Node 2 reads the standby: wait until its current version is the new one.
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const h = JSON.parse((await httpCall(`${n2.url}/v1/health`, 'GET', null)).body.toString()) as { baselineVersion: number | null };
+      const h = JSON.parse((await httpJson(`${n2.url}/v1/health`, 'GET', null)).body.toString()) as { baselineVersion: number | null };
       if (h.baselineVersion === built.version) break;
       if (Date.now() > deadline) throw new Error('the standby never served the new version');
       await new Promise((r) => setTimeout(r, 200));
