@@ -88,6 +88,7 @@ struct rc_frame_header {
 #define RC_HELLO_F_EXEC (1u << 8)	 /* EXEC records (sched_process_exec), running processes seeded at start */
 #define RC_HELLO_F_FIND_VMA (1u << 9)	 /* CONNECT frames judged in the kernel (bpf_find_vma, 5.17+) */
 #define RC_HELLO_F_IMAGE_FDS (1u << 10) /* the helper holds an fd of each exec'd image (rc_exec.image_fd) */
+#define RC_HELLO_F_EXEC_FILES (1u << 11) /* images taken as the execs open them (fanotify FAN_OPEN_EXEC) */
 
 /* First frame of every stream. */
 struct rc_hello {

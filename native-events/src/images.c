@@ -196,19 +196,24 @@ static void evict_oldest(struct rc_images *im)
 		close_slot(im, best);
 }
 
-void rc_images_take(struct rc_images *im, struct rc_exec *e, uint64_t now_ns)
+void rc_images_take(struct rc_images *im, struct rc_exec *e, uint64_t now_ns, int given_fd)
 {
 	char path[64];
 	struct stat st;
 	uint32_t pos, s;
-	int fd;
+	int fd = given_fd;
 
 	e->image_fd = -1;
 	e->image_errno = 0;
-	if (im->cap == 0)
+	if (im->cap == 0) {
+		if (fd >= 0)
+			close(fd);
 		return;
-	snprintf(path, sizeof(path), "/proc/%u/exe", e->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	}
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%u/exe", e->pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	}
 	if (fd < 0) {
 		e->image_errno = errno == ENOENT ? ESRCH : errno;
 		return;

@@ -21,10 +21,12 @@ struct rc_images *rc_images_new(uint32_t cap, uint64_t linger_ns);
 void rc_images_free(struct rc_images *im);
 
 /*
- * Opens /proc/<pid>/exe, checks (dev, ino) against the record, holds it and
- * sets e->image_fd; or sets image_errno. now_ns: CLOCK_MONOTONIC.
+ * Holds given_fd (the file as the exec opened it, see exec_files.h) or, when
+ * it is -1, opens /proc/<pid>/exe; checks (dev, ino) against the record and
+ * sets e->image_fd, or sets image_errno. Owns given_fd from here on.
+ * now_ns: CLOCK_MONOTONIC.
  */
-void rc_images_take(struct rc_images *im, struct rc_exec *e, uint64_t now_ns);
+void rc_images_take(struct rc_images *im, struct rc_exec *e, uint64_t now_ns, int given_fd);
 
 /* The thread group exited: its image is closed after the linger. */
 void rc_images_exited(struct rc_images *im, uint32_t tgid, uint64_t now_ns);

@@ -33,6 +33,7 @@
 
 #include "../rarecon_events.h"
 #include "dns_capture.h"
+#include "exec_files.h"
 #include "images.h"
 #include "log.h"
 #include "output.h"
@@ -58,6 +59,10 @@ _Static_assert(sizeof(struct rc_exec) == RC_EXEC_HEAD_SIZE, "EXEC head size");
 #define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
 #define OUT_BUFFER_BYTES (256u << 10)
 #define DNS_PACKETS_PER_ROUND 256
+/* Exec'd files read from fanotify and not yet matched to their EXEC record (interpreters among them). */
+#define EXEC_FILES_PENDING 1024u
+/* An exec open whose EXEC record has not come in this long is let go (a failed exec, an interpreter). */
+#define EXEC_FILES_MAX_AGE_NS (5ull * 1000000000ull)
 
 struct options {
 	bool dns;
@@ -77,6 +82,8 @@ struct state {
 	struct rc_out out;
 	int64_t boot_to_realtime_ns;
 	struct rc_images *images;
+	/* the exec'd files as the execs open them; NULL without fanotify (see exec_files.h) */
+	struct rc_exec_files *exec_files;
 };
 
 static void usage(FILE *f)
@@ -338,9 +345,13 @@ static int on_kernel_record(void *ctx, void *data, size_t size)
 			alen = 0;
 		e.path_len = (uint16_t)plen;
 		e.args_len = (uint16_t)alen;
-		/* First of all: take hold of the image while the process may still be there. */
-		if (st->images)
-			rc_images_take(st->images, &e, rc_now_ns(CLOCK_MONOTONIC));
+		/* First of all: take hold of the image, as the exec opened it or while the process may still be there. */
+		if (st->images) {
+			uint64_t now = rc_now_ns(CLOCK_MONOTONIC);
+			int fd = st->exec_files ? rc_exec_files_take(st->exec_files, e.pid, e.exe_dev, e.exe_ino, now) : -1;
+
+			rc_images_take(st->images, &e, now, fd);
+		}
 		e.realtime_ns = e.boot_ns + (uint64_t)st->boot_to_realtime_ns;
 		memcpy(tail, k->path + k->path_off, plen);
 		memcpy(tail + plen, k->args, alen);
@@ -492,7 +503,7 @@ static int seed_running(struct state *st, struct rarecon_events_bpf *skel, bool 
 		}
 		e.path_len = (uint16_t)strnlen(link, RC_EXEC_PATH_MAX);
 		if (st->images)
-			rc_images_take(st->images, &e, rc_now_ns(CLOCK_MONOTONIC));
+			rc_images_take(st->images, &e, rc_now_ns(CLOCK_MONOTONIC), -1);
 		else
 			e.image_fd = -1;
 		e.realtime_ns = e.boot_ns + (uint64_t)st->boot_to_realtime_ns;
@@ -712,8 +723,8 @@ int main(int argc, char **argv)
 	if ((flags & RC_HELLO_F_EXEC) && opt.image_fds > 0) {
 		struct rlimit nf;
 
-		if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur < opt.image_fds + 256u) {
-			nf.rlim_cur = opt.image_fds + 256u;
+		if (getrlimit(RLIMIT_NOFILE, &nf) == 0 && nf.rlim_cur < opt.image_fds + 256u + EXEC_FILES_PENDING) {
+			nf.rlim_cur = opt.image_fds + 256u + EXEC_FILES_PENDING;
 			if (nf.rlim_max < nf.rlim_cur)
 				nf.rlim_max = nf.rlim_cur;
 			if (setrlimit(RLIMIT_NOFILE, &nf) != 0) {
@@ -729,6 +740,21 @@ int main(int argc, char **argv)
 		st.images = rc_images_new(opt.image_fds, (uint64_t)opt.image_linger_ms * 1000000ull);
 		if (st.images && opt.image_fds > 0)
 			flags |= RC_HELLO_F_IMAGE_FDS;
+	}
+	if (flags & RC_HELLO_F_IMAGE_FDS) {
+		char err[160];
+
+		st.exec_files = rc_exec_files_open(EXEC_FILES_PENDING, err, sizeof(err));
+		if (st.exec_files && rc_exec_files_mark_mounts(st.exec_files) > 0) {
+			flags |= RC_HELLO_F_EXEC_FILES;
+		} else {
+			if (st.exec_files)
+				snprintf(err, sizeof(err), "no filesystem could be marked");
+			rc_exec_files_close(st.exec_files);
+			st.exec_files = NULL;
+			rc_info("exec'd files are not held as the execs open them (%s): the image of a process gone "
+				"before its EXEC is read is found through /proc or its path only", err);
+		}
 	}
 	if (rc_out_init(&st.out, STDOUT_FILENO, OUT_BUFFER_BYTES) != 0) {
 		rc_error("out of memory for the output buffer");
@@ -768,6 +794,12 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		rc_info("seeded %d running processes (%u images held)", seeded, st.images ? rc_images_held(st.images) : 0);
+		if (st.exec_files) {
+			struct rc_exec_files_stats xs;
+
+			rc_exec_files_stats(st.exec_files, &xs);
+			rc_info("exec'd files are held as the execs open them (fanotify, %u filesystems)", xs.filesystems);
+		}
 	}
 
 	uint64_t now = rc_now_ns(CLOCK_MONOTONIC);
@@ -777,8 +809,9 @@ int main(int argc, char **argv)
 	uint64_t next_clock = now + 1000000000ull;
 
 	while (!stop) {
-		struct pollfd fds[4];
+		struct pollfd fds[5];
 		nfds_t nfds = 0;
+		int mounts_at;
 		uint64_t deadline = next_stats < next_clock ? next_stats : next_clock;
 		int timeout_ms, n, consumed;
 
@@ -793,6 +826,11 @@ int main(int argc, char **argv)
 		fds[nfds++] = (struct pollfd){ .fd = STDOUT_FILENO, .events = 0 };
 		if (dns.fd >= 0)
 			fds[nfds++] = (struct pollfd){ .fd = dns.fd, .events = POLLIN };
+		mounts_at = -1;
+		if (st.exec_files && rc_exec_files_mounts_fd(st.exec_files) >= 0) {
+			mounts_at = (int)nfds;
+			fds[nfds++] = (struct pollfd){ .fd = rc_exec_files_mounts_fd(st.exec_files), .events = POLLPRI };
+		}
 
 		n = poll(fds, nfds, timeout_ms);
 		if (n < 0 && errno != EINTR) {
@@ -829,9 +867,15 @@ int main(int argc, char **argv)
 			}
 		}
 
+		/* A filesystem mounted since: its execs are held too. */
+		if (n > 0 && mounts_at >= 0 && (fds[mounts_at].revents & (POLLPRI | POLLERR)))
+			rc_exec_files_mark_mounts(st.exec_files);
+
 		now = rc_now_ns(CLOCK_MONOTONIC);
 		if (st.images)
 			rc_images_sweep(st.images, now);
+		if (st.exec_files)
+			rc_exec_files_sweep(st.exec_files, now, EXEC_FILES_MAX_AGE_NS);
 		if (now >= next_clock) {
 			/* Follow clock steps (NTP, settimeofday) for the boot -> realtime conversion. */
 			st.boot_to_realtime_ns = boot_to_realtime_ns();
@@ -862,6 +906,15 @@ int main(int argc, char **argv)
 	}
 
 out:
+	if (st.exec_files) {
+		struct rc_exec_files_stats xs;
+
+		rc_exec_files_stats(st.exec_files, &xs);
+		rc_debug("exec'd files: %llu opens read, %llu taken by their EXEC, %llu let go, %llu queue overflows",
+			 (unsigned long long)xs.events, (unsigned long long)xs.taken, (unsigned long long)xs.unmatched,
+			 (unsigned long long)xs.overflows);
+		rc_exec_files_close(st.exec_files);
+	}
 	ring_buffer__free(rb);
 	rc_dns_close(&dns);
 	for (int i = 0; i < nlinks; i++)

@@ -49,6 +49,8 @@ export interface DaemonOptions {
   source?: Promise<LiveSource>;
   /** The daemon cannot go on (hard memory limit): the caller stops it and exits with `code`. */
   onFatal?: (code: number, reason: string) => void;
+  /** How long start() waits for the source to capture before it serves health and metrics anyway (tests shorten it). */
+  sourceReadyTimeoutMs?: number;
 }
 
 export class Daemon {
@@ -159,23 +161,30 @@ export class Daemon {
   }
 
   private async startNow(): Promise<void> {
-    this.source = await (this.opts.source ?? openLiveSource(this.config.source, this.host, this.log));
+    const source = await (this.opts.source ?? openLiveSource(this.config.source, this.host, this.log));
+    this.source = source;
     if (this.stopAsked) return;
-    this.pipeline.capture(this.source);
+    this.pipeline.capture(source);
     this.baselines.open();
     this.pipeline.process();
     // Say "watching" only once it is true: the helper attaches its programs after it starts.
-    await this.untilCapturing(this.source, SOURCE_READY_TIMEOUT_MS);
+    const capturing = await this.untilCapturing(source, this.opts.sourceReadyTimeoutMs ?? SOURCE_READY_TIMEOUT_MS);
     if (this.stopAsked) return;
-    this.log.info('rarecon is watching outbound connections.', {
-      host: hostKeyOf(this.host),
-      source: this.source.name,
-      sourceReason: this.source.reason,
-      baselineVersion: this.pipeline.baseline.meta().version,
-      stateDir: this.config.stateDir,
-      // From the process start: what a restart leaves unwatched.
-      startUpMs: Math.round(process.uptime() * 1000),
-    });
+    const watching = (): void => {
+      if (this.stopAsked) return;
+      this.log.info('rarecon is watching outbound connections.', {
+        host: hostKeyOf(this.host),
+        source: source.name,
+        sourceReason: source.reason,
+        baselineVersion: this.pipeline.baseline.meta().version,
+        stateDir: this.config.stateDir,
+        // From the process start: what a restart leaves unwatched.
+        startUpMs: Math.round(process.uptime() * 1000),
+      });
+    };
+    // A slow source (a loaded machine verifying the eBPF programs) is said to watch when it does, not before.
+    if (capturing) watching();
+    else source.ready.then(watching, () => undefined);
     this.timer = setInterval(() => this.tick(), 250);
     this.watchdog.start();
     const m = this.config.metrics;
@@ -199,8 +208,11 @@ export class Daemon {
     this.writeStatus();
   }
 
-  /** Waits for the source to capture, or for a stop; a source that ended fails start(), a slow one is only logged. */
-  private async untilCapturing(source: LiveSource, timeoutMs: number): Promise<void> {
+  /**
+   * Waits for the source to capture, or for a stop; a source that ended fails start(), a slow one is
+   * logged and false (the daemon serves health and metrics meanwhile).
+   */
+  private async untilCapturing(source: LiveSource, timeoutMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), timeoutMs);
@@ -208,10 +220,15 @@ export class Daemon {
     try {
       const r = await Promise.race([source.ready.then(() => 'ready' as const), late, this.stopAsk.then(() => 'stop' as const)]);
       if (r === 'late')
-        this.log.warn(`The event source is not capturing yet after ${timeoutMs / 1000} s; starting anyway.`, { source: source.name });
+        this.log.warn(
+          `The event source is not capturing yet after ${timeoutMs / 1000} s; health and metrics are served meanwhile, and "watching" is logged when it captures.`,
+          { source: source.name },
+        );
+      return r === 'ready';
     } catch (err) {
       // Stopped while starting: the source ends because it was told to, not a failure.
       if (!this.stopAsked) throw err;
+      return false;
     } finally {
       clearTimeout(timer);
     }

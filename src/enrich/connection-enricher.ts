@@ -266,17 +266,22 @@ export class ConnectionEnricher {
       }
     }
     this.enrichedTotal++;
-    const held = c.image?.heldPath ?? null;
-    if ('error' in image && c.image !== undefined && c.image !== null && held !== null) {
-      // The process is gone (or its /proc unreadable): hash the very file it exec'd, through the helper's handle on it.
-      const img = c.image;
-      const [byHandle, signerByHandle] = await Promise.all([
-        this.hasher.hashHeld(held, img, signal),
-        this.signer.signerOfHeld(held, { path: img.path, memfd: img.memfd, deleted: img.deleted || c.exeDeleted === true }, signal),
-      ]);
-      if (!('error' in byHandle)) {
-        this.count('image-hash', `${image.error}-held-by-helper`);
-        return this.event(c, 'error' in info ? await this.fromExec(c, info) : info, byHandle, signerByHandle, inj, libs);
+    const img = c.image ?? null;
+    if ('error' in image && img !== null) {
+      // The process is gone (or its /proc unreadable): hash the very file it exec'd, through the helper's
+      // handle on it, else by the path the exec named if that is still the same file (device and inode).
+      const ways: Array<[string, string]> = [];
+      if (img.heldPath !== null) ways.push([img.heldPath, 'held-by-helper']);
+      if (!img.memfd && img.path.startsWith('/')) ways.push([img.path, 'by-exec-path']);
+      for (const [handle, how] of ways) {
+        const [byHandle, signerByHandle] = await Promise.all([
+          this.hasher.hashHeld(handle, img, signal),
+          this.signer.signerOfHeld(handle, { path: img.path, memfd: img.memfd, deleted: img.deleted || c.exeDeleted === true }, signal),
+        ]);
+        if (!('error' in byHandle)) {
+          this.count('image-hash', `${image.error}-${how}`);
+          return this.event(c, 'error' in info ? await this.fromExec(c, info) : info, byHandle, signerByHandle, inj, libs);
+        }
       }
     }
     if ('error' in image && c.exe !== null) {

@@ -5,7 +5,7 @@
 // stand in for /proc/<pid>/maps and /proc/<pid>/status.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +128,24 @@ describe('connection enricher: a process gone before it is enriched', () => {
   it('does not take another file for the image when the handle’s fd number now holds something else', async () => {
     const { image } = await heldImage('reused');
     const r = await enricher().enrich(connect(gonePid(), { image: { ...image, ino: image.ino + 1n } }));
+    expect(r.process.sha256).toBeNull();
+  });
+
+  it('hashes the file at the path the exec named when the helper holds no handle on it, if it is still the same file', async () => {
+    const { image, sha } = await heldImage('no-handle');
+    const e = enricher();
+    const r = await e.enrich(connect(gonePid(), { image: { ...image, heldPath: null }, exe: { dev: image.dev, ino: image.ino } }));
+    expect(r.process.sha256).toBe(sha);
+    expect(r.process.path).toBe(image.path);
+    expect(e.stats().errorsByCode).toMatchObject({ 'image-hash:no-such-process-by-exec-path': 1 });
+  });
+
+  it('does not take the file now at the exec’s path for the image when it is another file (replaced since)', async () => {
+    const { image } = await heldImage('replaced');
+    const other = join(dir, 'replaced.new');
+    copyFileSync('/bin/false', other);
+    renameSync(other, image.path);
+    const r = await enricher().enrich(connect(gonePid(), { image: { ...image, heldPath: null } }));
     expect(r.process.sha256).toBeNull();
   });
 

@@ -130,7 +130,7 @@ export class DaemonRun {
   static async start(opts: DaemonOptions): Promise<DaemonRun> {
     const d = new DaemonRun(opts);
     try {
-      await until('the daemon to say it is watching', opts.startTimeoutMs ?? 60_000, () => {
+      await until('the daemon to say it is watching', opts.startTimeoutMs ?? 120_000, () => {
         if (d.exit !== null) throw new Error(`rarecon run exited (${JSON.stringify(d.exit)}) before it started:\n${d.stderrText}`);
         return d.logs.some((l) => l.message === 'rarecon is watching outbound connections.') ? true : undefined;
       });

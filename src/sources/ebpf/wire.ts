@@ -48,6 +48,7 @@ export const HelloFlag = Object.freeze({
   exec: 1 << 8,
   findVma: 1 << 9,
   imageFds: 1 << 10,
+  execFiles: 1 << 11,
 });
 
 export const ConnectFlag = Object.freeze({
@@ -238,6 +239,8 @@ export interface HelperCapabilities {
   findVma: boolean;
   /** The helper holds an fd of each exec'd image. */
   imageFds: boolean;
+  /** It takes that fd as the exec opens the file (fanotify), so a process gone at once still has its image. */
+  execFiles: boolean;
 }
 
 /** First frame of every stream: what this helper run captures. */
@@ -457,6 +460,7 @@ function capabilitiesOf(flags: number): HelperCapabilities {
     exec: (flags & HelloFlag.exec) !== 0,
     findVma: (flags & HelloFlag.findVma) !== 0,
     imageFds: (flags & HelloFlag.imageFds) !== 0,
+    execFiles: (flags & HelloFlag.execFiles) !== 0,
   };
 }
 

@@ -3,7 +3,7 @@
  * anon_connect - makes the kernel see a connect() whose user stack has a frame
  * in anonymous executable memory, the way injected code would.
  *
- *   anon_connect MODE IP PORT
+ *   anon_connect MODE IP PORT [LINGER_MS]
  *
  * MODE
  *   anon       copy a stub that issues the connect system call itself into an
@@ -15,6 +15,8 @@
  *   normal     connect() from ordinary code, for contrast.
  *   unlink     as normal, after deleting its own file (as a dropper that
  *              covers its tracks does): the image has no name on disk.
+ *
+ * It exits right after the connect, or LINGER_MS later.
  *
  * Prints one line before connecting:
  *   anon_connect mode=MODE pid=PID tid=TID region=0xSTART-0xEND
@@ -95,8 +97,8 @@ int main(int argc, char **argv)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	uint8_t *region = NULL;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: anon_connect anon|anon-libc|normal|unlink IP PORT\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: anon_connect anon|anon-libc|normal|unlink IP PORT [LINGER_MS]\n");
 		return 2;
 	}
 	mode_anon = strcmp(argv[1], "normal") != 0 && strcmp(argv[1], "unlink") != 0;
@@ -172,5 +174,8 @@ int main(int argc, char **argv)
 	printf("anon_connect result=%ld\n", rc < 0 ? -rc : 0);
 	fflush(stdout);
 	close(fd);
+	/* argv[4]: stay this many ms after the connect (a process user space can still read). */
+	if (argc > 4)
+		usleep((useconds_t)atoi(argv[4]) * 1000);
 	return 0;
 }
