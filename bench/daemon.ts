@@ -48,13 +48,18 @@ let ticksPerSecond = 100;
 
 /** utime + stime of a process, in ms; 0 when it is gone. */
 function cpuMs(pid: number | null): number {
-  if (pid === null) return 0;
+  return cpuSplitMs(pid).user + cpuSplitMs(pid).system;
+}
+
+/** User and system CPU time of a process so far, in ms. */
+function cpuSplitMs(pid: number | null): { user: number; system: number } {
+  if (pid === null) return { user: 0, system: 0 };
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond;
+    return { user: (Number(f[11]) * 1000) / ticksPerSecond, system: (Number(f[12]) * 1000) / ticksPerSecond };
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
   }
 }
 
@@ -128,6 +133,8 @@ class Daemon {
   constructor(
     readonly dir: string,
     baseline: string,
+    /** --record too (the record of every connection, an instrument the shipped daemon does not run with). */
+    readonly recording: boolean,
   ) {
     mkdirSync(dir, { recursive: true });
     this.alerts = path.join(dir, 'alerts.jsonl');
@@ -135,7 +142,8 @@ class Daemon {
     this.state = path.join(dir, 'state');
     const config = path.join(dir, 'config.yaml');
     // The shipped defaults (stdout sink included), but no safety valve: the load raises tens of thousands of alerts.
-    writeFileSync(config, 'detect:\n  maxAlertsPerHostPerDay: 100000000\n');
+    // Without --record the connections are counted from status.json, written every 250 ms.
+    writeFileSync(config, `detect:\n  maxAlertsPerHostPerDay: 100000000\n${recording ? '' : 'statusIntervalMs: 250\n'}`);
     const args = [
       CLI,
       'run',
@@ -147,8 +155,7 @@ class Daemon {
       this.state,
       '--alerts',
       this.alerts,
-      '--record',
-      this.record,
+      ...(recording ? ['--record', this.record] : []),
       '--activation-days',
       '0',
     ];
@@ -259,6 +266,8 @@ interface StepResult {
   loadCpuPct: number;
   /** The same, of the daemon and of its helper alone. */
   daemonCpuPct: number;
+  /** Of which in the kernel (system calls: pipe reads, file and SQLite writes). */
+  daemonSysCpuPct: number;
   helperCpuPct: number;
   latency: { p50: number; p99: number; max: number; n: number } | null;
   rssMiB: number;
@@ -286,6 +295,22 @@ function machineJiffies(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
+/**
+ * RARECON_BENCH_DAEMON_RECORD=1 runs the daemon with --record (every connection written as a line, the
+ * way earlier figures were taken); by default it runs as shipped and the connections are counted from its status.
+ */
+const RECORDING = process.env['RARECON_BENCH_DAEMON_RECORD'] === '1';
+
+/** Connections the daemon has scored, from its status.json (waits for the first one). */
+async function scoredSoFar(d: Daemon): Promise<number> {
+  for (let i = 0; i < 400; i++) {
+    const s = d.status();
+    if (s !== null) return s.score.connectionsTotal;
+    await sleep(25);
+  }
+  throw new Error('the daemon wrote no status.json');
+}
+
 /** A drain counts as keeping up when the backlog is gone this soon after the load ends. */
 const KEPT_UP_MS = 2000;
 
@@ -298,8 +323,9 @@ async function runStep(opts: {
   dir: string;
   host: TestHost;
   idleCpuPct: number;
+  recording: boolean;
 }): Promise<StepResult> {
-  const d = new Daemon(opts.dir, opts.baseline);
+  const d = new Daemon(opts.dir, opts.baseline, opts.recording);
   try {
     await d.started();
     const helper = d.helperPid();
@@ -307,15 +333,18 @@ async function runStep(opts: {
     await sleep(1000);
     const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const alertsTail = new Tail(d.alerts);
-    const recordTail = new Tail(d.record);
+    const recordTail = opts.recording ? new Tail(d.record) : null;
     const seenAt = new Map<number, number>(); // port -> when its alert was read
-    const connAt = new Map<number, number>(); // port -> connect time in the record (first one)
+    const connAt = new Map<number, number>(); // port -> connect time in the record (first one), or in the alert
     let recorded = 0;
     let alerts = 0;
+    // Without the record: connections scored, from status.json (the generators' and the few of other processes).
+    const scoredBefore = opts.recording ? 0 : await scoredSoFar(d);
 
     const alertingRate = opts.kind === 'alerting' ? opts.rate : opts.kind === 'mix' ? Math.max(1, Math.round(opts.rate * MIX_ALERTING)) : 0;
     const loopbackRate = opts.rate - alertingRate;
     const daemon0 = cpuMs(d.pid);
+    const daemonSys0 = cpuSplitMs(d.pid).system;
     const helper0 = cpuMs(helper);
     const cpu0 = daemon0 + helper0;
     const self0 = process.cpuUsage();
@@ -331,9 +360,16 @@ async function runStep(opts: {
       for (const l of alertsTail.lines()) {
         if (!ours(l)) continue;
         alerts++;
-        const a = JSON.parse(l) as { evidences?: Array<{ dst_endpoint?: { port?: number } }> };
+        const a = JSON.parse(l) as { time?: number; evidences?: Array<{ dst_endpoint?: { port?: number } }> };
         const port = a.evidences?.[0]?.dst_endpoint?.port;
         if (port !== undefined && !seenAt.has(port)) seenAt.set(port, now);
+        // The alert's time is its first connection's.
+        if (!opts.recording && port !== undefined && a.time !== undefined && !connAt.has(port)) connAt.set(port, a.time);
+      }
+      if (recordTail === null) {
+        const st = d.status();
+        if (st !== null) recorded = Math.max(recorded, st.score.connectionsTotal - scoredBefore);
+        return;
       }
       for (const l of recordTail.lines()) {
         if (!l.startsWith('{"type":"connection"') || !ours(l)) continue;
@@ -351,6 +387,7 @@ async function runStep(opts: {
     };
     const loadEnd = Date.now();
     const daemonLoad = cpuMs(d.pid);
+    const daemonSysLoad = cpuSplitMs(d.pid).system;
     const helperLoad = cpuMs(helper);
     const cpuLoad = daemonLoad + helperLoad;
     const genCpu = gens.reduce((a, g) => a + cpuMs(g.pid), 0);
@@ -376,7 +413,7 @@ async function runStep(opts: {
     const helperMem = memory(helper);
     for (const g of gens) g.child.stdin?.end();
     alertsTail.close();
-    recordTail.close();
+    recordTail?.close();
     await d.stop(); // writes the final status
     const s = d.status();
 
@@ -407,6 +444,7 @@ async function runStep(opts: {
       cpuMsPerConn: Math.max(0, cpu1 - cpu0 - idleMs) / Math.max(1, recorded),
       loadCpuPct: (100 * (cpuLoad - cpu0)) / Math.max(1, loadEnd - t0),
       daemonCpuPct: (100 * (daemonLoad - daemon0)) / Math.max(1, loadEnd - t0),
+      daemonSysCpuPct: (100 * (daemonSysLoad - daemonSys0)) / Math.max(1, loadEnd - t0),
       helperCpuPct: (100 * (helperLoad - helper0)) / Math.max(1, loadEnd - t0),
       latency:
         lat.length === 0 ? null : { p50: percentile(lat, 50), p99: percentile(lat, 99), max: lat[lat.length - 1] as number, n: lat.length },
@@ -431,7 +469,7 @@ function printStep(r: StepResult): void {
     `  ${r.kind.padEnd(8)} ${String(r.rate).padStart(5)}/s (got ${String(r.achievedRate).padStart(5)}/s): ` +
       `${r.attempted} made, ${r.recorded} scored, ${r.alerts} alerts, lost ${r.attempted - r.recorded} (kernel ${r.kernelDrops}, queue ${r.queueDrops}); watchdog shed ${r.shed} items; ` +
       `drained ${(r.drainMs / 1000).toFixed(1)} s after the load${r.keptUp ? ' (kept up)' : ' (fell behind)'}; ` +
-      `CPU ${r.loadCpuPct.toFixed(0)}% during load (daemon ${r.daemonCpuPct.toFixed(0)}%, helper ${r.helperCpuPct.toFixed(0)}%) = ${(r.cpuMsPerConn * 100).toFixed(0)}% of a core per 1,000/s${lat}; ` +
+      `CPU ${r.loadCpuPct.toFixed(0)}% during load (daemon ${r.daemonCpuPct.toFixed(0)}% of which ${r.daemonSysCpuPct.toFixed(0)}% in the kernel, helper ${r.helperCpuPct.toFixed(0)}%) = ${(r.cpuMsPerConn * 100).toFixed(0)}% of a core per 1,000/s${lat}; ` +
       `RSS ${r.rssMiB.toFixed(0)} MiB (peak ${r.hwmMiB.toFixed(0)}), helper ${r.helperRssMiB.toFixed(0)} MiB; ` +
       `enriched ${r.enriched} (${r.repeats} repeats answered without /proc), ${Math.max(0, r.scoredAll - r.recorded)} connections of other processes scored; started in ${r.startToWatchingMs} ms; ` +
       `machine: load avg ${r.loadavg}, other processes ${r.othersCpuPct.toFixed(0)}% CPU`,
@@ -515,7 +553,7 @@ export async function benchDaemon(): Promise<void> {
     // RARECON_BENCH_DAEMON_IDLE=1 measures it in a narrowed run too.
     const narrowed = (process.env['RARECON_BENCH_DAEMON_STEPS'] ?? '').trim() !== '' && process.env['RARECON_BENCH_DAEMON_IDLE'] !== '1';
     if (narrowed) console.log('daemon: idle skipped (RARECON_BENCH_DAEMON_STEPS set); load CPU below is not idle-subtracted');
-    const d = narrowed ? null : new Daemon(idleDir, baseline);
+    const d = narrowed ? null : new Daemon(idleDir, baseline, RECORDING);
     if (d !== null)
       try {
         await d.started();
@@ -545,7 +583,10 @@ export async function benchDaemon(): Promise<void> {
     // 2. Load, at rising rates, a fresh daemon (and state) per step.
     console.log(
       'daemon: load, generator processes (mix: one alerting at 1% of the rate, one loopback), a fresh daemon per step; CPU = daemon + helper, idle subtracted; ' +
-        `latency = alert line read (5 ms polls) - connect time in the record; "kept up" = no loss and drained within ${KEPT_UP_MS / 1000} s`,
+        (RECORDING
+          ? 'with --record (every connection written as a line); latency = alert line read (5 ms polls) - connect time in the record; '
+          : "as shipped (no --record; connections counted from status.json every 250 ms); latency = alert line read (5 ms polls) - the alert's time (its connection's); ") +
+        `"kept up" = no loss and drained within ${KEPT_UP_MS / 1000} s`,
     );
     const results: StepResult[] = [];
     const plan = stepPlan();
@@ -560,6 +601,7 @@ export async function benchDaemon(): Promise<void> {
           dir: path.join(work, `${kind}-${rate}`),
           host,
           idleCpuPct,
+          recording: RECORDING,
         });
         printStep(r);
         results.push(r);
