@@ -72,6 +72,23 @@ export interface LiveSourceStats {
   helperRestartsTotal: number;
 }
 
+/** A source's counters before it saw anything; a source fills in what it counts. */
+export function zeroSourceStats(name: LiveSourceStats['name'], reason: string): LiveSourceStats {
+  return {
+    name,
+    reason,
+    misses: null,
+    receivedTotal: 0,
+    droppedTotal: 0,
+    decodeErrorsTotal: 0,
+    kernelDropsTotal: 0,
+    udpDedupedTotal: 0,
+    dnsPacketsTotal: 0,
+    dnsMalformedTotal: 0,
+    helperRestartsTotal: 0,
+  };
+}
+
 export interface LiveSource {
   readonly name: 'ebpf' | 'procfs_poll';
   readonly reason: string;

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../src/common/logger.js';
 import { DEFAULT_CONFIG } from '../../src/config/defaults.js';
 import { Daemon } from '../../src/daemon/daemon.js';
-import { readiness, type LiveRecord, type LiveSource } from '../../src/sources/source.js';
+import { readiness, zeroSourceStats, type LiveRecord, type LiveSource } from '../../src/sources/source.js';
 import { until } from '../support/env.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rarecon-slow-source-'));
@@ -24,19 +24,7 @@ function slowSource(): LiveSource & { capture: () => void } {
     async *run(signal: AbortSignal): AsyncGenerator<LiveRecord> {
       await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     },
-    stats: () => ({
-      name: 'ebpf',
-      reason: 'test source',
-      misses: null,
-      receivedTotal: 0,
-      droppedTotal: 0,
-      decodeErrorsTotal: 0,
-      kernelDropsTotal: 0,
-      udpDedupedTotal: 0,
-      dnsPacketsTotal: 0,
-      dnsMalformedTotal: 0,
-      helperRestartsTotal: 0,
-    }),
+    stats: () => zeroSourceStats('ebpf', 'test source'),
     shutdown: async () => {},
   };
 }

@@ -1,7 +1,7 @@
 // /proc polling as a live source: the fallback where the eBPF helper cannot
 // run (what it misses is FALLBACK_MISSES).
 import type { SourceConfig } from '../../config/defaults.js';
-import { readiness, type LiveRecord, type LiveSource } from '../source.js';
+import { readiness, zeroSourceStats, type LiveRecord, type LiveSource } from '../source.js';
 import { FALLBACK_MISSES, ProcfsPollSource } from './procfs-poll.js';
 
 export function procfsSource(cfg: SourceConfig, reason: string): LiveSource {
@@ -31,17 +31,11 @@ export function procfsSource(cfg: SourceConfig, reason: string): LiveSource {
     stats() {
       const s = poll.stats();
       return {
-        name: 'procfs_poll',
-        reason,
+        ...zeroSourceStats('procfs_poll', reason),
         misses: FALLBACK_MISSES,
         receivedTotal: s.receivedTotal,
         droppedTotal: s.droppedTotal,
         decodeErrorsTotal: s.decodeErrorsTotal,
-        kernelDropsTotal: 0,
-        udpDedupedTotal: 0,
-        dnsPacketsTotal: 0,
-        dnsMalformedTotal: 0,
-        helperRestartsTotal: 0,
       };
     },
     shutdown: async () => {},
