@@ -243,20 +243,26 @@ void rc_exec_files_drain(struct rc_exec_files *x, uint64_t now_ns)
 
 static int take_pending(struct rc_exec_files *x, uint32_t pid, uint32_t dev, uint64_t ino)
 {
-	int fd = -1;
+	uint32_t k;
+	int fd;
 
-	/* Newest first: the exec being reported is the pid's latest one read. */
-	for (uint32_t i = x->len; i-- > 0;) {
+	/* Oldest first: a pid's execs are reported in the order they opened their files. */
+	for (k = 0; k < x->len; k++) {
+		struct pending *p = &x->q[(x->head + k) % x->cap];
+
+		if (p->fd >= 0 && p->pid == pid && p->dev == dev && p->ino == ino)
+			break;
+	}
+	if (k == x->len)
+		return -1;
+	fd = x->q[(x->head + k) % x->cap].fd;
+	x->q[(x->head + k) % x->cap].fd = -1;
+	x->st.taken++;
+	/* What the pid opened before it (a script, the interpreter of an earlier exec, an exec that failed) has no record coming. */
+	for (uint32_t i = 0; i < k; i++) {
 		struct pending *p = &x->q[(x->head + i) % x->cap];
 
-		if (p->fd < 0 || p->pid != pid)
-			continue;
-		if (fd < 0 && p->dev == dev && p->ino == ino) {
-			fd = p->fd;
-			p->fd = -1;
-			x->st.taken++;
-		} else if (fd >= 0) {
-			/* Opened for an earlier exec of this pid (a script, or an exec that failed). */
+		if (p->fd >= 0 && p->pid == pid) {
 			close(p->fd);
 			p->fd = -1;
 			x->st.unmatched++;
