@@ -34,22 +34,67 @@ export interface PgAggregateOptions extends Omit<AggregateOptions, 'intakePath' 
 const SCRATCH = ['agg_obs', 'agg_pair', 'agg_proc', 'agg_combo', 'agg_root', 'agg_pub_proc'];
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
-/** Each line of a COPY ... TO STDOUT (text format), split on tabs, whatever the chunk boundaries. */
-async function copyLines(c: pg.ClientBase, sql: string, onRow: (fields: string[]) => void): Promise<void> {
-  const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT`));
-  let rest = '';
+/**
+ * Each row of a COPY ... TO STDOUT in binary format, whatever the chunk
+ * boundaries: `onRow` gets the bytes and, per field, where its value starts
+ * and how long it is (valid during the call only). Binary: ids and counts come
+ * as 4 bytes and sha256s as 32, not as text to print and parse again. The
+ * queries read here have no NULLs.
+ */
+async function copyRows(
+  c: pg.ClientBase,
+  sql: string,
+  fields: number,
+  onRow: (b: Buffer, start: Int32Array, len: Int32Array) => void,
+): Promise<void> {
+  const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`));
+  const start = new Int32Array(fields);
+  const len = new Int32Array(fields);
+  let rest: Buffer = Buffer.alloc(0);
+  let header = true;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const text = rest + chunk.toString('utf8');
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', start);
-      if (nl < 0) break;
-      onRow(text.slice(start, nl).split('\t'));
-      start = nl + 1;
+    const b = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
+    let at = 0;
+    if (header) {
+      // Signature (11 bytes), flags (4), header extension length (4) and the extension.
+      if (b.length < 19 || b.length < 19 + b.readUInt32BE(15)) {
+        rest = b;
+        continue;
+      }
+      at = 19 + b.readUInt32BE(15);
+      header = false;
     }
-    rest = text.slice(start);
+    for (;;) {
+      if (b.length - at < 2) break;
+      const n = b.readInt16BE(at);
+      if (n === -1) {
+        at = b.length;
+        break;
+      }
+      if (n !== fields) throw new Error(`COPY gave ${n} fields a row, expected ${fields}`);
+      let p = at + 2;
+      let whole = true;
+      for (let f = 0; f < n; f++) {
+        if (p + 4 > b.length) {
+          whole = false;
+          break;
+        }
+        const l = b.readInt32BE(p);
+        if (l < 0) throw new Error('COPY gave a NULL where none can be');
+        start[f] = p + 4;
+        len[f] = l;
+        p += 4 + l;
+        if (p > b.length) {
+          whole = false;
+          break;
+        }
+      }
+      if (!whole) break;
+      onRow(b, start, len);
+      at = p;
+    }
+    rest = b.subarray(at);
   }
-  if (rest !== '') onRow(rest.split('\t'));
 }
 
 export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateResult> {
@@ -131,25 +176,28 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     const shaBytes = new Uint8Array(procN * SHA256_BYTES);
     const procObservers = new Int32Array(procN);
     let i = 0;
-    await copyLines(c, 'SELECT encode(s.sha, $$hex$$), a.observers FROM agg_proc a JOIN sha s ON s.id = a.sha ORDER BY a.idx', (f) => {
-      shaBytes.set(Buffer.from(f[0] as string, 'hex'), i * SHA256_BYTES);
-      procObservers[i++] = Number(f[1]);
+    await copyRows(c, 'SELECT s.sha, a.observers FROM agg_proc a JOIN sha s ON s.id = a.sha ORDER BY a.idx', 2, (b, at) => {
+      b.copy(shaBytes, i * SHA256_BYTES, at[0] as number, (at[0] as number) + SHA256_BYTES);
+      procObservers[i++] = b.readInt32BE(at[1] as number);
     });
     const roots: string[] = [];
-    await copyLines(c, 'SELECT r.name FROM agg_root a JOIN root r ON r.id = a.root ORDER BY a.idx', (f) => void roots.push(f[0] as string));
+    await copyRows(c, 'SELECT r.name FROM agg_root a JOIN root r ON r.id = a.root ORDER BY a.idx', 1, (b, at, len) => {
+      roots.push(b.toString('utf8', at[0] as number, (at[0] as number) + (len[0] as number)));
+    });
     const cSha = new Int32Array(comboN);
     const cRoot = new Int32Array(comboN);
     const cPort = new Uint16Array(comboN);
     const cObs = new Int32Array(comboN);
     let k = 0;
-    await copyLines(
+    await copyRows(
       c,
       'SELECT p.idx, r.idx, c.port, c.observers FROM agg_combo c JOIN agg_proc p ON p.sha = c.sha JOIN agg_root r ON r.root = c.root',
-      (f) => {
-        cSha[k] = Number(f[0]);
-        cRoot[k] = Number(f[1]);
-        cPort[k] = Number(f[2]);
-        cObs[k++] = Number(f[3]);
+      4,
+      (b, at) => {
+        cSha[k] = b.readInt32BE(at[0] as number);
+        cRoot[k] = b.readInt32BE(at[1] as number);
+        cPort[k] = b.readInt32BE(at[2] as number);
+        cObs[k++] = b.readInt32BE(at[3] as number);
       },
     );
     const readAt = performance.now();
