@@ -111,6 +111,8 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     // The backend notices a vanished node (killed mid-build) within seconds, and gives up its work and the lock.
     await c.query("SET client_connection_check_interval = '2s'");
     await c.query(`SET work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+    // The publication's indexes are built by sorts too: in memory, not spilled (PostgreSQL's default is 64 MB).
+    await c.query(`SET maintenance_work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
     await c.query('SELECT pg_advisory_lock($1)', [BUILD_LOCK]);
     const last = (
       await c.query<{ v: number | null; p: number | null }>('SELECT max(version) AS v, max(published_ms) AS p FROM pub_version')
