@@ -3,11 +3,14 @@
 // DISTINCT over the window's partitions), the counts read out once to write
 // the signed baseline file, and the publication (changed rows, version,
 // snapshot bytes, delta horizon) written by SQL in one transaction. A node
-// killed mid-build loses its session: the transaction rolls back, the lock is
+// killed mid-build loses its sessions: the transaction rolls back, the lock is
 // released, the last published version stays served.
 //
 // Steps, as in aggregate.ts: count (SQL into scratch tables), build (the file
-// from the counts), publish (SQL), then the scratch tables go.
+// from the counts), publish (SQL), then the scratch tables go. The publish's
+// rows are written by a second session while the first reads the counts out
+// and the node writes the file; its transaction waits for the file, then adds
+// the version and swaps the tables in.
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { createHash } from 'node:crypto';
@@ -102,17 +105,16 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
   const url = opts.postgres.url;
   if (url === null) return { ok: false, error: 'server.postgres.url is not set' };
   const key = signingKeyFromPem(opts.signingKeyPem);
-  const c = new pg.Client(clientConfig(url, opts.postgres.aggregateTimeoutMs, 'rarecon-server-build'));
-  // A broken connection fails the query in progress; the error event must not throw on top.
-  c.on('error', () => undefined);
+  const c = buildClient(url, opts);
+  // The second session writes the next publication while this one reads the counts out and the node
+  // writes the file: PostgreSQL's work and the node's overlap (two cores, not one after the other).
+  let pc: pg.Client | null = null;
+  let fileDone: (f: SnapshotFile | null) => void = () => undefined;
+  const fileReady = new Promise<SnapshotFile | null>((resolve) => (fileDone = resolve));
+  let publishing: Promise<Published | null> | null = null;
   let snapshotPath: string | null = null;
   try {
-    await c.connect();
-    // The backend notices a vanished node (killed mid-build) within seconds, and gives up its work and the lock.
-    await c.query("SET client_connection_check_interval = '2s'");
-    await c.query(`SET work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
-    // The publication's indexes are built by sorts too: in memory, not spilled (PostgreSQL's default is 64 MB).
-    await c.query(`SET maintenance_work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+    await connectBuild(c, opts);
     await c.query('SELECT pg_advisory_lock($1)', [BUILD_LOCK]);
     const last = (
       await c.query<{ v: number | null; p: number | null }>('SELECT max(version) AS v, max(published_ms) AS p FROM pub_version')
@@ -171,6 +173,24 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
        FROM (SELECT DISTINCT root FROM agg_combo) r`,
     );
     const countedAt = performance.now();
+    const version = Math.max((last.v ?? 0) + 1, opts.nowMs);
+    // Under this session's build lock: the other session only runs while this one holds it.
+    const p2 = buildClient(url, opts);
+    pc = p2;
+    await connectBuild(p2, opts);
+    publishing = (async () => {
+      await p2.query(
+        `CREATE UNLOGGED TABLE agg_pub_proc AS
+         SELECT s.bucket, s.sha, a.observers,
+                CASE WHEN coalesce(k.n, 0) <= $1 THEN 0
+                     ELSE coalesce((SELECT min(b) FROM generate_series(1, 16) b WHERE ($2::bigint << b) >= k.n), 16) END AS bits
+         FROM agg_proc a JOIN sha s ON s.id = a.sha LEFT JOIN (SELECT sha, count(*) AS n FROM agg_combo GROUP BY sha) k ON k.sha = a.sha`,
+        [opts.heavyProcessCombos, opts.combosPerCell],
+      );
+      return publish(p2, opts, version, fileReady);
+    })();
+    // Awaited below; a failure meanwhile must not go unhandled.
+    publishing.catch(() => undefined);
 
     // 2. build: the counts out once, into the file's arrays
     const procN = ((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM agg_proc')).rows[0] as { n: number }).n;
@@ -203,7 +223,6 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
       },
     );
     const readAt = performance.now();
-    const version = Math.max((last.v ?? 0) + 1, opts.nowMs);
     mkdirSync(opts.scratchDir, { recursive: true, mode: 0o700 });
     snapshotPath = join(opts.scratchDir, `baseline-${version}.db`);
     const written = writeCountedBaseline(
@@ -243,16 +262,10 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     );
     const writtenAt = performance.now();
 
-    // 3. publish
-    await c.query(
-      `CREATE UNLOGGED TABLE agg_pub_proc AS
-       SELECT s.bucket, s.sha, a.observers,
-              CASE WHEN coalesce(k.n, 0) <= $1 THEN 0
-                   ELSE coalesce((SELECT min(b) FROM generate_series(1, 16) b WHERE ($2::bigint << b) >= k.n), 16) END AS bits
-       FROM agg_proc a JOIN sha s ON s.id = a.sha LEFT JOIN (SELECT sha, count(*) AS n FROM agg_combo GROUP BY sha) k ON k.sha = a.sha`,
-      [opts.heavyProcessCombos, opts.combosPerCell],
-    );
-    const published = await publish(c, opts, version, written.meta, bytes, sha256, line.toString('utf8'));
+    // 3. publish: the other session has written the next publication meanwhile; now the version and the swap.
+    fileDone({ meta: written.meta, bytes, sha256, envelope: line.toString('utf8') });
+    const published = await publishing;
+    if (published === null) throw new Error('the publication was abandoned');
     const publishedAt = performance.now();
     for (const t of SCRATCH) await c.query(`DROP TABLE IF EXISTS ${t}`);
     const figures: AggregateFigures = {
@@ -273,9 +286,42 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
   } catch (e) {
     return { ok: false, error: `aggregation failed: ${(e as Error).message}` };
   } finally {
+    // A build given up before its file: the other session rolls its publication back.
+    fileDone(null);
+    await publishing?.catch(() => undefined);
     if (snapshotPath !== null) rmSync(snapshotPath, { force: true });
+    await pc?.end().catch(() => undefined);
     await c.end().catch(() => undefined);
   }
+}
+
+function buildClient(url: string, opts: PgAggregateOptions): pg.Client {
+  const c = new pg.Client(clientConfig(url, opts.postgres.aggregateTimeoutMs, 'rarecon-server-build'));
+  // A broken connection fails the query in progress; the error event must not throw on top.
+  c.on('error', () => undefined);
+  return c;
+}
+
+async function connectBuild(c: pg.Client, opts: PgAggregateOptions): Promise<void> {
+  await c.connect();
+  // The backend notices a vanished node (killed mid-build) within seconds, and gives up its work and the lock.
+  await c.query("SET client_connection_check_interval = '2s'");
+  await c.query(`SET work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+  // The publication's indexes are built by sorts too: in memory, not spilled (PostgreSQL's default is 64 MB).
+  await c.query(`SET maintenance_work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+}
+
+/** The signed snapshot file the publication's version row carries. */
+interface SnapshotFile {
+  meta: object;
+  bytes: Buffer;
+  sha256: string;
+  envelope: string;
+}
+
+interface Published {
+  changedProcesses: number;
+  changedCombos: number;
 }
 
 /**
@@ -291,11 +337,8 @@ async function publish(
   c: pg.ClientBase,
   opts: PgAggregateOptions,
   version: number,
-  meta: object,
-  snapshot: Buffer,
-  sha256: string,
-  envelope: string,
-): Promise<{ changedProcesses: number; changedCombos: number }> {
+  fileReady: Promise<SnapshotFile | null>,
+): Promise<Published | null> {
   // The horizon the new version makes: removals at or before it have no delta that needs them.
   const kept = Math.max(1, opts.deltaHistoryVersions);
   const older = (await c.query<{ version: number }>('SELECT version FROM pub_version ORDER BY version DESC LIMIT $1', [kept - 1])).rows.map(
@@ -362,6 +405,13 @@ async function publish(
     await c.query('ALTER TABLE pub_combo_next ADD CONSTRAINT pub_combo_next_pkey PRIMARY KEY (bucket, sha, rh, root, port)');
     await c.query('CREATE INDEX pub_process_next_changed ON pub_process_next (changed)');
     await c.query('CREATE INDEX pub_combo_next_changed ON pub_combo_next (changed)');
+    // The version row needs the file, which the other session's counts are written into meanwhile.
+    const file = await fileReady;
+    if (file === null) {
+      await c.query('ROLLBACK');
+      return null;
+    }
+    const { meta, bytes: snapshot, sha256, envelope } = file;
     // The swap: readers wait for these few catalog changes, not for the rows above.
     await c.query('LOCK TABLE pub_process, pub_combo IN ACCESS EXCLUSIVE MODE');
     await c.query('DROP TABLE pub_process, pub_combo');
