@@ -34,7 +34,8 @@ export interface PgAggregateOptions extends Omit<AggregateOptions, 'intakePath' 
   onlyIfNone: boolean;
 }
 
-const SCRATCH = ['agg_obs', 'agg_pair', 'agg_proc', 'agg_combo', 'agg_root', 'agg_pub_proc'];
+// agg_pub_combo: no longer made, but a build of an older version killed midway may have left it.
+const SCRATCH = ['agg_obs', 'agg_pair', 'agg_proc', 'agg_combo', 'agg_root', 'agg_pub_proc', 'agg_pub_combo'];
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
 /**
