@@ -8,8 +8,8 @@
 // reading the standby.
 // Size: RARECON_BENCH_PG_ORGS (default 1,000 orgs x 10 hosts x 30 days x ~333 = 100M).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,62 @@ function mib(bytes: number): string {
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
+}
+
+/** CPU seconds (user + system) of the processes run by `uid`, from /proc. */
+export function cpuOfUid(uid: number): number {
+  let ticks = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      const m = /^Uid:\s+(\d+)/m.exec(status);
+      if (m === null || Number(m[1]) !== uid) continue;
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+export function postgresUid(): number {
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
+  return Number(line?.split(':')[2] ?? -1);
+}
+
+/** CPU seconds of a cluster: its postmaster (first line of postmaster.pid) and the postmaster's children. */
+export function cpuOfCluster(dataDir: string): number {
+  let postmaster: number;
+  try {
+    postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return 0;
+  }
+  let ticks = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+      if (Number(p) === postmaster || Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+/** CPU seconds (user + system) of one process, from /proc; 0 when it is gone. */
+export function cpuOfPid(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 interface Child {
@@ -61,7 +117,9 @@ function startNode(stateDir: string, over: Partial<ServerConfig>): Promise<Child
     },
     ...over,
   };
-  const child = spawn(process.execPath, ['--max-old-space-size=8192', script, JSON.stringify(cfg)], {
+  // RARECON_BENCH_NODE_FLAGS: extra node flags for the server nodes (e.g. --cpu-prof --cpu-prof-dir=DIR).
+  const flags = (process.env.RARECON_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const child = spawn(process.execPath, ['--max-old-space-size=8192', ...flags, script, JSON.stringify(cfg)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -142,6 +200,8 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
       // The build's slow statements, printed at the end (where its minutes go).
       log_min_duration_statement: 1000,
       log_line_prefix: "'%m [%p] %a '",
+      // Where intake's statements go (printed after the intake).
+      shared_preload_libraries: "'pg_stat_statements'",
     };
     primary = await startPgCluster({ durable: true, settings });
     const url = await primary.createDatabase('rarecon');
@@ -157,10 +217,25 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
     const tokenFor = async (org: string): Promise<string> => (await store.createEnrolToken(org, 1_000, Date.now())).token;
     const endDayMs = Math.floor(Date.now() / DAY_MS) * DAY_MS;
 
+    // Where intake's CPU goes: the fleet simulator (this process), each node, PostgreSQL (primary and standby).
+    const pDir = primary.dataDir;
+    const sDir = standby.dataDir;
+    const cpuNow = (): number[] => {
+      const me = process.cpuUsage();
+      return [(me.user + me.system) / 1e6, cpuOfPid(n1.child.pid), cpuOfPid(n2.child.pid), cpuOfCluster(pDir), cpuOfCluster(sDir)];
+    };
+    const cpuLine = (before: number[], s: number): string => {
+      const d = cpuNow().map((v, i) => v - (before[i] as number));
+      const per = (v: number | undefined): string => `${(v as number).toFixed(0)} s (${(((v as number) / s) * 100).toFixed(0)} %)`;
+      return `  CPU: fleet simulator ${per(d[0])}, node 1 ${per(d[1])}, node 2 ${per(d[2])}, PostgreSQL ${per(d[3])}, standby ${per(d[4])} over ${s.toFixed(0)} s; load average ${loadavg()[0]?.toFixed(1)}`;
+    };
+    let cpu0 = cpuNow();
     const r1 = await simulateFleet({ ...fleet, orgs: half, url: n1.url, tokenFor, endDayMs, progress: out });
     out(
       `intake through 1 node: ${fmt(r1.sightings)} sightings in ${(r1.elapsedMs / 1000).toFixed(1)} s: ${fmt(r1.sightingsPerSecond)} sightings/s (${(r1.sightingsPerSecond / SQLITE_INTAKE_PER_S).toFixed(2)}x the SQLite store's ${fmt(SQLITE_INTAKE_PER_S)}/s)`,
     );
+    out(cpuLine(cpu0, r1.elapsedMs / 1000));
+    cpu0 = cpuNow();
     const r2 = await simulateFleet({
       ...fleet,
       orgs: orgs - half,
@@ -173,7 +248,9 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
     out(
       `intake through 2 nodes: ${fmt(r2.sightings)} sightings in ${(r2.elapsedMs / 1000).toFixed(1)} s: ${fmt(r2.sightingsPerSecond)} sightings/s (${(r2.sightingsPerSecond / SQLITE_INTAKE_PER_S).toFixed(2)}x the SQLite store's; target >= 2x)`,
     );
+    out(cpuLine(cpu0, r2.elapsedMs / 1000));
     await store.close();
+    await topStatements(url, out);
     const size = await one<{ b: number }>(url, "SELECT pg_total_relation_size('sighting')::bigint AS b");
     const parts = await one<{ b: string }>(
       url,
@@ -232,6 +309,28 @@ export async function benchServerPg(opts: BenchServerPgOptions = {}): Promise<vo
     await standby?.stop();
     await primary?.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The intake's costliest statements (pg_stat_statements), then its counters reset for the build. */
+async function topStatements(url: string, out: (line: string) => void): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    const r = await c.query<{ ms: number; calls: number; rows: number; q: string }>(
+      `SELECT total_exec_time::float8 AS ms, calls::int8 AS calls, rows::int8 AS rows, query AS q FROM pg_stat_statements
+       ORDER BY total_exec_time DESC LIMIT 6`,
+    );
+    for (const s of r.rows)
+      out(
+        `  intake statement: ${fmt(s.ms)} ms in ${fmt(Number(s.calls))} calls (${fmt(Number(s.rows))} rows): ${s.q.replace(/\s+/g, ' ').slice(0, 140)}`,
+      );
+    await c.query('SELECT pg_stat_statements_reset()');
+  } catch (e) {
+    out(`  intake statements: not read (${(e as Error).message})`);
+  } finally {
+    await c.end();
   }
 }
 

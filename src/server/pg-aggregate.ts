@@ -3,11 +3,14 @@
 // DISTINCT over the window's partitions), the counts read out once to write
 // the signed baseline file, and the publication (changed rows, version,
 // snapshot bytes, delta horizon) written by SQL in one transaction. A node
-// killed mid-build loses its session: the transaction rolls back, the lock is
+// killed mid-build loses its sessions: the transaction rolls back, the lock is
 // released, the last published version stays served.
 //
 // Steps, as in aggregate.ts: count (SQL into scratch tables), build (the file
-// from the counts), publish (SQL), then the scratch tables go.
+// from the counts), publish (SQL), then the scratch tables go. The publish's
+// rows are written by a second session while the first reads the counts out
+// and the node writes the file; its transaction waits for the file, then adds
+// the version and swaps the tables in.
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { createHash } from 'node:crypto';
@@ -31,25 +34,71 @@ export interface PgAggregateOptions extends Omit<AggregateOptions, 'intakePath' 
   onlyIfNone: boolean;
 }
 
+// agg_pub_combo: no longer made, but a build of an older version killed midway may have left it.
 const SCRATCH = ['agg_obs', 'agg_pair', 'agg_proc', 'agg_combo', 'agg_root', 'agg_pub_proc', 'agg_pub_combo'];
 const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
-/** Each line of a COPY ... TO STDOUT (text format), split on tabs, whatever the chunk boundaries. */
-async function copyLines(c: pg.ClientBase, sql: string, onRow: (fields: string[]) => void): Promise<void> {
-  const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT`));
-  let rest = '';
+/**
+ * Each row of a COPY ... TO STDOUT in binary format, whatever the chunk
+ * boundaries: `onRow` gets the bytes and, per field, where its value starts
+ * and how long it is (valid during the call only). Binary: ids and counts come
+ * as 4 bytes and sha256s as 32, not as text to print and parse again. The
+ * queries read here have no NULLs.
+ */
+async function copyRows(
+  c: pg.ClientBase,
+  sql: string,
+  fields: number,
+  onRow: (b: Buffer, start: Int32Array, len: Int32Array) => void,
+): Promise<void> {
+  const stream = c.query(copyTo(`COPY (${sql}) TO STDOUT (FORMAT binary)`));
+  const start = new Int32Array(fields);
+  const len = new Int32Array(fields);
+  let rest: Buffer = Buffer.alloc(0);
+  let header = true;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const text = rest + chunk.toString('utf8');
-    let start = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', start);
-      if (nl < 0) break;
-      onRow(text.slice(start, nl).split('\t'));
-      start = nl + 1;
+    const b = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
+    let at = 0;
+    if (header) {
+      // Signature (11 bytes), flags (4), header extension length (4) and the extension.
+      if (b.length < 19 || b.length < 19 + b.readUInt32BE(15)) {
+        rest = b;
+        continue;
+      }
+      at = 19 + b.readUInt32BE(15);
+      header = false;
     }
-    rest = text.slice(start);
+    for (;;) {
+      if (b.length - at < 2) break;
+      const n = b.readInt16BE(at);
+      if (n === -1) {
+        at = b.length;
+        break;
+      }
+      if (n !== fields) throw new Error(`COPY gave ${n} fields a row, expected ${fields}`);
+      let p = at + 2;
+      let whole = true;
+      for (let f = 0; f < n; f++) {
+        if (p + 4 > b.length) {
+          whole = false;
+          break;
+        }
+        const l = b.readInt32BE(p);
+        if (l < 0) throw new Error('COPY gave a NULL where none can be');
+        start[f] = p + 4;
+        len[f] = l;
+        p += 4 + l;
+        if (p > b.length) {
+          whole = false;
+          break;
+        }
+      }
+      if (!whole) break;
+      onRow(b, start, len);
+      at = p;
+    }
+    rest = b.subarray(at);
   }
-  if (rest !== '') onRow(rest.split('\t'));
 }
 
 export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateResult> {
@@ -57,15 +106,16 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
   const url = opts.postgres.url;
   if (url === null) return { ok: false, error: 'server.postgres.url is not set' };
   const key = signingKeyFromPem(opts.signingKeyPem);
-  const c = new pg.Client(clientConfig(url, opts.postgres.aggregateTimeoutMs, 'rarecon-server-build'));
-  // A broken connection fails the query in progress; the error event must not throw on top.
-  c.on('error', () => undefined);
+  const c = buildClient(url, opts);
+  // The second session writes the next publication while this one reads the counts out and the node
+  // writes the file: PostgreSQL's work and the node's overlap (two cores, not one after the other).
+  let pc: pg.Client | null = null;
+  let fileDone: (f: SnapshotFile | null) => void = () => undefined;
+  const fileReady = new Promise<SnapshotFile | null>((resolve) => (fileDone = resolve));
+  let publishing: Promise<Published | null> | null = null;
   let snapshotPath: string | null = null;
   try {
-    await c.connect();
-    // The backend notices a vanished node (killed mid-build) within seconds, and gives up its work and the lock.
-    await c.query("SET client_connection_check_interval = '2s'");
-    await c.query(`SET work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+    await connectBuild(c, opts);
     await c.query('SELECT pg_advisory_lock($1)', [BUILD_LOCK]);
     const last = (
       await c.query<{ v: number | null; p: number | null }>('SELECT max(version) AS v, max(published_ms) AS p FROM pub_version')
@@ -101,10 +151,12 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     const omitSingles = opts.omitSingleObserverCombos && opts.thresholds.veryRareMaxObservers >= 1;
     const minObservers = omitSingles ? 2 : 1;
     // Each observer's things once: a parallel DISTINCT over the window's partitions, their arrays unnested.
+    // The unnests in the select list run in step (a ProjectSet streaming each row's elements); as a
+    // LATERAL unnest(a, b, c) in FROM they went through a tuplestore per row: twice the time at 10M sightings.
     const pairs = await c.query(
-      `CREATE UNLOGGED TABLE agg_pair AS SELECT DISTINCT o.observer, x.sha, x.root, x.port
-       FROM sighting s JOIN agg_obs o ON o.host = s.host CROSS JOIN LATERAL unnest(s.shas, s.roots, s.ports) AS x(sha, root, port)
-       WHERE s.day >= $1 AND s.day < $2`,
+      `CREATE UNLOGGED TABLE agg_pair AS SELECT DISTINCT observer, sha, root, port FROM (
+         SELECT o.observer, unnest(s.shas) AS sha, unnest(s.roots) AS root, unnest(s.ports) AS port
+         FROM sighting s JOIN agg_obs o ON o.host = s.host WHERE s.day >= $1 AND s.day < $2) x`,
       [windowStart, endDay],
     );
     await c.query('ANALYZE agg_pair');
@@ -122,6 +174,24 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
        FROM (SELECT DISTINCT root FROM agg_combo) r`,
     );
     const countedAt = performance.now();
+    const version = Math.max((last.v ?? 0) + 1, opts.nowMs);
+    // Under this session's build lock: the other session only runs while this one holds it.
+    const p2 = buildClient(url, opts);
+    pc = p2;
+    await connectBuild(p2, opts);
+    publishing = (async () => {
+      await p2.query(
+        `CREATE UNLOGGED TABLE agg_pub_proc AS
+         SELECT s.bucket, s.sha, a.observers,
+                CASE WHEN coalesce(k.n, 0) <= $1 THEN 0
+                     ELSE coalesce((SELECT min(b) FROM generate_series(1, 16) b WHERE ($2::bigint << b) >= k.n), 16) END AS bits
+         FROM agg_proc a JOIN sha s ON s.id = a.sha LEFT JOIN (SELECT sha, count(*) AS n FROM agg_combo GROUP BY sha) k ON k.sha = a.sha`,
+        [opts.heavyProcessCombos, opts.combosPerCell],
+      );
+      return publish(p2, opts, version, fileReady);
+    })();
+    // Awaited below; a failure meanwhile must not go unhandled.
+    publishing.catch(() => undefined);
 
     // 2. build: the counts out once, into the file's arrays
     const procN = ((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM agg_proc')).rows[0] as { n: number }).n;
@@ -129,29 +199,31 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     const shaBytes = new Uint8Array(procN * SHA256_BYTES);
     const procObservers = new Int32Array(procN);
     let i = 0;
-    await copyLines(c, 'SELECT encode(s.sha, $$hex$$), a.observers FROM agg_proc a JOIN sha s ON s.id = a.sha ORDER BY a.idx', (f) => {
-      shaBytes.set(Buffer.from(f[0] as string, 'hex'), i * SHA256_BYTES);
-      procObservers[i++] = Number(f[1]);
+    await copyRows(c, 'SELECT s.sha, a.observers FROM agg_proc a JOIN sha s ON s.id = a.sha ORDER BY a.idx', 2, (b, at) => {
+      b.copy(shaBytes, i * SHA256_BYTES, at[0] as number, (at[0] as number) + SHA256_BYTES);
+      procObservers[i++] = b.readInt32BE(at[1] as number);
     });
     const roots: string[] = [];
-    await copyLines(c, 'SELECT r.name FROM agg_root a JOIN root r ON r.id = a.root ORDER BY a.idx', (f) => void roots.push(f[0] as string));
+    await copyRows(c, 'SELECT r.name FROM agg_root a JOIN root r ON r.id = a.root ORDER BY a.idx', 1, (b, at, len) => {
+      roots.push(b.toString('utf8', at[0] as number, (at[0] as number) + (len[0] as number)));
+    });
     const cSha = new Int32Array(comboN);
     const cRoot = new Int32Array(comboN);
     const cPort = new Uint16Array(comboN);
     const cObs = new Int32Array(comboN);
     let k = 0;
-    await copyLines(
+    await copyRows(
       c,
       'SELECT p.idx, r.idx, c.port, c.observers FROM agg_combo c JOIN agg_proc p ON p.sha = c.sha JOIN agg_root r ON r.root = c.root',
-      (f) => {
-        cSha[k] = Number(f[0]);
-        cRoot[k] = Number(f[1]);
-        cPort[k] = Number(f[2]);
-        cObs[k++] = Number(f[3]);
+      4,
+      (b, at) => {
+        cSha[k] = b.readInt32BE(at[0] as number);
+        cRoot[k] = b.readInt32BE(at[1] as number);
+        cPort[k] = b.readInt32BE(at[2] as number);
+        cObs[k++] = b.readInt32BE(at[3] as number);
       },
     );
     const readAt = performance.now();
-    const version = Math.max((last.v ?? 0) + 1, opts.nowMs);
     mkdirSync(opts.scratchDir, { recursive: true, mode: 0o700 });
     snapshotPath = join(opts.scratchDir, `baseline-${version}.db`);
     const written = writeCountedBaseline(
@@ -191,20 +263,10 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
     );
     const writtenAt = performance.now();
 
-    // 3. publish
-    await c.query(
-      `CREATE UNLOGGED TABLE agg_pub_proc AS
-       SELECT s.bucket, s.sha, a.observers,
-              CASE WHEN coalesce(k.n, 0) <= $1 THEN 0
-                   ELSE coalesce((SELECT min(b) FROM generate_series(1, 16) b WHERE ($2::bigint << b) >= k.n), 16) END AS bits
-       FROM agg_proc a JOIN sha s ON s.id = a.sha LEFT JOIN (SELECT sha, count(*) AS n FROM agg_combo GROUP BY sha) k ON k.sha = a.sha`,
-      [opts.heavyProcessCombos, opts.combosPerCell],
-    );
-    await c.query(
-      `CREATE UNLOGGED TABLE agg_pub_combo AS SELECT s.bucket, s.sha, r.rh, r.name AS root, c.port, c.observers
-       FROM agg_combo c JOIN sha s ON s.id = c.sha JOIN root r ON r.id = c.root`,
-    );
-    const published = await publish(c, opts, version, written.meta, bytes, sha256, line.toString('utf8'));
+    // 3. publish: the other session has written the next publication meanwhile; now the version and the swap.
+    fileDone({ meta: written.meta, bytes, sha256, envelope: line.toString('utf8') });
+    const published = await publishing;
+    if (published === null) throw new Error('the publication was abandoned');
     const publishedAt = performance.now();
     for (const t of SCRATCH) await c.query(`DROP TABLE IF EXISTS ${t}`);
     const figures: AggregateFigures = {
@@ -225,9 +287,42 @@ export async function aggregatePg(opts: PgAggregateOptions): Promise<AggregateRe
   } catch (e) {
     return { ok: false, error: `aggregation failed: ${(e as Error).message}` };
   } finally {
+    // A build given up before its file: the other session rolls its publication back.
+    fileDone(null);
+    await publishing?.catch(() => undefined);
     if (snapshotPath !== null) rmSync(snapshotPath, { force: true });
+    await pc?.end().catch(() => undefined);
     await c.end().catch(() => undefined);
   }
+}
+
+function buildClient(url: string, opts: PgAggregateOptions): pg.Client {
+  const c = new pg.Client(clientConfig(url, opts.postgres.aggregateTimeoutMs, 'rarecon-server-build'));
+  // A broken connection fails the query in progress; the error event must not throw on top.
+  c.on('error', () => undefined);
+  return c;
+}
+
+async function connectBuild(c: pg.Client, opts: PgAggregateOptions): Promise<void> {
+  await c.connect();
+  // The backend notices a vanished node (killed mid-build) within seconds, and gives up its work and the lock.
+  await c.query("SET client_connection_check_interval = '2s'");
+  await c.query(`SET work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+  // The publication's indexes are built by sorts too: in memory, not spilled (PostgreSQL's default is 64 MB).
+  await c.query(`SET maintenance_work_mem = '${opts.postgres.aggregateWorkMemMiB}MB'`);
+}
+
+/** The signed snapshot file the publication's version row carries. */
+interface SnapshotFile {
+  meta: object;
+  bytes: Buffer;
+  sha256: string;
+  envelope: string;
+}
+
+interface Published {
+  changedProcesses: number;
+  changedCombos: number;
 }
 
 /**
@@ -243,11 +338,8 @@ async function publish(
   c: pg.ClientBase,
   opts: PgAggregateOptions,
   version: number,
-  meta: object,
-  snapshot: Buffer,
-  sha256: string,
-  envelope: string,
-): Promise<{ changedProcesses: number; changedCombos: number }> {
+  fileReady: Promise<SnapshotFile | null>,
+): Promise<Published | null> {
   // The horizon the new version makes: removals at or before it have no delta that needs them.
   const kept = Math.max(1, opts.deltaHistoryVersions);
   const older = (await c.query<{ version: number }>('SELECT version FROM pub_version ORDER BY version DESC LIMIT $1', [kept - 1])).rows.map(
@@ -276,38 +368,51 @@ async function publish(
     await c.query('CREATE TABLE pub_process_next (LIKE pub_process INCLUDING DEFAULTS)');
     await c.query('CREATE TABLE pub_combo_next (LIKE pub_combo INCLUDING DEFAULTS)');
     // A row is changed when new, when its count or cell size changed, or when it was removed now.
-    const procs = await c.query<{ n: number }>(
-      `WITH ins AS (INSERT INTO pub_process_next (bucket, sha, observers, changed, bits)
+    // The changed rows are counted afterwards (a scan), not through RETURNING (a row kept per row written).
+    await c.query(
+      `INSERT INTO pub_process_next (bucket, sha, observers, changed, bits)
        SELECT * FROM (
          SELECT coalesce(n.bucket, o.bucket), coalesce(n.sha, o.sha), coalesce(n.observers, 0) AS observers,
                 CASE WHEN o.sha IS NULL OR (n.sha IS NULL AND o.observers > 0) OR n.observers <> o.observers OR n.bits <> o.bits
                      THEN $1::bigint ELSE o.changed END AS changed,
                 CASE WHEN n.sha IS NULL THEN o.bits ELSE n.bits END
          FROM pub_process o FULL JOIN agg_pub_proc n ON n.bucket = o.bucket AND n.sha = o.sha) x
-       WHERE NOT (observers = 0 AND changed <= $2)
-       RETURNING changed)
-       SELECT (count(*) FILTER (WHERE changed = $1::bigint))::int AS n FROM ins`,
+       WHERE NOT (observers = 0 AND changed <= $2)`,
       [version, horizon],
     );
-    const combos = await c.query<{ n: number }>(
-      `WITH ins AS (INSERT INTO pub_combo_next (bucket, sha, rh, root, port, observers, changed)
+    // The new counts joined to their sha256 and root names on the way in (no copy of them first).
+    await c.query(
+      `INSERT INTO pub_combo_next (bucket, sha, rh, root, port, observers, changed)
        SELECT * FROM (
          SELECT coalesce(n.bucket, o.bucket) AS bucket, coalesce(n.sha, o.sha) AS sha, coalesce(n.rh, o.rh), coalesce(n.root, o.root),
                 coalesce(n.port, o.port), coalesce(n.observers, 0) AS observers,
                 CASE WHEN o.sha IS NULL OR (n.sha IS NULL AND o.observers > 0) OR n.observers <> o.observers OR r.sha IS NOT NULL
                      THEN $1::bigint ELSE o.changed END AS changed
-         FROM pub_combo o FULL JOIN agg_pub_combo n
+         FROM pub_combo o FULL JOIN (SELECT s.bucket, s.sha, r.rh, r.name AS root, c.port, c.observers
+                                     FROM agg_combo c JOIN sha s ON s.id = c.sha JOIN root r ON r.id = c.root) n
            ON n.bucket = o.bucket AND n.sha = o.sha AND n.rh = o.rh AND n.root = o.root AND n.port = o.port
          LEFT JOIN agg_resized r ON r.bucket = coalesce(n.bucket, o.bucket) AND r.sha = coalesce(n.sha, o.sha)) x
-       WHERE NOT (observers = 0 AND changed <= $2)
-       RETURNING changed)
-       SELECT (count(*) FILTER (WHERE changed = $1::bigint))::int AS n FROM ins`,
+       WHERE NOT (observers = 0 AND changed <= $2)`,
       [version, horizon],
     );
+    const changed = (
+      await c.query<{ p: number; c: number }>(
+        `SELECT (SELECT count(*) FROM pub_process_next WHERE changed = $1::bigint)::int AS p,
+                (SELECT count(*) FROM pub_combo_next WHERE changed = $1::bigint)::int AS c`,
+        [version],
+      )
+    ).rows[0] as { p: number; c: number };
     await c.query('ALTER TABLE pub_process_next ADD CONSTRAINT pub_process_next_pkey PRIMARY KEY (bucket, sha)');
     await c.query('ALTER TABLE pub_combo_next ADD CONSTRAINT pub_combo_next_pkey PRIMARY KEY (bucket, sha, rh, root, port)');
     await c.query('CREATE INDEX pub_process_next_changed ON pub_process_next (changed)');
     await c.query('CREATE INDEX pub_combo_next_changed ON pub_combo_next (changed)');
+    // The version row needs the file, which the other session's counts are written into meanwhile.
+    const file = await fileReady;
+    if (file === null) {
+      await c.query('ROLLBACK');
+      return null;
+    }
+    const { meta, bytes: snapshot, sha256, envelope } = file;
     // The swap: readers wait for these few catalog changes, not for the rows above.
     await c.query('LOCK TABLE pub_process, pub_combo IN ACCESS EXCLUSIVE MODE');
     await c.query('DROP TABLE pub_process, pub_combo');
@@ -316,8 +421,8 @@ async function publish(
       await c.query(`ALTER TABLE ${t} RENAME CONSTRAINT ${t}_next_pkey TO ${t}_pkey`);
       await c.query(`ALTER INDEX ${t}_next_changed RENAME TO ${t}_changed`);
     }
-    const procN = (procs.rows[0] as { n: number }).n;
-    const comboN = (combos.rows[0] as { n: number }).n;
+    const procN = changed.p;
+    const comboN = changed.c;
     await c.query(
       `INSERT INTO pub_version (version, meta, published_ms, snapshot_sha256, snapshot_bytes, snapshot_envelope, changed_processes, changed_combos)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,

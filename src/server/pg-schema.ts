@@ -53,6 +53,9 @@ export const MIGRATIONS: readonly string[] = [
                            PRIMARY KEY (bucket, sha, rh, root, port));
    CREATE INDEX pub_process_changed ON pub_process (changed);
    CREATE INDEX pub_combo_changed ON pub_combo (changed);`,
+  // The snapshot's bytes (a baseline file, tens of MB at fleet scale) stored as they are: no pglz
+  // compression of them at each build, no decompression at each download.
+  `ALTER TABLE pub_snapshot ALTER COLUMN bytes SET STORAGE EXTERNAL;`,
 ];
 
 /** Advisory lock keys (pg_advisory_lock): schema changes, and the one aggregation at a time. */

@@ -275,43 +275,59 @@ export class PgStore implements ServerStore {
   // Sightings
 
   /**
-   * The ids of these sha256s (hex) and root domains, made when new. Outside
-   * the upload's transaction: an id given stays good even if the upload fails.
-   * Keys go in sorted, so two nodes adding the same new keys cannot deadlock.
+   * The ids of these sha256s (hex) and root domains into `shaOut` and
+   * `rootOut`, made in the dictionaries when new. Outside the upload's
+   * transaction: an id given stays good even if the upload fails. Keys go in
+   * sorted, so two nodes adding the same new keys cannot deadlock.
    */
-  private async intern(shas: Set<string>, roots: Set<string>): Promise<void> {
-    const newShas = [...shas].filter((h) => this.shaIds.get(h) === undefined).sort();
-    const newRoots = [...roots].filter((n) => this.rootIds.get(n) === undefined).sort();
-    if (newShas.length === 0 && newRoots.length === 0) return;
+  private async intern(
+    shas: Iterable<string>,
+    roots: Iterable<string>,
+    shaOut: Map<string, number>,
+    rootOut: Map<string, number>,
+  ): Promise<{ shas: string[]; roots: string[] }> {
+    const newShas: string[] = [];
+    const newRoots: string[] = [];
+    for (const h of shas) {
+      const id = this.shaIds.get(h);
+      if (id === undefined) newShas.push(h);
+      else shaOut.set(h, id);
+    }
+    for (const n of roots) {
+      const id = this.rootIds.get(n);
+      if (id === undefined) newRoots.push(n);
+      else rootOut.set(n, id);
+    }
+    if (newShas.length === 0 && newRoots.length === 0) return { shas: [], roots: [] };
+    newShas.sort();
+    newRoots.sort();
     const bytes = newShas.map((h) => Buffer.from(h, 'hex'));
-    // One round trip: the keys added now come back from RETURNING, those already there from the select.
-    // A key another node adds at this very moment may come back from neither; storeSightings asks again.
+    // One round trip: the keys added now come back from RETURNING, those already there (the conflicts only:
+    // most keys sent are new) from the select. A key another node adds at this very moment may come back from
+    // neither; storeSightings asks again.
     const r = await this.pool.query<{ kind: number; id: number; sha: Buffer | null; name: string | null }>({
-      name: 'rarecon-intern',
+      name: 'rarecon-intern-2',
       text: `WITH s AS (INSERT INTO sha (bucket, sha) SELECT * FROM unnest($1::int[], $2::bytea[]) ON CONFLICT (sha) DO NOTHING RETURNING id, sha),
                  r AS (INSERT INTO root (rh, name) SELECT * FROM unnest($3::bigint[], $4::text[]) ON CONFLICT (name) DO NOTHING RETURNING id, name)
              SELECT 0 AS kind, id, sha, NULL::text AS name FROM s
-             UNION ALL SELECT 0, id, sha, NULL FROM sha WHERE sha = ANY($2::bytea[])
+             UNION ALL SELECT 0, id, sha, NULL FROM sha
+               WHERE sha = ANY(ARRAY(SELECT unnest($2::bytea[]) EXCEPT ALL SELECT sha FROM s))
              UNION ALL SELECT 1, id, NULL, name FROM r
-             UNION ALL SELECT 1, id, NULL, name FROM root WHERE name = ANY($4::text[])`,
+             UNION ALL SELECT 1, id, NULL, name FROM root
+               WHERE name = ANY(ARRAY(SELECT unnest($4::text[]) EXCEPT ALL SELECT name FROM r))`,
       values: [bytes.map(bucketOf), bytes, newRoots.map(rootHash), newRoots],
     });
     for (const row of r.rows) {
-      if (row.kind === 0) this.shaIds.set((row.sha as Buffer).toString('hex'), row.id);
-      else this.rootIds.set(row.name as string, row.id);
+      if (row.kind === 0) {
+        const h = (row.sha as Buffer).toString('hex');
+        this.shaIds.set(h, row.id);
+        shaOut.set(h, row.id);
+      } else {
+        this.rootIds.set(row.name as string, row.id);
+        rootOut.set(row.name as string, row.id);
+      }
     }
-  }
-
-  private shaId(hex: string): number {
-    const id = this.shaIds.get(hex);
-    if (id === undefined) throw new Error(`sha256 ${hex} has no id after interning`);
-    return id;
-  }
-
-  private rootId(name: string): number {
-    const id = this.rootIds.get(name);
-    if (id === undefined) throw new Error(`root domain ${name} has no id after interning`);
-    return id;
+    return { shas: newShas.filter((h) => !shaOut.has(h)), roots: newRoots.filter((n) => !rootOut.has(n)) };
   }
 
   async storeSightings(host: HostRow, days: readonly DayBatch[], nowMs: number): Promise<IntakeResult> {
@@ -324,23 +340,34 @@ export class PgStore implements ServerStore {
         roots.add(c.rootDomain);
       }
     }
-    await this.intern(shas, roots);
-    // The dictionary cache may have been cleared between interning and use: intern again what went missing.
-    const missing = new Set([...shas].filter((h) => this.shaIds.get(h) === undefined));
-    const missingRoots = new Set([...roots].filter((n) => this.rootIds.get(n) === undefined));
-    if (missing.size > 0 || missingRoots.size > 0) await this.intern(missing, missingRoots);
+    // This upload's ids, looked up once per distinct key (the shared cache is large: a lookup there costs a cache miss).
+    const shaIds = new Map<string, number>();
+    const rootIds = new Map<string, number>();
+    const left = await this.intern(shas, roots, shaIds, rootIds);
+    // A key another node was adding at the same moment: its id is there now.
+    if (left.shas.length > 0 || left.roots.length > 0) {
+      const still = await this.intern(left.shas, left.roots, shaIds, rootIds);
+      if (still.shas.length > 0) throw new Error(`sha256 ${still.shas[0] as string} has no id after interning`);
+      if (still.roots.length > 0) throw new Error(`root domain ${still.roots[0] as string} has no id after interning`);
+    }
     try {
-      return await this.storeSightingsTx(host, days, nowMs);
+      return await this.storeSightingsTx(host, days, nowMs, shaIds, rootIds);
     } catch (e) {
       if ((e as { code?: string }).code !== NO_PARTITION) throw e;
       // A day no partition is made for yet (the first upload after midnight, a clock ahead): make them, then once more.
       const ds = days.map((d) => Math.floor(d.dayMs / DAY_MS));
       await maintainPartitions(this.pool, Math.min(...ds), Math.max(...ds), null);
-      return this.storeSightingsTx(host, days, nowMs);
+      return this.storeSightingsTx(host, days, nowMs, shaIds, rootIds);
     }
   }
 
-  private async storeSightingsTx(host: HostRow, days: readonly DayBatch[], nowMs: number): Promise<IntakeResult> {
+  private async storeSightingsTx(
+    host: HostRow,
+    days: readonly DayBatch[],
+    nowMs: number,
+    shaIds: ReadonlyMap<string, number>,
+    rootIds: ReadonlyMap<string, number>,
+  ): Promise<IntakeResult> {
     return this.tx(async (c) => {
       const result: IntakeResult = { days: 0, processes: 0, combos: 0, replaced: 0 };
       const dayNums = days.map((d) => Math.floor(d.dayMs / DAY_MS));
@@ -379,12 +406,12 @@ export class PgStore implements ServerStore {
             x = { s: [], r: [], p: [] };
             parts[k] = x;
           }
-          x.s.push(this.shaId(hex));
+          x.s.push(shaIds.get(hex) as number);
           x.r.push(root);
           x.p.push(port);
         };
         for (const p of d.processes) put(p, 0, 0);
-        for (const cb of d.combos) put(cb.sha256, this.rootId(cb.rootDomain), cb.port);
+        for (const cb of d.combos) put(cb.sha256, rootIds.get(cb.rootDomain) as number, cb.port);
         parts.forEach((x, k) => rows.add(day, ref, k, x.s, x.r, x.p));
         result.days++;
         result.processes += d.processes.length;

@@ -354,6 +354,46 @@ describe.skipIf(pgStore.skip !== null)('two server nodes on one PostgreSQL', () 
     expect(JSON.parse(v.content.toString()).combos).toContainEqual([SHAS[0], 'popular.com', 443, 6]);
   });
 
+  it('uploads of the same new sha256s and root domains at once through both nodes: every one stored, each key once', async () => {
+    const store = await pgStore.open(join(tmp.dir, 'a'), over);
+    const token = (await store.createEnrolToken('race', 100, Date.now())).token;
+    await store.close();
+    const creds: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await http(`${(i % 2 === 0 ? a : b).url}/v1/enroll`, { body: { token, hostId: `r${i}` } });
+      creds.push(r.json.credential as string);
+    }
+    // Keys no node has seen: each upload must intern them while the others do the same.
+    const fresh = Array.from({ length: 50 }, (_, k) => sha(`race-bin-${k}`));
+    const combos = fresh.map((s, k) => ({ sha256: s, rootDomain: `race${k % 20}.example`, port: 443 }));
+    const answers = await Promise.all(
+      creds.map((cred, i) =>
+        http(`${(i % 2 === 0 ? b : a).url}/v1/sightings`, {
+          token: cred,
+          body: { days: [{ day: isoDay(today - DAY), processes: fresh.slice(0, 10 + i), combos }] },
+        }),
+      ),
+    );
+    for (const r of answers) expect(r.status, r.body.toString()).toBe(200);
+    const c = new pg.Client({ connectionString: (over.postgres as { url: string }).url });
+    await c.connect();
+    try {
+      const keys = await c.query<{ shas: number; roots: number }>(
+        `SELECT (SELECT count(*)::int FROM sha WHERE sha = ANY($1::bytea[])) AS shas,
+                (SELECT count(*)::int FROM root WHERE name LIKE 'race%.example') AS roots`,
+        [fresh.map((s) => Buffer.from(s, 'hex'))],
+      );
+      expect(keys.rows[0]).toEqual({ shas: 50, roots: 20 });
+      // Every host's sightings under those ids: 50 combos and its processes, each once.
+      const stored = await c.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM sighting s JOIN host h ON h.id = s.host, unnest(s.shas) x WHERE h.host_id LIKE 'r%'`,
+      );
+      expect(stored.rows[0]?.n).toBe(creds.reduce((n, _, i) => n + 50 + 10 + i, 0));
+    } finally {
+      await c.end();
+    }
+  });
+
   it('a scheduled run fired on both nodes builds once: the second finds the version published for it', async () => {
     const url = (over.postgres as { url: string }).url;
     // A run after the builds above: both start after its slot, the first to take the lock publishes for it.
