@@ -524,7 +524,7 @@ export interface ServerPostgresConfig {
   /** A request's statement is cancelled after this (0 = no limit); the aggregation has its own, aggregateTimeoutMs. */
   statementTimeoutMs: number;
   aggregateTimeoutMs: number;
-  /** work_mem of the aggregation's session, MiB: the distinct-observer hash tables stay in memory up to it. */
+  /** work_mem and maintenance_work_mem of the build sessions, MiB (two sessions overlap: up to twice this): the distinct-observer hash tables stay in memory up to it. */
   aggregateWorkMemMiB: number;
 }
 
