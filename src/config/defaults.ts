@@ -158,6 +158,8 @@ export const DEFAULT_BASELINE_STORE: BaselineStoreConfig = {
 export interface OfflineMemoryLimits {
   /** Bytes of open alerts' records held in memory; past that they wait in a temporary SQLite file. */
   heldAlertBytes: number;
+  /** SQLite page cache of that temporary file, KiB. */
+  heldAlertSpillCacheKiB: number;
   /**
    * Answers a generation of the baseline store's recent answers (in front of
    * baselineStore.lookupCacheEntries' typed caches) holds offline: there they
@@ -173,7 +175,8 @@ export interface OfflineMemoryLimits {
 
 export const DEFAULT_OFFLINE_MEMORY: OfflineMemoryLimits = {
   heldAlertBytes: 4 * 1024 * 1024,
-  recentAnswers: 32_768,
+  heldAlertSpillCacheKiB: 1024,
+  recentAnswers: 16_384,
   // The bench inputs and a 2,000-host fleet hold ~110k-180k distinct values: they never reach these.
   scannerMaxIds: 262_144,
   scannerMaxHeldBytes: 16 * 1024 * 1024,

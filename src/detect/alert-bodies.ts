@@ -145,7 +145,8 @@ export class AlertBodies {
   }
 
   private grow(id: number): void {
-    const n = Math.max(1024, this.where.length * 2, id + 1);
+    // By half again, as the deduper's ids grow (doubling left up to half of them unused).
+    const n = Math.max(1024, Math.ceil(this.where.length * 1.5), id + 1);
     const w = new Uint8Array(n);
     w.set(this.where);
     this.where = w;
@@ -171,8 +172,8 @@ function openSpill(): Spill {
   const db = new Database('');
   db.pragma('journal_mode = OFF');
   db.pragma('synchronous = OFF');
-  // A bounded page cache (4 MiB): the file, not memory, takes the records.
-  db.pragma('cache_size = -4096');
+  // A bounded page cache: the file, not memory, takes the records (written about in id order, read back so).
+  db.pragma(`cache_size = ${-DEFAULT_OFFLINE_MEMORY.heldAlertSpillCacheKiB}`);
   db.exec('CREATE TABLE body (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
   return {
     db,
