@@ -42,9 +42,6 @@ export function heapFlagsChosen(): boolean {
   return [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'));
 }
 
-/** Text a write of alerts gathers (under V8's 128 KiB large-object threshold, ~8 alerts in OCSF). */
-const WRITE_CHARS = 32 * 1024;
-
 export interface ScoreCommandOptions {
   /** Runs the same command again with these node flags and gives its exit status (the `rarecon` command's main). */
   rerunWith?: (flags: readonly string[]) => Promise<number>;
@@ -140,22 +137,17 @@ export async function scoreCommand(
   const startMs = Date.now();
   const startCpu = process.cpuUsage();
   const render = format === 'ecs' ? toEcs : toOcsf;
-  // Alerts are written ~32 KiB of lines a write: one write each cost more than rendering them, and
-  // a larger text (256 alerts, ~1 MiB) went to V8's large-object space, where it outlives young collections.
+  // Alerts are written 256 lines a write: one write each cost more than rendering them.
   const emit = async (alerts: readonly Alert[]): Promise<void> => {
-    let lines: string[] = [];
-    let chars = 0;
-    for (const a of alerts) {
-      const line = JSON.stringify(render(a));
-      lines.push(line);
-      chars += line.length + 1;
-      if (chars >= WRITE_CHARS) {
-        await writeLine(out, lines.join('\n'));
-        lines = [];
-        chars = 0;
-      }
+    for (let i = 0; i < alerts.length; i += 256) {
+      await writeLine(
+        out,
+        alerts
+          .slice(i, i + 256)
+          .map((a) => JSON.stringify(render(a)))
+          .join('\n'),
+      );
     }
-    if (lines.length > 0) await writeLine(out, lines.join('\n'));
   };
 
   // Offline, a crashed run is simply run again: alerts reach a kept state with the flush, an in-memory one never.
