@@ -78,7 +78,7 @@ export class IdCaches {
 
   /**
    * The root domain of the name behind the id, as a code: >= 0 a root id
-   * (rootName() gives the domain), < 0 no root domain (noRootReason() says why).
+   * (rootName() gives the domain), < 0 no root domain (NO_ROOT_REASONS[-code - 1] says why).
    */
   rootDomain(nameId: number, hostname: string, rootDomainOf: RootDomainResolver): number {
     if (nameId >= this.rootCodes.length) this.rootCodes = grow(this.rootCodes, nameId);

@@ -275,7 +275,7 @@ function decodeLine(file: string, line: number, buf: Buffer, start: number, end:
  * With `reuse`, plain bytes are read into two buffers taken in turn, so a
  * chunk is valid until the one after the next is read. A new buffer a chunk
  * (as a read stream gives) is garbage outside the heap that V8 collects only
- * once ~64 MiB of it piled up: 39 MiB of a `rarecon score` run's peak.
+ * once ~64 MiB of it piled up (39 MiB of it late in `rarecon score` of the 5M bench events).
  */
 async function* fileBytes(
   file: string,
