@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, one after another, printing figures.
 // `npm run bench -- score outbox` runs only those named. Nothing here fails on a time.
 //   score     offline scoring against a 10M-combo baseline (issue 2)
+//   score-5m  the whole `rarecon score` command on 5M events: events/s and peak RSS (issue 17)
 //   score-start  start-up cost of `rarecon score` on an empty and a one-line file (issue 14)
 //   baseline  baseline build and read path at 10M combos (issue 2)
 //   replay    log reading and parsing (issue 2)
@@ -12,6 +13,7 @@
 //   outbox    durable enqueue and drain to HTTP (issue 5)
 const benches: Record<string, () => Promise<void>> = {
   score: async () => (await import('./score.js')).benchScore({ combos: 10_000_000, events: 1_000_000 }),
+  'score-5m': async () => (await import('./score.js')).benchScore({ combos: 10_000_000, events: 5_000_000, cliOnly: true }),
   'score-start': async () => (await import('./score-start.js')).benchScoreStart(),
   baseline: async () => (await import('./baseline-store.js')).benchBaseline({ combos: 10_000_000 }),
   replay: async () => (await import('./replay-read.js')).benchReplay(),

@@ -149,6 +149,11 @@ export class RecentAnswers {
 
   constructor(private readonly entriesPerGeneration: number) {}
 
+  /** Processes held now (both generations; one in both counts twice): at most twice entriesPerGeneration. */
+  get held(): number {
+    return this.young.size + this.old.size;
+  }
+
   /** The answers for `sha`, created empty when it was not asked recently. */
   of(sha: string): ShaAnswers {
     const hit = this.young.get(sha);

@@ -166,7 +166,7 @@ export class SqliteBaseline implements BaselineReader {
     this.comboCache = new ComboCache(secondTier);
     // As many answers a generation as the typed caches hold: a working set that fits churns less (measured
     // at 10M combos: 65,536 gave 82k events/s and 306 MiB peak RSS, 200,000 gave 103k/s and 235 MiB).
-    this.recent = new RecentAnswers(cfg.lookupCacheEntries);
+    this.recent = new RecentAnswers(Math.min(cfg.lookupCacheEntries, cfg.recentAnswers ?? Number.POSITIVE_INFINITY));
   }
 
   meta(): BaselineMeta {

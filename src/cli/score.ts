@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { openBaseline } from '../baseline/store.js';
+import { DEFAULT_OFFLINE_MEMORY } from '../config/defaults.js';
 import { Scorer, type ScoreCounters, type ScoreOutcome, type HostLearning } from '../detect/scorer.js';
 import { StateStore } from '../detect/state-store.js';
 import { ConnectionNames } from '../enrich/connection-names.js';
@@ -123,7 +124,8 @@ export async function scoreCommand(
 
   let opened: ReturnType<typeof openBaseline>;
   try {
-    opened = openBaseline(values.baseline, config.baselineStore);
+    // Offline the per-id caches answer most lookups: the recent answers serve the lines that alert (bounded, issue 17).
+    opened = openBaseline(values.baseline, { ...config.baselineStore, recentAnswers: DEFAULT_OFFLINE_MEMORY.recentAnswers });
   } catch (e) {
     // openBaseline throws only for store settings it cannot use (e.g. baselineStore.lookupCacheEntries: 0).
     if (e instanceof RangeError) throw new UsageError(`bad config: ${e.message}`);

@@ -138,6 +138,8 @@ export interface BaselineStoreConfig {
   cacheSizeKiB: number;
   /** Entries in the in-memory lookup caches in front of SQLite. */
   lookupCacheEntries: number;
+  /** Answers a generation of the recent answers holds, when fewer than lookupCacheEntries (offline runs: OfflineMemoryLimits). */
+  recentAnswers?: number;
 }
 
 export const DEFAULT_BASELINE_STORE: BaselineStoreConfig = {
@@ -146,6 +148,42 @@ export const DEFAULT_BASELINE_STORE: BaselineStoreConfig = {
   cacheSizeKiB: 4 * 1024,
   lookupCacheEntries: 200_000,
 };
+
+/**
+ * What the offline commands (`rarecon score`, `rarecon baseline build`) hold in
+ * memory, bounded so resident memory stays flat however long the input and
+ * however many distinct names it brings (issue 17: 5M bench events, 150,108
+ * alerts held, under 200 MB). Not part of the config file.
+ */
+export interface OfflineMemoryLimits {
+  /** Bytes of open alerts' records held in memory; past that they wait in a temporary SQLite file. */
+  heldAlertBytes: number;
+  /** SQLite page cache of that temporary file, KiB. */
+  heldAlertSpillCacheKiB: number;
+  /**
+   * Answers a generation of the baseline store's recent answers (in front of
+   * baselineStore.lookupCacheEntries' typed caches) holds offline: there they
+   * serve only the lines that alert, whose combos are new by nature, and the
+   * per-id caches answer the rest.
+   */
+  recentAnswers: number;
+  /** Ids the native line scanner hands out before it drops them all, and with them every cache keyed by them. */
+  scannerMaxIds: number;
+  /** Bytes of strings the native line scanner holds before it drops its ids. */
+  scannerMaxHeldBytes: number;
+}
+
+export const DEFAULT_OFFLINE_MEMORY: OfflineMemoryLimits = {
+  heldAlertBytes: 4 * 1024 * 1024,
+  heldAlertSpillCacheKiB: 1024,
+  recentAnswers: 16_384,
+  // The bench inputs and a 2,000-host fleet hold ~110k-180k distinct values: they never reach these.
+  scannerMaxIds: 262_144,
+  scannerMaxHeldBytes: 16 * 1024 * 1024,
+};
+
+/** Names of connections a generation of the enrich stage's name cache holds (two generations). */
+export const DEFAULT_NAMES_PER_GENERATION = 65_536;
 
 /** The default state folder of the daemon. */
 export const DEFAULT_STATE_DIR = '/var/lib/rarecon';

@@ -5,9 +5,10 @@
 // number past the bound. JavaScript strings were no good for this: the text
 // JSON.stringify gives is a tree of concatenated pieces (~2x its length).
 import Database from 'better-sqlite3';
+import { DEFAULT_OFFLINE_MEMORY } from '../config/defaults.js';
 
-/** Bytes of records held in memory (~12,000 alerts of the bench) before all of them go to the temporary file. */
-export const DEFAULT_HELD_BODY_BYTES = 16 * 1024 * 1024;
+/** Bytes of records held in memory (~3,000 alerts of the bench) before all of them go to the temporary file. */
+export const DEFAULT_HELD_BODY_BYTES = DEFAULT_OFFLINE_MEMORY.heldAlertBytes;
 
 const CHUNK_BYTES = 1024 * 1024;
 const NOWHERE = 0;
@@ -38,6 +39,12 @@ export class AlertBodies {
   private offset = new Int32Array(0);
   private length = new Int32Array(0);
   private spill: Spill | null = null;
+  /**
+   * Chunks emptied (by a spill, or their records taken), for the next records: a
+   * new chunk each time left 1 MiB buffers outside the heap that V8 collects
+   * only once ~64 MiB of them piled up. Counted in memoryBytes.
+   */
+  private spare: Buffer[] = [];
   /** Records written to the temporary file, over the run. */
   spilledTotal = 0;
 
@@ -86,17 +93,36 @@ export class AlertBodies {
   }
 
   private newChunk(room: number): void {
-    if (this.memoryBytes + Math.max(CHUNK_BYTES, room) > this.maxMemoryBytes && this.memoryBytes > 0) this.spillAll();
-    const c: Chunk = { bytes: Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, room)), live: 0 };
+    const size = Math.max(CHUNK_BYTES, room);
+    let bytes = size === CHUNK_BYTES ? this.spare.pop() : undefined;
+    if (bytes === undefined) {
+      if (this.memoryBytes + size > this.maxMemoryBytes && this.memoryBytes > 0) {
+        this.spillAll();
+        bytes = size === CHUNK_BYTES ? this.spare.pop() : undefined;
+      }
+      if (bytes === undefined) {
+        // A record larger than a chunk: the spare chunks go, so memory is the bound or that one record.
+        for (const b of this.spare.splice(0)) this.memoryBytes -= b.length;
+        bytes = Buffer.allocUnsafeSlow(size);
+        this.memoryBytes += size;
+      }
+    }
+    const c: Chunk = { bytes, live: 0 };
     this.chunks.push(c);
     this.current = c;
     this.used = 0;
-    this.memoryBytes += c.bytes.length;
   }
 
   private drop(k: number): void {
-    this.memoryBytes -= this.chunks[k]!.bytes.length;
+    const bytes = this.chunks[k]!.bytes;
     this.chunks[k] = null;
+    this.keep(bytes);
+  }
+
+  /** An emptied chunk: kept for reuse if of the usual size, else let go. */
+  private keep(bytes: Buffer): void {
+    if (bytes.length === CHUNK_BYTES) this.spare.push(bytes);
+    else this.memoryBytes -= bytes.length;
   }
 
   /** Moves every record held in memory to the temporary file, in one transaction, and frees the chunks. */
@@ -113,13 +139,14 @@ export class AlertBodies {
       }
     })();
     this.spilledTotal += n;
+    for (const c of this.chunks) if (c !== null) this.keep(c.bytes);
     this.chunks = [];
     this.current = null;
-    this.memoryBytes = 0;
   }
 
   private grow(id: number): void {
-    const n = Math.max(1024, this.where.length * 2, id + 1);
+    // By half again, as the deduper's ids grow (doubling left up to half of them unused).
+    const n = Math.max(1024, Math.ceil(this.where.length * 1.5), id + 1);
     const w = new Uint8Array(n);
     w.set(this.where);
     this.where = w;
@@ -134,6 +161,7 @@ export class AlertBodies {
     this.spill?.db.close();
     this.spill = null;
     this.chunks = [];
+    this.spare = [];
     this.current = null;
     this.memoryBytes = 0;
   }
@@ -144,8 +172,8 @@ function openSpill(): Spill {
   const db = new Database('');
   db.pragma('journal_mode = OFF');
   db.pragma('synchronous = OFF');
-  // A bounded page cache (4 MiB): the file, not memory, takes the records.
-  db.pragma('cache_size = -4096');
+  // A bounded page cache: the file, not memory, takes the records (written about in id order, read back so).
+  db.pragma(`cache_size = ${-DEFAULT_OFFLINE_MEMORY.heldAlertSpillCacheKiB}`);
   db.exec('CREATE TABLE body (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
   return {
     db,

@@ -184,15 +184,31 @@ export class CompactDeduper {
    * no more than that many records are rebuilt at once.
    */
   *finishInBatches(batch: number): Generator<DetectionAlert[]> {
-    const open: number[] = [];
-    for (const h of this.hostList) for (const id of h.open) open.push(id);
-    const byFirst = (a: number, b: number): number => this.first[a]! - this.first[b]!;
-    open.sort(byFirst);
-    const all = this.closed.concat(open).sort(byFirst);
+    // The closed, then the open host by host, in one typed array (three arrays of numbers took ~7 MiB at
+    // 300,000 alerts), ordered by first seen and, at the same time, by place in it: the order a stable
+    // sort of the closed followed by the open sorted host by host gives (dedup.ts's).
+    let n = this.closed.length;
+    for (const h of this.hostList) n += h.open.length;
+    const ids = new Int32Array(n);
+    let k = 0;
+    for (const id of this.closed) ids[k++] = id;
+    for (const h of this.hostList) {
+      for (const id of h.open) {
+        this.unslot(id);
+        ids[k++] = id;
+      }
+      h.open = [];
+    }
     this.closed = [];
-    for (const h of this.hostList) h.open = [];
-    for (const id of open) this.unslot(id);
-    for (let i = 0; i < all.length; i += batch) yield all.slice(i, i + batch).map((id) => this.materialise(id));
+    const first = this.first;
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    order.sort((a, b) => first[ids[a]!]! - first[ids[b]!]! || a - b);
+    for (let i = 0; i < n; i += batch) {
+      const out: DetectionAlert[] = [];
+      for (let j = i; j < Math.min(n, i + batch); j++) out.push(this.materialise(ids[order[j]!]!));
+      yield out;
+    }
   }
 
   /** The held record of `id` with its final count and last seen; frees the id. */
@@ -216,7 +232,8 @@ export class CompactDeduper {
   }
 
   private grow(): void {
-    const cap = Math.max(1024, this.capacity * 2);
+    // By half again: doubling left up to half of the index unused (7 MiB at 150,000 held alerts).
+    const cap = Math.max(1024, Math.ceil(this.capacity * 1.5));
     const more = <T extends Int32Array | Uint8Array | Float64Array>(old: T, make: (n: number) => T): T => {
       const next = make(cap);
       next.set(old);

@@ -13,7 +13,7 @@ import type { DetectConfig } from '../config/defaults.js';
 import { makeRootDomainResolver, type RootDomainResult } from '../model/root-domain.js';
 import { makeAddressClassifier, type AddressClass, type AddressClassifier } from '../model/address.js';
 import { compileExclusions, type CompiledExclusions, type ExclusionKind } from './exclusions.js';
-import { ADDRESS_CLASSES, IdCaches } from './id-caches.js';
+import { ADDRESS_CLASSES, IdCaches, NO_ROOT_REASONS } from './id-caches.js';
 
 export type IneligibleReason =
   | 'inbound'
@@ -242,8 +242,8 @@ export function makeDetector(config: DetectConfig): Detector {
       const hostname = nameId < 0 ? null : s.table.hostname(nameId);
       // The name from DNS answers: the record path, named by the enrich stage.
       if (!isHostname(hostname)) return null;
-      const rd = c.rootDomain(nameId, hostname, rootDomainOf.uncached);
-      if (!rd.ok) return rootDomainIneligible(rd.reason);
+      const rootId = c.rootDomain(nameId, hostname, rootDomainOf.uncached);
+      if (rootId < 0) return rootDomainIneligible(NO_ROOT_REASONS[-rootId - 1]!);
       const shaId = s.sha(i);
       if (shaId < 0) return 'no-sha256';
       const thresholds = thresholdsFor(meta);
@@ -252,12 +252,12 @@ export function makeDetector(config: DetectConfig): Detector {
         // A sha256 not looked up yet: ask for the combo first. Every observer of a combo ran its sha256, so
         // the process has at least the combo's observers; a combo that common settles the event with one
         // baseline read instead of two (the verdict is the same whatever the process read would say).
-        const combo = c.comboObservers(shaId, nameId, rd.rootDomain, s.port(i));
+        const combo = c.comboObservers(shaId, rootId, s.port(i));
         if (combo >= thresholds.commonProcessMinObservers && combo >= thresholds.uncommonBelowObservers) return 'common';
       }
       if (c.processObservers(shaId) < thresholds.commonProcessMinObservers) return 'process-not-common';
       if (!scored) return null;
-      const comboObservers = c.comboObservers(shaId, nameId, rd.rootDomain, s.port(i));
+      const comboObservers = c.comboObservers(shaId, rootId, s.port(i));
       return comboObservers >= thresholds.uncommonBelowObservers ? 'common' : null; // tierOf()'s 'common'
     },
   };

@@ -9,6 +9,16 @@ import type { RootDomainResolver, RootDomainResult } from '../model/root-domain.
 import type { AddressClass, AddressClassifier } from '../model/address.js';
 
 const NOT_YET = 0;
+type NoRootReason = Extract<RootDomainResult, { ok: false }>['reason'];
+/** Why a name has no root domain, by the index rootDomain() answers as -(index + 1). */
+export const NO_ROOT_REASONS: readonly NoRootReason[] = [
+  'empty',
+  'ip-literal',
+  'single-label',
+  'internal-name',
+  'invalid-name',
+  'no-registrable-domain',
+];
 /** Slots of the combo table (16 bytes each); it starts again when three quarters full. */
 const COMBO_SLOTS = 1 << 18;
 /** Address classes by the index addressClass() answers; 0 is external. */
@@ -17,11 +27,17 @@ export const ADDRESS_CLASSES: readonly AddressClass[] = ['external', 'internal',
 export class IdCaches {
   /** Address class + 1 per ip id (0: not worked out yet). */
   private addresses = new Uint8Array(1024);
-  private readonly roots: (RootDomainResult | undefined)[] = [];
+  /**
+   * Root domain per name id: root id + 1, or -(index of the reason + 1) when
+   * the name has none, 0 when not worked out yet. A result object a name took
+   * ~120 bytes with its strings (9 MiB at 78,000 names of the 5M bench events).
+   */
+  private rootCodes = new Int32Array(1024);
+  /** Root domains by root id. */
+  private readonly rootNames: string[] = [];
   /** Observers + 1 per sha256 id (0: not looked up yet); 1 for a sha256 the baseline has never seen. */
   private processes = new Float64Array(1024);
-  /** Root domain id + 1 per name id (0: not worked out yet), root domains numbered in first-seen order. */
-  private rootIds = new Int32Array(1024);
+  /** Root ids by root domain, numbered in first-seen order. */
   private readonly rootIdOf = new Map<string, number>();
   /**
    * Combo observers by (sha256 id, root id, port), open addressing: a Map
@@ -60,18 +76,34 @@ export class IdCaches {
     return k - 1;
   }
 
-  rootDomain(nameId: number, hostname: string, rootDomainOf: RootDomainResolver): RootDomainResult {
-    let r = this.roots[nameId];
-    if (r === undefined) {
-      this.roots[nameId] = r = rootDomainOf(hostname, this.meta.policy);
+  /**
+   * The root domain of the name behind the id, as a code: >= 0 a root id
+   * (rootName() gives the domain), < 0 no root domain (NO_ROOT_REASONS[-code - 1] says why).
+   */
+  rootDomain(nameId: number, hostname: string, rootDomainOf: RootDomainResolver): number {
+    if (nameId >= this.rootCodes.length) this.rootCodes = grow(this.rootCodes, nameId);
+    let code = this.rootCodes[nameId]!;
+    if (code === NOT_YET) {
+      const r = rootDomainOf(hostname, this.meta.policy);
       if (r.ok) {
         let rootId = this.rootIdOf.get(r.rootDomain);
-        if (rootId === undefined) this.rootIdOf.set(r.rootDomain, (rootId = this.rootIdOf.size));
-        if (nameId >= this.rootIds.length) this.rootIds = grow(this.rootIds, nameId);
-        this.rootIds[nameId] = rootId + 1;
+        if (rootId === undefined) {
+          rootId = this.rootNames.length;
+          this.rootIdOf.set(r.rootDomain, rootId);
+          this.rootNames.push(r.rootDomain);
+        }
+        code = rootId + 1;
+      } else {
+        code = -(NO_ROOT_REASONS.indexOf(r.reason) + 1);
       }
+      this.rootCodes[nameId] = code;
     }
-    return r;
+    return code > 0 ? code - 1 : code;
+  }
+
+  /** The root domain of a root id rootDomain() gave. */
+  rootName(rootId: number): string {
+    return this.rootNames[rootId]!;
   }
 
   /** Whether processObservers(shaId) is already known (answers without a baseline read). */
@@ -88,12 +120,11 @@ export class IdCaches {
   }
 
   /**
-   * Observers of the combo of a sha256 id, the root domain of a name id (asked
-   * for with rootDomain() first, and found) and a port: the baseline's answer,
+   * Observers of the combo of a sha256 id, a root id (from rootDomain()) and
+   * a port: the baseline's answer,
    * kept by ids so a repeat costs a probe of integer keys and no string hashing.
    */
-  comboObservers(shaId: number, nameId: number, rootDomain: string, port: number): number {
-    const rootId = this.rootIds[nameId]! - 1;
+  comboObservers(shaId: number, rootId: number, port: number): number {
     const keys = this.comboKeys;
     const mask = COMBO_SLOTS - 1;
     let slot = (Math.imul(shaId, 0x9e3779b1) ^ Math.imul(rootId, 0x85ebca77) ^ Math.imul(port, 0xc2b2ae3d)) >>> 14;
@@ -103,7 +134,7 @@ export class IdCaches {
       if (sha === -1) break;
       if (sha === shaId && keys[k + 1] === rootId && keys[k + 2] === port) return this.comboObserversBySlot[slot]!;
     }
-    const n = this.lookups.combo(this.table.text(shaId), rootDomain, port);
+    const n = this.lookups.combo(this.table.text(shaId), this.rootNames[rootId]!, port);
     if (this.combosHeld >= (COMBO_SLOTS >> 2) * 3) {
       // Full enough that probes grow long: start again (the baseline's own cache still holds recent answers).
       keys.fill(-1);

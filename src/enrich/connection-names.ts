@@ -6,6 +6,7 @@
 // rules and the daemon's bucket hold read it from there. Fed in record order,
 // as the daemon's pipeline, `rarecon score` and `rarecon baseline build` read
 // records: an answer names the connections that come after it.
+import { DEFAULT_NAMES_PER_GENERATION } from '../config/defaults.js';
 import type { RootDomainPolicy } from '../model/baseline.js';
 import { isHostname, rootDomainUnder, type ConnectionName } from '../model/connection-name.js';
 import type { ConnectionEvent, DnsAnswer, SourceRecord } from '../model/records.js';
@@ -37,8 +38,15 @@ export class ConnectionNames {
   /** The name of a connection with no hostname, one per policy (most inbound and internal traffic). */
   private unnamed: ConnectionName;
 
-  /** `policy`: the root-domain policy of the baseline the connections are judged against (rules of the build, for `baseline build`). */
-  constructor(config: NamingConfig, policy: Pick<RootDomainPolicy, 'allowPrivateDomains'>) {
+  /**
+   * `policy`: the root-domain policy of the baseline the connections are judged against (rules of the build, for `baseline build`).
+   * `namesPerGeneration`: names the young generation holds before it becomes the old one (at most twice as many are held).
+   */
+  constructor(
+    config: NamingConfig,
+    policy: Pick<RootDomainPolicy, 'allowPrivateDomains'>,
+    private readonly namesPerGeneration: number = DEFAULT_NAMES_PER_GENERATION,
+  ) {
     this.dns = new DnsCache(config.dnsGraceMs, config.dnsCacheMaxEntries);
     this.internalDomains = config.internalDomains;
     this.resolve = makeRootDomainResolver(config.internalDomains);
@@ -80,7 +88,7 @@ export class ConnectionNames {
       const root = isHostname(hostname) ? this.resolve.uncached(hostname, policy) : null;
       name = Object.freeze({ hostname, root, allowPrivateDomains: policy.allowPrivateDomains });
     }
-    if (this.young.size >= NAMES_PER_GENERATION) {
+    if (this.young.size >= this.namesPerGeneration) {
       this.old = this.young;
       this.young = new Map();
     }
@@ -116,13 +124,16 @@ export class ConnectionNames {
     }
   }
 
+  /** Names held now (both generations; a name in both counts twice). */
+  get heldNames(): number {
+    return this.young.size + this.old.size;
+  }
+
   /** The DNS cache's counts (lookups: one per connection without a hostname of its own). */
   stats(): DnsCacheStats {
     return this.dns.stats();
   }
 }
-
-const NAMES_PER_GENERATION = 65_536;
 
 function unnamed(allowPrivateDomains: boolean): ConnectionName {
   return Object.freeze({ hostname: null, root: null, allowPrivateDomains });

@@ -1,7 +1,7 @@
 // The detector's per-id caches give the baseline's answers, ask it once per
 // combo while the table has room, and start again (still right) when full.
 import { describe, expect, it } from 'vitest';
-import { IdCaches } from '../../src/detect/id-caches.js';
+import { IdCaches, NO_ROOT_REASONS } from '../../src/detect/id-caches.js';
 import { DEFAULT_POLICY, makeRootDomainResolver } from '../../src/model/root-domain.js';
 import type { BaselineMeta, BaselineReader } from '../../src/model/baseline.js';
 import type { ScannedTable } from '../../src/model/scanned.js';
@@ -37,11 +37,12 @@ describe('IdCaches', () => {
     for (let round = 0; round < 2; round++) {
       for (let sha = 0; sha < 50; sha++) {
         for (let name = 0; name < 40; name++) {
-          const rd = c.rootDomain(name, table.hostname(name)!, rootOf);
-          expect(rd.ok).toBe(true);
-          if (!rd.ok) continue;
+          const root = c.rootDomain(name, table.hostname(name)!, rootOf);
+          expect(root).toBeGreaterThanOrEqual(0);
+          const rootDomain = c.rootName(root);
+          expect(rootDomain).toBe(`n${name}.com`);
           for (const port of [443, 8443])
-            expect(c.comboObservers(sha, name, rd.rootDomain, port)).toBe((sha * 31 + rd.rootDomain.length * 7 + port) % 100_000);
+            expect(c.comboObservers(sha, root, port)).toBe((sha * 31 + rootDomain.length * 7 + port) % 100_000);
         }
       }
     }
@@ -54,22 +55,34 @@ describe('IdCaches', () => {
   it('stays right past its capacity (262,144 slots, restarted at three quarters)', () => {
     const b = counting();
     const c = new IdCaches(table, b, meta);
-    const rd = c.rootDomain(1, table.hostname(1)!, rootOf);
-    if (!rd.ok) throw new Error('no root');
+    const root = c.rootDomain(1, table.hostname(1)!, rootOf);
+    const rd = { rootDomain: c.rootName(root) };
     let wrong = 0;
     for (let round = 0; round < 2; round++) {
       for (let sha = 0; sha < 300_000; sha++) {
         const want = (sha * 31 + rd.rootDomain.length * 7 + 443) % 100_000;
-        if (c.comboObservers(sha, 1, rd.rootDomain, 443) !== want) wrong++;
+        if (c.comboObservers(sha, root, 443) !== want) wrong++;
       }
     }
     expect(wrong).toBe(0);
     // Under capacity, a second round is answered from the table.
     const b2 = counting();
     const c2 = new IdCaches(table, b2, meta);
-    c2.rootDomain(1, table.hostname(1)!, rootOf);
-    for (let round = 0; round < 2; round++) for (let sha = 0; sha < 150_000; sha++) c2.comboObservers(sha, 1, rd.rootDomain, 443);
+    const root2 = c2.rootDomain(1, table.hostname(1)!, rootOf);
+    for (let round = 0; round < 2; round++) for (let sha = 0; sha < 150_000; sha++) c2.comboObservers(sha, root2, 443);
     expect(b2.asked).toBe(150_000);
+  });
+
+  it('gives the reason of a name without a root domain, and numbers a root domain once for all its names', () => {
+    const names = ['www.n1.com', 'api.n1.com', 'localhost', '203.0.113.9', 'git.corp.lan'];
+    const t: ScannedTable = { ...table, hostname: (id) => names[id] ?? null };
+    const c = new IdCaches(t, counting(), meta);
+    const codes = names.map((n, id) => c.rootDomain(id, n, rootOf));
+    expect(codes[0]).toBe(codes[1]);
+    expect(c.rootName(codes[0]!)).toBe('n1.com');
+    expect(codes.slice(2).map((k) => NO_ROOT_REASONS[-k - 1])).toEqual(['single-label', 'ip-literal', 'internal-name']);
+    // Asked again, the same answers.
+    expect(names.map((n, id) => c.rootDomain(id, n, rootOf))).toEqual(codes);
   });
 
   it("asks a reader's uncached lookups when it has them (it keeps every answer itself)", () => {
@@ -85,9 +98,8 @@ describe('IdCaches', () => {
       uncached: inner,
     };
     const c = new IdCaches(table, reader, meta);
-    const rd = c.rootDomain(2, table.hostname(2)!, rootOf);
-    if (!rd.ok) throw new Error('no root');
-    expect(c.comboObservers(5, 2, rd.rootDomain, 443)).toBe((5 * 31 + rd.rootDomain.length * 7 + 443) % 100_000);
+    const root = c.rootDomain(2, table.hostname(2)!, rootOf);
+    expect(c.comboObservers(5, root, 443)).toBe((5 * 31 + c.rootName(root).length * 7 + 443) % 100_000);
     expect(c.processObservers(7)).toBe(2);
     expect(inner.asked).toBe(1);
   });

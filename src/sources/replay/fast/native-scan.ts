@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_OFFLINE_MEMORY } from '../../../config/defaults.js';
 import { layoutMismatch, LINE_STRIDE, MAX_NEW_PER_LINE } from './scanned-slots.js';
 
 export interface LineScan {
@@ -50,8 +51,8 @@ const MAX_LINES_PER_SCAN = 4096;
  * 64 MiB a 1M-line fleet day of 352k alerts to random names peaked at 305 MiB. The bench inputs and a
  * 2,000-host fleet hold ~110k distinct values, so they never reach these and lose no speed.
  */
-const MAX_IDS = 262_144;
-const MAX_HELD_BYTES = 16 * 1024 * 1024;
+const MAX_IDS = DEFAULT_OFFLINE_MEMORY.scannerMaxIds;
+const MAX_HELD_BYTES = DEFAULT_OFFLINE_MEMORY.scannerMaxHeldBytes;
 
 export class LineScanner {
   readonly lines = new Int32Array(MAX_LINES_PER_SCAN * LINE_STRIDE);
