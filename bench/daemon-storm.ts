@@ -235,6 +235,8 @@ export async function benchDaemonStorm(): Promise<void> {
     let hwm = 0;
     let lastFreshMs = Date.now();
     let lastUpdated = before?.updatedMs ?? 0;
+    const idleMiB = memory(d.pid)?.rss ?? 0;
+    const timeline: Array<{ atMs: number; rssMiB: number; s: DaemonStatus; delivered: number }> = [];
     const sampler = setInterval(() => {
       const m = memory(daemon.exit === null ? daemon.pid : null);
       if (m === null) return;
@@ -246,6 +248,7 @@ export async function benchDaemonStorm(): Promise<void> {
       if (s !== null && s.updatedMs !== lastUpdated) {
         lastUpdated = s.updatedMs;
         lastFreshMs = Date.now();
+        timeline.push({ atMs: Date.now(), rssMiB: m.rss, s, delivered: daemon.detections });
       }
     }, 50);
 
@@ -316,6 +319,19 @@ export async function benchDaemonStorm(): Promise<void> {
       `daemon-storm: kept watching ${(watchedMs / 1000).toFixed(1)} s of ${((end - t0) / 1000).toFixed(1)} s (storm, drain and probe); after the storm: ${probe}; ` +
         `watchdog level at the end ${s?.watchdog?.level ?? '?'}, shed ${s?.watchdog?.shedTotal ?? 0} items ${JSON.stringify(Object.fromEntries(Object.entries(s?.watchdog?.shedByReason ?? {}).filter(([, v]) => v > 0)))}`,
     );
+    console.log(`daemon-storm: before the storm the daemon was ${idleMiB.toFixed(0)} MiB resident; as its status file told it (MiB; queue, helper's received and kernel drops in records):`);
+    console.log(
+      'daemon-storm:   t s   RSS  heap used/total  external  queue  in flight  scored  counted  alerts  received  kernel drops  outbox rows  delivered',
+    );
+    for (const r of timeline) {
+      const mem = r.s.memory;
+      const mib = (b: number | undefined): string => ((b ?? 0) / 2 ** 20).toFixed(0);
+      console.log(
+        `daemon-storm: ${((r.atMs - t0) / 1000).toFixed(1).padStart(5)} ${r.rssMiB.toFixed(0).padStart(5)} ${`${mib(mem?.heapUsedBytes)}/${mib(mem?.heapTotalBytes)}`.padStart(16)} ${mib(mem?.externalBytes).padStart(9)} ` +
+          `${String(r.s.queue.size).padStart(6)} ${String(r.s.queue.inFlight).padStart(10)} ${String(r.s.score.connectionsTotal).padStart(7)} ${String(r.s.counters['valveCountedTotal'] ?? 0).padStart(8)} ` +
+          `${String(r.s.counters['alertsTotal'] ?? 0).padStart(7)} ${String(r.s.source?.receivedTotal ?? 0).padStart(9)} ${String(r.s.source?.kernelDropsTotal ?? 0).padStart(13)} ${String(r.s.report.outbox.rows).padStart(12)} ${String(r.delivered).padStart(10)}`,
+      );
+    }
     const problems = d.problems();
     if (problems.length > 0)
       console.log(
