@@ -1,5 +1,5 @@
 // A child for heap-growth.test.ts: a storm's shape of allocation (a few MiB of records alive at
-// once, each soon dropped, so many survive into the old generation) over ~40 MiB kept alive; prints
+// once, each soon dropped, so many survive into the old generation) over ~20 MiB kept alive; prints
 // the largest heap seen. argv[2] 'bounded' applies the daemon's bound first.
 import { boundHeapGrowth } from '../../src/daemon/heap-growth.js';
 
