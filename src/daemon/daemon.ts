@@ -102,8 +102,6 @@ export class Daemon {
     const serverUrl = c.sync.serverUrl;
     this.reporter = Reporter.start(c.report, {
       stateDir: c.stateDir,
-      // The pipeline is made below; until then nothing is behind.
-      liveBehind: () => this.pipeline?.behind() ?? false,
       log: (level, msg, fields) => this.log[level](msg, fields),
       ...(serverUrl === null
         ? {}

@@ -53,9 +53,6 @@ const RECORD_FLUSH_MS = 100;
  */
 export const SCORE_SLICE_MS = 10;
 
-/** Connections queued for scoring from which the live path counts as behind (sinks then wait a little for it). */
-export const BEHIND_QUEUED = 1000;
-
 /** Until a baseline arrives nothing is common and the detector says it is waiting for one. */
 export const NO_BASELINE: BaselineReader = {
   process: () => undefined,
@@ -187,11 +184,6 @@ export class Pipeline {
 
   get baseline(): BaselineReader {
     return this.baselineReader;
-  }
-
-  /** Whether connections queue for scoring faster than it takes them (an alert storm, an overloaded host). */
-  behind(): boolean {
-    return this.queue.size >= BEHIND_QUEUED;
   }
 
   get counters(): Readonly<PipelineCounters> {

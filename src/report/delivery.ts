@@ -19,16 +19,7 @@ export interface DeliveryOptions {
   maxAttempts: number;
   random?: () => number;
   now?: () => number;
-  /**
-   * True while the live path is behind (connections queue for scoring): the next batch waits, up to
-   * DEFER_MAX_MS, so delivering alerts already stored does not take the turn of those still to be raised.
-   */
-  liveBehind?: () => boolean;
 }
-
-/** How long a batch waits for a live path that is behind; beyond it, it goes, so a sink is never starved. */
-export const DEFER_MAX_MS = 1000;
-const DEFER_CHECK_MS = 25;
 
 export type DeliveryState = 'idle' | 'sending' | 'backing-off' | 'stopped';
 
@@ -41,8 +32,6 @@ export interface DeliveryStats {
   nextAttemptMs: number | null;
   /** Alerts sent whose completion could not yet be written (disk full). */
   unsavedDone: number;
-  /** Batches that waited for the live path to catch up (an alert storm) before they went. */
-  deferredTotal: number;
 }
 
 function abortableSleep(ms: number, signal: AbortSignal, wake?: (resolve: () => void) => void): Promise<void> {
@@ -78,9 +67,6 @@ export class DeliveryLoop {
   /** After a batch failed for good, its alerts go one by one so only the bad ones are dead-lettered. */
   private isolateThroughSeq = 0;
   private storeFailing = false;
-  /** When the next batch began to wait for the live path; null when it is not waiting. */
-  private deferredSinceMs: number | null = null;
-  private deferredTotal = 0;
 
   constructor(
     private readonly outbox: Outbox,
@@ -127,7 +113,6 @@ export class DeliveryLoop {
       consecutiveFailures: this.failures,
       nextAttemptMs: this.failures > 0 ? this.nextAttemptMs : null,
       unsavedDone: this.unsaved.reduce((n, op) => n + op.seqs.length, 0),
-      deferredTotal: this.deferredTotal,
     };
   }
 
@@ -141,10 +126,6 @@ export class DeliveryLoop {
         if (waitMs > 0) {
           this.state = 'backing-off';
           await abortableSleep(waitMs, signal);
-          continue;
-        }
-        if (this.deferForLivePath()) {
-          await abortableSleep(DEFER_CHECK_MS, signal);
           continue;
         }
         const limit = this.cursor < this.isolateThroughSeq ? 1 : this.opts.batchMaxAlerts;
@@ -169,7 +150,6 @@ export class DeliveryLoop {
           continue;
         }
         lingered = false;
-        this.deferredSinceMs = null;
         await this.deliver(got.items, signal);
       } catch (err) {
         // A throw here is a bug in rarecon, not an upstream problem: say so and keep going.
@@ -177,17 +157,6 @@ export class DeliveryLoop {
         this.pause();
       }
     }
-  }
-
-  /** Whether the next batch waits for the live path (behind, and not for DEFER_MAX_MS yet). */
-  private deferForLivePath(): boolean {
-    if (this.opts.liveBehind?.() !== true) return false;
-    const now = this.now();
-    if (this.deferredSinceMs === null) {
-      this.deferredSinceMs = now;
-      this.deferredTotal++;
-    }
-    return now - this.deferredSinceMs < DEFER_MAX_MS;
   }
 
   private async send(items: readonly OutboxItem[], signal: AbortSignal): Promise<SendResult> {

@@ -19,8 +19,6 @@ export interface ReporterOptions extends SinkEnvironment {
   log?: LogFn;
   /** Sinks built by the caller, by name, in place of those the config would build (tests, embedding). */
   sinks?: ReadonlyMap<string, AlertSink>;
-  /** True while the daemon's live path is behind: deliveries wait a little for it (delivery.ts). */
-  liveBehind?: () => boolean;
 }
 
 export interface ReportStats {
@@ -56,7 +54,7 @@ export class Reporter {
     return JSON.stringify({ s, pollMs: cfg.pollMs, backoff: cfg.backoff });
   }
 
-  private static lane(s: SinkConfig, sink: AlertSink, outbox: Outbox, cfg: ReportConfig, log: LogFn, opts: ReporterOptions): Lane {
+  private static lane(s: SinkConfig, sink: AlertSink, outbox: Outbox, cfg: ReportConfig, log: LogFn): Lane {
     const loop = new DeliveryLoop(
       outbox,
       sink,
@@ -66,7 +64,6 @@ export class Reporter {
         pollMs: cfg.pollMs,
         backoff: cfg.backoff,
         maxAttempts: cfg.backoff.maxAttempts,
-        ...(opts.liveBehind === undefined ? {} : { liveBehind: opts.liveBehind }),
       },
       log,
     );
@@ -93,7 +90,7 @@ export class Reporter {
       for (const s of sinks) void s.close();
       throw err;
     }
-    const lanes = cfg.sinks.map((s, i) => Reporter.lane(s, sinks[i]!, outbox, cfg, log, opts));
+    const lanes = cfg.sinks.map((s, i) => Reporter.lane(s, sinks[i]!, outbox, cfg, log));
     for (const l of lanes) l.loop.start();
     const held = outbox.size;
     for (const s of cfg.sinks) log('info', 'Delivering alerts to a sink.', describeSink(s));
@@ -161,7 +158,7 @@ export class Reporter {
           result.kept.push(s.name);
           continue;
         }
-        const lane = Reporter.lane(s, sink as AlertSink, this.outbox, cfg, log, this.opts);
+        const lane = Reporter.lane(s, sink as AlertSink, this.outbox, cfg, log);
         lane.loop.start();
         lanes.push(lane);
         (was === undefined ? result.added : result.changed).push(s.name);
