@@ -49,7 +49,13 @@ function memory(pid: number | null): { rss: number; hwm: number; anon: number; f
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
-    return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024, shmem: kb('RssShmem') / 1024 };
+    return {
+      rss: kb('VmRSS') / 1024,
+      hwm: kb('VmHWM') / 1024,
+      anon: kb('RssAnon') / 1024,
+      file: kb('RssFile') / 1024,
+      shmem: kb('RssShmem') / 1024,
+    };
   } catch {
     return null;
   }
@@ -312,14 +318,17 @@ export async function benchDaemonStorm(): Promise<void> {
     );
     console.log(
       `daemon-storm: of ${load.attempted.toLocaleString('en-US')} made: ${seen.toLocaleString('en-US')} scored or counted (${paused.toLocaleString('en-US')} counted while paused${counted > 0 ? `, ${counted.toLocaleString('en-US')} of them without enrichment` : ''}); ` +
-        `lost ${Math.max(0, load.attempted - seen).toLocaleString('en-US')} (kernel ${src?.kernelDropsTotal ?? 0}, source ${src?.droppedTotal ?? 0}, queue full ${s?.queue.droppedTotal ?? 0}, shed by the watchdog ${shedConnections(s)}); ` +
+        `not scored ${Math.max(0, load.attempted - seen).toLocaleString('en-US')}: shed by value and counted ${((s?.queue.droppedTotal ?? 0) + shedConnections(s)).toLocaleString('en-US')} (queue full ${s?.queue.droppedTotal ?? 0}, watchdog ${shedConnections(s)}), ` +
+        `lost unseen ${Math.max(0, load.attempted - seen - (s?.queue.droppedTotal ?? 0) - shedConnections(s)).toLocaleString('en-US')} (kernel ring buffer ${src?.kernelDropsTotal ?? 0}); ` +
         `drained ${(drainMs / 1000).toFixed(1)} s after the storm`,
     );
     console.log(
       `daemon-storm: kept watching ${(watchedMs / 1000).toFixed(1)} s of ${((end - t0) / 1000).toFixed(1)} s (storm, drain and probe); after the storm: ${probe}; ` +
         `watchdog level at the end ${s?.watchdog?.level ?? '?'}, shed ${s?.watchdog?.shedTotal ?? 0} items ${JSON.stringify(Object.fromEntries(Object.entries(s?.watchdog?.shedByReason ?? {}).filter(([, v]) => v > 0)))}`,
     );
-    console.log(`daemon-storm: before the storm the daemon was ${idleMiB.toFixed(0)} MiB resident; as its status file told it (MiB; queue, helper's received and kernel drops in records):`);
+    console.log(
+      `daemon-storm: before the storm the daemon was ${idleMiB.toFixed(0)} MiB resident; as its status file told it (MiB; queue, helper's received and kernel drops in records):`,
+    );
     console.log(
       'daemon-storm:   t s   RSS (anon+file)  heap used/total  external  queue  in flight  scored  counted  alerts  received  kernel drops  outbox rows  delivered',
     );
