@@ -44,12 +44,18 @@ const PORT_COUNT = 55_000;
 const PROBE_PORT = 9_000;
 
 /** VmRSS and VmHWM in MiB; null when the process is gone. */
-function memory(pid: number | null): { rss: number; hwm: number } | null {
+function memory(pid: number | null): { rss: number; hwm: number; anon: number; file: number; shmem: number } | null {
   if (pid === null) return null;
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
-    return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+    return {
+      rss: kb('VmRSS') / 1024,
+      hwm: kb('VmHWM') / 1024,
+      anon: kb('RssAnon') / 1024,
+      file: kb('RssFile') / 1024,
+      shmem: kb('RssShmem') / 1024,
+    };
   } catch {
     return null;
   }
@@ -235,6 +241,8 @@ export async function benchDaemonStorm(): Promise<void> {
     let hwm = 0;
     let lastFreshMs = Date.now();
     let lastUpdated = before?.updatedMs ?? 0;
+    const idleMiB = memory(d.pid)?.rss ?? 0;
+    const timeline: Array<{ atMs: number; rssMiB: number; anonMiB: number; fileMiB: number; s: DaemonStatus; delivered: number }> = [];
     const sampler = setInterval(() => {
       const m = memory(daemon.exit === null ? daemon.pid : null);
       if (m === null) return;
@@ -246,6 +254,7 @@ export async function benchDaemonStorm(): Promise<void> {
       if (s !== null && s.updatedMs !== lastUpdated) {
         lastUpdated = s.updatedMs;
         lastFreshMs = Date.now();
+        timeline.push({ atMs: Date.now(), rssMiB: m.rss, anonMiB: m.anon, fileMiB: m.file + m.shmem, s, delivered: daemon.detections });
       }
     }, 50);
 
@@ -309,13 +318,29 @@ export async function benchDaemonStorm(): Promise<void> {
     );
     console.log(
       `daemon-storm: of ${load.attempted.toLocaleString('en-US')} made: ${seen.toLocaleString('en-US')} scored or counted (${paused.toLocaleString('en-US')} counted while paused${counted > 0 ? `, ${counted.toLocaleString('en-US')} of them without enrichment` : ''}); ` +
-        `lost ${Math.max(0, load.attempted - seen).toLocaleString('en-US')} (kernel ${src?.kernelDropsTotal ?? 0}, source ${src?.droppedTotal ?? 0}, queue full ${s?.queue.droppedTotal ?? 0}, shed by the watchdog ${shedConnections(s)}); ` +
+        `not scored ${Math.max(0, load.attempted - seen).toLocaleString('en-US')}: shed by value and counted ${((s?.queue.droppedTotal ?? 0) + shedConnections(s)).toLocaleString('en-US')} (queue full ${s?.queue.droppedTotal ?? 0}, watchdog ${shedConnections(s)}), ` +
+        `lost unseen ${Math.max(0, load.attempted - seen - (s?.queue.droppedTotal ?? 0) - shedConnections(s)).toLocaleString('en-US')} (kernel ring buffer ${src?.kernelDropsTotal ?? 0}); ` +
         `drained ${(drainMs / 1000).toFixed(1)} s after the storm`,
     );
     console.log(
       `daemon-storm: kept watching ${(watchedMs / 1000).toFixed(1)} s of ${((end - t0) / 1000).toFixed(1)} s (storm, drain and probe); after the storm: ${probe}; ` +
         `watchdog level at the end ${s?.watchdog?.level ?? '?'}, shed ${s?.watchdog?.shedTotal ?? 0} items ${JSON.stringify(Object.fromEntries(Object.entries(s?.watchdog?.shedByReason ?? {}).filter(([, v]) => v > 0)))}`,
     );
+    console.log(
+      `daemon-storm: before the storm the daemon was ${idleMiB.toFixed(0)} MiB resident; as its status file told it (MiB; queue, helper's received and kernel drops in records):`,
+    );
+    console.log(
+      'daemon-storm:   t s   RSS (anon+file)  heap used/total  external  queue  in flight  scored  counted  alerts  received  kernel drops  outbox rows  delivered',
+    );
+    for (const r of timeline) {
+      const mem = r.s.memory;
+      const mib = (b: number | undefined): string => ((b ?? 0) / 2 ** 20).toFixed(0);
+      console.log(
+        `daemon-storm: ${((r.atMs - t0) / 1000).toFixed(1).padStart(5)} ${r.rssMiB.toFixed(0).padStart(5)} ${`(${r.anonMiB.toFixed(0)}+${r.fileMiB.toFixed(0)})`.padStart(11)} ${`${mib(mem?.heapUsedBytes)}/${mib(mem?.heapTotalBytes)}`.padStart(16)} ${mib(mem?.externalBytes).padStart(9)} ` +
+          `${String(r.s.queue.size).padStart(6)} ${String(r.s.queue.inFlight).padStart(10)} ${String(r.s.score.connectionsTotal).padStart(7)} ${String(r.s.counters['valveCountedTotal'] ?? 0).padStart(8)} ` +
+          `${String(r.s.counters['alertsTotal'] ?? 0).padStart(7)} ${String(r.s.source?.receivedTotal ?? 0).padStart(9)} ${String(r.s.source?.kernelDropsTotal ?? 0).padStart(13)} ${String(r.s.report.outbox.rows).padStart(12)} ${String(r.delivered).padStart(10)}`,
+      );
+    }
     const problems = d.problems();
     if (problems.length > 0)
       console.log(

@@ -45,6 +45,14 @@ export const WRITE_BATCH_MS = 20;
 /** How long a --record line waits for others to go in one write. */
 const RECORD_FLUSH_MS = 100;
 
+/**
+ * How long scoring runs before it lets the event loop turn, so the helper's pipe is read: scored
+ * without a break, an alert storm left the pipe unread for seconds, the helper blocked on it and the
+ * kernel's ring buffer dropped connections unseen and unchosen. Read at once, a connection waits in
+ * the bounded queue, where what cannot wait is shed by value and counted.
+ */
+export const SCORE_SLICE_MS = 10;
+
 /** Until a baseline arrives nothing is common and the detector says it is waiting for one. */
 export const NO_BASELINE: BaselineReader = {
   process: () => undefined,
@@ -132,6 +140,8 @@ export class Pipeline {
   private readonly recordOut: LineBatch | null;
   private inFlight = 0;
   private processing = false;
+  /** performance.now() when scoring began in this turn of the event loop; 0 when it has not. */
+  private sliceStartMs = 0;
   private readonly ownPids = new Set<number>([process.pid]);
   private readonly counts: PipelineCounters = {
     alertsTotal: 0,
@@ -329,8 +339,9 @@ export class Pipeline {
           if (common === false && watchdog.sheds(r.protocol === 'udp' ? 'udp_flow_not_common' : 'connection_not_common')) continue;
           if (common === undefined && watchdog.samplesOut()) continue;
         }
-        // A repeat with nothing queued before it is scored here and now: no queue, no await.
-        if (this.processing && this.queue.size === 0 && this.answerRepeat(r)) continue;
+        // A repeat with nothing queued before it is scored here and now (no queue, no await), unless
+        // scoring has had this turn: then it queues, and the pipe is read on.
+        if (this.processing && this.queue.size === 0 && !this.sliceSpent() && this.answerRepeat(r)) continue;
         this.queue.push(r);
       }
     } catch (err) {
@@ -343,6 +354,8 @@ export class Pipeline {
     const max = this.config.enrich.concurrency;
     const waiters: Array<() => void> = [];
     for await (const queued of this.queue.drain()) {
+      // Scoring has had its turn: the event loop reads the pipe (into the queue) before it goes on.
+      if (this.sliceSpent()) await nextTurn();
       // Queued before the valve closed: counted, not enriched.
       if (this.paused(queued.timeMs)) continue;
       if (this.answerRepeat(queued)) continue;
@@ -382,6 +395,17 @@ export class Pipeline {
       this.enrichFailLog.note({ pid: c.pid, error: (err as Error).message });
     }
     return true;
+  }
+
+  /** Whether scoring has run SCORE_SLICE_MS in this turn of the event loop (the first call of a turn starts its slice). */
+  private sliceSpent(): boolean {
+    const now = performance.now();
+    if (this.sliceStartMs === 0) {
+      this.sliceStartMs = now;
+      setImmediate(() => (this.sliceStartMs = 0));
+      return false;
+    }
+    return now - this.sliceStartMs > SCORE_SLICE_MS;
   }
 
   /** Whether the safety valve pauses this host at the connection's time; a paused connection is counted here. */
@@ -484,6 +508,11 @@ export class Pipeline {
     this.alertsOut?.write(JSON.stringify(render(a)) + '\n');
     this.writes.addAlert(a);
   }
+}
+
+/** After the I/O of this turn of the event loop (the helper's pipe among it). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A process image by pid and start time (eBPF only; the /proc source has no stack to scan). */

@@ -66,11 +66,20 @@ export function buildStatus(i: StatusInputs, nowMs: number): DaemonStatus {
     lastAlertMs: i.lastAlertMs,
     report: i.report,
     sync: i.sync,
-    rssBytes: process.memoryUsage().rss,
+    ...memory(),
     cpu: process.cpuUsage(),
     watchdog: i.watchdog,
     stateDir: i.stateDir,
     caches: caches(i.dns, i.enrich, i.baselineCache),
+  };
+}
+
+/** Resident memory, and the V8 heap against the buffers outside it: where the memory of a storm sits. */
+function memory(): Pick<DaemonStatus, 'rssBytes' | 'memory'> {
+  const m = process.memoryUsage();
+  return {
+    rssBytes: m.rss,
+    memory: { heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers },
   };
 }
 

@@ -50,6 +50,8 @@ export interface DaemonStatus {
   report: ReportStats;
   sync: SyncStatus | null;
   rssBytes: number;
+  /** The V8 heap (used and reserved) and the buffers outside it (absent in older status files). */
+  memory?: { heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number };
   cpu: { user: number; system: number };
   /** Absent in status files of older versions. */
   watchdog?: WatchdogStats;
