@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBaseline } from '../support/e2e-baseline.js';
 import { DaemonRun, INJECTED, VERY_RARE, alertKey, type Json } from '../support/daemon.js';
-import { EVENT_WAIT_MS, buildNative, buildTrigger, rootReason, sha256File } from '../support/env.js';
+import { EVENT_WAIT_MS, buildNative, buildTrigger, rootReason, sha256File, until } from '../support/env.js';
 import { TestHost } from '../support/testhost.js';
 
 const skipReason = rootReason();
@@ -192,10 +192,14 @@ describe.skipIf(skipReason !== null)('rarecon run on a real kernel: programs tha
     const d = daemon as DaemonRun;
     const mine = (): Json[] =>
       d.records().filter((r) => r.type === 'connection' && r.remote?.ip === IP.many && pids.includes(r.process?.pid));
-    await d.waitForRecord(() => mine().length >= pids.length, EVENT_WAIT_MS);
-    const unhashed = mine().filter((r) => r.process.sha256 !== trig.sha);
+    // The record file is read once a poll (waitForRecord's predicate runs per record: it would re-read it per record).
+    const recs = await until('a record of each of the 30 runs', EVENT_WAIT_MS, () => {
+      const seen = mine();
+      return seen.length >= pids.length ? seen : undefined;
+    });
+    const unhashed = recs.filter((r) => r.process.sha256 !== trig.sha);
     expect(unhashed.map((r) => `${String(r.process.pid)} ${String(r.process.path)}`)).toEqual([]);
-    expect(mine().filter((r) => r.process.path?.startsWith(sub)).length).toBe(30);
+    expect(recs.filter((r) => r.process.path?.startsWith(sub)).length).toBe(30);
   });
 
   it('says in its status how those images were found: through the helper’s handle, for the processes already gone', async () => {
